@@ -1,0 +1,158 @@
+"""Application settings: the only module that reads the process environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+load_dotenv(BASE_DIR / ".env")
+
+# A value that is obviously not a secret; production refuses to start with it.
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+class Config:
+    """Settings shared by every environment; each reads one variable documented in .env.example."""
+
+    SECRET_KEY: str = _env("SECRET_KEY", DEFAULT_SECRET_KEY) or DEFAULT_SECRET_KEY
+    DEBUG = False
+    TESTING = False
+
+    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'shop.db'}")
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    # SQLite waits this long for a competing writer before "database is locked".
+    SQLITE_BUSY_TIMEOUT_MS = _env_int("SQLITE_BUSY_TIMEOUT_MS", 15000)
+
+    # Request bodies above this are refused with 413 (the webhook has its own, smaller cap).
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 64 * 1024)
+    WEBHOOK_MAX_BYTES = _env_int("WEBHOOK_MAX_BYTES", 256 * 1024)
+
+    # Shop rules.
+    SHOP_NAME = _env("SHOP_NAME", "Tidy Shop")
+    MAX_QUANTITY_PER_LINE = _env_int("MAX_QUANTITY_PER_LINE", 10)
+    ORDERS_PER_PAGE = _env_int("ORDERS_PER_PAGE", 20)
+    DEFAULT_CURRENCY = (_env("DEFAULT_CURRENCY", "usd") or "usd").lower()
+    DISPLAY_LOCALE = _env("DISPLAY_LOCALE", "en_US")
+
+    # Stripe. With no secret key the run script starts the local Stripe service and points us at it.
+    STRIPE_SECRET_KEY = _env("STRIPE_SECRET_KEY")
+    STRIPE_WEBHOOK_SECRET = _env("STRIPE_WEBHOOK_SECRET")
+    # Empty means Stripe itself; set to the local service's URL (e.g. http://127.0.0.1:12111) otherwise.
+    STRIPE_API_BASE = _env("STRIPE_API_BASE")
+    STRIPE_TIMEOUT_SECONDS = _env_int("STRIPE_TIMEOUT_SECONDS", 10)
+    STRIPE_MAX_NETWORK_RETRIES = _env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+    # Set only by tests: a stripe.HTTPClient that routes the SDK in-process.
+    STRIPE_HTTP_CLIENT: Any = None
+    CHECKOUT_SESSION_TTL_MINUTES = _env_int("CHECKOUT_SESSION_TTL_MINUTES", 30)
+    # Backoff after Stripe answers 429, before the shopper is told to try again.
+    STRIPE_RATE_LIMIT_BACKOFF_SECONDS = float(_env("STRIPE_RATE_LIMIT_BACKOFF_SECONDS", "0.5") or 0.5)
+
+    # Rate limits (Flask-Limiter). memory:// is per process; use redis://... with several workers.
+    RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
+    SIGNUP_RATE_LIMIT = _env("SIGNUP_RATE_LIMIT", "5 per minute")
+    CHECKOUT_RATE_LIMIT = _env("CHECKOUT_RATE_LIMIT", "20 per minute")
+
+    # Cookies.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    WTF_CSRF_TIME_LIMIT = 3600 * 8
+
+    # Development conveniences: the run script creates this staff account and prints it.
+    DEMO_STAFF_EMAIL = _env("DEMO_STAFF_EMAIL", "staff@example.com")
+    DEMO_STAFF_PASSWORD = _env("DEMO_STAFF_PASSWORD", "staff-demo-password")
+
+    LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+
+    @classmethod
+    def validate(cls, settings: dict[str, Any]) -> None:
+        """Refuse settings that would be unsafe in this environment (nothing to check by default)."""
+
+
+class DevelopmentConfig(Config):
+    """Local development: debug tooling on, SQLite in instance/ by default."""
+
+    DEBUG = _env_bool("FLASK_DEBUG", True)
+
+
+class TestingConfig(Config):
+    """Tests: in-memory SQLite unless TEST_DATABASE_URL names another database; no rate limits."""
+
+    TESTING = True
+    SECRET_KEY = "testing-secret-key"
+    SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
+    WTF_CSRF_ENABLED = False
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    STRIPE_SECRET_KEY = "sk_test_emulated"
+    STRIPE_WEBHOOK_SECRET = "whsec_testing"
+    STRIPE_API_BASE = "http://127.0.0.1:12111"
+    STRIPE_MAX_NETWORK_RETRIES = 0
+    STRIPE_RATE_LIMIT_BACKOFF_SECONDS = 0.0
+    SERVER_NAME = "shop.test"
+
+
+class ProductionConfig(Config):
+    """Production: secure cookies, and a refusal to start with unsafe settings."""
+
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+    @classmethod
+    def validate(cls, settings: dict[str, Any]) -> None:
+        """Raise RuntimeError when a production app would start with a default secret, DEBUG, or no webhook secret."""
+        problems = []
+        if not settings.get("SECRET_KEY") or settings["SECRET_KEY"] == DEFAULT_SECRET_KEY:
+            problems.append("SECRET_KEY must be set to a long random value")
+        if settings.get("DEBUG"):
+            problems.append("DEBUG must be off")
+        if not settings.get("STRIPE_SECRET_KEY"):
+            problems.append("STRIPE_SECRET_KEY must be set")
+        if not settings.get("STRIPE_WEBHOOK_SECRET"):
+            problems.append("STRIPE_WEBHOOK_SECRET must be set")
+        if problems:
+            raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None) -> type[Config]:
+    """Return the config class named by `name`, else by SHOP_CONFIG, else development."""
+    key = (name or _env("SHOP_CONFIG", "development") or "development").lower()
+    try:
+        return CONFIGS[key]
+    except KeyError:
+        raise RuntimeError(f"Unknown SHOP_CONFIG {key!r}; choose one of {sorted(CONFIGS)}") from None

@@ -1,0 +1,46 @@
+"""The shop: create_app() wires extensions, blueprints, admin and CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from config import Config, get_config
+from shopapp.extensions import csrf, db, limiter, login_manager, migrate
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Flask:
+    """Build a shop application from a config name or class, with optional setting overrides."""
+    app = Flask(__name__, instance_relative_config=True)
+    config_class = config if isinstance(config, type) else get_config(config)
+    app.config.from_object(config_class)
+    app.config.update(overrides)
+    config_class.validate(app.config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from shopapp import admin, cli, database, errors, gateway, logs, security, templating
+    from shopapp.auth import bp as auth_bp
+    from shopapp.payments import bp as payments_bp
+    from shopapp.shop import bp as shop_bp
+
+    logs.init_logging(app)
+    database.init_database(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    gateway.init_gateway(app)
+    security.init_security(app)
+    templating.init_templating(app)
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(shop_bp)
+    app.register_blueprint(payments_bp)
+    admin.init_admin(app)
+    errors.init_error_handlers(app)
+    cli.init_cli(app)
+    return app

@@ -1,0 +1,32 @@
+"""Flask-Admin for staff: built per app inside the factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+
+from shopapp.admin.views import (
+    OrderView,
+    PaymentEventView,
+    ProductView,
+    StaffIndexView,
+    UserView,
+)
+from shopapp.extensions import db
+from shopapp.models import Order, PaymentEvent, Product, User
+
+
+def init_admin(app: Flask) -> Admin:
+    """Create this app's Admin with the staff-only views (a module-level Admin breaks repeated factories)."""
+    admin = Admin(
+        app,
+        name=f"{app.config['SHOP_NAME']} staff",
+        theme=Bootstrap4Theme(swatch="default"),
+        index_view=StaffIndexView(url="/admin"),
+    )
+    admin.add_view(ProductView(Product, db, name="Products", endpoint="products"))
+    admin.add_view(OrderView(Order, db, name="Orders", endpoint="orders"))
+    admin.add_view(PaymentEventView(PaymentEvent, db, name="Payment events", endpoint="payment_events"))
+    admin.add_view(UserView(User, db, name="Users", endpoint="users"))
+    return admin

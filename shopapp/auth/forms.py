@@ -1,0 +1,37 @@
+"""Account forms (Flask-WTF, CSRF included)."""
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SubmitField
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+from shopapp.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+
+class SignupForm(FlaskForm):
+    """New account: email and a password typed twice."""
+
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+        description=f"At least {MIN_PASSWORD_LENGTH} characters.",
+    )
+    confirm = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", message="Passwords must match.")]
+    )
+    submit = SubmitField("Create account")
+
+
+class LoginForm(FlaskForm):
+    """Email and password, with an optional remember-me cookie."""
+
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    remember = BooleanField("Keep me signed in")
+    submit = SubmitField("Log in")
+
+
+class LogoutForm(FlaskForm):
+    """Log-out is a POST with a CSRF token."""
+
+    submit = SubmitField("Log out")

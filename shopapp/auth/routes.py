@@ -1,0 +1,110 @@
+"""Account views: validate a form, call one service, redirect or render."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from shopapp.auth import bp
+from shopapp.auth.forms import LoginForm, LogoutForm, SignupForm
+from shopapp.extensions import limiter, login_manager
+from shopapp.services import accounts
+
+log = logging.getLogger("shopapp.auth")
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please log in to continue."
+login_manager.login_message_category = "info"
+login_manager.session_protection = "basic"
+
+
+@login_manager.user_loader
+def load_user(token: str) -> accounts.User | None:
+    """Flask-Login's loader: the session stores the user's current session token."""
+    return accounts.load_user_by_session_token(token)
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return `target` only if it is a path on this site (no scheme, host, or protocol-relative trick)."""
+    if not target:
+        return None
+    target = target.strip()
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(ch in target for ch in "\\\r\n\t"):
+        return None
+    return target
+
+
+def _start_session(user: accounts.User, remember: bool) -> None:
+    # A fresh session at log-in: nothing from before (e.g. a planted value) survives.
+    session.clear()
+    login_user(user, remember=remember)
+
+
+def _signup_limit() -> str:
+    return str(current_app.config["SIGNUP_RATE_LIMIT"])
+
+
+def _login_limit() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(_signup_limit, methods=["POST"])
+def signup() -> Response | tuple[str, int] | str:
+    """Create an account and log in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("shop.index"))
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.create_user(form.email.data or "", form.password.data or "")
+        except accounts.AccountError as error:
+            form.email.errors = [*form.email.errors, str(error)]
+        else:
+            _start_session(user, remember=False)
+            flash("Welcome! Your account is ready.", "success")
+            return redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/signup.html", form=form), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login() -> Response | tuple[str, int] | str:
+    """Log in with email and password."""
+    if current_user.is_authenticated:
+        return redirect(url_for("shop.index"))
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.email.data or "", form.password.data or "")
+        if user is not None:
+            _start_session(user, remember=bool(form.remember.data))
+            flash("You are logged in.", "success")
+            return redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
+        log.warning("Failed log-in attempt from %s", request.remote_addr)
+        error = "Invalid email or password."
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form, error=error), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout() -> Response:
+    """Log out: end this session and invalidate the old cookies (and remember-me) everywhere."""
+    form = LogoutForm()
+    if not form.validate_on_submit():
+        flash("Your session expired; please try logging out again.", "warning")
+        return redirect(url_for("shop.index"))
+    accounts.end_all_sessions(current_user._get_current_object())
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("shop.index"))

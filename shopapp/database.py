@@ -1,0 +1,57 @@
+"""Engine set-up per dialect: the one place that knows SQLite and PostgreSQL differ."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from shopapp.extensions import db
+
+# Session.connection(execution_options=WRITE) makes SQLite take the write lock at BEGIN,
+# so two writers never both read and then fail to upgrade their lock ("database is locked").
+WRITE = {"shop_write": True}
+
+
+def init_database(app: Flask) -> None:
+    """Bind Flask-SQLAlchemy and install the per-dialect engine hooks."""
+    db.init_app(app)
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    # Pooled connections must not cross a fork (gunicorn preload): each worker opens its own.
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=lambda: _dispose_after_fork(app))
+
+
+def _dispose_after_fork(app: Flask) -> None:
+    with app.app_context():
+        db.engine.dispose(close=False)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """Real transactions on pysqlite (SQLAlchemy docs, 'Serializable isolation / Savepoints / Transactional DDL')."""
+    in_memory = engine.url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's BEGIN below instead of pysqlite's implicit one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("shop_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,51 @@
+"""Error pages in the site layout; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger("shopapp.errors")
+
+MESSAGES = {
+    400: ("Bad request", "Something in that request was not right. Please go back and try again."),
+    403: ("Not allowed", "You do not have access to this page."),
+    404: ("Not found", "We could not find that page."),
+    405: ("Method not allowed", "That page cannot be used this way."),
+    413: ("Too large", "That request was too large."),
+    429: ("Slow down", "Too many attempts in a short time. Please wait a minute and try again."),
+    500: ("Something went wrong", "An unexpected error happened on our side. Please try again shortly."),
+    503: ("Busy", "We are very busy right now. Please try again in a moment."),
+}
+
+
+def render_error(status: int, detail: str | None = None) -> tuple[str, int]:
+    """The error page for `status`, with an optional more specific message."""
+    title, message = MESSAGES.get(status, MESSAGES[500 if status >= 500 else 400])
+    return render_template("errors/error.html", status=status, title=title, message=detail or message), status
+
+
+def init_error_handlers(app: Flask) -> None:
+    """Register the handlers for HTTP errors, CSRF failures and unexpected exceptions."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        log.warning("CSRF failure on %s %s: %s", request.method, request.path, error.description)
+        return render_error(400, "Your form expired or was not sent from this site. Please reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        status = error.code or 500
+        if status in (401, 403):
+            log.warning("Authorization failure: %s %s", request.method, request.path)
+        return render_error(status)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[str, int]:
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        log.exception("Unhandled error on %s %s", request.method, request.path)
+        return render_error(InternalServerError.code)

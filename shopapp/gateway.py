@@ -1,0 +1,178 @@
+"""The one door to Stripe: the only module that imports the stripe SDK.
+
+A StripeClient is built from config and kept on app.extensions; services reach it through
+get_gateway() and get plain dicts and gateway exceptions back, never SDK types.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import stripe
+from flask import Flask, current_app
+
+log = logging.getLogger("shopapp.gateway")
+
+EXTENSION_KEY = "shop_gateway"
+T = TypeVar("T")
+
+
+class GatewayError(Exception):
+    """Stripe could not do what was asked; `user_message` is safe to show a shopper."""
+
+    user_message = "The payment provider could not be reached. Nothing was charged; please try again."
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class GatewayBusy(GatewayError):
+    """Stripe answered 429 even after a short backoff."""
+
+    user_message = "Payments are very busy right now. Nothing was charged; please try again in a moment."
+
+
+class GatewayUnavailable(GatewayError):
+    """Network failure, timeout, 409 or 5xx: the outcome is unknown, so retry with the same key."""
+
+
+class GatewayRejected(GatewayError):
+    """Stripe refused the request (4xx): retrying the same request will not help."""
+
+    user_message = "The payment provider refused this checkout. Nothing was charged; please contact us."
+
+
+class WebhookSignatureError(Exception):
+    """The webhook payload or its Stripe-Signature header did not verify."""
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+class PaymentGateway:
+    """Thin wrapper over a StripeClient that translates SDK errors and results."""
+
+    def __init__(self, client: stripe.StripeClient, webhook_secret: str | None, backoff_seconds: float) -> None:
+        self._client = client
+        self._webhook_secret = webhook_secret
+        self._backoff_seconds = backoff_seconds
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one SDK call; on 429 back off once and retry (same idempotency key), then give up politely."""
+        for attempt in (1, 2):
+            try:
+                return fn()
+            except stripe.RateLimitError as error:
+                log.warning("Stripe rate limit on %s (attempt %d)", what, attempt)
+                if attempt == 2:
+                    raise GatewayBusy(str(error), code="rate_limit", status=429) from error
+                time.sleep(self._backoff_seconds)
+            except stripe.APIConnectionError as error:
+                log.warning("Stripe unreachable on %s: %s", what, error.user_message)
+                raise GatewayUnavailable(str(error)) from error
+            except (stripe.InvalidRequestError, stripe.IdempotencyError, stripe.CardError) as error:
+                log.warning("Stripe refused %s: %s", what, error.user_message)
+                raise GatewayRejected(
+                    str(error.user_message), code=getattr(error, "code", None), status=error.http_status
+                ) from error
+            except stripe.StripeError as error:
+                log.warning("Stripe error on %s: %s (%s)", what, error.user_message, error.http_status)
+                raise GatewayUnavailable(str(error.user_message), status=error.http_status) from error
+        raise AssertionError("unreachable")
+
+    def create_checkout_session(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Create a Checkout Session; the same key always yields the same session."""
+        return _plain(
+            self._call(
+                "create checkout session",
+                lambda: self._client.v1.checkout.sessions.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                ),
+            )
+        )
+
+    def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """Fetch a Checkout Session with its payment intent expanded."""
+        return _plain(
+            self._call(
+                "retrieve checkout session",
+                lambda: self._client.v1.checkout.sessions.retrieve(
+                    session_id, params={"expand": ["payment_intent"]}
+                ),
+            )
+        )
+
+    def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """Expire an open Checkout Session so it can no longer be paid."""
+        return _plain(
+            self._call(
+                "expire checkout session",
+                lambda: self._client.v1.checkout.sessions.expire(
+                    session_id, options={"idempotency_key": f"expire-{session_id}"}
+                ),
+            )
+        )
+
+    def create_refund(
+        self, payment_intent: str, amount_cents: int, idempotency_key: str, metadata: dict[str, str]
+    ) -> dict[str, Any]:
+        """Refund part or all of a payment."""
+        return _plain(
+            self._call(
+                "create refund",
+                lambda: self._client.v1.refunds.create(
+                    params={"payment_intent": payment_intent, "amount": amount_cents, "metadata": metadata},
+                    options={"idempotency_key": idempotency_key},
+                ),
+            )
+        )
+
+    def parse_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        """Verify the Stripe-Signature over the raw body and return the event as a dict."""
+        if not self._webhook_secret:
+            raise WebhookSignatureError("no webhook secret is configured")
+        if not signature:
+            raise WebhookSignatureError("missing Stripe-Signature header")
+        try:
+            event = self._client.construct_event(payload, signature, self._webhook_secret)
+        except stripe.SignatureVerificationError as error:
+            raise WebhookSignatureError(f"signature verification failed: {error.user_message}") from error
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise WebhookSignatureError(f"malformed payload: {type(error).__name__}") from error
+        return _plain(event)
+
+
+def build_client(config: dict[str, Any]) -> stripe.StripeClient:
+    """A StripeClient from settings: key, optional local API base, timeouts, retries, test transport."""
+    http_client = config.get("STRIPE_HTTP_CLIENT")
+    if http_client is None:
+        http_client = stripe.RequestsClient(timeout=config["STRIPE_TIMEOUT_SECONDS"])
+    options: dict[str, Any] = {
+        "http_client": http_client,
+        "max_network_retries": config["STRIPE_MAX_NETWORK_RETRIES"],
+    }
+    if config.get("STRIPE_API_BASE"):
+        options["base_addresses"] = {"api": config["STRIPE_API_BASE"]}
+    return stripe.StripeClient(config.get("STRIPE_SECRET_KEY") or "sk_test_missing", **options)
+
+
+def init_gateway(app: Flask) -> None:
+    """Build the gateway for this app and keep it on app.extensions."""
+    app.extensions[EXTENSION_KEY] = PaymentGateway(
+        build_client(app.config),
+        app.config.get("STRIPE_WEBHOOK_SECRET"),
+        float(app.config["STRIPE_RATE_LIMIT_BACKOFF_SECONDS"]),
+    )
+
+
+def get_gateway() -> PaymentGateway:
+    """The current app's gateway."""
+    gateway: PaymentGateway = current_app.extensions[EXTENSION_KEY]
+    return gateway

@@ -1,0 +1,197 @@
+"""Orders, their items, their status history and their refunds."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shopapp.extensions import Base
+from shopapp.models.base import UTCDateTime, utcnow
+from shopapp.models.product import Product
+from shopapp.models.user import User
+
+
+class OrderStatus(str, enum.Enum):
+    """Where an order stands; stored as its lower-case value."""
+
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+    @property
+    def label(self) -> str:
+        """Human wording for badges and admin lists."""
+        return self.value.replace("_", " ").capitalize()
+
+
+S = OrderStatus
+# Forward-only. A payment Stripe confirms is real money, so it is recorded even when the
+# shop had already given up on the order (expired/canceled locally while the shopper paid).
+ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELED}),
+    S.EXPIRED: frozenset({S.PAID}),
+    S.CANCELED: frozenset({S.PAID}),
+    S.FAILED: frozenset(),
+    S.PAID: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+}
+FINAL_STATUSES = frozenset({S.PAID, S.FAILED, S.PARTIALLY_REFUNDED, S.REFUNDED})
+
+status_type = Enum(
+    OrderStatus,
+    native_enum=False,
+    length=32,
+    values_callable=lambda members: [m.value for m in members],
+    validate_strings=True,
+    name="order_status",
+)
+
+
+class Order(Base):
+    """A shopper's purchase. Totals are computed from database prices when the order is made."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("total_cents >= 0", name="total_not_negative"),
+        CheckConstraint("refunded_cents >= 0 AND refunded_cents <= total_cents", name="refund_within_total"),
+        # "My orders" (newest first per user), and the admin/reconcile scans by status and age.
+        Index("ix_orders_user_id_id", "user_id", "id"),
+        Index("ix_orders_status_created_at", "status", "created_at"),
+        Index("ix_orders_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    status: Mapped[OrderStatus] = mapped_column(status_type, default=OrderStatus.PENDING)
+    total_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    # What was bought, canonical ("<product_id>x<qty>,..."), so a repeated submit can reuse this order.
+    cart_key: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    # The hosted payment page of that session, so a repeated submit is answered without calling Stripe.
+    checkout_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    # Each new Checkout Session for this order is a new attempt with its own idempotency key.
+    checkout_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    session_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Stripe reported the session complete but unpaid: a delayed payment method is still settling.
+    payment_processing: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0", index=True)
+    review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    user: Mapped[User] = relationship(lazy="raise_on_sql")
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id", lazy="selectin"
+    )
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderEvent.id", lazy="select"
+    )
+    refunds: Mapped[list[Refund]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="Refund.id", lazy="select"
+    )
+
+    @property
+    def is_final(self) -> bool:
+        """True once Stripe has settled the order (paid, failed or refunded)."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def refundable_cents(self) -> int:
+        """What may still be refunded."""
+        if self.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
+            return 0
+        return self.total_cents - self.refunded_cents
+
+    def __repr__(self) -> str:
+        return f"<Order {self.id} {self.status.value}>"
+
+    def __str__(self) -> str:
+        return f"Order #{self.id}"
+
+
+class OrderItem(Base):
+    """One line of an order; name and unit price are copied so later price edits never change it."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"), index=True)
+    product_name: Mapped[str] = mapped_column(String(120))
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    order: Mapped[Order] = relationship(back_populates="items")
+    product: Mapped[Product] = relationship(lazy="raise_on_sql")
+
+    @property
+    def line_total_cents(self) -> int:
+        """Unit price times quantity."""
+        return self.unit_price_cents * self.quantity
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product_name}"
+
+
+class OrderEvent(Base):
+    """The order's timeline: every status change or notable payment fact, and who or what caused it."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # e.g. "webhook evt_123", "success page", "reconcile", "staff ann@example.com"
+    actor: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.from_status}->{self.to_status} by {self.actor}"
+
+
+class Refund(Base):
+    """A refund asked of Stripe; it counts against the order once Stripe confirms it."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32), default="pending", server_default="pending")
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    requested_by: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    order: Mapped[Order] = relationship(back_populates="refunds")

@@ -1,0 +1,35 @@
+"""The log of every webhook the shop received."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shopapp.extensions import Base
+from shopapp.models.base import UTCDateTime, utcnow
+
+
+class PaymentEvent(Base):
+    """One Stripe event as received; the unique event id makes duplicates cheap to spot."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (Index("ix_payment_events_received_at", "received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(100), index=True)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    signature_valid: Mapped[bool] = mapped_column(default=True, server_default="1")
+    # applied / no-op / ignored / flagged / failed
+    outcome: Mapped[str] = mapped_column(String(32), default="received", server_default="received")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    payload: Mapped[str] = mapped_column(Text)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_event_id} {self.type}"

@@ -1,0 +1,51 @@
+"""Payment views: thin; the checkout and webhook services decide everything."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import abort, current_app, render_template, request
+from flask_login import current_user, login_required
+
+from shopapp.extensions import csrf
+from shopapp.gateway import WebhookSignatureError
+from shopapp.payments import bp
+from shopapp.services import checkout, webhooks
+
+log = logging.getLogger("shopapp.payments")
+
+
+@bp.get("/success/")
+@login_required
+def success() -> str:
+    """Where Stripe returns the shopper; never trusts the query string beyond looking the session up."""
+    session_id = request.args.get("session_id", "")
+    if not session_id.startswith("cs_") or len(session_id) > 255:
+        abort(404)
+    order = checkout.settle_from_success_page(current_user.id, session_id)
+    if order is None:
+        abort(404)
+    return render_template("payments/success.html", order=order)
+
+
+@bp.post("/webhook/")
+@bp.post("/webhook", endpoint="webhook_no_slash")
+@csrf.exempt
+def webhook() -> tuple[str, int]:
+    """Stripe's signed events: 400 for anything unverifiable, 5xx when applying failed (Stripe retries)."""
+    if not current_app.config.get("STRIPE_WEBHOOK_SECRET"):
+        log.error("Webhook refused: STRIPE_WEBHOOK_SECRET is not configured")
+        return "webhook secret not configured\n", 400
+    # Stripe's events are a few KiB; the webhook has its own cap instead of the site-wide one.
+    request.max_content_length = current_app.config["WEBHOOK_MAX_BYTES"]
+    if (request.content_length or 0) > request.max_content_length:
+        return "payload too large\n", 413
+    payload = request.get_data(cache=False)
+    try:
+        result = webhooks.receive_webhook(payload, request.headers.get("Stripe-Signature"))
+    except WebhookSignatureError as error:
+        log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
+        return "invalid signature\n", 400
+    except webhooks.WebhookProcessingError:
+        return "processing failed; please retry\n", 500
+    return f"{result.outcome}\n", 200

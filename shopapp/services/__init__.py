@@ -1,0 +1,1 @@
+"""Business rules and transactions. Services never touch request, session, flash or the Stripe SDK."""

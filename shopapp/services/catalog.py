@@ -1,0 +1,153 @@
+"""The catalogue: products, prices, and turning a shopper's selection into a cart."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from babel.numbers import format_currency
+from sqlalchemy import select
+
+from shopapp.extensions import db
+from shopapp.models import Product
+from shopapp.services.tx import write_transaction
+
+DEMO_PRODUCTS = [
+    ("Product A", "A sturdy everyday classic, made to last.", 1999),
+    ("Product B", "Twice the charm, for people who like a little more.", 2999),
+    ("Product C", "Our finest: premium materials and a lifetime of use.", 3999),
+]
+
+QUANTITY_FIELD = re.compile(r"^qty-(\d{1,9})$")
+# Fields a checkout form may carry besides quantities; anything else is tampering.
+ALLOWED_EXTRA_FIELDS = frozenset({"csrf_token"})
+
+
+class SelectionError(ValueError):
+    """A user-facing reason a product selection was refused."""
+
+
+@dataclass(frozen=True)
+class CartLine:
+    """One product and how many of it, priced from the database."""
+
+    product: Product
+    quantity: int
+
+    @property
+    def line_total_cents(self) -> int:
+        """Unit price times quantity."""
+        return self.product.price_cents * self.quantity
+
+
+@dataclass(frozen=True)
+class Cart:
+    """A validated selection: at least one line, one currency."""
+
+    lines: tuple[CartLine, ...]
+
+    @property
+    def total_cents(self) -> int:
+        """Sum of the lines."""
+        return sum(line.line_total_cents for line in self.lines)
+
+    @property
+    def currency(self) -> str:
+        """The single currency of every line."""
+        return self.lines[0].product.currency
+
+    @property
+    def key(self) -> str:
+        """Canonical description of what is bought (and at which prices), to recognise a repeated submit."""
+        return ",".join(
+            f"{line.product.id}x{line.quantity}@{line.product.price_cents}"
+            for line in sorted(self.lines, key=lambda line: line.product.id)
+        )
+
+
+def format_money(cents: int, currency: str, locale: str = "en_US") -> str:
+    """Format integer cents as money with its currency symbol, e.g. 1999 USD -> $19.99."""
+    return format_currency(Decimal(cents) / 100, currency.upper(), locale=locale)
+
+
+def parse_money(value: Decimal) -> int:
+    """Convert a decimal amount to integer cents, refusing fractions of a cent."""
+    cents = value * 100
+    if cents != cents.to_integral_value():
+        raise SelectionError("Amounts can have at most two decimal places.")
+    return int(cents)
+
+
+def list_active_products() -> list[Product]:
+    """Active products in display order (one query)."""
+    return list(
+        db.session.scalars(
+            select(Product).where(Product.active.is_(True)).order_by(Product.display_order, Product.id)
+        )
+    )
+
+
+def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Cart:
+    """Validate raw form fields (name, value pairs) into a Cart priced from the database.
+
+    Only `qty-<product id>` fields (integers 0..max_quantity, each at most once) and the CSRF token are
+    accepted; anything else — a price, a currency, a duplicate — is refused rather than ignored.
+    """
+    quantities: dict[int, int] = {}
+    seen: set[str] = set()
+    for name, raw in fields:
+        if name in seen:
+            raise SelectionError("The form was sent with a repeated field; please try again.")
+        seen.add(name)
+        if name in ALLOWED_EXTRA_FIELDS:
+            continue
+        match = QUANTITY_FIELD.match(name)
+        if not match:
+            raise SelectionError("The form contained an unexpected field; please reload the page.")
+        text = raw.strip()
+        if not re.fullmatch(r"\d{1,4}", text):
+            raise SelectionError("Quantities must be whole numbers.")
+        quantity = int(text)
+        if quantity > max_quantity:
+            raise SelectionError(f"You can buy at most {max_quantity} of each product.")
+        quantities[int(match.group(1))] = quantity
+
+    wanted = {pid: qty for pid, qty in quantities.items() if qty > 0}
+    if not wanted:
+        raise SelectionError("Choose at least one product.")
+    products = {
+        p.id: p
+        for p in db.session.scalars(
+            select(Product).where(Product.id.in_(wanted), Product.active.is_(True))
+        )
+    }
+    if set(wanted) - set(products):
+        raise SelectionError("One of the chosen products is no longer available; please reload the page.")
+    if len({p.currency for p in products.values()}) > 1:
+        raise SelectionError("Products in different currencies cannot be bought together.")
+    lines = tuple(CartLine(products[pid], wanted[pid]) for pid in sorted(wanted))
+    return Cart(lines)
+
+
+def seed_demo_products() -> int:
+    """Create the three demo products that are missing (by name); returns how many were created."""
+    created = 0
+    with write_transaction() as session:
+        existing = set(session.scalars(select(Product.name)))
+        for order, (name, description, price) in enumerate(DEMO_PRODUCTS):
+            if name in existing:
+                continue
+            session.add(
+                Product(
+                    name=name,
+                    description=description,
+                    price_cents=price,
+                    currency="usd",
+                    active=True,
+                    display_order=order,
+                )
+            )
+            created += 1
+    return created

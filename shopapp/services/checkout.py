@@ -1,0 +1,435 @@
+"""Checkout: from a validated cart to a Stripe Checkout Session, and finalizing it exactly once.
+
+Rules (see shared/STRIPE.md): the order is committed PENDING before Stripe is called; every create
+carries a key derived from the order attempt; a repeated submit of the same cart reuses the open
+session; a changed cart expires the old session first; one function, finalize_checkout, decides
+whether Stripe's word makes an order PAID, and an atomic compare-and-set picks the single winner.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from shopapp.extensions import db
+from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
+from shopapp.models import Order, OrderStatus, User
+from shopapp.models.base import utcnow
+from shopapp.services import orders as order_rules
+from shopapp.services import stock
+from shopapp.services.catalog import Cart
+from shopapp.services.tx import write_transaction
+
+log = logging.getLogger("shopapp.checkout")
+
+# Stripe accepts expires_at between 30 minutes and 24 hours ahead of its own clock.
+MIN_TTL = timedelta(minutes=30)
+MAX_TTL = timedelta(hours=24)
+# Slack for clock skew and transit, so a session asked for "30 minutes" is never refused as too soon.
+TTL_SLACK = timedelta(seconds=60)
+
+# Test seam for the interleaving proof: called between a finalizer's checks and its compare-and-set.
+before_compare_and_set: Callable[[int], None] | None = None
+
+
+class CheckoutError(Exception):
+    """A user-facing reason checkout could not start; `busy` means try again shortly."""
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
+
+
+class SessionNotOurs(LookupError):
+    """A Checkout Session that names no order of this shop."""
+
+
+class OrderNotFound(LookupError):
+    """A session names an order that does not exist (yet): retry later."""
+
+
+@dataclass(frozen=True)
+class CheckoutUrls:
+    """Where Stripe sends the shopper back; success_url must contain {CHECKOUT_SESSION_ID}."""
+
+    success_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True)
+class CheckoutStarted:
+    """The hosted payment page to send the shopper to."""
+
+    order_id: int
+    url: str
+    reused: bool
+
+
+class Outcome(str, enum.Enum):
+    """What finalize_checkout did."""
+
+    PAID = "paid"  # this call moved the order to PAID
+    FAILED = "failed"
+    EXPIRED = "expired"
+    PROCESSING = "processing"  # paid by a delayed method: wait for async_payment_*
+    OPEN = "open"  # the shopper has not paid yet
+    NOOP = "no-op"  # already in that state (or later): a duplicate or late event
+    FLAGGED = "flagged"  # Stripe's data does not match the order: staff must look
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting checkout
+
+
+@dataclass(frozen=True)
+class _Plan:
+    kind: str  # "reuse" | "retire" | "create"
+    order_id: int
+    url: str = ""
+    session_id: str = ""
+    params: Mapping[str, Any] | None = None
+    idempotency_key: str = ""
+
+
+def _lock_user(session: Session, user_id: int) -> None:
+    # Serialises one shopper's concurrent submits. On SQLite BEGIN IMMEDIATE already does this;
+    # on PostgreSQL the row lock does (FOR UPDATE is omitted by SQLite's compiler).
+    session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+def _expires_at(now: datetime, ttl_minutes: int) -> datetime:
+    ttl = min(max(timedelta(minutes=ttl_minutes), MIN_TTL) + TTL_SLACK, MAX_TTL - TTL_SLACK)
+    return (now + ttl).replace(microsecond=0)
+
+
+def _session_params(order: Order, email: str, urls: CheckoutUrls) -> dict[str, Any]:
+    assert order.session_expires_at is not None
+    return {
+        "mode": "payment",
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": order.currency,
+                    "unit_amount": item.unit_price_cents,
+                    "product_data": {"name": item.product_name},
+                },
+                "quantity": item.quantity,
+            }
+            for item in order.items
+        ],
+        "success_url": urls.success_url,
+        "cancel_url": urls.cancel_url,
+        "client_reference_id": str(order.id),
+        "metadata": {"order_id": str(order.id), "attempt": str(order.checkout_attempt)},
+        "customer_email": email,
+        "expires_at": int(order.session_expires_at.timestamp()),
+    }
+
+
+def _idempotency_key(order: Order) -> str:
+    return f"order-{order.id}-attempt-{order.checkout_attempt}"
+
+
+def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: int) -> _Plan:
+    """In one write transaction, decide: reuse the open session, retire a stale one, or create."""
+    now = utcnow()
+    with write_transaction() as session:
+        _lock_user(session, user_id)
+        email = session.scalar(select(User.email).where(User.id == user_id)) or ""
+        current = session.scalar(
+            select(Order)
+            .where(Order.user_id == user_id, Order.status == OrderStatus.PENDING)
+            .order_by(Order.id.desc())
+            .limit(1)
+        )
+        if current is not None:
+            same_cart = current.cart_key == cart.key
+            live = current.session_expires_at is not None and current.session_expires_at > now
+            if current.stripe_session_id and same_cart and live and current.checkout_url:
+                return _Plan("reuse", current.id, url=current.checkout_url, session_id=current.stripe_session_id)
+            if current.stripe_session_id:
+                # A different cart, or a session past its time: it must be closed before a new one.
+                return _Plan("retire", current.id, session_id=current.stripe_session_id)
+            # An attempt whose create failed or is in flight: retry it with the same key while its
+            # expires_at is still acceptable to Stripe, else start a fresh attempt.
+            if same_cart and current.session_expires_at and current.session_expires_at - now >= MIN_TTL:
+                return _Plan(
+                    "create",
+                    current.id,
+                    params=_session_params(current, email, urls),
+                    idempotency_key=_idempotency_key(current),
+                )
+            if not same_cart:
+                order_rules.transition(
+                    session, current, OrderStatus.CANCELED, actor="shopper", note="Replaced by a new cart"
+                )
+                stock.release(session, current)
+                current = None
+        if current is None:
+            current = order_rules.build_order(session, user_id, cart)
+            stock.reserve(session, current)
+        current.checkout_attempt += 1
+        current.session_expires_at = _expires_at(now, ttl_minutes)
+        session.flush()
+        return _Plan(
+            "create",
+            current.id,
+            params=_session_params(current, email, urls),
+            idempotency_key=_idempotency_key(current),
+        )
+
+
+def _store_session(order_id: int, created: Mapping[str, Any]) -> None:
+    with write_transaction() as session:
+        # Concurrent identical submits all receive the same session (same key): storing it is idempotent.
+        session.execute(
+            update(Order)
+            .where(
+                Order.id == order_id,
+                or_(Order.stripe_session_id.is_(None), Order.stripe_session_id == created["id"]),
+            )
+            .values(stripe_session_id=created["id"], checkout_url=created["url"], updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: int) -> CheckoutStarted:
+    """Create (or reuse) the shopper's PENDING order for `cart` and its Checkout Session.
+
+    Raises CheckoutError with a message for the shopper when Stripe cannot be used right now.
+    """
+    gateway = get_gateway()
+    for _ in range(3):  # at most: retire one stale session, then create
+        plan = _plan_checkout(user_id, cart, urls, ttl_minutes)
+        if plan.kind == "reuse":
+            log.info("Order %s: reusing open session %s", plan.order_id, plan.session_id)
+            return CheckoutStarted(plan.order_id, plan.url, reused=True)
+        if plan.kind == "retire":
+            _retire_session(plan.order_id, plan.session_id)
+            continue
+        assert plan.params is not None
+        try:
+            created = gateway.create_checkout_session(dict(plan.params), plan.idempotency_key)
+        except GatewayError as error:
+            log.warning("Order %s: creating session failed (%s)", plan.order_id, type(error).__name__)
+            raise CheckoutError(error.user_message, busy=not isinstance(error, GatewayRejected)) from error
+        _store_session(plan.order_id, created)
+        log.info("Order %s: session %s created", plan.order_id, created["id"])
+        return CheckoutStarted(plan.order_id, created["url"], reused=False)
+    raise CheckoutError("Your previous checkout is still closing; please try again.", busy=True)
+
+
+def _retire_session(order_id: int, session_id: str) -> None:
+    """Close an old session before replacing it: expire it at Stripe, then settle the order from its state."""
+    gateway = get_gateway()
+    try:
+        settled = gateway.expire_checkout_session(session_id)
+    except GatewayRejected:
+        # Not open any more (paid, or already expired): learn what happened instead of guessing.
+        settled = gateway.retrieve_checkout_session(session_id)
+    except GatewayError as error:
+        raise CheckoutError(error.user_message, busy=True) from error
+    finalize_checkout(settled, actor="checkout (replacing session)")
+    with write_transaction() as session:
+        order = session.get(Order, order_id)
+        if order is not None and order.status == OrderStatus.PENDING and order.stripe_session_id == session_id:
+            # The session is closed at Stripe but finalize left the order open (e.g. it was already expired
+            # by time and Stripe reported it so): close it here so the shopper can start again.
+            order_rules.transition(session, order, OrderStatus.EXPIRED, actor="checkout", note="Session closed")
+            stock.release(session, order)
+
+
+def cancel_order(user_id: int, order_id: int) -> Outcome:
+    """The shopper gives up a PENDING order: its session is expired at Stripe first, so it cannot be paid."""
+    with write_transaction() as session:
+        order = session.scalar(select(Order).where(Order.id == order_id, Order.user_id == user_id))
+        if order is None:
+            raise OrderNotFound(order_id)
+        if order.status != OrderStatus.PENDING:
+            return Outcome.NOOP
+        session_id = order.stripe_session_id
+        if session_id is None:
+            order_rules.transition(session, order, OrderStatus.CANCELED, actor="shopper", note="Canceled")
+            stock.release(session, order)
+            return Outcome.EXPIRED
+    gateway = get_gateway()
+    try:
+        settled = gateway.expire_checkout_session(session_id)
+    except GatewayRejected:
+        settled = gateway.retrieve_checkout_session(session_id)
+    except GatewayError as error:
+        raise CheckoutError(error.user_message, busy=True) from error
+    if settled.get("status") == "expired":
+        with write_transaction() as session:
+            order = session.get(Order, order_id)
+            if order is not None and order.status == OrderStatus.PENDING:
+                order_rules.transition(session, order, OrderStatus.CANCELED, actor="shopper", note="Canceled")
+                stock.release(session, order)
+                return Outcome.EXPIRED
+        return Outcome.NOOP
+    return finalize_checkout(settled, actor="shopper cancel (session already settled)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Finalizing
+
+
+def order_id_for_session(checkout_session: Mapping[str, Any]) -> int:
+    """The order a Checkout Session names; metadata and client_reference_id must agree."""
+    metadata = checkout_session.get("metadata") or {}
+    from_metadata = str(metadata.get("order_id") or "")
+    reference = str(checkout_session.get("client_reference_id") or "")
+    if not from_metadata.isdigit() or reference != from_metadata:
+        raise SessionNotOurs(checkout_session.get("id"))
+    return int(from_metadata)
+
+
+def _mismatch(order: Order, checkout_session: Mapping[str, Any]) -> str | None:
+    if checkout_session.get("amount_total") != order.total_cents:
+        return f"amount {checkout_session.get('amount_total')} != order total {order.total_cents}"
+    if str(checkout_session.get("currency") or "").lower() != order.currency.lower():
+        return f"currency {checkout_session.get('currency')} != order currency {order.currency}"
+    if checkout_session.get("mode") not in (None, "payment"):
+        return f"unexpected mode {checkout_session.get('mode')}"
+    return None
+
+
+def _payment_intent_id(checkout_session: Mapping[str, Any]) -> str | None:
+    pi = checkout_session.get("payment_intent")
+    if isinstance(pi, Mapping):
+        return str(pi.get("id"))
+    return str(pi) if pi else None
+
+
+def _async_failed(checkout_session: Mapping[str, Any]) -> bool:
+    pi = checkout_session.get("payment_intent")
+    return isinstance(pi, Mapping) and pi.get("status") in ("requires_payment_method", "canceled")
+
+
+def apply_session(
+    session: Session,
+    checkout_session: Mapping[str, Any],
+    *,
+    actor: str,
+    payment_failed: bool = False,
+) -> tuple[Outcome, int]:
+    """Finalize within the caller's transaction; returns (outcome, order id). See finalize_checkout."""
+    order_id = order_id_for_session(checkout_session)
+    order = session.get(Order, order_id, populate_existing=True)
+    if order is None:
+        raise OrderNotFound(order_id)
+    session_id = str(checkout_session.get("id"))
+    status = checkout_session.get("status")
+    payment_status = checkout_session.get("payment_status")
+
+    if payment_status == "paid":
+        problem = _mismatch(order, checkout_session)
+        if problem is None and order.stripe_session_id not in (None, session_id) and order.status in (
+            OrderStatus.PAID,
+            OrderStatus.PARTIALLY_REFUNDED,
+            OrderStatus.REFUNDED,
+        ):
+            problem = f"a second paid session {session_id} for an order already paid by {order.stripe_session_id}"
+        if problem is not None:
+            if not order.needs_review:
+                order_rules.flag_for_review(session, order, problem, actor=actor)
+            log.error("Order %s not marked paid: %s", order.id, problem)
+            return Outcome.FLAGGED, order.id
+        if not order_rules.can_transition(order.status, OrderStatus.PAID):
+            return Outcome.NOOP, order.id
+        if before_compare_and_set is not None:
+            before_compare_and_set(order.id)
+        won = order_rules.transition(
+            session,
+            order,
+            OrderStatus.PAID,
+            actor=actor,
+            note=f"Paid via {session_id}",
+            values={
+                "paid_at": utcnow(),
+                "stripe_session_id": session_id,
+                "stripe_payment_intent_id": _payment_intent_id(checkout_session),
+            },
+        )
+        if not won:
+            return Outcome.NOOP, order.id
+        # Side effects belong to the single winner.
+        if not stock.consume(session, order):
+            order_rules.flag_for_review(
+                session, order, "paid after its reservation was released and the stock is gone: refund", actor=actor
+            )
+        log.info("Order %s PAID (%s)", order.id, actor)
+        return Outcome.PAID, order.id
+
+    belongs = order.stripe_session_id in (None, session_id)
+    if status == "complete" and (payment_failed or _async_failed(checkout_session)):
+        if belongs and order.status == OrderStatus.PENDING and order_rules.transition(
+            session, order, OrderStatus.FAILED, actor=actor, note="Delayed payment failed"
+        ):
+            stock.release(session, order)
+            return Outcome.FAILED, order.id
+        return Outcome.NOOP, order.id
+    if status == "complete":
+        if order.status != OrderStatus.PENDING:
+            return Outcome.NOOP, order.id
+        if not order.payment_processing:
+            session.execute(
+                update(Order)
+                .where(Order.id == order.id, Order.status == OrderStatus.PENDING)
+                .values(payment_processing=True, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            order_rules.record_order_event(session, order, actor=actor, note="Delayed payment processing")
+        return Outcome.PROCESSING, order.id
+    if status == "expired":
+        if belongs and order.status == OrderStatus.PENDING and order_rules.transition(
+            session, order, OrderStatus.EXPIRED, actor=actor, note=f"Session {session_id} expired"
+        ):
+            stock.release(session, order)
+            return Outcome.EXPIRED, order.id
+        return Outcome.NOOP, order.id
+    return (Outcome.OPEN if order.status == OrderStatus.PENDING else Outcome.NOOP), order.id
+
+
+def finalize_checkout(
+    checkout_session: Mapping[str, Any], *, actor: str, payment_failed: bool = False
+) -> Outcome:
+    """The single place that settles an order from a Checkout Session, in its own transaction.
+
+    Called by the webhook (with the signed event's snapshot), the success page and reconcile (with a
+    fresh retrieve). Marks PAID only when Stripe says paid and amount, currency and order reference
+    match; a mismatch flags the order for staff. Only the compare-and-set winner does side effects.
+    """
+    with write_transaction() as session:
+        outcome, _ = apply_session(session, checkout_session, actor=actor, payment_failed=payment_failed)
+    return outcome
+
+
+def settle_from_success_page(user_id: int, session_id: str) -> Order | None:
+    """The success page: the shopper's own order for this session, refreshed from Stripe if not yet final.
+
+    Returns None for a session that is not this shopper's (the caller answers 404). Makes at most one
+    Stripe call, and none once the order is final.
+    """
+    order = db.session.scalar(
+        select(Order).where(Order.stripe_session_id == session_id, Order.user_id == user_id)
+    )
+    if order is None:
+        return None
+    if order.status == OrderStatus.PENDING:
+        try:
+            checkout_session = get_gateway().retrieve_checkout_session(session_id)
+        except GatewayError:
+            log.warning("Success page for order %s: Stripe unreachable; showing last known state", order.id)
+            return order
+        finalize_checkout(checkout_session, actor="success page")
+        db.session.refresh(order)
+    return order
+

@@ -1,0 +1,136 @@
+"""Orders: creation from a cart, the status state machine, and the shopper's order list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shopapp.extensions import db
+from shopapp.models import ALLOWED_TRANSITIONS, Order, OrderEvent, OrderItem, OrderStatus
+from shopapp.models.base import utcnow
+from shopapp.services.catalog import Cart
+
+
+class InvalidTransition(ValueError):
+    """A status change the state machine does not allow."""
+
+
+def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
+    """Whether the state machine allows current -> target."""
+    return target in ALLOWED_TRANSITIONS[current]
+
+
+def transition(
+    session: Session,
+    order: Order,
+    target: OrderStatus,
+    *,
+    actor: str,
+    note: str = "",
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move `order` from the status it was read with to `target` with a compare-and-set.
+
+    Returns True for the one caller whose UPDATE matched (it alone may do side effects) and False when
+    another process changed the status first. Raises InvalidTransition for a move the map forbids.
+    The caller owns the transaction.
+    """
+    observed = order.status
+    if not can_transition(observed, target):
+        raise InvalidTransition(f"{observed.value} -> {target.value} is not allowed")
+    now = utcnow()
+    result = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == observed)
+        .values(status=target, updated_at=now, **dict(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(order)
+        return False
+    session.add(
+        OrderEvent(
+            order_id=order.id, from_status=observed.value, to_status=target.value, actor=actor, note=note
+        )
+    )
+    session.flush()
+    session.refresh(order)
+    return True
+
+
+def record_order_event(session: Session, order: Order, *, actor: str, note: str) -> None:
+    """Add a timeline entry that is not a status change (a flag, a refund request, a no-op worth knowing)."""
+    session.add(OrderEvent(order_id=order.id, from_status=None, to_status=None, actor=actor, note=note))
+
+
+def flag_for_review(session: Session, order: Order, reason: str, *, actor: str) -> None:
+    """Mark the order for staff attention without touching its status."""
+    session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(needs_review=True, review_reason=reason, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    record_order_event(session, order, actor=actor, note=f"Flagged for review: {reason}")
+
+
+def build_order(session: Session, user_id: int, cart: Cart) -> Order:
+    """Add a PENDING order for `cart` with names and unit prices copied from the database."""
+    order = Order(
+        user_id=user_id,
+        status=OrderStatus.PENDING,
+        total_cents=cart.total_cents,
+        currency=cart.currency,
+        cart_key=cart.key,
+        items=[
+            OrderItem(
+                product_id=line.product.id,
+                product_name=line.product.name,
+                unit_price_cents=line.product.price_cents,
+                quantity=line.quantity,
+            )
+            for line in cart.lines
+        ],
+    )
+    session.add(order)
+    session.flush()
+    record_order_event(session, order, actor="shopper", note="Order placed")
+    return order
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of a shopper's orders."""
+
+    orders: list[Order]
+    page: int
+    has_next: bool
+
+    @property
+    def has_prev(self) -> bool:
+        """Whether an earlier page exists."""
+        return self.page > 1
+
+
+def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
+    """The user's orders, newest first, with items, in two queries whatever the order count."""
+    page = max(1, page)
+    rows = list(
+        db.session.scalars(
+            select(Order)
+            .where(Order.user_id == user_id)
+            .order_by(Order.id.desc())
+            .limit(per_page + 1)
+            .offset((page - 1) * per_page)
+        )
+    )
+    return OrderPage(orders=rows[:per_page], page=page, has_next=len(rows) > per_page)
+
+
+def get_order_for_user(order_id: int, user_id: int) -> Order | None:
+    """The order if it belongs to the user; None otherwise (callers answer 404 either way)."""
+    return db.session.scalar(select(Order).where(Order.id == order_id, Order.user_id == user_id))

@@ -1,0 +1,154 @@
+"""Webhook events: stored once, applied in the same transaction as their effect."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shopapp.gateway import get_gateway
+from shopapp.models import PaymentEvent
+from shopapp.models.base import utcnow
+from shopapp.services.checkout import Outcome, SessionNotOurs, apply_session
+from shopapp.services.tx import write_transaction
+
+log = logging.getLogger("shopapp.webhooks")
+
+Handler = Callable[[Session, Mapping[str, Any], str], tuple[str, int | None]]
+
+
+class WebhookProcessingError(Exception):
+    """Applying an event failed; it was rolled back and recorded, and Stripe should retry."""
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """What happened to one delivery."""
+
+    event_id: str
+    outcome: str
+    duplicate: bool = False
+
+
+def _checkout_handler(payment_failed: bool = False) -> Handler:
+    def handle(session: Session, obj: Mapping[str, Any], actor: str) -> tuple[str, int | None]:
+        try:
+            outcome, order_id = apply_session(session, obj, actor=actor, payment_failed=payment_failed)
+        except SessionNotOurs:
+            return "ignored", None
+        applied = outcome in (Outcome.PAID, Outcome.FAILED, Outcome.EXPIRED)
+        return ("applied" if applied else outcome.value), order_id
+
+    return handle
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": _checkout_handler(),
+    "checkout.session.async_payment_succeeded": _checkout_handler(),
+    "checkout.session.async_payment_failed": _checkout_handler(payment_failed=True),
+    "checkout.session.expired": _checkout_handler(),
+}
+
+
+def register_handler(event_type: str, handler: Handler) -> None:
+    """Let another service (e.g. refunds) handle an event type."""
+    HANDLERS[event_type] = handler
+
+
+def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
+    """Verify a delivery and process it. Raises WebhookSignatureError (400) or WebhookProcessingError (5xx)."""
+    event = get_gateway().parse_event(payload, signature)
+    return process_event(event, payload.decode("utf-8"))
+
+
+def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: bool = False) -> WebhookResult:
+    """Store the event and apply it exactly once; a duplicate of an already processed event is a no-op."""
+    event_id = str(event["id"])
+    event_type = str(event.get("type", ""))
+    data = event.get("data") or {}
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    handler = HANDLERS.get(event_type)
+    actor = f"{'replay' if replay else 'webhook'} {event_id} ({event_type})"
+    try:
+        with write_transaction() as session:
+            row = session.scalar(select(PaymentEvent).where(PaymentEvent.stripe_event_id == event_id))
+            if row is not None and row.outcome != "failed" and not replay:
+                log.info("Duplicate event %s (%s): already %s", event_id, event_type, row.outcome)
+                return WebhookResult(event_id, row.outcome, duplicate=True)
+            if row is None:
+                row = PaymentEvent(
+                    stripe_event_id=event_id,
+                    type=event_type,
+                    payload=raw if raw is not None else json.dumps(event),
+                    signature_valid=True,
+                )
+                session.add(row)
+                session.flush()  # a concurrent twin fails here on the unique event id
+            if handler is None or not isinstance(obj, Mapping):
+                outcome, order_id = "ignored", None
+            else:
+                outcome, order_id = handler(session, obj, actor)
+            row.outcome, row.order_id, row.processed_at, row.error = outcome, order_id, utcnow(), None
+        log.info("Event %s (%s): %s", event_id, event_type, outcome)
+        return WebhookResult(event_id, outcome)
+    except IntegrityError:
+        log.info("Duplicate event %s (%s) arrived concurrently", event_id, event_type)
+        return WebhookResult(event_id, "duplicate", duplicate=True)
+    except Exception as error:
+        log.exception("Event %s (%s) failed; rolled back for a retry", event_id, event_type)
+        _record_failure(event_id, event_type, raw if raw is not None else json.dumps(event), error)
+        raise WebhookProcessingError(str(error)) from error
+
+
+def _record_failure(event_id: str, event_type: str, raw: str, error: Exception) -> None:
+    """Keep the failed event (outcome=failed) for staff and replay; the effect itself was rolled back."""
+    message = f"{type(error).__name__}: {error}"[:2000]
+    try:
+        with write_transaction() as session:
+            row = session.scalar(select(PaymentEvent).where(PaymentEvent.stripe_event_id == event_id))
+            if row is None:
+                session.add(
+                    PaymentEvent(
+                        stripe_event_id=event_id, type=event_type, payload=raw, outcome="failed", error=message
+                    )
+                )
+            elif row.outcome == "failed" or row.processed_at is None:
+                row.outcome, row.error = "failed", message
+    except Exception:
+        # The database itself may be what failed; the 5xx still makes Stripe retry.
+        log.exception("Could not record the failure of event %s", event_id)
+
+
+def replay_events(event_ids: list[str]) -> list[WebhookResult]:
+    """Re-run stored events by id (staff 'reprocess' and `flask payments replay`)."""
+    results = []
+    for event_id in event_ids:
+        with write_transaction() as session:
+            row = session.scalar(select(PaymentEvent).where(PaymentEvent.stripe_event_id == event_id))
+            raw = row.payload if row is not None else None
+        if raw is None:
+            results.append(WebhookResult(event_id, "unknown"))
+            continue
+        try:
+            results.append(process_event(json.loads(raw), raw, replay=True))
+        except WebhookProcessingError:
+            results.append(WebhookResult(event_id, "failed"))
+    return results
+
+
+def failed_event_ids() -> list[str]:
+    """Ids of stored events whose processing failed."""
+    with write_transaction() as session:
+        return list(
+            session.scalars(
+                select(PaymentEvent.stripe_event_id)
+                .where(PaymentEvent.outcome == "failed")
+                .order_by(PaymentEvent.id)
+            )
+        )

@@ -1,0 +1,96 @@
+"""Shop views: the product page, Buy, and cancelling a pending order."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from shopapp.extensions import limiter
+from shopapp.services import catalog, checkout, orders, stock
+from shopapp.shop import bp
+from shopapp.shop.forms import BuyForm, CancelOrderForm
+
+log = logging.getLogger("shopapp.shop")
+
+
+def _render_shop(*, error: str | None = None, status: int = 200, selection: dict[str, str] | None = None):
+    products = catalog.list_active_products()
+    order_page = None
+    if current_user.is_authenticated:
+        page = request.args.get("page", default=1, type=int) or 1
+        order_page = orders.orders_for_user(current_user.id, page, current_app.config["ORDERS_PER_PAGE"])
+    notice = None
+    if request.args.get("checkout") == "canceled":
+        notice = "Payment canceled: nothing was charged. Your selection is still here when you are ready."
+    return (
+        render_template(
+            "shop/index.html",
+            products=products,
+            order_page=order_page,
+            form=BuyForm(),
+            cancel_form=CancelOrderForm(),
+            max_quantity=current_app.config["MAX_QUANTITY_PER_LINE"],
+            selection=selection or {},
+            error=error,
+            notice=notice,
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+def index():
+    """The shop page: products for everyone, "My orders" for a logged-in shopper."""
+    return _render_shop()
+
+
+def _checkout_limit() -> str:
+    return str(current_app.config["CHECKOUT_RATE_LIMIT"])
+
+
+@bp.post("/checkout")
+@limiter.limit(_checkout_limit)
+@login_required
+def buy() -> Response | tuple[str, int]:
+    """Validate the selection, create or reuse the order and its Checkout Session, and go pay (303)."""
+    fields = list(request.form.items(multi=True))
+    selection = {name: value for name, value in fields if name.startswith("qty-")}
+    try:
+        cart = catalog.parse_selection(fields, current_app.config["MAX_QUANTITY_PER_LINE"])
+        started = checkout.start_checkout(
+            current_user.id,
+            cart,
+            checkout.CheckoutUrls(
+                success_url=url_for("payments.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+                cancel_url=url_for("shop.index", checkout="canceled", _external=True),
+            ),
+            current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
+        )
+    except (catalog.SelectionError, stock.OutOfStock) as error:
+        return _render_shop(error=str(error), status=400, selection=selection)
+    except checkout.CheckoutError as error:
+        response = _render_shop(error=str(error), status=503, selection=selection)
+        return response
+    return redirect(started.url, code=303)
+
+
+@bp.post("/orders/<int:order_id>/cancel")
+@login_required
+def cancel_order(order_id: int) -> Response | tuple[str, int]:
+    """Cancel one of the shopper's pending orders (its session is expired at Stripe first)."""
+    try:
+        outcome = checkout.cancel_order(current_user.id, order_id)
+    except checkout.OrderNotFound:
+        return _render_shop(error="That order was not found.", status=404)
+    except checkout.CheckoutError as error:
+        return _render_shop(error=str(error), status=503)
+    if outcome == checkout.Outcome.EXPIRED:
+        flash(f"Order #{order_id} was canceled. Nothing was charged.", "info")
+    elif outcome == checkout.Outcome.PAID:
+        flash(f"Order #{order_id} had already been paid, so it was not canceled.", "warning")
+    else:
+        flash(f"Order #{order_id} can no longer be canceled.", "warning")
+    return redirect(url_for("shop.index"))
