@@ -1,0 +1,46 @@
+"""`python -m stripe_emulator`: serve the emulator on a live port with background delivery."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from werkzeug.serving import make_server
+
+from .app import Emulator
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments and serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m stripe_emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--webhook-url", help="where signed events are POSTed")
+    parser.add_argument("--webhook-secret", default="whsec_test")
+    parser.add_argument("--public-url", help="base URL of hosted pages (default http://HOST:PORT)")
+    parser.add_argument("--rate-limit", action="store_true", help="25 requests/s per endpoint")
+    parser.add_argument("--async-delay", type=float, default=5.0,
+                        help="seconds until a delayed payment completes on its own")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the emulator logs each request itself
+    emulator = Emulator(
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+        public_url=args.public_url or f"http://{args.host}:{args.port}",
+        rate_limit=args.rate_limit,
+        async_delivery=True,
+        async_delay=args.async_delay,
+    )
+    server = make_server(args.host, args.port, emulator.wsgi_app, threaded=True)
+    print(f"stripe emulator listening on http://{args.host}:{server.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.close()
+
+
+if __name__ == "__main__":
+    main()

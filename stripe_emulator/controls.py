@@ -1,0 +1,94 @@
+"""HTTP test controls under `/_emulator/...` for tests that drive a live server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request, Response
+
+from .errors import EmulatorStateError, StripeAPIError
+from .router import Router
+
+if TYPE_CHECKING:
+    from .app import Emulator
+
+Control = Callable[..., Any]
+
+
+def _bool(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true", "yes")
+
+
+def _pay(emu: Emulator, data: dict[str, Any], id: str) -> Any:
+    result = emu.pay(id, card=data.get("card", "4242424242424242"),
+                     delayed=data.get("delayed") or None,
+                     expiry=data.get("expiry", "12/34"), cvc=data.get("cvc", "123"))
+    return asdict(result)
+
+
+def _advance(emu: Emulator, data: dict[str, Any]) -> Any:
+    emu.clock.advance(float(data["seconds"]))
+    emu.tick()
+    return {"now": emu.clock.now()}
+
+
+def _fault(emu: Emulator, data: dict[str, Any]) -> Any:
+    status = data.get("status", 500)
+    emu.inject_fault(data["endpoint"], status if status == "timeout" else int(status),
+                     int(data.get("times", 1)), _bool(data.get("process", False)))
+    return {"ok": True}
+
+
+def _release(emu: Emulator, data: dict[str, Any]) -> Any:
+    return {"queued": emu.release_deliveries(data.get("order", "fifo"),
+                                             int(data.get("duplicate", 1)))}
+
+
+def build_router() -> Router[Control]:
+    """The `/_emulator` control routes."""
+    r: Router[Control] = Router()
+    r.add("POST", "/_emulator/sessions/{id}/pay", _pay)
+    r.add("POST", "/_emulator/sessions/{id}/complete_async",
+          lambda emu, data, id: emu.complete_async(id, _bool(data.get("succeed", True))))
+    r.add("POST", "/_emulator/sessions/{id}/expire", lambda emu, data, id: emu.expire(id))
+    r.add("GET", "/_emulator/sessions", lambda emu, data: emu.sessions)
+    r.add("GET", "/_emulator/clock", lambda emu, data: {"now": emu.clock.now()})
+    r.add("POST", "/_emulator/clock/advance", _advance)
+    r.add("POST", "/_emulator/tick", lambda emu, data: emu.tick() or {"ok": True})
+    r.add("POST", "/_emulator/deliveries/deliver_pending",
+          lambda emu, data: {"delivered": emu.deliver_pending()})
+    r.add("POST", "/_emulator/deliveries/hold", lambda emu, data: emu.hold_deliveries() or {"ok": True})
+    r.add("POST", "/_emulator/deliveries/release", _release)
+    r.add("GET", "/_emulator/events", lambda emu, data: {"data": emu.events(data.get("type"))})
+    r.add("POST", "/_emulator/events/{id}/redeliver",
+          lambda emu, data, id: {"status": emu.redeliver(id)})
+    r.add("GET", "/_emulator/events/{id}/attempts",
+          lambda emu, data, id: {"data": emu.delivery_attempts(id)})
+    r.add("GET", "/_emulator/call_counts", lambda emu, data: emu.call_counts)
+    r.add("POST", "/_emulator/faults", _fault)
+    r.add("POST", "/_emulator/reset", lambda emu, data: emu.reset() or {"ok": True})
+    return r
+
+
+def handle(emu: Emulator, router: Router[Control], request: Request) -> Response:
+    """Run one control; JSON or form body in, JSON out."""
+    match = router.route(request.method, request.path)
+    if match is None:
+        return _reply({"error": f"no control {request.method} {request.path}"}, 404)
+    data: dict[str, Any] = dict(request.args)
+    data.update(request.get_json(silent=True) or request.form.to_dict())
+    try:
+        return _reply(match.handler(emu, data, **match.args))
+    except EmulatorStateError as error:
+        return _reply({"error": error.message}, error.status)
+    except StripeAPIError as error:
+        return _reply(error.envelope(), error.status)
+    except (KeyError, ValueError) as error:
+        return _reply({"error": f"bad control request: {error!r}"}, 400)
+
+
+def _reply(obj: Any, status: int = 200) -> Response:
+    return Response(json.dumps(obj, indent=2), status=status, mimetype="application/json")

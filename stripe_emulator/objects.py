@@ -1,0 +1,91 @@
+"""Ids, Stripe object shapes and list pagination."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable
+from typing import Any
+
+from .errors import invalid
+
+_ALPHABET = string.ascii_letters + string.digits
+
+ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf",
+                "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    """A random Stripe-style id such as `pi_3Qx...`."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Human readable amount, e.g. `19.99 USD`."""
+    if currency.lower() in ZERO_DECIMAL:
+        return f"{amount} {currency.upper()}"
+    return f"{amount // 100}.{amount % 100:02d} {currency.upper()}"
+
+
+def list_object(
+    items: list[dict[str, Any]], url: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Paginate `items` (already in API order) like Stripe: limit, starting_after, ending_before."""
+    raw_limit = params.get("limit", "10")
+    try:
+        limit = int(raw_limit)
+    except (TypeError, ValueError):
+        raise invalid("Invalid integer: " + str(raw_limit), "limit", "parameter_invalid_integer")
+    if not 1 <= limit <= 100:
+        raise invalid(
+            "This value must be greater than or equal to 1 and less than or equal to 100.",
+            "limit", "parameter_invalid_integer",
+        )
+    ids = [item["id"] for item in items]
+    after, before = params.get("starting_after"), params.get("ending_before")
+    if after is not None:
+        if after not in ids:
+            raise invalid(f"No such object: '{after}'", "starting_after", "resource_missing")
+        start = ids.index(after) + 1
+        page = items[start:start + limit]
+        has_more = start + limit < len(items)
+    elif before is not None:
+        if before not in ids:
+            raise invalid(f"No such object: '{before}'", "ending_before", "resource_missing")
+        end = ids.index(before)
+        page = items[max(0, end - limit):end]
+        has_more = end - limit > 0
+    else:
+        page = items[:limit]
+        has_more = len(items) > limit
+    return {"object": "list", "data": page, "has_more": has_more, "url": url}
+
+
+def expand_list(params: dict[str, Any]) -> list[str]:
+    """The `expand[]` values of a request."""
+    value = params.get("expand", [])
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise invalid("Invalid array", "expand")
+    return [str(v) for v in value]
+
+
+def apply_expand(
+    obj: dict[str, Any],
+    paths: list[str],
+    resolvers: dict[tuple[str, str], Callable[[Any], Any]],
+) -> dict[str, Any]:
+    """Replace id fields named by dotted `paths` with the objects `resolvers` return."""
+    for path in paths:
+        head, _, rest = path.partition(".")
+        resolver = resolvers.get((obj.get("object", ""), head))
+        if resolver is None:
+            raise invalid(f"This property cannot be expanded ({path}).", "expand")
+        value = obj.get(head)
+        if isinstance(value, str) or head not in obj or value is None:
+            value = resolver(value)
+        if rest and isinstance(value, dict):
+            value = apply_expand(dict(value), [rest], resolvers)
+        obj[head] = value
+    return obj
