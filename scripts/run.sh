@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up and run the shop on http://127.0.0.1:5000 (SQLite, demo data, local Stripe service unless keys are set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_venv requirements.txt
+export FLASK_APP=wsgi
+HOST=127.0.0.1
+PORT="${PORT:-5000}"
+STRIPE_PORT="${STRIPE_PORT:-12111}"
+
+# config.py is the one reader of the environment and .env: ask it whether real Stripe keys are set.
+if [ "$(.venv/bin/python -c 'from config import Config; print(bool(Config.STRIPE_SECRET_KEY))')" = "False" ]; then
+  export STRIPE_SECRET_KEY=sk_test_local_emulator
+  export STRIPE_WEBHOOK_SECRET=whsec_local_emulator
+  export STRIPE_API_BASE="http://$HOST:$STRIPE_PORT"
+  .venv/bin/python -m stripe_emulator --host "$HOST" --port "$STRIPE_PORT" \
+    --webhook-url "http://$HOST:$PORT/webhook/" --webhook-secret "$STRIPE_WEBHOOK_SECRET" \
+    >instance/stripe-emulator.log 2>&1 &
+  EMULATOR_PID=$!
+  trap 'kill $EMULATOR_PID 2>/dev/null || true' EXIT
+  wait_for_port "$HOST" "$STRIPE_PORT" 20 || { cat instance/stripe-emulator.log; exit 1; }
+  STRIPE_MODE="local Stripe service on http://$HOST:$STRIPE_PORT (log: instance/stripe-emulator.log)"
+else
+  STRIPE_MODE="Stripe (keys from .env); forward webhooks with: stripe listen --forward-to localhost:$PORT/webhook/"
+fi
+
+.venv/bin/flask db upgrade >/dev/null
+.venv/bin/flask seed
+STAFF_LINE=$(.venv/bin/flask demo-staff)
+
+cat <<MSG
+
+  Shop:         http://$HOST:$PORT/
+  Staff admin:  http://$HOST:$PORT/admin/
+  $STAFF_LINE
+  Payments:     $STRIPE_MODE
+  Test card:    4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined
+
+MSG
+.venv/bin/flask run --host "$HOST" --port "$PORT" --no-reload

@@ -1,0 +1,189 @@
+"""Shared fixtures: app, client, runner, db, auth helper, factories, and the local Stripe service.
+
+Every payment test talks to the real stripe SDK, which an in-process transport routes to the
+local Stripe service (stripe_emulator); its signed webhooks are delivered to this app's test client.
+Set TEST_DATABASE_URL to run the same suite on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import text
+
+from config import TestingConfig
+from shopapp import create_app
+from shopapp.extensions import db as _db
+from shopapp.models import Order, Product, User
+from shopapp.services import accounts, catalog
+from stripe_emulator import Emulator, EmulatorHTTPClient
+
+WEBHOOK_SECRET = TestingConfig.STRIPE_WEBHOOK_SECRET
+PASSWORD = "correct horse battery"
+_schema_ready: set[str] = set()
+
+
+def _reset_schema(app: Flask) -> None:
+    """Fresh tables per test: create_all on SQLite memory; truncate on a shared PostgreSQL database."""
+    engine = _db.engine
+    if engine.dialect.name == "postgresql":
+        url = str(engine.url)
+        if url not in _schema_ready:
+            _db.drop_all()
+            _db.create_all()
+            _schema_ready.add(url)
+        tables = ", ".join(t.name for t in reversed(_db.metadata.sorted_tables))
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    else:
+        _db.drop_all()
+        _db.create_all()
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """The local Stripe service, in process, delivering webhooks synchronously when asked."""
+    emu = Emulator(webhook_url="http://shop.test/webhook/", webhook_secret=WEBHOOK_SECRET, async_delay=None)
+    yield emu
+    emu.close()
+
+
+@pytest.fixture
+def app_factory(emulator: Emulator) -> Iterator[Callable[..., Flask]]:
+    """Build a testing app wired to the emulator, with per-test overrides."""
+    made: list[Any] = []
+
+    def make(**overrides: Any) -> Flask:
+        settings = {"STRIPE_HTTP_CLIENT": EmulatorHTTPClient(emulator), **overrides}
+        app = create_app("testing", **settings)
+        ctx = app.app_context()
+        ctx.push()
+        made.append(ctx)
+        _reset_schema(app)
+        return app
+
+    yield make
+    for ctx in reversed(made):
+        _db.session.remove()
+        ctx.pop()
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., Flask], emulator: Emulator) -> Flask:
+    """A testing app whose webhooks from the emulator go to its own test client."""
+    application = app_factory()
+    webhook_client = application.test_client()
+
+    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
+        response = webhook_client.post(urlsplit(url).path, data=body, headers=headers)
+        return response.status_code
+
+    emulator.deliverer.sender = send
+    return application
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A browser-like client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """The flask CLI runner."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app: Flask) -> Any:
+    """The Flask-SQLAlchemy handle (tables are fresh for each test)."""
+    return _db
+
+
+@pytest.fixture
+def products(app: Flask) -> dict[str, Product]:
+    """The three demo products, by name."""
+    catalog.seed_demo_products()
+    return {p.name: p for p in catalog.list_active_products()}
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., User]:
+    """Create users: make_user("a@example.com", staff=False)."""
+    counter = iter(range(1, 10_000))
+
+    def make(email: str | None = None, *, staff: bool = False, password: str = PASSWORD) -> User:
+        return accounts.create_user(email or f"shopper{next(counter)}@example.com", password, is_staff=staff)
+
+    return make
+
+
+class AuthActions:
+    """Log a client in and out through the real forms."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self._client = client
+
+    def login(self, email: str, password: str = PASSWORD) -> Any:
+        return self._client.post("/account/login", data={"email": email, "password": password})
+
+    def logout(self) -> Any:
+        return self._client.post("/account/logout")
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """Auth helper bound to `client`."""
+    return AuthActions(client)
+
+
+@pytest.fixture
+def shopper(make_user: Callable[..., User], auth: AuthActions) -> User:
+    """A logged-in shopper on `client`."""
+    user = make_user("shopper@example.com")
+    auth.login(user.email)
+    return user
+
+
+@pytest.fixture
+def buy(client: FlaskClient, products: dict[str, Product]) -> Callable[..., Any]:
+    """Submit the Buy form: buy(A=2, C=1) -> response."""
+
+    def submit(client_: FlaskClient | None = None, **quantities: int) -> Any:
+        data = {f"qty-{products[f'Product {k}'].id}": str(v) for k, v in quantities.items()}
+        return (client_ or client).post("/checkout", data=data)
+
+    return submit
+
+
+def session_id_from(response: Any) -> str:
+    """The Checkout Session id in a 303 to the hosted page."""
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    match = re.search(r"(cs_test_[A-Za-z0-9]+)", response.headers["Location"])
+    assert match, response.headers["Location"]
+    return match.group(1)
+
+
+def order_for_session(session_id: str) -> Order:
+    """The order row for a session, read fresh."""
+    _db.session.expire_all()
+    order = _db.session.scalar(_db.select(Order).where(Order.stripe_session_id == session_id))
+    assert order is not None
+    return order
+
+
+@pytest.fixture
+def signed_post(client: FlaskClient, emulator: Emulator) -> Callable[..., Any]:
+    """POST a body to the webhook signed with the test secret (or a given header)."""
+
+    def post(body: bytes, header: str | None = None, path: str = "/webhook/") -> Any:
+        signature = header if header is not None else emulator.sign(body)
+        return client.post(path, data=body, headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
+
+    return post
