@@ -34,7 +34,9 @@ def init_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:
         log.warning("CSRF failure on %s %s: %s", request.method, request.path, error.description)
-        return render_error(400, "Your form expired or was not sent from this site. Please reload the page and try again.")
+        return render_error(
+            400, "Your form expired or was not sent from this site. Please reload the page and try again."
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:

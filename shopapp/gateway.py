@@ -103,9 +103,7 @@ class PaymentGateway:
         return _plain(
             self._call(
                 "retrieve checkout session",
-                lambda: self._client.v1.checkout.sessions.retrieve(
-                    session_id, params={"expand": ["payment_intent"]}
-                ),
+                lambda: self._client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["payment_intent"]}),
             )
         )
 

@@ -20,7 +20,7 @@ def parse_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
         if not match:
             root[raw_key] = value
             continue
-        parts = [match.group(1)] + re.findall(r"\[([^\[\]]*)\]", match.group(2))
+        parts = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
         node = root
         for i, part in enumerate(parts[:-1]):
             nxt = parts[i + 1]

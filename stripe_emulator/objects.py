@@ -35,7 +35,7 @@ def list_object(
     try:
         limit = int(raw_limit)
     except (TypeError, ValueError):
-        raise invalid("Invalid integer: " + str(raw_limit), "limit", "parameter_invalid_integer")
+        raise invalid("Invalid integer: " + str(raw_limit), "limit", "parameter_invalid_integer") from None
     if not 1 <= limit <= 100:
         raise invalid(
             "This value must be greater than or equal to 1 and less than or equal to 100.",

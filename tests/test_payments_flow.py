@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import order_for_session, session_id_from
-
 from shopapp.models import OrderStatus
+from tests.conftest import order_for_session, session_id_from
 
 
 def test_happy_path_pays_once(client, shopper, buy, emulator):

@@ -103,19 +103,43 @@ class OrderView(StaffModelView):
     can_edit = False
     can_delete = False
     can_view_details = True
-    column_list = ("id", "user.email", "status", "total_cents", "refunded_cents", "needs_review", "created_at", "paid_at")
+    column_list = (
+        "id",
+        "user.email",
+        "status",
+        "total_cents",
+        "refunded_cents",
+        "needs_review",
+        "created_at",
+        "paid_at",
+    )
     column_labels = {"user.email": "Shopper", "total_cents": "Total", "refunded_cents": "Refunded"}
     column_formatters = {"total_cents": _money, "refunded_cents": _money, "status": _status}
     column_filters = (
-        "status", "needs_review", "currency",
-        *_date_filters(Order.created_at, "Created"), *_date_filters(Order.paid_at, "Paid"),
+        "status",
+        "needs_review",
+        "currency",
+        *_date_filters(Order.created_at, "Created"),
+        *_date_filters(Order.paid_at, "Paid"),
     )
     column_searchable_list = ("user.email", "stripe_session_id", "stripe_payment_intent_id")
     column_default_sort = ("id", True)
     column_details_list = (
-        "id", "user.email", "status", "total_cents", "currency", "refunded_cents", "items",
-        "stripe_session_id", "stripe_payment_intent_id", "checkout_attempt", "needs_review", "review_reason",
-        "created_at", "paid_at", "updated_at",
+        "id",
+        "user.email",
+        "status",
+        "total_cents",
+        "currency",
+        "refunded_cents",
+        "items",
+        "stripe_session_id",
+        "stripe_payment_intent_id",
+        "checkout_attempt",
+        "needs_review",
+        "review_reason",
+        "created_at",
+        "paid_at",
+        "updated_at",
     )
     column_formatters_detail = {"total_cents": _money, "refunded_cents": _money, "status": _status, "items": _items}
     column_choices = {"status": [(s.value, s.label) for s in OrderStatus]}
@@ -128,7 +152,16 @@ class PaymentEventView(StaffModelView):
     can_edit = False
     can_delete = False
     can_view_details = True
-    column_list = ("stripe_event_id", "type", "order_id", "received_at", "signature_valid", "processed_at", "outcome", "error")
+    column_list = (
+        "stripe_event_id",
+        "type",
+        "order_id",
+        "received_at",
+        "signature_valid",
+        "processed_at",
+        "outcome",
+        "error",
+    )
     column_filters = ("type", "outcome", *_date_filters(PaymentEvent.received_at, "Received"))
     column_searchable_list = ("stripe_event_id", "type")
     column_default_sort = ("id", True)

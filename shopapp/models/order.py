@@ -23,7 +23,7 @@ from shopapp.models.product import Product
 from shopapp.models.user import User
 
 
-class OrderStatus(str, enum.Enum):
+class OrderStatus(enum.StrEnum):
     """Where an order stands; stored as its lower-case value."""
 
     PENDING = "pending"

@@ -83,9 +83,7 @@ def parse_money(value: Decimal) -> int:
 def list_active_products() -> list[Product]:
     """Active products in display order (one query)."""
     return list(
-        db.session.scalars(
-            select(Product).where(Product.active.is_(True)).order_by(Product.display_order, Product.id)
-        )
+        db.session.scalars(select(Product).where(Product.active.is_(True)).order_by(Product.display_order, Product.id))
     )
 
 
@@ -118,10 +116,7 @@ def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Car
     if not wanted:
         raise SelectionError("Choose at least one product.")
     products = {
-        p.id: p
-        for p in db.session.scalars(
-            select(Product).where(Product.id.in_(wanted), Product.active.is_(True))
-        )
+        p.id: p for p in db.session.scalars(select(Product).where(Product.id.in_(wanted), Product.active.is_(True)))
     }
     if set(wanted) - set(products):
         raise SelectionError("One of the chosen products is no longer available; please reload the page.")

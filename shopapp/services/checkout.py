@@ -72,7 +72,7 @@ class CheckoutStarted:
     reused: bool
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """What finalize_checkout did."""
 
     PAID = "paid"  # this call moved the order to PAID
@@ -331,10 +331,15 @@ def apply_session(
 
     if payment_status == "paid":
         problem = _mismatch(order, checkout_session)
-        if problem is None and order.stripe_session_id not in (None, session_id) and order.status in (
-            OrderStatus.PAID,
-            OrderStatus.PARTIALLY_REFUNDED,
-            OrderStatus.REFUNDED,
+        if (
+            problem is None
+            and order.stripe_session_id not in (None, session_id)
+            and order.status
+            in (
+                OrderStatus.PAID,
+                OrderStatus.PARTIALLY_REFUNDED,
+                OrderStatus.REFUNDED,
+            )
         ):
             problem = f"a second paid session {session_id} for an order already paid by {order.stripe_session_id}"
         if problem is not None:
@@ -370,8 +375,10 @@ def apply_session(
 
     belongs = order.stripe_session_id in (None, session_id)
     if status == "complete" and (payment_failed or _async_failed(checkout_session)):
-        if belongs and order.status == OrderStatus.PENDING and order_rules.transition(
-            session, order, OrderStatus.FAILED, actor=actor, note="Delayed payment failed"
+        if (
+            belongs
+            and order.status == OrderStatus.PENDING
+            and order_rules.transition(session, order, OrderStatus.FAILED, actor=actor, note="Delayed payment failed")
         ):
             stock.release(session, order)
             return Outcome.FAILED, order.id
@@ -389,8 +396,12 @@ def apply_session(
             order_rules.record_order_event(session, order, actor=actor, note="Delayed payment processing")
         return Outcome.PROCESSING, order.id
     if status == "expired":
-        if belongs and order.status == OrderStatus.PENDING and order_rules.transition(
-            session, order, OrderStatus.EXPIRED, actor=actor, note=f"Session {session_id} expired"
+        if (
+            belongs
+            and order.status == OrderStatus.PENDING
+            and order_rules.transition(
+                session, order, OrderStatus.EXPIRED, actor=actor, note=f"Session {session_id} expired"
+            )
         ):
             stock.release(session, order)
             return Outcome.EXPIRED, order.id
@@ -398,9 +409,7 @@ def apply_session(
     return (Outcome.OPEN if order.status == OrderStatus.PENDING else Outcome.NOOP), order.id
 
 
-def finalize_checkout(
-    checkout_session: Mapping[str, Any], *, actor: str, payment_failed: bool = False
-) -> Outcome:
+def finalize_checkout(checkout_session: Mapping[str, Any], *, actor: str, payment_failed: bool = False) -> Outcome:
     """The single place that settles an order from a Checkout Session, in its own transaction.
 
     Called by the webhook (with the signed event's snapshot), the success page and reconcile (with a
@@ -418,9 +427,7 @@ def settle_from_success_page(user_id: int, session_id: str) -> Order | None:
     Returns None for a session that is not this shopper's (the caller answers 404). Makes at most one
     Stripe call, and none once the order is final.
     """
-    order = db.session.scalar(
-        select(Order).where(Order.stripe_session_id == session_id, Order.user_id == user_id)
-    )
+    order = db.session.scalar(select(Order).where(Order.stripe_session_id == session_id, Order.user_id == user_id))
     if order is None:
         return None
     if order.status == OrderStatus.PENDING:
@@ -432,4 +439,3 @@ def settle_from_success_page(user_id: int, session_id: str) -> Order | None:
         finalize_checkout(checkout_session, actor="success page")
         db.session.refresh(order)
     return order
-

@@ -53,9 +53,7 @@ def transition(
         session.refresh(order)
         return False
     session.add(
-        OrderEvent(
-            order_id=order.id, from_status=observed.value, to_status=target.value, actor=actor, note=note
-        )
+        OrderEvent(order_id=order.id, from_status=observed.value, to_status=target.value, actor=actor, note=note)
     )
     session.flush()
     session.refresh(order)

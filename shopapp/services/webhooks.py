@@ -147,8 +147,6 @@ def failed_event_ids() -> list[str]:
     with write_transaction() as session:
         return list(
             session.scalars(
-                select(PaymentEvent.stripe_event_id)
-                .where(PaymentEvent.outcome == "failed")
-                .order_by(PaymentEvent.id)
+                select(PaymentEvent.stripe_event_id).where(PaymentEvent.outcome == "failed").order_by(PaymentEvent.id)
             )
         )
