@@ -51,7 +51,7 @@ def test_shopper_b_never_sees_shopper_a_orders(app, client, shopper, buy, make_u
     make_user("b@example.com")
     other.post("/account/login", data={"email": "b@example.com", "password": "correct horse battery"})
     text = other.get("/").get_data(as_text=True)
-    assert "No orders yet." in text and "Order #1" not in text and "3 × Product A" not in text
+    assert "No orders yet." in text and "Order #1" not in text and "3 &times; Product A" not in text
     # B cannot cancel A's order either.
     assert other.post("/orders/1/cancel").status_code == 404
 
