@@ -89,9 +89,11 @@ class Setup:
             fields = [(f"qty-{pid}", str(q)) for pid, q in quantities.items()]
             cart = catalog.parse_selection(fields, 10)
             started = checkout.start_checkout(
-                user_id, cart,
-                checkout.CheckoutUrls("http://127.0.0.1/success/?session_id={CHECKOUT_SESSION_ID}",
-                                      "http://127.0.0.1/?checkout=canceled"),
+                user_id,
+                cart,
+                checkout.CheckoutUrls(
+                    "http://127.0.0.1/success/?session_id={CHECKOUT_SESSION_ID}", "http://127.0.0.1/?checkout=canceled"
+                ),
                 30,
             )
             session_id = db.session.scalar(select(Order.stripe_session_id).where(Order.id == started.order_id))

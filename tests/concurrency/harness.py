@@ -126,7 +126,11 @@ def migrate(database_url: str, log_dir: Path) -> None:
     env = shop_environment(database_url, "http://127.0.0.1:9")
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     (log_dir / "migrate.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -207,8 +211,9 @@ class Stack:
 
     def event_for_session(self, event_type: str, session_id: str) -> dict[str, Any]:
         """The one event of `event_type` about a Checkout Session."""
-        events = [e for e in self.stripe_get("events", type=event_type)["data"]
-                  if e["data"]["object"]["id"] == session_id]
+        events = [
+            e for e in self.stripe_get("events", type=event_type)["data"] if e["data"]["object"]["id"] == session_id
+        ]
         assert len(events) == 1, (event_type, session_id, len(events))
         return events[0]
 
@@ -259,25 +264,58 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
     stripe_url = f"http://127.0.0.1:{stripe_port}"
     stripe_service = start_service(
         "stripe",
-        [sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(stripe_port),
-         "--webhook-url", f"http://127.0.0.1:{shop_port}/webhook/", "--webhook-secret", WEBHOOK_SECRET,
-         # Delayed payments complete only when a test says so.
-         "--async-delay", "86400"],
-        os.environ, stripe_port, log_dir,
+        [
+            sys.executable,
+            "-m",
+            "stripe_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(stripe_port),
+            "--webhook-url",
+            f"http://127.0.0.1:{shop_port}/webhook/",
+            "--webhook-secret",
+            WEBHOOK_SECRET,
+            # Delayed payments complete only when a test says so.
+            "--async-delay",
+            "86400",
+        ],
+        os.environ,
+        stripe_port,
+        log_dir,
     )
     try:
         shop = start_service(
             "gunicorn",
-            [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
-             "--bind", f"127.0.0.1:{shop_port}", "--preload", "--timeout", "60", "--graceful-timeout", "5",
-             "--backlog", "256", "wsgi:app"],
-            shop_environment(database_url, stripe_url, **shop_env), shop_port, log_dir,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(WORKERS),
+                "--worker-class",
+                "sync",
+                "--bind",
+                f"127.0.0.1:{shop_port}",
+                "--preload",
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+                "--backlog",
+                "256",
+                "wsgi:app",
+            ],
+            shop_environment(database_url, stripe_url, **shop_env),
+            shop_port,
+            log_dir,
         )
     except BaseException:
         stripe_service.stop()
         raise
-    return Stack(database_url, f"http://127.0.0.1:{shop_port}", stripe_url, shop, stripe_service,
-                 create_engine(database_url))
+    return Stack(
+        database_url, f"http://127.0.0.1:{shop_port}", stripe_url, shop, stripe_service, create_engine(database_url)
+    )
 
 
 def stop_stack(stack: Stack) -> None:
@@ -338,8 +376,9 @@ class Shopper:
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One request without following redirects; Set-Cookie values are kept."""
-        response = requests.request(method, self.base_url + path, headers=self._headers(),
-                                    allow_redirects=False, timeout=60, **kwargs)
+        response = requests.request(
+            method, self.base_url + path, headers=self._headers(), allow_redirects=False, timeout=60, **kwargs
+        )
         self.cookies.update({c.name: c.value or "" for c in response.cookies})
         return response
 
@@ -348,15 +387,17 @@ class Shopper:
         page = self.request("GET", path)
         assert page.status_code == 200, (path, page.status_code)
         match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text) or re.search(
-            r'value="([^"]+)"[^>]*name="csrf_token"', page.text)
+            r'value="([^"]+)"[^>]*name="csrf_token"', page.text
+        )
         assert match, f"no csrf token on {path}"
         return match.group(1)
 
     def login(self) -> None:
         """Log in through the real form."""
         token = self.csrf("/account/login")
-        response = self.request("POST", "/account/login",
-                                data={"csrf_token": token, "email": self.email, "password": PASSWORD})
+        response = self.request(
+            "POST", "/account/login", data={"csrf_token": token, "email": self.email, "password": PASSWORD}
+        )
         assert response.status_code == 302, (response.status_code, response.text[:500])
 
     def buy_form(self, quantities: Mapping[int, int]) -> dict[str, str]:

@@ -30,7 +30,7 @@ def test_scenario_1_fifty_simultaneous_deliveries_of_one_event(
     stack: Stack, setup: Setup, held: None, kind: str
 ) -> None:
     """50 copies of one signed checkout.session.completed, released together -> one PAID, one event row."""
-    (user_id, _), = setup.users(1, "s1")
+    ((user_id, _),) = setup.users(1, "s1")
     order_id, session_id = setup.checkout(user_id, {setup.product(): 1})
     stack.stripe_post(f"sessions/{session_id}/pay")
     event = stack.event_for_session("checkout.session.completed", session_id)
@@ -55,7 +55,7 @@ def test_scenario_1_fifty_simultaneous_deliveries_of_one_event(
 
 def test_scenario_2_success_page_races_twenty_deliveries(stack: Stack, setup: Setup, held: None, kind: str) -> None:
     """One success-page visit + 10 completed + 10 async_payment_succeeded at once -> one transition, stock once."""
-    (_, email), = setup.users(1, "s2")
+    ((_, email),) = setup.users(1, "s2")
     product_id = setup.product(stock=10, name="Limited")
     shopper = Shopper(stack.base_url, email)
     shopper.login()
@@ -107,12 +107,13 @@ def test_scenario_6_webhook_before_the_order_row_is_committed(stack: Stack, setu
     open write transaction would make the webhook wait (busy timeout) instead of miss the row, so the row is
     inserted only after the first delivery; to another connection that is the same thing: no row yet.
     """
-    (user_id, _), = setup.users(1, "s6")
+    ((user_id, _),) = setup.users(1, "s6")
     order_id = 900_000 + random.randrange(90_000)
     params = {
         "mode": "payment",
-        "line_items": [{"price_data": {"currency": "usd", "unit_amount": 2500, "product_data": {"name": "Early"}},
-                        "quantity": 1}],
+        "line_items": [
+            {"price_data": {"currency": "usd", "unit_amount": 2500, "product_data": {"name": "Early"}}, "quantity": 1}
+        ],
         "success_url": "http://127.0.0.1/success/?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": "http://127.0.0.1/",
         "client_reference_id": str(order_id),
@@ -120,8 +121,16 @@ def test_scenario_6_webhook_before_the_order_row_is_committed(stack: Stack, setu
     }
     created = setup.gateway_call(lambda: get_gateway().create_checkout_session(params, f"order-{order_id}-attempt-1"))
     writer = Session(stack.engine)
-    row = Order(id=order_id, user_id=user_id, status=OrderStatus.PENDING, total_cents=2500, currency="usd",
-                cart_key="early", stripe_session_id=created["id"], checkout_attempt=1)
+    row = Order(
+        id=order_id,
+        user_id=user_id,
+        status=OrderStatus.PENDING,
+        total_cents=2500,
+        currency="usd",
+        cart_key="early",
+        stripe_session_id=created["id"],
+        checkout_attempt=1,
+    )
     try:
         if stack.kind == "postgresql":
             writer.add(row)
@@ -172,10 +181,12 @@ def test_scenario_3_two_hundred_orders_each_event_three_times_shuffled(
         seconds = time.perf_counter() - started
 
     ids = tuple(orders)
-    per_order = dict(stack.rows(
-        "SELECT o.id, (SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.to_status = 'paid') "
-        "FROM orders o WHERE o.id IN (" + ",".join(map(str, ids)) + ")"
-    ))
+    per_order = dict(
+        stack.rows(
+            "SELECT o.id, (SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.to_status = 'paid') "
+            "FROM orders o WHERE o.id IN (" + ",".join(map(str, ids)) + ")"
+        )
+    )
     statuses = _statuses(codes)
     figures = {
         "orders": len(orders),
@@ -185,7 +196,8 @@ def test_scenario_3_two_hundred_orders_each_event_three_times_shuffled(
         "lost": sum(1 for n in per_order.values() if n == 0),
         "doubled": sum(1 for n in per_order.values() if n > 1),
         "paid_rows": stack.scalar(
-            "SELECT count(*) FROM orders WHERE status = 'paid' AND id IN (" + ",".join(map(str, ids)) + ")"),
+            "SELECT count(*) FROM orders WHERE status = 'paid' AND id IN (" + ",".join(map(str, ids)) + ")"
+        ),
         "stored_events": sum(stack.stored_events(by_session[s]["id"]) for s in orders.values()),
         "locked": stack.locked_errors() - locked_before,
         "seconds": round(seconds, 2),
