@@ -151,10 +151,10 @@ class Service:
         """Everything the process wrote so far."""
         return self.log.read_text(errors="replace")
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit in time."""
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` (SIGTERM by default), then SIGKILL if it does not exit in time."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -320,7 +320,7 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
 
 def stop_stack(stack: Stack) -> None:
     """Stop both processes and release the database engine."""
-    stack.shop.stop()
+    stack.shop.stop(signal.SIGINT)  # gunicorn's quick shutdown: nothing is in flight any more
     stack.stripe.stop()
     stack.http.close()
     stack.engine.dispose()
