@@ -87,7 +87,7 @@ def fresh_database(tmp_dir: Path, name: str, pg_admin: str | None = None) -> Ite
     if pg_admin is None and database_kind() == "sqlite":
         yield f"sqlite:///{tmp_dir / (name + '.db')}"
         return
-    admin = create_engine(pg_admin or admin_url(), isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_admin or admin_url(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     db_name = f"{name}_{secrets.token_hex(4)}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{db_name}"'))
@@ -314,7 +314,12 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
         stripe_service.stop()
         raise
     return Stack(
-        database_url, f"http://127.0.0.1:{shop_port}", stripe_url, shop, stripe_service, create_engine(database_url)
+        database_url,
+        f"http://127.0.0.1:{shop_port}",
+        stripe_url,
+        shop,
+        stripe_service,
+        create_engine(database_url, pool_pre_ping=True),
     )
 
 
