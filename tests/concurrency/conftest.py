@@ -65,10 +65,10 @@ class Setup:
 
     def users(self, count: int, prefix: str) -> list[tuple[int, str]]:
         """`count` shoppers with the test password; returns (id, email) pairs."""
-        if not _PASSWORD_HASH:
-            _PASSWORD_HASH.append(accounts.hash_password(PASSWORD))  # argon2 once, not per user
         emails = [f"{prefix}-{i}@example.com" for i in range(count)]
         with self.app.app_context():
+            if not _PASSWORD_HASH:
+                _PASSWORD_HASH.append(accounts.hash_password(PASSWORD))  # argon2 once, not per user
             db.session.add_all(User(email=e, password_hash=_PASSWORD_HASH[0]) for e in emails)
             db.session.commit()
             rows = db.session.execute(select(User.id, User.email).where(User.email.in_(emails))).all()
