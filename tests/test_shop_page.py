@@ -155,3 +155,9 @@ def test_order_copies_names_and_prices(client, shopper, buy, products, db):
     db.session.commit()
     item = fresh().scalar(select(OrderItem))
     assert (item.product_name, item.unit_price_cents) == ("Product B", 2999)
+
+
+def test_local_stripe_mode_is_announced(client, app_factory, emulator):
+    assert "payments run against the local Stripe service" in client.get("/").get_data(as_text=True)
+    real = app_factory(STRIPE_API_BASE=None).test_client()
+    assert "local Stripe service" not in real.get("/").get_data(as_text=True)
