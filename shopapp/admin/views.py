@@ -112,7 +112,7 @@ class ProductView(StaffModelView):
     @expose("/stock/<int:id>", methods=("GET", "POST"))
     def stock_view(self, id: int) -> Any:
         """Show a product's counts and take one staff stock change (restock +N, or units on hand)."""
-        product = self.session.get(Product, id)
+        product = stock.get_product(id)
         if product is None:
             abort(404)
         formdata = request.form if request.method == "POST" else None
@@ -135,7 +135,7 @@ class ProductView(StaffModelView):
                 available = "unlimited" if level.stock is None else level.stock
                 flash(f"{level.name}: {available} available, {level.reserved} held by open checkouts.", "success")
                 return redirect(url_for(".stock_view", id=id))
-            product = self.session.get(Product, id)
+            product = stock.get_product(id)
         body = self.render(
             "admin/product_stock.html", product=product, restock_form=restock_form, on_hand_form=on_hand_form
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shopapp.extensions import db
 from shopapp.gateway import GatewayError, get_gateway
 from shopapp.models import Order, OrderItem, Product, Refund
 from shopapp.models.base import utcnow
@@ -240,6 +241,11 @@ class StockLevel:
     name: str
     stock: int | None
     reserved: int
+
+
+def get_product(product_id: int) -> Product | None:
+    """A product with its current counts, for the staff stock page."""
+    return db.session.get(Product, product_id, populate_existing=True)
 
 
 def _level(session: Session, product_id: int) -> StockLevel:
