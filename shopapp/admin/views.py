@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from wtforms import DecimalField, IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from shopapp.models import Order, OrderStatus, PaymentEvent, Product, User
+from shopapp.models import Order, OrderStatus, PaymentEvent, User
 from shopapp.services import stock
 from shopapp.services.catalog import format_money
 
