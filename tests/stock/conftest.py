@@ -29,7 +29,7 @@ def counts(app: Flask, products: dict[str, Product]) -> Callable[[str], tuple[in
     """(available, held) of a demo product, read fresh from the database."""
 
     def read(letter: str) -> tuple[int | None, int]:
-        db.session.expire_all()
+        db.session.rollback()  # end the snapshot: see what requests committed
         product = db.session.get(Product, products[f"Product {letter}"].id)
         assert product is not None
         return product.stock, product.reserved
@@ -42,7 +42,7 @@ def fresh_order(app: Flask) -> Callable[[int], Order]:
     """The order row read fresh."""
 
     def read(order_id: int) -> Order:
-        db.session.expire_all()
+        db.session.rollback()  # end the snapshot: see what requests committed
         order = db.session.get(Order, order_id)
         assert order is not None
         return order

@@ -25,6 +25,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+from shopapp import create_app
 from shopapp.services.accounts import hash_password
 from tests.conftest import PASSWORD
 
@@ -76,6 +77,8 @@ def _env(database_url: str, **extra: str) -> dict[str, str]:
         FLASK_DEBUG="0",
         DATABASE_URL=database_url,
         RATELIMIT_ENABLED="0",  # 50 shoppers share 127.0.0.1
+        ARGON2_TIME_COST="1",  # the testing cost the racers' hash was made with (no rehash on log-in)
+        ARGON2_MEMORY_KIB="1024",
         LOG_LEVEL="WARNING",
         **extra,
     )
@@ -97,7 +100,8 @@ def live_shop(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
                  "VALUES ('Limited', 'Only ten', 2500, 'usd', :t, 0, :units)"),
             {"t": True, "units": UNITS},
         )
-        password_hash = hash_password(PASSWORD)  # one hash for all: argon2 is slow on purpose
+        with create_app("testing", SQLALCHEMY_DATABASE_URI=database_url).app_context():
+            password_hash = hash_password(PASSWORD)  # one (cheap, testing-cost) hash for all racers
         conn.execute(
             text("INSERT INTO users (email, password_hash, is_staff, session_token, created_at) "
                  "VALUES (:email, :hash, :f, :token, CURRENT_TIMESTAMP)"),

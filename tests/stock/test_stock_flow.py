@@ -8,7 +8,7 @@ from shopapp.extensions import db
 from shopapp.models import Order, OrderEvent, OrderStatus, Refund
 from shopapp.models.base import utcnow
 from shopapp.services import accounts, catalog, stock
-from tests.conftest import PASSWORD, order_for_session, session_id_from
+from tests.conftest import PASSWORD, fresh, order_for_session, session_id_from
 
 CREATE = "POST /v1/checkout/sessions"
 
@@ -55,7 +55,7 @@ def test_selection_above_what_is_left_is_refused_clearly(client, shopper, buy, l
     assert response.status_code == 400
     assert "only 2 of Product A left" in response.get_data(as_text=True)
     assert counts("A") == (2, 0)
-    assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
+    assert fresh().scalar(db.select(db.func.count(Order.id))) == 0
 
 
 def test_sold_out_is_refused_and_shown(client, shopper, buy, limit, make_user, auth):
@@ -163,7 +163,7 @@ def _orphan_session(client, buy, emulator, **quantities) -> tuple[int, str]:
     """A session Stripe created whose reply was lost; the shopper then changed cart, releasing the hold."""
     emulator.inject_fault(CREATE, status=500, process=True)
     assert buy(**quantities).status_code == 503
-    order = db.session.scalar(db.select(Order).order_by(Order.id.desc()))
+    order = fresh().scalar(db.select(Order).order_by(Order.id.desc()))
     assert order is not None and order.stripe_session_id is None
     orphan = next(s for s in emulator.sessions.values() if s["metadata"]["order_id"] == str(order.id))
     session_id_from(buy(B=1))  # a different cart: the old order is canceled and its units released
@@ -206,7 +206,7 @@ def test_late_payment_with_stock_gone_is_refunded_and_shopper_told(
     assert [(r["data"]["object"]["amount"], r["data"]["object"]["payment_intent"]) for r in refunds] == [
         (order.total_cents, order.stripe_payment_intent_id)
     ]
-    row = db.session.scalar(db.select(Refund).where(Refund.order_id == order_id))
+    row = fresh().scalar(db.select(Refund).where(Refund.order_id == order_id))
     assert row is not None and row.stripe_refund_id == refunds[0]["data"]["object"]["id"]
     notes = [e.note for e in db.session.scalars(db.select(OrderEvent).where(OrderEvent.order_id == order_id))]
     assert any("stock is gone" in n for n in notes) and any(n.startswith("Refund re_") for n in notes)
