@@ -65,6 +65,9 @@ class Config:
     # Set only by tests: a stripe.HTTPClient that routes the SDK in-process.
     STRIPE_HTTP_CLIENT: Any = None
     CHECKOUT_SESSION_TTL_MINUTES = _env_int("CHECKOUT_SESSION_TTL_MINUTES", 30)
+    # While a checkout holds units of a limited product nobody else can buy them: keep that session short.
+    # Stripe's minimum is 30 minutes (shorter values are raised to it).
+    CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK = _env_int("CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK", 30)
     # Backoff after Stripe answers 429, before the shopper is told to try again.
     STRIPE_RATE_LIMIT_BACKOFF_SECONDS = float(_env("STRIPE_RATE_LIMIT_BACKOFF_SECONDS", "0.5") or 0.5)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 
-from shopapp.services import accounts, catalog
+from shopapp.services import accounts, catalog, stock
 
 
 @click.command("seed")
@@ -39,8 +39,33 @@ def demo_staff_command() -> None:
     click.echo(f"Demo staff log-in: {email} / {password}")
 
 
+@click.group("stock")
+def stock_group() -> None:
+    """Limited stock: restock, count, and refunds for late payments whose stock was gone."""
+
+
+@stock_group.command("restock")
+@click.argument("product_id", type=int)
+@click.argument("units", type=int)
+def restock_command(product_id: int, units: int) -> None:
+    """Add UNITS to a limited product's available stock."""
+    try:
+        level = stock.restock(product_id, units)
+    except stock.StockError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{level.name}: {level.stock} available, {level.reserved} held by open checkouts.")
+
+
+@stock_group.command("send-refunds")
+def send_refunds_command() -> None:
+    """Send queued out-of-stock refunds that could not reach Stripe yet (safe to repeat, e.g. from cron)."""
+    sent = stock.send_shortfall_refunds()
+    click.echo(f"Out-of-stock refunds sent: {sent}.")
+
+
 def init_cli(app: Flask) -> None:
     """Register the commands on the app."""
     app.cli.add_command(seed_command)
     app.cli.add_command(create_staff_command)
     app.cli.add_command(demo_staff_command)
+    app.cli.add_command(stock_group)

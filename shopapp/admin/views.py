@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
@@ -13,10 +13,11 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
-from wtforms import DecimalField
-from wtforms.validators import InputRequired, NumberRange
+from wtforms import DecimalField, IntegerField, SubmitField
+from wtforms.validators import InputRequired, NumberRange, Optional
 
 from shopapp.models import Order, OrderStatus, PaymentEvent, User
+from shopapp.services import stock
 from shopapp.services.catalog import format_money
 
 
@@ -53,13 +54,42 @@ def _money(view: Any, context: Any, model: Any, name: str) -> str:
     return format_money(cents, model.currency) if cents is not None else ""
 
 
+class RestockForm(SecureForm):
+    """Add units to a limited product."""
+
+    add = IntegerField(
+        "Units to add", validators=[InputRequired(), NumberRange(min=1, max=stock.MAX_STOCK_CHANGE)]
+    )
+    restock = SubmitField("Restock")
+
+
+class OnHandForm(SecureForm):
+    """Set the counted units on hand (available + held); empty means unlimited."""
+
+    on_hand = IntegerField(
+        "Units on hand", validators=[Optional(), NumberRange(min=0, max=stock.MAX_STOCK_CHANGE)]
+    )
+    set_on_hand = SubmitField("Set units on hand")
+
+
+def _stock(view: Any, context: Any, model: Any, name: str) -> Markup:
+    shown = "unlimited" if model.stock is None else str(model.stock)
+    link = url_for("products.stock_view", id=model.id)
+    return Markup('{} <a href="{}" class="ml-2">manage stock</a>').format(shown, link)
+
+
 class ProductView(StaffModelView):
-    """Products: create, edit, deactivate (no delete: past orders point at them)."""
+    """Products: create, edit, deactivate (no delete: past orders point at them); stock changes via its page."""
 
     can_delete = False
     column_list = ("name", "price_cents", "currency", "active", "display_order", "stock", "reserved")
-    column_labels = {"price_cents": "Price", "display_order": "Order"}
-    column_formatters = {"price_cents": _money}
+    column_labels = {
+        "price_cents": "Price",
+        "display_order": "Order",
+        "stock": "Available",
+        "reserved": "Held by open checkouts",
+    }
+    column_formatters = {"price_cents": _money, "stock": _stock}
     column_default_sort = ("display_order", False)
     column_editable_list = ("active",)
     form_columns = ("name", "description", "price", "currency", "active", "display_order", "stock")
@@ -72,6 +102,45 @@ class ProductView(StaffModelView):
         )
     }
     form_args = {"stock": {"description": "Units available; leave empty for unlimited."}}
+
+    def edit_form(self, obj: Any = None) -> Any:
+        # Saving the edit form would write back the stock it was loaded with, undoing every unit
+        # shoppers reserved meanwhile: stock changes only through the atomic actions on the stock page.
+        form = super().edit_form(obj)
+        del form.stock
+        return form
+
+    @expose("/stock/<int:id>", methods=("GET", "POST"))
+    def stock_view(self, id: int) -> Any:
+        """Show a product's counts and take one staff stock change (restock +N, or units on hand)."""
+        product = stock.get_product(id)
+        if product is None:
+            abort(404)
+        formdata = request.form if request.method == "POST" else None
+        restock_form = RestockForm(formdata, prefix="restock")
+        on_hand_form = OnHandForm(formdata, prefix="count")
+        status = 200
+        if request.method == "POST":
+            try:
+                if restock_form.restock.data and restock_form.validate():
+                    level = stock.restock(id, restock_form.add.data)
+                elif on_hand_form.set_on_hand.data and on_hand_form.validate():
+                    level = stock.set_on_hand(id, on_hand_form.on_hand.data)
+                else:
+                    level = None
+                    status = 400
+            except stock.StockError as error:
+                flash(str(error), "error")
+                level, status = None, 400
+            if level is not None:
+                available = "unlimited" if level.stock is None else level.stock
+                flash(f"{level.name}: {available} available, {level.reserved} held by open checkouts.", "success")
+                return redirect(url_for(".stock_view", id=id))
+            product = stock.get_product(id)
+        body = self.render(
+            "admin/product_stock.html", product=product, restock_form=restock_form, on_hand_form=on_hand_form
+        )
+        return body, status
 
 
 def _date_filters(column: Any, label: str) -> list[Any]:

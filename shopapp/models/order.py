@@ -93,7 +93,10 @@ class Order(Base):
     session_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Stripe reported the session complete but unpaid: a delayed payment method is still settling.
     payment_processing: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # True while the order holds units of limited products (released on expiry/failure/cancel, consumed on PAID).
     stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Paid after its hold was released and the units were gone: refunded automatically, never oversold.
+    stock_shortfall: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0", index=True)
     review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -138,6 +141,7 @@ class OrderItem(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
+        CheckConstraint("reserved_quantity >= 0 AND reserved_quantity <= quantity", name="reserved_quantity_valid"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -146,6 +150,9 @@ class OrderItem(Base):
     product_name: Mapped[str] = mapped_column(String(120))
     unit_price_cents: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer)
+    # Units of a limited product this line held when the order was placed (0 for an unlimited product);
+    # release and consume give back exactly this, whatever staff did to the product since.
+    reserved_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     order: Mapped[Order] = relationship(back_populates="items")
     product: Mapped[Product] = relationship()

@@ -64,6 +64,14 @@ class CheckoutUrls:
 
 
 @dataclass(frozen=True)
+class SessionTTL:
+    """Minutes a Checkout Session stays open: `with_stock` when the order holds limited units."""
+
+    default: int
+    with_stock: int
+
+
+@dataclass(frozen=True)
 class CheckoutStarted:
     """The hosted payment page to send the shopper to."""
 
@@ -137,7 +145,7 @@ def _idempotency_key(order: Order) -> str:
     return f"order-{order.id}-attempt-{order.checkout_attempt}"
 
 
-def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: int) -> _Plan:
+def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL) -> _Plan:
     """In one write transaction, decide: reuse the open session, retire a stale one, or create."""
     now = utcnow()
     with write_transaction() as session:
@@ -181,6 +189,8 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: in
             current = order_rules.build_order(session, user_id, cart)
             stock.reserve(session, current)
         current.checkout_attempt += 1
+        # Units held for a checkout are unavailable to everyone else: hold them only briefly.
+        ttl_minutes = ttl.with_stock if current.stock_reserved else ttl.default
         current.session_expires_at = _expires_at(now, ttl_minutes)
         session.flush()
         return _Plan(
@@ -205,14 +215,17 @@ def _store_session(order_id: int, created: Mapping[str, Any]) -> None:
         )
 
 
-def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: int) -> CheckoutStarted:
+def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL | int) -> CheckoutStarted:
     """Create (or reuse) the shopper's PENDING order for `cart` and its Checkout Session.
 
-    Raises CheckoutError with a message for the shopper when Stripe cannot be used right now.
+    Raises CheckoutError with a message for the shopper when Stripe cannot be used right now, and
+    stock.OutOfStock (nothing held, nothing created) when a limited product does not have enough left.
     """
+    if isinstance(ttl, int):
+        ttl = SessionTTL(ttl, ttl)
     gateway = get_gateway()
     for _ in range(3):  # at most: retire one stale session, then create
-        plan = _plan_checkout(user_id, cart, urls, ttl_minutes)
+        plan = _plan_checkout(user_id, cart, urls, ttl)
         if plan.kind == "reuse":
             log.info("Order %s: reusing open session %s", plan.order_id, plan.session_id)
             return CheckoutStarted(plan.order_id, plan.url, reused=True)
@@ -371,9 +384,10 @@ def apply_session(
             return Outcome.NOOP, order.id
         # Side effects belong to the single winner.
         if not stock.consume(session, order):
-            order_rules.flag_for_review(
-                session, order, "paid after its reservation was released and the stock is gone: refund", actor=actor
-            )
+            # Never oversell: the order records the payment, is flagged, and a full refund is queued
+            # (sent to Stripe by the caller once this transaction has committed).
+            stock.record_shortfall(session, order, actor=actor)
+            log.warning("Order %s paid late and out of stock: refund queued", order.id)
         log.info("Order %s PAID (%s)", order.id, actor)
         return Outcome.PAID, order.id
 
@@ -421,7 +435,9 @@ def finalize_checkout(checkout_session: Mapping[str, Any], *, actor: str, paymen
     match; a mismatch flags the order for staff. Only the compare-and-set winner does side effects.
     """
     with write_transaction() as session:
-        outcome, _ = apply_session(session, checkout_session, actor=actor, payment_failed=payment_failed)
+        outcome, order_id = apply_session(session, checkout_session, actor=actor, payment_failed=payment_failed)
+    if outcome == Outcome.PAID:
+        stock.send_shortfall_refunds(order_id)
     return outcome
 
 

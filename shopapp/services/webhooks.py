@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from shopapp.gateway import get_gateway
 from shopapp.models import PaymentEvent
 from shopapp.models.base import utcnow
+from shopapp.services import stock
 from shopapp.services.checkout import Outcome, SessionNotOurs, apply_session
 from shopapp.services.tx import write_transaction
 
@@ -96,7 +97,6 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
                 outcome, order_id = handler(session, obj, actor)
             row.outcome, row.order_id, row.processed_at, row.error = outcome, order_id, utcnow(), None
         log.info("Event %s (%s): %s", event_id, event_type, outcome)
-        return WebhookResult(event_id, outcome)
     except IntegrityError:
         log.info("Duplicate event %s (%s) arrived concurrently", event_id, event_type)
         return WebhookResult(event_id, "duplicate", duplicate=True)
@@ -104,6 +104,10 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
         log.exception("Event %s (%s) failed; rolled back for a retry", event_id, event_type)
         _record_failure(event_id, event_type, raw if raw is not None else json.dumps(event), error)
         raise WebhookProcessingError(str(error)) from error
+    if outcome == "applied" and order_id is not None:
+        # After the commit, never inside it: a late payment whose stock was gone is refunded now.
+        stock.send_shortfall_refunds(order_id)
+    return WebhookResult(event_id, outcome)
 
 
 def _record_failure(event_id: str, event_type: str, raw: str, error: Exception) -> None:

@@ -24,7 +24,12 @@ def _render_shop(*, error: str | None = None, status: int = 200, selection: dict
         order_page = orders.orders_for_user(current_user.id, page, current_app.config["ORDERS_PER_PAGE"])
     notice = None
     if request.args.get("checkout") == "canceled":
-        notice = "Payment canceled: nothing was charged. Your selection is still here when you are ready."
+        # A GET never writes: the order stays pending (and keeps any units it holds) until the shopper
+        # cancels it below or its session expires at Stripe.
+        notice = (
+            "Payment canceled: nothing was charged. Your order stays open until its payment page expires; "
+            "cancel it under My orders to release its items now."
+        )
     return (
         render_template(
             "shop/index.html",
@@ -67,7 +72,10 @@ def buy() -> Response | tuple[str, int]:
                 success_url=url_for("payments.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
                 cancel_url=url_for("shop.index", checkout="canceled", _external=True),
             ),
-            current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
+            checkout.SessionTTL(
+                default=current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
+                with_stock=current_app.config["CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK"],
+            ),
         )
     except (catalog.SelectionError, stock.OutOfStock) as error:
         return _render_shop(error=str(error), status=400, selection=selection)
