@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -13,8 +15,8 @@ from flask.testing import FlaskClient
 
 from shopapp.extensions import db as _db
 from shopapp.models import Order, OrderStatus, Refund, User
-from stripe_emulator import Emulator, EmulatorHTTPClient
-from tests.conftest import PASSWORD, order_for_session, session_id_from
+from stripe_emulator import Clock, Emulator, EmulatorHTTPClient
+from tests.conftest import PASSWORD, WEBHOOK_SECRET, order_for_session, session_id_from
 
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 
@@ -38,6 +40,30 @@ def refunds_of(order_id: int) -> list[Refund]:
     """The order's Refund rows, fresh."""
     _db.session.expire_all()
     return list(_db.session.scalars(_db.select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)))
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """The local Stripe service on a frozen clock: a failed delivery is retried only when a test advances it."""
+    emu = Emulator(
+        webhook_url="http://shop.test/webhook/",
+        webhook_secret=WEBHOOK_SECRET,
+        async_delay=None,
+        clock=Clock(start=time.time()),
+    )
+    yield emu
+    emu.close()
+
+
+@contextmanager
+def endpoint_down(emulator: Emulator) -> Iterator[None]:
+    """While inside, the shop's webhook endpoint answers 503: deliveries fail and wait for a later retry."""
+    working = emulator.deliverer.sender
+    emulator.deliverer.sender = lambda url, body, headers: 503
+    try:
+        yield
+    finally:
+        emulator.deliverer.sender = working
 
 
 @pytest.fixture
