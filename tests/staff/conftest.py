@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import stripe
-from flask import Flask
+from flask import Flask, g, request_started
 from flask.testing import FlaskClient
 
 from shopapp.extensions import db as _db
@@ -40,6 +40,23 @@ def refunds_of(order_id: int) -> list[Refund]:
     """The order's Refund rows, fresh."""
     _db.session.expire_all()
     return list(_db.session.scalars(_db.select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)))
+
+
+@pytest.fixture(autouse=True)
+def separate_logins(app: Flask) -> Iterator[None]:
+    """Each request identifies its own user.
+
+    The test keeps one app context pushed, and Flask reuses it for every request, so `g` (where
+    Flask-Login caches the current user) would carry one client's login into another client's request.
+    A real server never shares `g` between requests; this makes the test clients behave the same.
+    """
+
+    def forget_cached_user(sender: Flask, **extra: Any) -> None:
+        g.pop("_login_user", None)
+
+    request_started.connect(forget_cached_user, app)
+    yield
+    request_started.disconnect(forget_cached_user, app)
 
 
 @pytest.fixture

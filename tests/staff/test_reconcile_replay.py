@@ -148,7 +148,9 @@ def test_replay_of_a_failed_event(runner, place_order, emulator, stripe_dashboar
     assert (refunded.status, refunded.refunded_cents) == (OrderStatus.PARTIALLY_REFUNDED, 1500)
 
     # Idempotent: nothing is failed any more, and replaying by id changes nothing.
-    assert runner.invoke(args=["payments", "replay", "--failed"]).output.strip() == "Replayed 0 event(s): nothing to do."
+    assert (
+        runner.invoke(args=["payments", "replay", "--failed"]).output.strip() == "Replayed 0 event(s): nothing to do."
+    )
     ids = [e.stripe_event_id for e in failed]
     by_id = runner.invoke(args=["payments", "replay", *ids])
     assert by_id.exit_code == 0 and by_id.output.strip() == "Replayed 3 event(s): 3 no-op."

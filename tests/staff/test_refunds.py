@@ -126,7 +126,9 @@ def test_retry_after_a_lost_reply_reuses_the_key(paid_order, emulator):
 
 def test_refund_made_outside_the_shop_is_applied(paid_order, emulator, stripe_dashboard):
     order = paid_order()
-    outside = stripe_dashboard.v1.refunds.create(params={"payment_intent": order.stripe_payment_intent_id, "amount": 500})
+    outside = stripe_dashboard.v1.refunds.create(
+        params={"payment_intent": order.stripe_payment_intent_id, "amount": 500}
+    )
     emulator.deliver_pending()
     partial = fresh_order(order.id)
     assert (partial.status, partial.refunded_cents) == (OrderStatus.PARTIALLY_REFUNDED, 500)
