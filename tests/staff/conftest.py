@@ -43,20 +43,21 @@ def refunds_of(order_id: int) -> list[Refund]:
 
 
 @pytest.fixture(autouse=True)
-def separate_logins(app: Flask) -> Iterator[None]:
-    """Each request identifies its own user.
+def fresh_g_per_request(app: Flask) -> Iterator[None]:
+    """Each request starts with an empty `g`, as on a real server.
 
-    The test keeps one app context pushed, and Flask reuses it for every request, so `g` (where
-    Flask-Login caches the current user) would carry one client's login into another client's request.
-    A real server never shares `g` between requests; this makes the test clients behave the same.
+    The test keeps one app context pushed and Flask reuses it for every request, so `g` — where
+    Flask-Login caches the current user and Flask-WTF the CSRF token — would carry one client's
+    login or token into another client's request.
     """
 
-    def forget_cached_user(sender: Flask, **extra: Any) -> None:
-        g.pop("_login_user", None)
+    def clear_g(sender: Flask, **extra: Any) -> None:
+        for name in list(g):
+            g.pop(name, None)
 
-    request_started.connect(forget_cached_user, app)
+    request_started.connect(clear_g, app)
     yield
-    request_started.disconnect(forget_cached_user, app)
+    request_started.disconnect(clear_g, app)
 
 
 @pytest.fixture
