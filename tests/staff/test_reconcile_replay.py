@@ -36,14 +36,14 @@ def test_reconcile_heals_a_lost_payment_webhook(runner, place_order, emulator):
     assert fresh_order(order.id).status == OrderStatus.PENDING
     # Fresh orders are left alone by default (the shopper may still be on the payment page).
     result = _reconcile(runner)
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith("Reconciled 0 stale pending order(s)")
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.startswith("Reconciled 0 stale pending order(s)")
     assert fresh_order(order.id).status == OrderStatus.PENDING
 
     _age(order.id, 20)
     result = _reconcile(runner, "--older-than", "15m")
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == (
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.strip() == (
         "Reconciled 1 stale pending order(s): 1 paid, 0 expired, 0 failed, 0 processing, 0 open, 0 flagged, "
         "0 no-op, 0 error."
     )
@@ -53,7 +53,7 @@ def test_reconcile_heals_a_lost_payment_webhook(runner, place_order, emulator):
     assert [e.actor for e in paid.events if e.to_status == "paid"] == ["reconcile"]
     # Safe to repeat: nothing stale is left.
     again = _reconcile(runner, "--older-than", "0s")
-    assert again.output.startswith("Reconciled 0 stale pending order(s)")
+    assert again.stdout.startswith("Reconciled 0 stale pending order(s)")
     # The late webhook, when Stripe retries it, changes nothing.
     emulator.clock.advance(60)
     emulator.deliver_pending()
@@ -69,13 +69,13 @@ def test_reconcile_expires_an_abandoned_session(runner, place_order, emulator, p
     assert emulator.sessions[order.stripe_session_id]["status"] == "open"
 
     result = _reconcile(runner)
-    assert result.exit_code == 0, result.output
-    assert " 1 expired" in result.output
+    assert result.exit_code == 0, result.stdout
+    assert " 1 expired" in result.stdout
     assert emulator.sessions[order.stripe_session_id]["status"] == "expired"  # it can no longer be paid
     expired = fresh_order(order.id)
     assert expired.status == OrderStatus.EXPIRED
     assert db.session.get(Product, products["Product B"].id, populate_existing=True).reserved == 0
-    assert _reconcile(runner).output.startswith("Reconciled 0 stale pending order(s)")
+    assert _reconcile(runner).stdout.startswith("Reconciled 0 stale pending order(s)")
 
 
 def test_reconcile_applies_an_expiry_whose_webhook_was_lost(runner, place_order, emulator):
@@ -86,7 +86,7 @@ def test_reconcile_applies_an_expiry_whose_webhook_was_lost(runner, place_order,
     assert emulator.sessions[order.stripe_session_id]["status"] == "expired"
     _age(order.id, 120)
     result = _reconcile(runner)
-    assert " 1 expired" in result.output, result.output
+    assert " 1 expired" in result.stdout, result.stdout
     assert fresh_order(order.id).status == OrderStatus.EXPIRED
     assert emulator.call_counts.get("POST /v1/checkout/sessions/{id}/expire", 0) == 0
 
@@ -95,7 +95,7 @@ def test_reconcile_leaves_a_session_that_can_still_be_paid(runner, place_order, 
     order = place_order(A=1)
     _age(order.id, 20)  # older than 15 minutes, but its session has not reached its expiry
     result = _reconcile(runner)
-    assert " 1 open" in result.output, result.output
+    assert " 1 open" in result.stdout, result.stdout
     assert fresh_order(order.id).status == OrderStatus.PENDING
     assert emulator.sessions[order.stripe_session_id]["status"] == "open"
 
@@ -106,7 +106,7 @@ def test_reconcile_reports_stripe_outage_and_exits_nonzero(runner, place_order, 
     emulator.inject_fault("GET /v1/checkout/sessions/{id}", 503, times=5)
     result = _reconcile(runner)
     assert result.exit_code == 1
-    assert " 1 error." in result.output
+    assert " 1 error." in result.stdout
     assert fresh_order(order.id).status == OrderStatus.PENDING
 
 
@@ -140,25 +140,25 @@ def test_replay_of_a_failed_event(runner, place_order, emulator, stripe_dashboar
     assert all("no paid order" in (e.error or "") for e in failed)
 
     _age(order.id, 20)
-    assert " 1 paid" in _reconcile(runner).output
+    assert " 1 paid" in _reconcile(runner).stdout
     result = runner.invoke(args=["payments", "replay", "--failed"])
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == "Replayed 3 event(s): 1 applied, 2 no-op."
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.strip() == "Replayed 3 event(s): 1 applied, 2 no-op."
     refunded = fresh_order(order.id)
     assert (refunded.status, refunded.refunded_cents) == (OrderStatus.PARTIALLY_REFUNDED, 1500)
 
     # Idempotent: nothing is failed any more, and replaying by id changes nothing.
     assert (
-        runner.invoke(args=["payments", "replay", "--failed"]).output.strip() == "Replayed 0 event(s): nothing to do."
+        runner.invoke(args=["payments", "replay", "--failed"]).stdout.strip() == "Replayed 0 event(s): nothing to do."
     )
     ids = [e.stripe_event_id for e in failed]
     by_id = runner.invoke(args=["payments", "replay", *ids])
-    assert by_id.exit_code == 0 and by_id.output.strip() == "Replayed 3 event(s): 3 no-op."
+    assert by_id.exit_code == 0 and by_id.stdout.strip() == "Replayed 3 event(s): 3 no-op."
     assert fresh_order(order.id).refunded_cents == 1500
 
 
 def test_replay_unknown_event_and_usage(runner):
     unknown = runner.invoke(args=["payments", "replay", "evt_nope"])
-    assert unknown.exit_code == 1 and unknown.output.strip() == "Replayed 1 event(s): 1 unknown."
+    assert unknown.exit_code == 1 and unknown.stdout.strip() == "Replayed 1 event(s): 1 unknown."
     usage = runner.invoke(args=["payments", "replay"])
     assert usage.exit_code == 2 and "Give event ids" in usage.output
