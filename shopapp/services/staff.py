@@ -43,7 +43,7 @@ class OrderDetail:
 
 def order_detail(order_id: int) -> OrderDetail | None:
     """The order with its shopper, refunds and a merged, oldest-first timeline; None if it does not exist."""
-    session = db.session
+    session = db.session()
     order = session.get(Order, order_id, populate_existing=True)
     if order is None:
         return None
