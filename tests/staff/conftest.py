@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 import stripe
-from flask import Flask, g, request_started
+from flask import Flask
 from flask.testing import FlaskClient
 
 from shopapp.extensions import db as _db
 from shopapp.models import Order, OrderStatus, Refund, User
 from stripe_emulator import Clock, Emulator, EmulatorHTTPClient
-from tests.conftest import PASSWORD, WEBHOOK_SECRET, order_for_session, session_id_from
+from tests.conftest import PASSWORD, WEBHOOK_SECRET, fresh, order_for_session, session_id_from
 
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 
@@ -30,34 +30,14 @@ def csrf_token(page: str) -> str:
 
 def fresh_order(order_id: int) -> Order:
     """The order row read fresh from the database."""
-    _db.session.expire_all()
-    order = _db.session.get(Order, order_id)
+    order = fresh().get(Order, order_id, populate_existing=True)
     assert order is not None
     return order
 
 
 def refunds_of(order_id: int) -> list[Refund]:
     """The order's Refund rows, fresh."""
-    _db.session.expire_all()
-    return list(_db.session.scalars(_db.select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)))
-
-
-@pytest.fixture(autouse=True)
-def fresh_g_per_request(app: Flask) -> Iterator[None]:
-    """Each request starts with an empty `g`, as on a real server.
-
-    The test keeps one app context pushed and Flask reuses it for every request, so `g` — where
-    Flask-Login caches the current user and Flask-WTF the CSRF token — would carry one client's
-    login or token into another client's request.
-    """
-
-    def clear_g(sender: Flask, **extra: Any) -> None:
-        for name in list(g):
-            g.pop(name, None)
-
-    request_started.connect(clear_g, app)
-    yield
-    request_started.disconnect(clear_g, app)
+    return list(fresh().scalars(_db.select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from shopapp.extensions import db
 from shopapp.models import Order, PaymentEvent, Product, Refund, User
 from stripe_emulator import Emulator
-from tests.conftest import PASSWORD, order_for_session, session_id_from
+from tests.conftest import PASSWORD, fresh, order_for_session, session_id_from
 from tests.staff.conftest import csrf_token, stripe_refunds
 
 
@@ -54,7 +54,7 @@ def world(app: Flask, make_user: Callable[..., User], products: dict[str, Produc
     emulator.deliver_pending()
     order = order_for_session(session_id)
     staff, staff_token = _login(app, "ann@example.com")
-    event = db.session.scalar(db.select(PaymentEvent).where(PaymentEvent.type == "checkout.session.completed"))
+    event = fresh().scalar(db.select(PaymentEvent).where(PaymentEvent.type == "checkout.session.completed"))
     return {
         "order": order,
         "product": products["Product A"],
@@ -93,13 +93,13 @@ def _actions(world: Any) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def _snapshot(emulator: Emulator, order: Order) -> Any:
-    db.session.expire_all()
+    fresh()
     return (
-        [(p.id, p.name, p.price_cents, p.active) for p in db.session.scalars(db.select(Product).order_by(Product.id))],
-        [(u.email, u.is_staff) for u in db.session.scalars(db.select(User).order_by(User.id))],
-        db.session.scalar(db.select(db.func.count(Refund.id))),
-        [(o.status, o.refunded_cents) for o in db.session.scalars(db.select(Order))],
-        [(e.outcome, e.processed_at) for e in db.session.scalars(db.select(PaymentEvent).order_by(PaymentEvent.id))],
+        [(p.id, p.name, p.price_cents, p.active) for p in fresh().scalars(db.select(Product).order_by(Product.id))],
+        [(u.email, u.is_staff) for u in fresh().scalars(db.select(User).order_by(User.id))],
+        fresh().scalar(db.select(db.func.count(Refund.id))),
+        [(o.status, o.refunded_cents) for o in fresh().scalars(db.select(Order))],
+        [(e.outcome, e.processed_at) for e in fresh().scalars(db.select(PaymentEvent).order_by(PaymentEvent.id))],
         len(stripe_refunds(emulator, order.stripe_payment_intent_id)),
     )
 
@@ -146,7 +146,7 @@ def test_admin_pages_refused_for_non_staff(world, path):
     shopper, _ = world["shopper"]
     anonymous, _ = world["anonymous"]
     staff, _ = world["staff"]
-    assert shopper.get(path).status_code == 403
-    response = anonymous.get(path)
+    assert shopper.get(path, buffered=True).status_code == 403
+    response = anonymous.get(path, buffered=True)
     assert response.status_code == 302 and "/account/login" in response.headers["Location"]
-    assert staff.get(path).status_code == 200
+    assert staff.get(path, buffered=True).status_code == 200  # buffered: the CSV export streams

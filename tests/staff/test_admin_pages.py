@@ -13,6 +13,7 @@ from shopapp.models import Order, OrderStatus, PaymentEvent
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services.tx import write_transaction
+from tests.conftest import fresh
 from tests.staff.conftest import endpoint_down, fresh_order, refunds_of, stripe_refunds
 
 
@@ -125,7 +126,7 @@ def test_orders_list_filters_and_search(staff_client, paid_order, place_order):
     flagged, older, pending = _orders_fixture(paid_order, place_order)
 
     def ids(query: str) -> set[int]:
-        rows = _csv(staff_client.get(f"/admin/orders/export/csv/?{query}"))
+        rows = _csv(staff_client.get(f"/admin/orders/export/csv/?{query}", buffered=True))
         return {int(r["Id"]) for r in rows}
 
     assert staff_client.get("/admin/orders/?flt0_status_equals=pending").status_code == 200
@@ -145,7 +146,9 @@ def test_orders_list_filters_and_search(staff_client, paid_order, place_order):
 
 def test_csv_export_content_of_the_filtered_list(staff_client, paid_order, place_order):
     flagged, _, _ = _orders_fixture(paid_order, place_order)
-    response = staff_client.get("/admin/orders/export/csv/?flt0_status_equals=paid&flt1_needs_review_equals=1")
+    response = staff_client.get(
+        "/admin/orders/export/csv/?flt0_status_equals=paid&flt1_needs_review_equals=1", buffered=True
+    )
     assert "attachment" in response.headers["Content-Disposition"]
     assert "orders.csv" in response.headers["Content-Disposition"]
     rows = _csv(response)
@@ -173,7 +176,7 @@ def test_payment_events_list_and_reprocess_action(staff_client, paid_order, emul
     order = paid_order()
     page = staff_client.get("/admin/payment_events/").get_data(as_text=True)
     assert "checkout.session.completed" in page and "Reprocess" in page
-    completed = db.session.scalar(db.select(PaymentEvent).where(PaymentEvent.type == "checkout.session.completed"))
+    completed = fresh().scalar(db.select(PaymentEvent).where(PaymentEvent.type == "checkout.session.completed"))
     assert staff_client.get(f"/admin/payment_events/details/?id={completed.id}").status_code == 200
     # Read-only: no create, edit or delete.
     assert staff_client.get("/admin/payment_events/new/").status_code in (302, 303)
@@ -197,7 +200,7 @@ def test_reprocess_applies_a_failed_event(staff_client, place_order, emulator, s
     payment_intent = emulator.sessions[order.stripe_session_id]["payment_intent"]
     stripe_dashboard.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 999})
     emulator.deliver_pending()  # the refund's events cannot be placed yet: stored as failed
-    failed = db.session.scalars(db.select(PaymentEvent).where(PaymentEvent.outcome == "failed")).all()
+    failed = fresh().scalars(db.select(PaymentEvent).where(PaymentEvent.outcome == "failed")).all()
     assert len(failed) == 3
     listing = staff_client.get("/admin/payment_events/?flt0_outcome_equals=failed").get_data(as_text=True)
     assert all(e.stripe_event_id in listing for e in failed)

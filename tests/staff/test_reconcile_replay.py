@@ -11,6 +11,7 @@ from shopapp.extensions import db
 from shopapp.models import Order, OrderStatus, PaymentEvent, Product
 from shopapp.models.base import utcnow
 from shopapp.services.reconcile import parse_age
+from tests.conftest import fresh
 from tests.staff.conftest import endpoint_down, fresh_order
 
 
@@ -64,7 +65,7 @@ def test_reconcile_expires_an_abandoned_session(runner, place_order, emulator, p
     db.session.execute(update(Product).where(Product.name == "Product B").values(stock=5))
     db.session.commit()
     order = place_order(B=2)
-    assert db.session.get(Product, products["Product B"].id, populate_existing=True).reserved == 2
+    assert fresh().get(Product, products["Product B"].id, populate_existing=True).reserved == 2
     _age(order.id, 90, session_expired=True)  # the shopper walked away long ago; Stripe still shows it open
     assert emulator.sessions[order.stripe_session_id]["status"] == "open"
 
@@ -74,7 +75,7 @@ def test_reconcile_expires_an_abandoned_session(runner, place_order, emulator, p
     assert emulator.sessions[order.stripe_session_id]["status"] == "expired"  # it can no longer be paid
     expired = fresh_order(order.id)
     assert expired.status == OrderStatus.EXPIRED
-    assert db.session.get(Product, products["Product B"].id, populate_existing=True).reserved == 0
+    assert fresh().get(Product, products["Product B"].id, populate_existing=True).reserved == 0
     assert _reconcile(runner).stdout.startswith("Reconciled 0 stale pending order(s)")
 
 
@@ -135,7 +136,7 @@ def test_replay_of_a_failed_event(runner, place_order, emulator, stripe_dashboar
     stripe_dashboard.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 1500})
     statuses = {status for _, status in emulator.deliver_pending()}
     assert statuses == {500}  # the shop cannot place the refund yet, so Stripe is asked to retry
-    failed = db.session.scalars(db.select(PaymentEvent).where(PaymentEvent.outcome == "failed")).all()
+    failed = fresh().scalars(db.select(PaymentEvent).where(PaymentEvent.outcome == "failed")).all()
     assert sorted(e.type for e in failed) == ["charge.refunded", "refund.created", "refund.updated"]
     assert all("no paid order" in (e.error or "") for e in failed)
 

@@ -9,6 +9,7 @@ import pytest
 from shopapp.extensions import db
 from shopapp.models import OrderEvent, OrderStatus, PaymentEvent
 from shopapp.services import refunds
+from tests.conftest import fresh
 from tests.staff.conftest import fresh_order, refunds_of, stripe_refunds
 
 
@@ -36,10 +37,10 @@ def test_full_refund_moves_order_only_when_events_arrive(paid_order, emulator):
     refunded = fresh_order(order.id)
     assert (refunded.status, refunded.refunded_cents) == (OrderStatus.REFUNDED, 7997)
     assert [r.status for r in refunds_of(order.id)] == ["succeeded"]
-    notes = [e.note for e in db.session.scalars(db.select(OrderEvent).where(OrderEvent.order_id == order.id))]
+    notes = [e.note for e in fresh().scalars(db.select(OrderEvent).where(OrderEvent.order_id == order.id))]
     assert any("Refund of $79.97 requested: Customer asked" in n for n in notes)
     outcomes = {
-        e.type: e.outcome for e in db.session.scalars(db.select(PaymentEvent).where(PaymentEvent.order_id == order.id))
+        e.type: e.outcome for e in fresh().scalars(db.select(PaymentEvent).where(PaymentEvent.order_id == order.id))
     }
     assert outcomes["refund.created"] == "applied"
     assert outcomes["charge.refunded"] == "no-op" and outcomes["refund.updated"] == "no-op"
