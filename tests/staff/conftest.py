@@ -101,6 +101,17 @@ def staff_client(app: Flask, make_user: Callable[..., User]) -> FlaskClient:
 
 
 @pytest.fixture
+def staff_post(staff_client: FlaskClient) -> Callable[..., Any]:
+    """POST a staff form with the session's CSRF token, as the page's form would send it."""
+
+    def post(url: str, data: dict[str, Any]) -> Any:
+        token = csrf_token(staff_client.get("/").get_data(as_text=True))
+        return staff_client.post(url, data={**data, "csrf_token": token})
+
+    return post
+
+
+@pytest.fixture
 def stripe_dashboard(emulator: Emulator) -> stripe.StripeClient:
     """The Stripe account seen from outside the shop (like Stripe's dashboard), via the real SDK."""
     return stripe.StripeClient(

@@ -50,10 +50,10 @@ def test_order_detail_shows_items_totals_ids_timeline_and_flag(staff_client, pai
     assert 'value="79.97"' in html  # the refund form offers what remains
 
 
-def test_refund_through_the_order_page(staff_client, paid_order, emulator):
+def test_refund_through_the_order_page(staff_client, staff_post, paid_order, emulator):
     order = paid_order()
     form = {"amount": "20.00", "reason": "Late delivery", "sequence": "1"}
-    response = staff_client.post(f"/admin/orders/{order.id}/refund/", data=form)
+    response = staff_post(f"/admin/orders/{order.id}/refund/", data=form)
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/admin/orders/details/?id={order.id}")
     page = staff_client.get(response.headers["Location"]).get_data(as_text=True)
@@ -68,11 +68,11 @@ def test_refund_through_the_order_page(staff_client, paid_order, emulator):
     assert "Partially refunded" in page and "$59.97" in page and 'value="2"' in page
 
 
-def test_double_click_on_refund_makes_one_refund_at_stripe(staff_client, paid_order, emulator):
+def test_double_click_on_refund_makes_one_refund_at_stripe(staff_client, staff_post, paid_order, emulator):
     order = paid_order()
     form = {"amount": "79.97", "reason": "Customer asked", "sequence": "1"}
-    first = staff_client.post(f"/admin/orders/{order.id}/refund/", data=form)
-    second = staff_client.post(f"/admin/orders/{order.id}/refund/", data=form)
+    first = staff_post(f"/admin/orders/{order.id}/refund/", data=form)
+    second = staff_post(f"/admin/orders/{order.id}/refund/", data=form)
     assert first.status_code == second.status_code == 303
     assert "already sent to Stripe" in staff_client.get(second.headers["Location"]).get_data(as_text=True)
     assert len(stripe_refunds(emulator, order.stripe_payment_intent_id)) == 1
@@ -81,7 +81,7 @@ def test_double_click_on_refund_makes_one_refund_at_stripe(staff_client, paid_or
     assert fresh_order(order.id).status == OrderStatus.REFUNDED
 
 
-def test_refund_form_errors_are_4xx_and_change_nothing(staff_client, paid_order, emulator):
+def test_refund_form_errors_are_4xx_and_change_nothing(staff_client, staff_post, paid_order, emulator):
     order = paid_order()
     cases = [
         ({"amount": "80.00", "reason": "x", "sequence": "1"}, 400, "At most $79.97 can be refunded"),
@@ -94,10 +94,16 @@ def test_refund_form_errors_are_4xx_and_change_nothing(staff_client, paid_order,
         ({"amount": "5", "reason": "x"}, 400, "out of date"),
     ]
     for data, status, message in cases:
-        response = staff_client.post(f"/admin/orders/{order.id}/refund/", data=data)
+        response = staff_post(f"/admin/orders/{order.id}/refund/", data=data)
         assert response.status_code == status, (data, response.status_code)
         assert message in response.get_data(as_text=True), data
-    assert staff_client.post("/admin/orders/999/refund/", data=cases[0][0]).status_code == 404
+    assert staff_post("/admin/orders/999/refund/", data=cases[0][0]).status_code == 404
+    # Admin forms check their CSRF token even where the site-wide check is off (as in these tests).
+    no_token = staff_client.post(
+        f"/admin/orders/{order.id}/refund/", data={"amount": "5", "reason": "x", "sequence": "1"}
+    )
+    assert no_token.status_code == 400
+    assert "This form expired or was not sent from this page" in no_token.get_data(as_text=True)
     assert refunds_of(order.id) == []
     assert stripe_refunds(emulator, order.stripe_payment_intent_id) == []
     assert staff_client.get("/admin/orders/details/?id=999").status_code == 404
@@ -172,7 +178,7 @@ def test_csv_export_content_of_the_filtered_list(staff_client, paid_order, place
     assert rows[0]["Paid At"].endswith("+00:00")
 
 
-def test_payment_events_list_and_reprocess_action(staff_client, paid_order, emulator):
+def test_payment_events_list_and_reprocess_action(staff_client, staff_post, paid_order, emulator):
     order = paid_order()
     page = staff_client.get("/admin/payment_events/").get_data(as_text=True)
     assert "checkout.session.completed" in page and "Reprocess" in page
@@ -181,18 +187,16 @@ def test_payment_events_list_and_reprocess_action(staff_client, paid_order, emul
     # Read-only: no create, edit or delete.
     assert staff_client.get("/admin/payment_events/new/").status_code in (302, 303)
     assert staff_client.get(f"/admin/payment_events/edit/?id={completed.id}").status_code in (302, 303)
-    response = staff_client.post(
-        "/admin/payment_events/action/", data={"action": "reprocess", "rowid": [str(completed.id)]}
-    )
+    response = staff_post("/admin/payment_events/action/", data={"action": "reprocess", "rowid": [str(completed.id)]})
     assert response.status_code == 302
     follow = staff_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Replayed 1 event(s): 1 no-op." in follow
     assert [e.to_status for e in fresh_order(order.id).events if e.to_status] == ["paid"]
-    bad = staff_client.post("/admin/payment_events/action/", data={"action": "reprocess", "rowid": ["x' OR 1=1"]})
+    bad = staff_post("/admin/payment_events/action/", data={"action": "reprocess", "rowid": ["x' OR 1=1"]})
     assert "Choose the events to reprocess." in staff_client.get(bad.headers["Location"]).get_data(as_text=True)
 
 
-def test_reprocess_applies_a_failed_event(staff_client, place_order, emulator, stripe_dashboard, runner):
+def test_reprocess_applies_a_failed_event(staff_client, staff_post, place_order, emulator, stripe_dashboard, runner):
     order = place_order(A=1)
     with endpoint_down(emulator):  # the payment's webhook is lost
         emulator.pay(order.stripe_session_id)
@@ -206,10 +210,10 @@ def test_reprocess_applies_a_failed_event(staff_client, place_order, emulator, s
     assert all(e.stripe_event_id in listing for e in failed)
     rowids = [str(e.id) for e in failed]
 
-    still = staff_client.post("/admin/payment_events/action/", data={"action": "reprocess", "rowid": rowids})
+    still = staff_post("/admin/payment_events/action/", data={"action": "reprocess", "rowid": rowids})
     assert "3 failed" in staff_client.get(still.headers["Location"]).get_data(as_text=True)
     assert runner.invoke(args=["payments", "reconcile", "--older-than", "0s"]).exit_code == 0
-    done = staff_client.post("/admin/payment_events/action/", data={"action": "reprocess", "rowid": rowids})
+    done = staff_post("/admin/payment_events/action/", data={"action": "reprocess", "rowid": rowids})
     assert "Replayed 3 event(s): 1 applied, 2 no-op." in staff_client.get(done.headers["Location"]).get_data(
         as_text=True
     )
@@ -217,7 +221,7 @@ def test_reprocess_applies_a_failed_event(staff_client, place_order, emulator, s
     assert (refunded.status, refunded.refunded_cents) == (OrderStatus.PARTIALLY_REFUNDED, 999)
 
 
-def test_dashboard_figures(staff_client, paid_order, place_order, emulator):
+def test_dashboard_figures(staff_client, staff_post, paid_order, place_order, emulator):
     today = paid_order(A=1)  # 19.99
     week = paid_order(B=1)  # 29.99
     old = paid_order(C=1)  # 39.99
@@ -225,7 +229,7 @@ def test_dashboard_figures(staff_client, paid_order, place_order, emulator):
         when = utcnow() - timedelta(days=days)
         db.session.execute(update(Order).where(Order.id == order_id).values(created_at=when, paid_at=when))
     db.session.commit()
-    staff_client.post(f"/admin/orders/{today.id}/refund/", data={"amount": "4.99", "reason": "x", "sequence": "1"})
+    staff_post(f"/admin/orders/{today.id}/refund/", data={"amount": "4.99", "reason": "x", "sequence": "1"})
     emulator.deliver_pending()
     _flag(week.id, "check me")
     place_order(A=1)  # pending
