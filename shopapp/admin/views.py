@@ -12,7 +12,6 @@ from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_login import current_user
-from markupsafe import Markup
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 from wtforms import DecimalField
@@ -115,16 +114,6 @@ class StatusEqualFilter(sqla_filters.FilterEqual):
 
 def _status(view: Any, context: Any, model: Any, name: str) -> str:
     return model.status.label
-
-
-def _items(view: Any, context: Any, model: Any, name: str) -> Markup:
-    rows = "".join(
-        Markup("<li>{} x {} at {}</li>").format(
-            item.quantity, item.product_name, format_money(item.unit_price_cents, model.currency)
-        )
-        for item in model.items
-    )
-    return Markup("<ul>{}</ul>").format(Markup(rows))
 
 
 def _cents_plain(view: Any, context: Any, model: Any, name: str) -> str:
