@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
+
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
-from shopapp.services import accounts, catalog, stock
+from shopapp.services import accounts, catalog, reconcile, staff, stock, webhooks
 
 
 @click.command("seed")
@@ -63,9 +67,58 @@ def send_refunds_command() -> None:
     click.echo(f"Out-of-stock refunds sent: {sent}.")
 
 
+payments_cli = AppGroup("payments", help="Reconcile with Stripe and replay stored events (safe to run from cron).")
+
+
+class AgeType(click.ParamType):
+    """An age like 90s, 15m, 2h or 1d."""
+
+    name = "age"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return reconcile.parse_age(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+@payments_cli.command("reconcile")
+@click.option(
+    "--older-than",
+    type=AgeType(),
+    default="15m",
+    show_default=True,
+    help="Only PENDING orders created at least this long ago (90s, 15m, 2h, 1d).",
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=500, show_default=True, help="At most this many.")
+def reconcile_command(older_than: timedelta, limit: int) -> None:
+    """Ask Stripe about stale PENDING orders and finalize or expire them; exit 1 if Stripe could not answer."""
+    summary = reconcile.reconcile_pending(older_than, limit=limit)
+    click.echo(summary.line())
+    if summary.errors:
+        sys.exit(1)
+
+
+@payments_cli.command("replay")
+@click.argument("event_ids", nargs=-1)
+@click.option("--failed", is_flag=True, help="Replay every stored event whose processing failed.")
+def replay_command(event_ids: tuple[str, ...], failed: bool) -> None:
+    """Re-run stored Stripe events by id (or --failed); exit 1 if any still fails or is unknown."""
+    if not event_ids and not failed:
+        raise click.UsageError("Give event ids (evt_...) or --failed.")
+    ids = list(event_ids) + (webhooks.failed_event_ids() if failed else [])
+    summary = staff.replay(ids)
+    click.echo(summary.line())
+    if summary.problems:
+        sys.exit(1)
+
+
 def init_cli(app: Flask) -> None:
     """Register the commands on the app."""
     app.cli.add_command(seed_command)
     app.cli.add_command(create_staff_command)
     app.cli.add_command(demo_staff_command)
     app.cli.add_command(stock_group)
+    app.cli.add_command(payments_cli)

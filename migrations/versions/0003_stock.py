@@ -1,7 +1,7 @@
 """stock: per-line reserved quantity, and the out-of-stock refund flag
 
 Revision ID: 0003_stock
-Revises: 0001
+Revises: 0002_staffops
 Create Date: 2026-11-26 23:59:50.014635
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0003_stock'
-down_revision = '0001'
+down_revision = '0002_staffops'
 branch_labels = None
 depends_on = None
 

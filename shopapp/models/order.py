@@ -187,7 +187,7 @@ class OrderEvent(Base):
 
 
 class Refund(Base):
-    """A refund asked of Stripe; it counts against the order once Stripe confirms it."""
+    """A refund asked of Stripe (or made outside the shop); it counts against the order once Stripe confirms it."""
 
     __tablename__ = "refunds"
     __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
@@ -195,6 +195,9 @@ class Refund(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    # "order-<id>-refund-<n>" for refunds staff asked for (None for refunds made outside the shop): the
+    # same form submitted twice carries the same n, so it finds this row and Stripe replays the same refund.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), default="pending", server_default="pending")
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")

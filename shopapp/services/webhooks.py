@@ -17,6 +17,7 @@ from shopapp.models import PaymentEvent
 from shopapp.models.base import utcnow
 from shopapp.services import stock
 from shopapp.services.checkout import Outcome, SessionNotOurs, apply_session
+from shopapp.services.refunds import apply_charge_refunded, apply_refund_event
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.webhooks")
@@ -54,6 +55,10 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.async_payment_succeeded": _checkout_handler(),
     "checkout.session.async_payment_failed": _checkout_handler(payment_failed=True),
     "checkout.session.expired": _checkout_handler(),
+    # Refunds move the order only when Stripe confirms them, whoever made them.
+    "charge.refunded": apply_charge_refunded,
+    "refund.created": apply_refund_event,
+    "refund.updated": apply_refund_event,
 }
 
 
