@@ -76,6 +76,11 @@ class Config:
     SIGNUP_RATE_LIMIT = _env("SIGNUP_RATE_LIMIT", "5 per minute")
     CHECKOUT_RATE_LIMIT = _env("CHECKOUT_RATE_LIMIT", "20 per minute")
 
+    # Argon2id cost for password hashes (argon2-cffi's defaults, RFC 9106's low-memory profile).
+    ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_COST_KIB = _env_int("ARGON2_MEMORY_COST_KIB", 65536)
+    ARGON2_PARALLELISM = _env_int("ARGON2_PARALLELISM", 4)
+
     # Cookies.
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -112,6 +117,10 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
     STRIPE_SECRET_KEY = "sk_test_emulated"
+    # Cheap hashes keep log-in and sign-up tests (and fuzzing) fast; the algorithm is the same.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST_KIB = 1024
+    ARGON2_PARALLELISM = 1
     STRIPE_WEBHOOK_SECRET = "whsec_testing"
     STRIPE_API_BASE = "http://127.0.0.1:12111"
     STRIPE_MAX_NETWORK_RETRIES = 0

@@ -24,6 +24,7 @@ def success() -> str:
         abort(404)
     order = checkout.settle_from_success_page(current_user.id, session_id)
     if order is None:
+        log.warning("Success page refused: session is not user %s's (or unknown)", current_user.id)
         abort(404)
     return render_template("payments/success.html", order=order)
 
@@ -39,6 +40,7 @@ def webhook() -> tuple[str, int]:
     # Stripe's events are a few KiB; the webhook has its own cap instead of the site-wide one.
     request.max_content_length = current_app.config["WEBHOOK_MAX_BYTES"]
     if (request.content_length or 0) > request.max_content_length:
+        log.warning("Webhook refused: body of %s bytes is over the cap", request.content_length)
         return "payload too large\n", 413
     payload = request.get_data(cache=False)
     try:

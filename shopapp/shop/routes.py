@@ -84,6 +84,7 @@ def cancel_order(order_id: int) -> Response | tuple[str, int]:
     try:
         outcome = checkout.cancel_order(current_user.id, order_id)
     except checkout.OrderNotFound:
+        log.warning("Cancel refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
         return _render_shop(error="That order was not found.", status=404)
     except checkout.CheckoutError as error:
         return _render_shop(error=str(error), status=503)
