@@ -29,8 +29,9 @@ PATTERNS = {
     "card-like digit run": re.compile(r"(?<![\d.])(?:\d[ -]?){12,18}\d(?![\d.])"),
     "stripe secret key": re.compile(r"\b[sr]k_(?:test|live)_[A-Za-z0-9]{3,}"),
     "webhook secret": re.compile(r"\bwhsec_[A-Za-z0-9]{3,}"),
-    # itsdangerous-signed Flask session cookie: base64 JSON payload, timestamp, signature.
-    "session cookie": re.compile(r"\.?eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}"),
+    # itsdangerous-signed Flask session cookie (".eJ..." when compressed) and Flask-Login's remember cookie.
+    "session cookie": re.compile(r"\.?e[yJ][A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}"),
+    "remember cookie": re.compile(r"[A-Za-z0-9_-]{16,}\|[0-9a-f]{64,}"),
     "cookie header value": re.compile(r"\b(?:session|remember_token)=(?!\*\*\*)[^\s;]{8,}"),
     "password field": re.compile(r"\b(?:password|new_password|current_password)=(?!\*\*\*)[^\s&]+", re.I),
 }
