@@ -1,8 +1,8 @@
-"""Access walk: another shopper's orders and success pages, and every admin URL for non-staff → 403/404, nothing changed."""
+"""Access walk: other shoppers' orders and success pages, every admin URL for non-staff → 403/404, no change."""
 
 from __future__ import annotations
 
-from tests.security.conftest import fill_rule, report, routes, snapshot
+from tests.security.conftest import fill_rule, report, snapshot
 
 
 def test_wrong_shopper_and_non_staff_are_refused(make_world, emulator):
@@ -21,12 +21,21 @@ def test_wrong_shopper_and_non_staff_are_refused(make_world, emulator):
     page = bob.get("/").get_data(as_text=True)
     assert f"Order #{world.alice_paid_order}" not in page and f"Order #{world.alice_pending_order}" not in page
 
-    admin_rules = [r for r in world.app.url_map.iter_rules() if r.rule.startswith("/admin") and r.endpoint != "admin.static"]
+    admin_rules = [
+        r for r in world.app.url_map.iter_rules() if r.rule.startswith("/admin") and r.endpoint != "admin.static"
+    ]
     for rule in sorted(admin_rules, key=lambda r: r.rule):
         url = fill_rule(rule, world)
         for method in sorted((rule.methods or set()) & {"GET", "POST"}):
-            data = {"id": str(world.alice_pending_order), "is_staff": "y", "name": "Pwned", "price": "0.01",
-                    "list_form_pk": str(world.alice_pending_order), "action": "delete", "rowid": "1"}
+            data = {
+                "id": str(world.alice_pending_order),
+                "is_staff": "y",
+                "name": "Pwned",
+                "price": "0.01",
+                "list_form_pk": str(world.alice_pending_order),
+                "action": "delete",
+                "rowid": "1",
+            }
             response = bob.open(url, method=method, data=data if method == "POST" else None)
             results.append((method, url, response.status_code))
 
@@ -46,5 +55,7 @@ def test_wrong_shopper_and_non_staff_are_refused(make_world, emulator):
     assert alice.get(f"/success/?session_id={world.alice_paid_session}").status_code == 200
 
     statuses = {code: sum(1 for r in results if r[2] == code) for code in sorted({r[2] for r in results})}
-    report(f"access walk: {len(results)} requests by the wrong shopper or a non-staff user "
-           f"({len(admin_rules)} admin URLs, 3 orders, 3 success pages) -> {statuses}, 0 rows changed, 0 Stripe calls")
+    report(
+        f"access walk: {len(results)} requests by the wrong shopper or a non-staff user "
+        f"({len(admin_rules)} admin URLs, 3 orders, 3 success pages) -> {statuses}, 0 rows changed, 0 Stripe calls"
+    )

@@ -37,5 +37,7 @@ def test_oversize_bodies_get_413(make_world, signed_post):
     anon = world.client_for("anon")
     assert anon.post("/account/login", data={"email": "a@example.com", "password": "x" * 100}).status_code == 400
     assert signed_post(b'{"id": "evt_small", "pad": "' + b"x" * (hook_cap - 100) + b'"}').status_code != 413
-    report(f"body limits: {len(results)} oversize requests (MAX_CONTENT_LENGTH={cap}, WEBHOOK_MAX_BYTES={hook_cap}, "
-           f"chunked included) -> 413 x {results.count(413)}, 0 rows changed")
+    report(
+        f"body limits: {len(results)} oversize requests (MAX_CONTENT_LENGTH={cap}, WEBHOOK_MAX_BYTES={hook_cap}, "
+        f"chunked included) -> 413 x {results.count(413)}, 0 rows changed"
+    )

@@ -27,5 +27,7 @@ def test_every_post_route_refuses_missing_and_foreign_tokens(make_world):
     # Control: the same client with its own token gets past CSRF (the walk is not refusing everything).
     ok = staff.post("/account/logout", data={"csrf_token": page_token(staff)})
     assert ok.status_code == 302
-    report(f"CSRF walk: {len(post_rules)} POST routes (webhook excluded) x 2 (missing, foreign token) = {tried} requests, "
-           f"{refused} refused with 400, 0 rows changed")
+    report(
+        f"CSRF walk: {len(post_rules)} POST routes (webhook excluded) x 2 (missing, foreign token) = {tried} requests, "
+        f"{refused} refused with 400, 0 rows changed"
+    )

@@ -60,9 +60,11 @@ def test_every_route_carries_the_headers(make_world):
             check_headers(response, hsts=False)
             checked += 1
             statuses.add(response.status_code)
-    report(f"headers: {checked} responses over every route x GET/POST x 3 identities plus error pages "
-           f"(statuses {sorted(statuses)}) all carry CSP/frame-ancestors/nosniff/Referrer-Policy; "
-           f"{shop_pages} shop pages have no inline script")
+    report(
+        f"headers: {checked} responses over every route x GET/POST x 3 identities plus error pages "
+        f"(statuses {sorted(statuses)}) all carry CSP/frame-ancestors/nosniff/Referrer-Policy; "
+        f"{shop_pages} shop pages have no inline script"
+    )
 
 
 @pytest.fixture
@@ -110,5 +112,10 @@ def test_production_adds_hsts_and_secure_cookies(production_app):
 
 def test_production_refuses_default_secret():
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
-        create_app(ProductionConfig, SECRET_KEY=DEFAULT_SECRET_KEY, STRIPE_SECRET_KEY="sk_test_x",
-                   STRIPE_WEBHOOK_SECRET="whsec_x", SQLALCHEMY_DATABASE_URI="sqlite://")
+        create_app(
+            ProductionConfig,
+            SECRET_KEY=DEFAULT_SECRET_KEY,
+            STRIPE_SECRET_KEY="sk_test_x",
+            STRIPE_WEBHOOK_SECRET="whsec_x",
+            SQLALCHEMY_DATABASE_URI="sqlite://",
+        )

@@ -1,4 +1,4 @@
-"""Sessions and cookies: flags, renewal at log-in, old cookies dead after log-out, password change ends other sessions."""
+"""Sessions and cookies: flags, renewal at log-in, dead cookies after log-out, password change ends other sessions."""
 
 from __future__ import annotations
 
@@ -108,5 +108,7 @@ def test_password_change_ends_other_sessions(make_world):
     assert login(fresh, world.bob.email, NEW_PASSWORD).status_code == 302
     _db.session.expire_all()
     assert _db.session.scalar(select(User.session_token).where(User.id == world.bob.id)) != old_token
-    report("password change: 4 bad attempts -> 400, 0 rows changed; after the change the other browser and its "
-           "remember-me cookie are logged out, this browser stays in; old password refused, new accepted")
+    report(
+        "password change: 4 bad attempts -> 400, 0 rows changed; after the change the other browser and its "
+        "remember-me cookie are logged out, this browser stays in; old password refused, new accepted"
+    )
