@@ -48,6 +48,9 @@ def webhook() -> tuple[str, int]:
     except WebhookSignatureError as error:
         log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
         return "invalid signature\n", 400
+    except webhooks.MalformedEvent as error:
+        log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
+        return "malformed event\n", 400
     except webhooks.WebhookProcessingError:
         return "processing failed; please retry\n", 500
     return f"{result.outcome}\n", 200

@@ -77,7 +77,8 @@ def buy() -> Response | tuple[str, int]:
     return redirect(started.url, code=303)
 
 
-@bp.post("/orders/<int:order_id>/cancel")
+# Bounded so an id beyond the database integer range is a 404, not an overflow.
+@bp.post("/orders/<int(max=2147483647):order_id>/cancel")
 @login_required
 def cancel_order(order_id: int) -> Response | tuple[str, int]:
     """Cancel one of the shopper's pending orders (its session is expired at Stripe first)."""
