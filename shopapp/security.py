@@ -41,6 +41,16 @@ def init_security(app: Flask) -> None:
         if limit is not None and (request.content_length or 0) > limit:
             abort(413)
 
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        # No field of this shop can hold a NUL, and PostgreSQL refuses one in any query (a 500 otherwise).
+        view = app.view_functions.get(request.endpoint or "")
+        values = list(request.args.values())
+        if not getattr(view, "body_limit_setting", None):  # such views (the webhook) read the raw body themselves
+            values += list(request.form.values())
+        if any("\x00" in value for value in values):
+            abort(400)
+
     @app.after_request
     def set_headers(response: Response) -> Response:
         headers = response.headers

@@ -70,9 +70,9 @@ def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
     event = get_gateway().parse_event(payload, signature)
     event_id, event_type = event.get("id"), event.get("type")
     # Checked before anything is stored: the id and type columns hold at most 255 and 100 characters.
-    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255 or "\x00" in event_id:
         raise MalformedEvent("the event has no usable id")
-    if not isinstance(event_type, str) or len(event_type) > 100:
+    if not isinstance(event_type, str) or len(event_type) > 100 or "\x00" in event_type:
         raise MalformedEvent("the event has no usable type")
     return process_event(event, payload.decode("utf-8"))
 

@@ -58,6 +58,7 @@ def fuzz_form(world, target: str) -> Tally:
         ],
         order_index=0,
     )
+    @example(data=[("email", "a\x00b@example.com"), ("password", "x\x00" * 5), ("qty-1", "1\x00")], order_index=1)
     def run(data, order_index):
         client = logged_in_client() if who != "anon" else world.app.test_client()
         before = snapshot()

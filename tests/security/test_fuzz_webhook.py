@@ -146,6 +146,7 @@ def test_fuzz_webhook(make_world, emulator):
         }
     )
     @example(event={"id": "e" * 300, "type": "unknown.type"})
+    @example(event={"id": "evt_\x00", "type": "unknown\x00"})
     def signed_events(event):
         # Authentic but malformed events (as if Stripe sent garbage): never a 5xx; refused ones write nothing.
         body = json.dumps(event).encode()
