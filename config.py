@@ -80,11 +80,6 @@ class Config:
     SIGNUP_RATE_LIMIT = _env("SIGNUP_RATE_LIMIT", "5 per minute")
     CHECKOUT_RATE_LIMIT = _env("CHECKOUT_RATE_LIMIT", "20 per minute")
 
-    # Argon2id cost for password hashes (argon2-cffi's defaults, RFC 9106's low-memory profile).
-    ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)
-    ARGON2_MEMORY_COST_KIB = _env_int("ARGON2_MEMORY_COST_KIB", 65536)
-    ARGON2_PARALLELISM = _env_int("ARGON2_PARALLELISM", 4)
-
     # Cookies.
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -100,6 +95,10 @@ class Config:
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 
+    # Argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile).
+    ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_KIB = _env_int("ARGON2_MEMORY_KIB", 65536)
+
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:
         """Refuse settings that would be unsafe in this environment (nothing to check by default)."""
@@ -112,23 +111,24 @@ class DevelopmentConfig(Config):
 
 
 class TestingConfig(Config):
-    """Tests: in-memory SQLite unless TEST_DATABASE_URL names another database; no rate limits."""
+    """Tests: SQLite unless TEST_DATABASE_URL names another database; no rate limits; Stripe is local."""
 
     TESTING = True
     SECRET_KEY = "testing-secret-key"
-    SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
+    # None: the test fixtures use a fresh SQLite file per test.
+    TEST_DATABASE_URL = _env("TEST_DATABASE_URL")
+    SQLALCHEMY_DATABASE_URI = TEST_DATABASE_URL or "sqlite://"
     WTF_CSRF_ENABLED = False
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
     STRIPE_SECRET_KEY = "sk_test_emulated"
-    # Cheap hashes keep log-in and sign-up tests (and fuzzing) fast; the algorithm is the same.
-    ARGON2_TIME_COST = 1
-    ARGON2_MEMORY_COST_KIB = 1024
-    ARGON2_PARALLELISM = 1
     STRIPE_WEBHOOK_SECRET = "whsec_testing"
     STRIPE_API_BASE = "http://127.0.0.1:12111"
     STRIPE_MAX_NETWORK_RETRIES = 0
     STRIPE_RATE_LIMIT_BACKOFF_SECONDS = 0.0
+    # Cheap hashes keep the suite fast; the algorithm and code path are the production ones.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_KIB = 1024
     SERVER_NAME = "shop.test"
 
 

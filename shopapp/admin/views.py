@@ -11,6 +11,7 @@ from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.form import SecureForm
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 from wtforms import DecimalField
 from wtforms.validators import InputRequired, NumberRange
@@ -143,6 +144,10 @@ class OrderView(StaffModelView):
     )
     column_formatters_detail = {"total_cents": _money, "refunded_cents": _money, "status": _status, "items": _items}
     column_choices = {"status": [(s.value, s.label) for s in OrderStatus]}
+
+    def get_query(self) -> Any:
+        # The shopper's email is on every row: load it in the same query, not one per row.
+        return super().get_query().options(joinedload(Order.user))
 
 
 class PaymentEventView(StaffModelView):

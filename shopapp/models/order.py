@@ -101,7 +101,7 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    user: Mapped[User] = relationship(lazy="raise_on_sql")
+    user: Mapped[User] = relationship()
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id", lazy="selectin"
     )
@@ -148,7 +148,7 @@ class OrderItem(Base):
     quantity: Mapped[int] = mapped_column(Integer)
 
     order: Mapped[Order] = relationship(back_populates="items")
-    product: Mapped[Product] = relationship(lazy="raise_on_sql")
+    product: Mapped[Product] = relationship()
 
     @property
     def line_total_cents(self) -> int:

@@ -146,7 +146,12 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: in
         email = session.scalar(select(User.email).where(User.id == user_id)) or ""
         current = session.scalar(
             select(Order)
-            .where(Order.user_id == user_id, Order.status == OrderStatus.PENDING)
+            # An order already paid by a delayed method is settling on its own: never touch it.
+            .where(
+                Order.user_id == user_id,
+                Order.status == OrderStatus.PENDING,
+                Order.payment_processing.is_(False),
+            )
             .order_by(Order.id.desc())
             .limit(1)
         )
@@ -227,24 +232,38 @@ def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: in
     raise CheckoutError("Your previous checkout is still closing; please try again.", busy=True)
 
 
-def _retire_session(order_id: int, session_id: str) -> None:
-    """Close an old session before replacing it: expire it at Stripe, then settle the order from its state."""
+def _close_session(order_id: int, session_id: str, *, actor: str, note: str) -> Outcome:
+    """Expire an order's session at Stripe so it can no longer be paid, then settle the order.
+
+    If Stripe expired it at our request the order is CANCELED; if the session was no longer open
+    (paid meanwhile, or expired by time) the order follows what Stripe reports instead.
+    """
     gateway = get_gateway()
     try:
-        settled = gateway.expire_checkout_session(session_id)
+        closed = gateway.expire_checkout_session(session_id)
     except GatewayRejected:
-        # Not open any more (paid, or already expired): learn what happened instead of guessing.
+        closed = None
+    except GatewayError as error:
+        raise CheckoutError(error.user_message, busy=True) from error
+    if closed is not None and closed.get("status") == "expired":
+        with write_transaction() as session:
+            order = session.get(Order, order_id, populate_existing=True)
+            if order is not None and order.status == OrderStatus.PENDING and order_rules.transition(
+                session, order, OrderStatus.CANCELED, actor=actor, note=note
+            ):
+                stock.release(session, order)
+                return Outcome.EXPIRED
+        return Outcome.NOOP
+    try:
         settled = gateway.retrieve_checkout_session(session_id)
     except GatewayError as error:
         raise CheckoutError(error.user_message, busy=True) from error
-    finalize_checkout(settled, actor="checkout (replacing session)")
-    with write_transaction() as session:
-        order = session.get(Order, order_id)
-        if order is not None and order.status == OrderStatus.PENDING and order.stripe_session_id == session_id:
-            # The session is closed at Stripe but finalize left the order open (e.g. it was already expired
-            # by time and Stripe reported it so): close it here so the shopper can start again.
-            order_rules.transition(session, order, OrderStatus.EXPIRED, actor="checkout", note="Session closed")
-            stock.release(session, order)
+    return finalize_checkout(settled, actor=f"{actor} (session already settled)")
+
+
+def _retire_session(order_id: int, session_id: str) -> None:
+    """Close an old session before replacing it with a new cart's."""
+    _close_session(order_id, session_id, actor="shopper", note="Replaced by a new cart")
 
 
 def cancel_order(user_id: int, order_id: int) -> Outcome:
@@ -260,22 +279,7 @@ def cancel_order(user_id: int, order_id: int) -> Outcome:
             order_rules.transition(session, order, OrderStatus.CANCELED, actor="shopper", note="Canceled")
             stock.release(session, order)
             return Outcome.EXPIRED
-    gateway = get_gateway()
-    try:
-        settled = gateway.expire_checkout_session(session_id)
-    except GatewayRejected:
-        settled = gateway.retrieve_checkout_session(session_id)
-    except GatewayError as error:
-        raise CheckoutError(error.user_message, busy=True) from error
-    if settled.get("status") == "expired":
-        with write_transaction() as session:
-            order = session.get(Order, order_id)
-            if order is not None and order.status == OrderStatus.PENDING:
-                order_rules.transition(session, order, OrderStatus.CANCELED, actor="shopper", note="Canceled")
-                stock.release(session, order)
-                return Outcome.EXPIRED
-        return Outcome.NOOP
-    return finalize_checkout(settled, actor="shopper cancel (session already settled)")
+    return _close_session(order_id, session_id, actor="shopper", note="Canceled by the shopper")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -130,9 +130,9 @@ def _record_failure(event_id: str, event_type: str, raw: str, error: Exception) 
                 )
             elif row.outcome == "failed" or row.processed_at is None:
                 row.outcome, row.error = "failed", message
-    except Exception:
+    except Exception as record_error:
         # The database itself may be what failed; the 5xx still makes Stripe retry.
-        log.exception("Could not record the failure of event %s", event_id)
+        log.exception("Could not record the failure of event %s: %s", event_id, type(record_error).__name__)
 
 
 def replay_events(event_ids: list[str]) -> list[WebhookResult]:

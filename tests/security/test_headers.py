@@ -79,8 +79,7 @@ def production_app(emulator):
         SQLALCHEMY_DATABASE_URI="sqlite://",
         RATELIMIT_ENABLED=False,
         ARGON2_TIME_COST=1,
-        ARGON2_MEMORY_COST_KIB=1024,
-        ARGON2_PARALLELISM=1,
+        ARGON2_MEMORY_KIB=1024,
     )
     with app.app_context():
         _db.create_all()

@@ -118,7 +118,7 @@ def gunicorn(db_url: str, storage: str, log: Path) -> Iterator[str]:
     spec = (
         f'shopapp:create_app("testing", SQLALCHEMY_DATABASE_URI="{db_url}", RATELIMIT_ENABLED=True, '
         f'RATELIMIT_STORAGE_URI="{storage}", LOGIN_RATE_LIMIT="{LIMIT} per minute", '
-        "ARGON2_TIME_COST=1, ARGON2_MEMORY_COST_KIB=16384, ARGON2_PARALLELISM=1)"
+        "ARGON2_TIME_COST=1, ARGON2_MEMORY_KIB=16384)"
     )
     with log.open("ab") as out:
         proc = subprocess.Popen(
