@@ -68,6 +68,9 @@ def register_handler(event_type: str, handler: Handler) -> None:
 def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
     """Verify a delivery and process it. Raises WebhookSignatureError (400) or WebhookProcessingError (5xx)."""
     event = get_gateway().parse_event(payload, signature)
+    # A NUL (JSON-escaped; a raw one is invalid JSON) could reach a text column, which PostgreSQL refuses.
+    if b"\\u0000" in payload:
+        raise MalformedEvent("the event contains a NUL character")
     event_id, event_type = event.get("id"), event.get("type")
     # Checked before anything is stored: the id and type columns hold at most 255 and 100 characters.
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 255 or "\x00" in event_id:

@@ -147,6 +147,21 @@ def test_fuzz_webhook(make_world, emulator):
     )
     @example(event={"id": "e" * 300, "type": "unknown.type"})
     @example(event={"id": "evt_\x00", "type": "unknown\x00"})
+    @example(
+        event={
+            "id": "evt_nul",
+            "type": "checkout.session.completed",
+            "data": {
+                "object": {
+                    "id": "cs_x",
+                    "metadata": {"order_id": "1"},
+                    "client_reference_id": "1",
+                    "payment_status": "paid",
+                    "amount_total": "\x00",
+                }
+            },
+        }
+    )
     def signed_events(event):
         # Authentic but malformed events (as if Stripe sent garbage): never a 5xx; refused ones write nothing.
         body = json.dumps(event).encode()
