@@ -75,6 +75,10 @@ class Config:
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    # A moving window has no boundary at which a burst of twice the limit gets through.
+    RATELIMIT_STRATEGY = _env("RATELIMIT_STRATEGY", "moving-window")
+    # If Redis is unreachable, each worker limits in memory meanwhile instead of failing every request.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = _env_bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
     SIGNUP_RATE_LIMIT = _env("SIGNUP_RATE_LIMIT", "5 per minute")
     CHECKOUT_RATE_LIMIT = _env("CHECKOUT_RATE_LIMIT", "20 per minute")

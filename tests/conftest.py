@@ -218,3 +218,7 @@ def signed_post(client: FlaskClient, emulator: Emulator) -> Callable[..., Any]:
         return client.post(path, data=body, headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
 
     return post
+
+
+# Whole-run log scan for secrets and card-like numbers (fails the run on a hit); see tests/logscan.py.
+from tests.logscan import log_scan, pytest_terminal_summary  # noqa: E402, F401

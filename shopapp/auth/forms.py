@@ -41,3 +41,19 @@ class LogoutForm(FlaskForm):
     """Log-out is a POST with a CSRF token."""
 
     submit = SubmitField("Log out")
+
+
+class ChangePasswordForm(FlaskForm):
+    """The current password, and a new one typed twice."""
+
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    new_password = PasswordField(
+        "New password",
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+        description=f"At least {MIN_PASSWORD_LENGTH} characters. Your other signed-in devices will be logged out.",
+    )
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("new_password", message="Passwords must match.")],
+    )
+    submit = SubmitField("Change password")

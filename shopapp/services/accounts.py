@@ -103,6 +103,8 @@ def end_all_sessions(user: User) -> None:
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
     """Change the password after checking the current one; other sessions end."""
+    if len(current_password) > MAX_PASSWORD_LENGTH:  # never hash an attacker-sized string
+        raise AccountError("The current password is not correct.")
     try:
         _argon2()[0].verify(user.password_hash, current_password)
     except (VerificationError, InvalidHashError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -303,7 +304,8 @@ def order_id_for_session(checkout_session: Mapping[str, Any]) -> int:
     metadata = checkout_session.get("metadata") or {}
     from_metadata = str(metadata.get("order_id") or "")
     reference = str(checkout_session.get("client_reference_id") or "")
-    if not from_metadata.isdigit() or reference != from_metadata:
+    # ASCII digits within the id column's range: str.isdigit() would also accept "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,9}", from_metadata) or reference != from_metadata:
         raise SessionNotOurs(checkout_session.get("id"))
     return int(from_metadata)
 

@@ -25,6 +25,10 @@ log = logging.getLogger("shopapp.webhooks")
 Handler = Callable[[Session, Mapping[str, Any], str], tuple[str, int | None]]
 
 
+class MalformedEvent(ValueError):
+    """A correctly signed body that is not a Stripe event we can store (no usable id or type): answer 400."""
+
+
 class WebhookProcessingError(Exception):
     """Applying an event failed; it was rolled back and recorded, and Stripe should retry."""
 
@@ -70,6 +74,15 @@ def register_handler(event_type: str, handler: Handler) -> None:
 def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
     """Verify a delivery and process it. Raises WebhookSignatureError (400) or WebhookProcessingError (5xx)."""
     event = get_gateway().parse_event(payload, signature)
+    # A NUL (JSON-escaped; a raw one is invalid JSON) could reach a text column, which PostgreSQL refuses.
+    if b"\\u0000" in payload:
+        raise MalformedEvent("the event contains a NUL character")
+    event_id, event_type = event.get("id"), event.get("type")
+    # Checked before anything is stored: the id and type columns hold at most 255 and 100 characters.
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255 or "\x00" in event_id:
+        raise MalformedEvent("the event has no usable id")
+    if not isinstance(event_type, str) or len(event_type) > 100 or "\x00" in event_type:
+        raise MalformedEvent("the event has no usable type")
     return process_event(event, payload.decode("utf-8"))
 
 

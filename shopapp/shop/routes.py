@@ -85,13 +85,15 @@ def buy() -> Response | tuple[str, int]:
     return redirect(started.url, code=303)
 
 
-@bp.post("/orders/<int:order_id>/cancel")
+# Bounded so an id beyond the database integer range is a 404, not an overflow.
+@bp.post("/orders/<int(max=2147483647):order_id>/cancel")
 @login_required
 def cancel_order(order_id: int) -> Response | tuple[str, int]:
     """Cancel one of the shopper's pending orders (its session is expired at Stripe first)."""
     try:
         outcome = checkout.cancel_order(current_user.id, order_id)
     except checkout.OrderNotFound:
+        log.warning("Cancel refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
         return _render_shop(error="That order was not found.", status=404)
     except checkout.CheckoutError as error:
         return _render_shop(error=str(error), status=503)
