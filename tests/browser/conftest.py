@@ -60,6 +60,14 @@ PHONE = {"width": 375, "height": 812}
 # Long enough that a delayed payment stays "processing" until the test completes it through the emulator's control.
 ASYNC_DELAY_SECONDS = 600
 SERIOUS = ("serious", "critical")
+# The name a shopper hears for the focused element: aria-label, its <label>, or its text.
+FOCUSED_NAME = """(() => {
+  const el = document.activeElement;
+  if (!el) { return null; }
+  if (el.getAttribute("aria-label")) { return el.getAttribute("aria-label"); }
+  if (el.labels && el.labels.length) { return el.labels[0].textContent.trim(); }
+  return (el.value && el.tagName === "INPUT" && el.type === "submit") ? el.value : el.textContent.trim();
+})()"""
 
 if not TestingConfig.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
     # See the module docstring: the PostgreSQL pass would only repeat the same browser runs.
@@ -165,6 +173,12 @@ class Shop:
             db.session.expunge_all()
             return list(rows)
 
+    def create_user(self, email: str) -> None:
+        """A shopper account, made directly (journeys that are not about signing up log in with it)."""
+        with self.app.app_context():
+            accounts.create_user(email, PASSWORD)
+            db.session.remove()
+
     def product(self, name: str) -> Product:
         """One product, read fresh."""
         with self.app.app_context():
@@ -249,14 +263,26 @@ _REPORT = AxeReport()
 class Journey:
     """One browser tab plus the checks every page gets: axe (0 serious/critical) and no CSP violations."""
 
-    def __init__(self, shop: Shop, context: BrowserContext, name: str) -> None:
+    def __init__(self, shop: Shop, browser: Browser, name: str) -> None:
         self.shop = shop
-        self.context = context
+        self.browser = browser
         self.name = name
-        self.page: Page = context.new_page()
+        self._shots = 0
+        self.use_context()
+
+    def use_context(self, **options: Any) -> None:
+        """Start over in a new browser context (e.g. java_script_enabled=False)."""
+        if getattr(self, "context", None) is not None:
+            self.context.close()
+        self.context: BrowserContext = self.browser.new_context(viewport=DESKTOP, **options)
+        self.context.set_default_timeout(10_000)
+        self.page: Page = self.context.new_page()
         self.csp_errors: list[str] = []
         self.page.on("console", self._console)
-        self._shots = 0
+
+    def close(self) -> None:
+        """Close the browser context."""
+        self.context.close()
 
     def _console(self, message: Any) -> None:
         if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
@@ -305,6 +331,23 @@ class Journey:
         self.check(label)
         self.snap(label)
 
+    def tab_to(self, name: str, limit: int = 40) -> None:
+        """Press Tab until the focused element's accessible name or label is `name` (bounded)."""
+        for _ in range(limit):
+            self.page.keyboard.press("Tab")
+            if self.page.evaluate(FOCUSED_NAME) == name:
+                return
+        raise AssertionError(f"{name!r} is not reachable with Tab within {limit} presses")
+
+    def assert_focus_visible(self) -> None:
+        """The focused element draws a focus indicator (an outline or a box shadow)."""
+        style = self.page.evaluate(
+            "(() => { const s = getComputedStyle(document.activeElement);"
+            " return {outline: s.outlineStyle, width: s.outlineWidth, shadow: s.boxShadow}; })()"
+        )
+        visible = (style["outline"] != "none" and style["width"] != "0px") or style["shadow"] != "none"
+        assert visible, f"no visible focus indicator: {style}"
+
     # Shopper actions, through the real pages.
 
     def sign_up(self, email: str) -> None:
@@ -344,11 +387,10 @@ class Journey:
 def journey(shop: Shop, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Journey]:
     """A fresh shop database, an empty Stripe service, and a new browser context."""
     shop.reset()
-    context = browser.new_context(viewport=DESKTOP)
-    context.set_default_timeout(10_000)
-    name = request.node.originalname.removeprefix("test_")
-    yield Journey(shop, context, name)
-    context.close()
+    name = request.node.name.removeprefix("test_").replace("[", "-").replace("]", "")
+    current = Journey(shop, browser, name)
+    yield current
+    current.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
