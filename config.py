@@ -91,6 +91,10 @@ class Config:
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 
+    # Cache-Control max-age of static files. Templates link them with a content hash (static_url), so a
+    # changed file gets a new URL and a long lifetime is safe; Flask-Admin's links carry a version too.
+    SEND_FILE_MAX_AGE_DEFAULT = _env_int("STATIC_MAX_AGE_SECONDS", 365 * 24 * 3600)
+
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:
         """Refuse settings that would be unsafe in this environment (nothing to check by default)."""

@@ -12,6 +12,7 @@ again — it would repeat exactly the same browser runs.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -202,26 +203,22 @@ class Shop:
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """The shop and the local Stripe service on free ports, sharing a webhook secret."""
-    from flask_migrate import upgrade
-
     work = tmp_path_factory.mktemp("browser-shop")
     template_db, db_file = work / "template.db", work / "shop.db"
     dispatch = _Dispatch()
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
     port = server.server_port
+    # Serve from the start (requests only come once the app is set), so shutdown() below never waits forever.
+    thread = threading.Thread(target=server.serve_forever, name="shop-server", daemon=True)
+    thread.start()
     stripe = StripeService(port)
     try:
-        # Build the template database: every migration, the demo products and one staff account.
-        maker = create_app(
-            "testing", SQLALCHEMY_DATABASE_URI=f"sqlite:///{template_db}", SERVER_NAME=None,
-            STRIPE_API_BASE=stripe.url,
-        )
-        with maker.app_context():
-            upgrade()
-            catalog.seed_demo_products()
-            accounts.create_or_promote_staff(STAFF_EMAIL, PASSWORD)
-            db.session.remove()
-            db.engine.dispose()
+        # Build the template database with the real commands: every migration, the demo products, one staff
+        # account. In a subprocess, because Alembic's logging set-up would silence this process's loggers.
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{template_db}", "SHOP_CONFIG": "development"}
+        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+        for command in (["db", "upgrade"], ["seed"], ["create-staff", STAFF_EMAIL, "--password", PASSWORD]):
+            subprocess.run([*flask, *command], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
         shutil.copyfile(template_db, db_file)
         dispatch.app = create_app(
             "testing",
@@ -232,9 +229,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             # Real forms in a real browser: CSRF protection on, as in production.
             WTF_CSRF_ENABLED=True,
+            FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=True,
         )
-        thread = threading.Thread(target=server.serve_forever, name="shop-server", daemon=True)
-        thread.start()
         yield Shop(f"http://127.0.0.1:{port}", dispatch.app, db_file, template_db, stripe, server, thread)
     finally:
         server.shutdown()
