@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
@@ -29,6 +29,7 @@ class StaffOnly:
 
     def inaccessible_callback(self, name: str, **kwargs: Any) -> Response:
         if not current_user.is_authenticated:
+            flash("Please log in with a staff account to continue.", "info")
             return redirect(url_for("auth.login", next=request.full_path))
         abort(403)
 

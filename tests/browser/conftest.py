@@ -201,6 +201,14 @@ class Shop:
 
 
 @pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """An empty screenshot folder for this run (test-artifacts/ is git-ignored)."""
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """The shop and the local Stripe service on free ports, sharing a webhook secret."""
     work = tmp_path_factory.mktemp("browser-shop")
@@ -314,12 +322,15 @@ class Journey:
 
     def snap(self, label: str) -> None:
         """Screenshot the page at desktop width and at 375 px, then return to the desktop size."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self._shots += 1
         stem = f"{self.name}-{self._shots:02d}-{label}"
         for size_name, size in (("desktop", DESKTOP), ("375px", PHONE)):
+            # A viewport as tall as the page, rather than full_page=True: sticky parts (the buy bar) then sit
+            # where they belong instead of being painted over the middle of a stitched image.
             self.page.set_viewport_size(size)
-            self.page.screenshot(path=str(SCREENSHOTS / f"{stem}-{size_name}.png"), full_page=True)
+            height = self.page.evaluate("document.documentElement.scrollHeight")
+            self.page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(height, 6000))})
+            self.page.screenshot(path=str(SCREENSHOTS / f"{stem}-{size_name}.png"))
         self.page.set_viewport_size(DESKTOP)
 
     def visit(self, label: str) -> None:
@@ -380,10 +391,13 @@ class Journey:
 
 
 @pytest.fixture
-def journey(shop: Shop, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Journey]:
+def journey(shop: Shop, browser: Browser, screenshots: Path, request: pytest.FixtureRequest) -> Iterator[Journey]:
     """A fresh shop database, an empty Stripe service, and a new browser context."""
     shop.reset()
-    name = request.node.name.removeprefix("test_").replace("[", "-").replace("]", "")
+    name = request.node.originalname.removeprefix("test_")
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "javascript" in callspec.params:
+        name += "-js" if callspec.params["javascript"] else "-no-js"
     current = Journey(shop, browser, name)
     yield current
     current.close()
