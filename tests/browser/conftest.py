@@ -21,11 +21,11 @@ import sys
 import threading
 import time
 import urllib.request
-from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -38,7 +38,7 @@ from config import TestingConfig
 from shopapp import create_app
 from shopapp.extensions import db
 from shopapp.models import Order, Product
-from shopapp.services import accounts, catalog
+from shopapp.services import accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -102,11 +102,24 @@ class StripeService:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(self.port),
-                "--webhook-url", f"http://127.0.0.1:{shop_port}/webhook/", "--webhook-secret", WEBHOOK_SECRET,
-                "--async-delay", str(ASYNC_DELAY_SECONDS),
+                sys.executable,
+                "-m",
+                "stripe_emulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--webhook-url",
+                f"http://127.0.0.1:{shop_port}/webhook/",
+                "--webhook-secret",
+                WEBHOOK_SECRET,
+                "--async-delay",
+                str(ASYNC_DELAY_SECONDS),
             ],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until it prints its URL (or exits)
