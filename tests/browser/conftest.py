@@ -250,6 +250,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             # Real forms in a real browser: CSRF protection on, as in production.
             WTF_CSRF_ENABLED=True,
+            # An admin view error becomes a logged 500 the journey sees, not a quiet "Failed to save" flash.
             FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=True,
         )
         yield Shop(f"http://127.0.0.1:{port}", dispatch.app, db_file, template_db, stripe, server, thread)
