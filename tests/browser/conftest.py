@@ -15,11 +15,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from shopapp import create_app
 from shopapp.extensions import db
 from shopapp.models import Order, Product
 from shopapp.services import accounts
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -75,11 +74,6 @@ if not TestingConfig.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
     collect_ignore_glob = ["test_*.py"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _post_json(url: str, data: dict[str, Any] | None = None) -> Any:
     request = urllib.request.Request(
@@ -98,7 +92,7 @@ class StripeService:
     """The local Stripe service as a live process, with its HTTP test controls."""
 
     def __init__(self, shop_port: int) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [
@@ -203,14 +197,7 @@ class Shop:
 
     def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
         """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.05)  # poll interval of a bounded wait, not synchronisation by sleeping
+        return wait_until(condition, what, timeout)
 
 
 @pytest.fixture(scope="session")
