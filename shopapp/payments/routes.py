@@ -51,6 +51,9 @@ def webhook() -> tuple[str, int]:
     except webhooks.MalformedEvent as error:
         log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
         return "malformed event\n", 400
+    except webhooks.WebhookNotReady:
+        # 409, not 5xx: nothing is broken, the event is early; any non-2xx makes Stripe redeliver it.
+        return "not applicable yet; please retry\n", 409
     except webhooks.WebhookProcessingError:
         return "processing failed; please retry\n", 500
     return f"{result.outcome}\n", 200

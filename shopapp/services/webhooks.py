@@ -16,8 +16,8 @@ from shopapp.gateway import get_gateway
 from shopapp.models import PaymentEvent
 from shopapp.models.base import utcnow
 from shopapp.services import stock
-from shopapp.services.checkout import Outcome, SessionNotOurs, apply_session
-from shopapp.services.refunds import apply_charge_refunded, apply_refund_event
+from shopapp.services.checkout import OrderNotFound, Outcome, SessionNotOurs, apply_session
+from shopapp.services.refunds import RefundNotApplicable, apply_charge_refunded, apply_refund_event
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.webhooks")
@@ -31,6 +31,10 @@ class MalformedEvent(ValueError):
 
 class WebhookProcessingError(Exception):
     """Applying an event failed; it was rolled back and recorded, and Stripe should retry."""
+
+
+class WebhookNotReady(WebhookProcessingError):
+    """The event refers to an order or payment this shop does not know (yet); Stripe should retry later."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,12 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
     except IntegrityError:
         log.info("Duplicate event %s (%s) arrived concurrently", event_id, event_type)
         return WebhookResult(event_id, "duplicate", duplicate=True)
+    except (OrderNotFound, RefundNotApplicable) as error:
+        # Not an error of ours: the event is ahead of what it refers to (its order not committed yet, a
+        # refund before its payment). Kept as failed for replay, and refused so that Stripe tries again.
+        log.warning("Event %s (%s) not applicable yet: %s", event_id, event_type, error)
+        _record_failure(event_id, event_type, raw if raw is not None else json.dumps(event), error)
+        raise WebhookNotReady(str(error)) from error
     except Exception as error:
         log.exception("Event %s (%s) failed; rolled back for a retry", event_id, event_type)
         _record_failure(event_id, event_type, raw if raw is not None else json.dumps(event), error)

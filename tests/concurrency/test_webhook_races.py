@@ -156,7 +156,7 @@ def test_scenario_6_webhook_before_the_order_row_is_committed(stack: Stack, setu
         "stored_events": stack.stored_events(event["id"]),
     }
     record(6, kind, figures)
-    assert first["status"] is not None and first["status"] >= 500
+    assert first["status"] == 409  # "not yet": Stripe redelivers any non-2xx
     assert (figures["transitions"], figures["status"], figures["stored_events"]) == (1, "paid", 1)
 
 
