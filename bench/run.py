@@ -677,6 +677,9 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
             bench.seed()
             bench.start_servers()
             bench.check_pages()
+            if args.only:
+                bench.measure_targets(only=args.only.split(","))
+                return bench.results
             small = bench.measure_targets()
             bench.webhook_outcomes()
             bench.stripe_calls_check()
@@ -768,6 +771,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="rounds of baseline/target pairs (default 3; quick 1)")
     parser.add_argument("--scale-orders", type=int, help="orders added for the scale check (default 100000)")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
+    parser.add_argument("--only", help="comma-separated target names; skips the scale, memory and Stripe checks "
+                        "(for profiling one target; no report is written)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.duration = args.duration or (1.0 if quick else 5.0)
@@ -800,6 +805,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- {logfile.name} (last lines)", file=sys.stderr)
                 print("\n".join(logfile.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
             raise
+    if args.only:
+        for result in report["databases"]:
+            for t in result["targets"]:
+                print(f"{result['db']:8} {t['name']:18} {t['rps']:7.0f} req/s  p50 {t['p50_ms']:6.1f} ms  "
+                      f"hello {t['baseline_rps']:6.0f}  ratio {t['ratio']:.2f}x  errors {t['errors']}")
+        return 0
     text = markdown(report)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -84,11 +84,13 @@ def parse_money(value: Decimal) -> int:
     return int(cents)
 
 
+# Built once: the shop page runs it on every view.
+_ACTIVE_PRODUCTS = select(Product).where(Product.active.is_(True)).order_by(Product.display_order, Product.id)
+
+
 def list_active_products() -> list[Product]:
     """Active products in display order (one query)."""
-    return list(
-        db.session.scalars(select(Product).where(Product.active.is_(True)).order_by(Product.display_order, Product.id))
-    )
+    return list(db.session.scalars(_ACTIVE_PRODUCTS))
 
 
 def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Cart:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
@@ -138,22 +138,16 @@ class OrderPage:
         return self.page > 1
 
 
-def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
-    """The user's orders, newest first, with their items: one query whatever the order count.
-
-    The page of order ids comes from the (user_id, id) index, and the rows are read as plain values:
-    building tracked ORM objects for 20 orders and their items cost more than the rest of the page.
-    """
-    page = max(1, page)
+def _orders_page_statement() -> Select[Any]:
     page_ids = (
         select(Order.id)
-        .where(Order.user_id == user_id)
+        .where(Order.user_id == bindparam("user_id"))
         .order_by(Order.id.desc())
-        .limit(per_page + 1)
-        .offset((page - 1) * per_page)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
         .subquery()
     )
-    rows = db.session.execute(
+    return (
         select(
             Order.id,
             Order.status,
@@ -169,6 +163,22 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
         .join(page_ids, page_ids.c.id == Order.id)
         .outerjoin(OrderItem, OrderItem.order_id == Order.id)
         .order_by(Order.id.desc(), OrderItem.id)
+    )
+
+
+# Built once: constructing the statement on every page view cost as much as running it.
+_ORDERS_PAGE = _orders_page_statement()
+
+
+def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
+    """The user's orders, newest first, with their items: one query whatever the order count.
+
+    The page of order ids comes from the (user_id, id) index, and the rows are read as plain values:
+    building tracked ORM objects for 20 orders and their items cost more than the rest of the page.
+    """
+    page = max(1, page)
+    rows = db.session.execute(
+        _ORDERS_PAGE, {"user_id": user_id, "limit": per_page + 1, "offset": (page - 1) * per_page}
     )
     summaries: list[OrderSummary] = []
     for oid, status, processing, created, total, currency, url, qty, name, price in rows:
