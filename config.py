@@ -65,6 +65,9 @@ class Config:
     # Set only by tests: a stripe.HTTPClient that routes the SDK in-process.
     STRIPE_HTTP_CLIENT: Any = None
     CHECKOUT_SESSION_TTL_MINUTES = _env_int("CHECKOUT_SESSION_TTL_MINUTES", 30)
+    # While a checkout holds units of a limited product nobody else can buy them: keep that session short.
+    # Stripe's minimum is 30 minutes (shorter values are raised to it).
+    CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK = _env_int("CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK", 30)
     # Backoff after Stripe answers 429, before the shopper is told to try again.
     STRIPE_RATE_LIMIT_BACKOFF_SECONDS = float(_env("STRIPE_RATE_LIMIT_BACKOFF_SECONDS", "0.5") or 0.5)
 
@@ -72,6 +75,10 @@ class Config:
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    # A moving window has no boundary at which a burst of twice the limit gets through.
+    RATELIMIT_STRATEGY = _env("RATELIMIT_STRATEGY", "moving-window")
+    # If Redis is unreachable, each worker limits in memory meanwhile instead of failing every request.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = _env_bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
     SIGNUP_RATE_LIMIT = _env("SIGNUP_RATE_LIMIT", "5 per minute")
     CHECKOUT_RATE_LIMIT = _env("CHECKOUT_RATE_LIMIT", "20 per minute")
@@ -91,6 +98,10 @@ class Config:
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 
+    # Argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile).
+    ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_KIB = _env_int("ARGON2_MEMORY_KIB", 65536)
+
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:
         """Refuse settings that would be unsafe in this environment (nothing to check by default)."""
@@ -103,11 +114,13 @@ class DevelopmentConfig(Config):
 
 
 class TestingConfig(Config):
-    """Tests: in-memory SQLite unless TEST_DATABASE_URL names another database; no rate limits."""
+    """Tests: SQLite unless TEST_DATABASE_URL names another database; no rate limits; Stripe is local."""
 
     TESTING = True
     SECRET_KEY = "testing-secret-key"
-    SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
+    # None: the test fixtures use a fresh SQLite file per test.
+    TEST_DATABASE_URL = _env("TEST_DATABASE_URL")
+    SQLALCHEMY_DATABASE_URI = TEST_DATABASE_URL or "sqlite://"
     WTF_CSRF_ENABLED = False
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
@@ -116,6 +129,9 @@ class TestingConfig(Config):
     STRIPE_API_BASE = "http://127.0.0.1:12111"
     STRIPE_MAX_NETWORK_RETRIES = 0
     STRIPE_RATE_LIMIT_BACKOFF_SECONDS = 0.0
+    # Cheap hashes keep the suite fast; the algorithm and code path are the production ones.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_KIB = 1024
     SERVER_NAME = "shop.test"
 
 

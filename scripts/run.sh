@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_venv requirements.txt
+mkdir -p instance
 export FLASK_APP=wsgi
 HOST=127.0.0.1
 PORT="${PORT:-5000}"

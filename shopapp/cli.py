@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
+
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
-from shopapp.services import accounts, bulk_seed, catalog
+from shopapp.services import accounts, bulk_seed, catalog, reconcile, staff, stock, webhooks
 
 
 @click.command("seed")
@@ -51,8 +55,82 @@ def demo_staff_command() -> None:
     click.echo(f"Demo staff log-in: {email} / {password}")
 
 
+@click.group("stock")
+def stock_group() -> None:
+    """Limited stock: restock, count, and refunds for late payments whose stock was gone."""
+
+
+@stock_group.command("restock")
+@click.argument("product_id", type=int)
+@click.argument("units", type=int)
+def restock_command(product_id: int, units: int) -> None:
+    """Add UNITS to a limited product's available stock."""
+    try:
+        level = stock.restock(product_id, units)
+    except stock.StockError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{level.name}: {level.stock} available, {level.reserved} held by open checkouts.")
+
+
+@stock_group.command("send-refunds")
+def send_refunds_command() -> None:
+    """Send queued out-of-stock refunds that could not reach Stripe yet (safe to repeat, e.g. from cron)."""
+    sent = stock.send_shortfall_refunds()
+    click.echo(f"Out-of-stock refunds sent: {sent}.")
+
+
+payments_cli = AppGroup("payments", help="Reconcile with Stripe and replay stored events (safe to run from cron).")
+
+
+class AgeType(click.ParamType):
+    """An age like 90s, 15m, 2h or 1d."""
+
+    name = "age"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return reconcile.parse_age(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+@payments_cli.command("reconcile")
+@click.option(
+    "--older-than",
+    type=AgeType(),
+    default="15m",
+    show_default=True,
+    help="Only PENDING orders created at least this long ago (90s, 15m, 2h, 1d).",
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=500, show_default=True, help="At most this many.")
+def reconcile_command(older_than: timedelta, limit: int) -> None:
+    """Ask Stripe about stale PENDING orders and finalize or expire them; exit 1 if Stripe could not answer."""
+    summary = reconcile.reconcile_pending(older_than, limit=limit)
+    click.echo(summary.line())
+    if summary.errors:
+        sys.exit(1)
+
+
+@payments_cli.command("replay")
+@click.argument("event_ids", nargs=-1)
+@click.option("--failed", is_flag=True, help="Replay every stored event whose processing failed.")
+def replay_command(event_ids: tuple[str, ...], failed: bool) -> None:
+    """Re-run stored Stripe events by id (or --failed); exit 1 if any still fails or is unknown."""
+    if not event_ids and not failed:
+        raise click.UsageError("Give event ids (evt_...) or --failed.")
+    ids = list(event_ids) + (webhooks.failed_event_ids() if failed else [])
+    summary = staff.replay(ids)
+    click.echo(summary.line())
+    if summary.problems:
+        sys.exit(1)
+
+
 def init_cli(app: Flask) -> None:
     """Register the commands on the app."""
     app.cli.add_command(seed_command)
     app.cli.add_command(create_staff_command)
     app.cli.add_command(demo_staff_command)
+    app.cli.add_command(stock_group)
+    app.cli.add_command(payments_cli)

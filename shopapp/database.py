@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 
 from flask import Flask
@@ -16,21 +17,29 @@ from shopapp.extensions import db
 WRITE = {"shop_write": True}
 
 
+# Engines of every live app in this process; weak so that apps built by tests can be freed.
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _dispose_after_fork() -> None:
+    # Pooled connections must not cross a fork (gunicorn --preload, multiprocessing): a child that
+    # reused its parent's sockets would interleave bytes with it. close=False leaves the parent's intact.
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_dispose_after_fork)
+
+
 def init_database(app: Flask) -> None:
     """Bind Flask-SQLAlchemy and install the per-dialect engine hooks."""
     db.init_app(app)
     with app.app_context():
         engine = db.engine
+        _engines.add(engine)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
-    # Pooled connections must not cross a fork (gunicorn preload): each worker opens its own.
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=lambda: _dispose_after_fork(app))
-
-
-def _dispose_after_fork(app: Flask) -> None:
-    with app.app_context():
-        db.engine.dispose(close=False)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -43,6 +43,10 @@ def init_error_handlers(app: Flask) -> None:
         status = error.code or 500
         if status in (401, 403):
             log.warning("Authorization failure: %s %s", request.method, request.path)
+        elif status == 429:
+            log.warning("Rate limit hit by %s: %s %s", request.remote_addr, request.method, request.path)
+        elif status == 413:
+            log.warning("Oversize body refused: %s %s (%s bytes)", request.method, request.path, request.content_length)
         return render_error(status)
 
     @app.errorhandler(Exception)

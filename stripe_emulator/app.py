@@ -146,6 +146,13 @@ class Emulator:
         with self.store.lock:
             return copy.deepcopy(self.deliverer.attempts.get(event_id, []))
 
+    def idempotency_keys(self) -> list[dict[str, Any]]:
+        """Every idempotency key the service has seen: key, method, path and the stored status (None in flight)."""
+        with self.store.lock:
+            return [{"key": key, "method": r.method, "path": r.path,
+                     "status": r.response[1] if r.response is not None else None}
+                    for (_api_key, key), r in self.store.idempotency.items()]
+
     def inject_fault(self, endpoint: str, status: FaultStatus = 500, times: int = 1,
                      process: bool = False) -> None:
         """Fail the next `times` calls to `endpoint`; `process=True` runs them first (lost reply)."""

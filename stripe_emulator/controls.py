@@ -68,6 +68,7 @@ def build_router() -> Router[Control]:
     r.add("GET", "/_emulator/events/{id}/attempts",
           lambda emu, data, id: {"data": emu.delivery_attempts(id)})
     r.add("GET", "/_emulator/call_counts", lambda emu, data: emu.call_counts)
+    r.add("GET", "/_emulator/idempotency_keys", lambda emu, data: {"data": emu.idempotency_keys()})
     r.add("POST", "/_emulator/faults", _fault)
     r.add("POST", "/_emulator/reset", lambda emu, data: emu.reset() or {"ok": True})
     return r

@@ -7,6 +7,7 @@ Set TEST_DATABASE_URL to run the same suite on PostgreSQL.
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,6 +28,18 @@ from stripe_emulator import Emulator, EmulatorHTTPClient
 WEBHOOK_SECRET = TestingConfig.STRIPE_WEBHOOK_SECRET
 PASSWORD = "correct horse battery"
 _schema_ready: set[str] = set()
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose requests run in their own app context, as in a real server.
+
+    The test keeps an app context pushed for direct database access; without this, Flask would reuse
+    it for every request, so `g` (the logged-in user, the CSRF token) and the database session would
+    leak from one client's request into another's.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 def _reset_schema(app: Flask) -> None:
@@ -55,13 +68,22 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def app_factory(emulator: Emulator) -> Iterator[Callable[..., Flask]]:
-    """Build a testing app wired to the emulator, with per-test overrides."""
+def app_factory(emulator: Emulator, tmp_path: Any) -> Iterator[Callable[..., Flask]]:
+    """Build a testing app wired to the emulator, with per-test overrides.
+
+    The database is TEST_DATABASE_URL (PostgreSQL in CI's second pass) or a fresh SQLite file, so that
+    requests and the test use separate connections, as separate processes would.
+    """
     made: list[Any] = []
 
     def make(**overrides: Any) -> Flask:
-        settings = {"STRIPE_HTTP_CLIENT": EmulatorHTTPClient(emulator), **overrides}
+        settings = {
+            "STRIPE_HTTP_CLIENT": EmulatorHTTPClient(emulator),
+            "SQLALCHEMY_DATABASE_URI": TestingConfig.TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'shop.db'}",
+            **overrides,
+        }
         app = create_app("testing", **settings)
+        app.test_client_class = IsolatedClient
         ctx = app.app_context()
         ctx.push()
         made.append(ctx)
@@ -71,6 +93,9 @@ def app_factory(emulator: Emulator) -> Iterator[Callable[..., Flask]]:
     yield make
     for ctx in reversed(made):
         _db.session.remove()
+        # Close this app's pooled connections now, not whenever the app is garbage collected:
+        # on PostgreSQL a few hundred tests would otherwise exhaust max_connections.
+        _db.engine.dispose()
         ctx.pop()
 
 
@@ -170,9 +195,15 @@ def session_id_from(response: Any) -> str:
     return match.group(1)
 
 
+def fresh() -> Any:
+    """The test's database session with its snapshot ended, so it sees what requests committed."""
+    _db.session.rollback()
+    return _db.session
+
+
 def order_for_session(session_id: str) -> Order:
     """The order row for a session, read fresh."""
-    _db.session.expire_all()
+    fresh()
     order = _db.session.scalar(_db.select(Order).where(Order.stripe_session_id == session_id))
     assert order is not None
     return order
@@ -187,3 +218,7 @@ def signed_post(client: FlaskClient, emulator: Emulator) -> Callable[..., Any]:
         return client.post(path, data=body, headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
 
     return post
+
+
+# Whole-run log scan for secrets and card-like numbers (fails the run on a hit); see tests/logscan.py.
+from tests.logscan import log_scan, pytest_terminal_summary  # noqa: E402, F401

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from decimal import Decimal
 from typing import Any
 
-from flask import abort, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
+from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
-from flask_admin.form import SecureForm
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.orm import joinedload, lazyload
 from werkzeug.wrappers import Response
-from wtforms import DecimalField
-from wtforms.validators import InputRequired, NumberRange
+from wtforms import DecimalField, IntegerField, SubmitField
+from wtforms.validators import InputRequired, NumberRange, Optional
 
+from shopapp.admin.forms import RefundForm, StaffForm
 from shopapp.models import Order, OrderStatus, PaymentEvent, User
+from shopapp.services import refunds, staff, stock
 from shopapp.services.catalog import format_money
 
 
@@ -33,17 +37,17 @@ class StaffOnly:
 
 
 class StaffIndexView(StaffOnly, AdminIndexView):
-    """The admin landing page."""
+    """The admin landing page: today's and the week's figures, and what needs attention."""
 
     @expose("/")
     def index(self) -> str:
-        return self.render("admin/index.html")
+        return self.render("admin/index.html", dashboard=staff.dashboard(), money=format_money)
 
 
 class StaffModelView(StaffOnly, ModelView):
     """Base for every model view: CSRF on all forms, staff only."""
 
-    form_base_class = SecureForm
+    form_base_class = StaffForm
     page_size = 50
     can_set_page_size = True
 
@@ -53,13 +57,42 @@ def _money(view: Any, context: Any, model: Any, name: str) -> str:
     return format_money(cents, model.currency) if cents is not None else ""
 
 
+class RestockForm(StaffForm):
+    """Add units to a limited product."""
+
+    add = IntegerField(
+        "Units to add", validators=[InputRequired(), NumberRange(min=1, max=stock.MAX_STOCK_CHANGE)]
+    )
+    restock = SubmitField("Restock")
+
+
+class OnHandForm(StaffForm):
+    """Set the counted units on hand (available + held); empty means unlimited."""
+
+    on_hand = IntegerField(
+        "Units on hand", validators=[Optional(), NumberRange(min=0, max=stock.MAX_STOCK_CHANGE)]
+    )
+    set_on_hand = SubmitField("Set units on hand")
+
+
+def _stock(view: Any, context: Any, model: Any, name: str) -> Markup:
+    shown = "unlimited" if model.stock is None else str(model.stock)
+    link = url_for("products.stock_view", id=model.id)
+    return Markup('{} <a href="{}" class="ml-2">manage stock</a>').format(shown, link)
+
+
 class ProductView(StaffModelView):
-    """Products: create, edit, deactivate (no delete: past orders point at them)."""
+    """Products: create, edit, deactivate (no delete: past orders point at them); stock changes via its page."""
 
     can_delete = False
     column_list = ("name", "price_cents", "currency", "active", "display_order", "stock", "reserved")
-    column_labels = {"price_cents": "Price", "display_order": "Order"}
-    column_formatters = {"price_cents": _money}
+    column_labels = {
+        "price_cents": "Price",
+        "display_order": "Order",
+        "stock": "Available",
+        "reserved": "Held by open checkouts",
+    }
+    column_formatters = {"price_cents": _money, "stock": _stock}
     column_default_sort = ("display_order", False)
     column_editable_list = ("active",)
     form_columns = ("name", "description", "price", "currency", "active", "display_order", "stock")
@@ -73,37 +106,107 @@ class ProductView(StaffModelView):
     }
     form_args = {"stock": {"description": "Units available; leave empty for unlimited."}}
 
+    def edit_form(self, obj: Any = None) -> Any:
+        # Saving the edit form would write back the stock it was loaded with, undoing every unit
+        # shoppers reserved meanwhile: stock changes only through the atomic actions on the stock page.
+        form = super().edit_form(obj)
+        del form.stock
+        return form
+
+    @expose("/stock/<int:id>", methods=("GET", "POST"))
+    def stock_view(self, id: int) -> Any:
+        """Show a product's counts and take one staff stock change (restock +N, or units on hand)."""
+        product = stock.get_product(id)
+        if product is None:
+            abort(404)
+        formdata = request.form if request.method == "POST" else None
+        restock_form = RestockForm(formdata, prefix="restock")
+        on_hand_form = OnHandForm(formdata, prefix="count")
+        status = 200
+        if request.method == "POST":
+            try:
+                if restock_form.restock.data and restock_form.validate():
+                    level = stock.restock(id, restock_form.add.data)
+                elif on_hand_form.set_on_hand.data and on_hand_form.validate():
+                    level = stock.set_on_hand(id, on_hand_form.on_hand.data)
+                else:
+                    level = None
+                    status = 400
+            except stock.StockError as error:
+                flash(str(error), "error")
+                level, status = None, 400
+            if level is not None:
+                available = "unlimited" if level.stock is None else level.stock
+                flash(f"{level.name}: {available} available, {level.reserved} held by open checkouts.", "success")
+                return redirect(url_for(".stock_view", id=id))
+            product = stock.get_product(id)
+        body = self.render(
+            "admin/product_stock.html", product=product, restock_form=restock_form, on_hand_form=on_hand_form
+        )
+        return body, status
+
+
+class _UTCInput:
+    """Read the dates staff type as UTC: our UTCDateTime columns refuse naive datetimes."""
+
+    def clean(self, value: str) -> Any:
+        cleaned = super().clean(value)  # type: ignore[misc]
+        if isinstance(cleaned, list):
+            return [moment.replace(tzinfo=UTC) for moment in cleaned]
+        return cleaned.replace(tzinfo=UTC)
+
+
+class UTCBetweenFilter(_UTCInput, sqla_filters.DateTimeBetweenFilter):
+    """Between two UTC date-times."""
+
+
+class UTCAfterFilter(_UTCInput, sqla_filters.DateTimeGreaterFilter):
+    """After a UTC date-time."""
+
+
+class UTCBeforeFilter(_UTCInput, sqla_filters.DateTimeSmallerFilter):
+    """Before a UTC date-time."""
+
 
 def _date_filters(column: Any, label: str) -> list[Any]:
     # Our UTCDateTime type is not one Flask-Admin recognises by name, so the filters are spelled out.
-    return [
-        sqla_filters.DateTimeBetweenFilter(column, label),
-        sqla_filters.DateTimeGreaterFilter(column, label),
-        sqla_filters.DateTimeSmallerFilter(column, label),
-    ]
+    return [UTCBetweenFilter(column, label), UTCAfterFilter(column, label), UTCBeforeFilter(column, label)]
+
+
+class StatusEqualFilter(sqla_filters.FilterEqual):
+    """Status filter by value (?flt0_status_equals=paid); Flask-Admin's enum filter wants member names and
+    answers an unknown one with a 500."""
+
+    def clean(self, value: str) -> OrderStatus:
+        return OrderStatus(value)  # ValueError marks the filter invalid, so it is ignored
 
 
 def _status(view: Any, context: Any, model: Any, name: str) -> str:
     return model.status.label
 
 
-def _items(view: Any, context: Any, model: Any, name: str) -> Markup:
-    rows = "".join(
-        Markup("<li>{} x {} at {}</li>").format(
-            item.quantity, item.product_name, format_money(item.unit_price_cents, model.currency)
-        )
-        for item in model.items
-    )
-    return Markup("<ul>{}</ul>").format(Markup(rows))
+def _cents_plain(view: Any, context: Any, model: Any, name: str) -> str:
+    cents = getattr(model, name)
+    return f"{cents / 100:.2f}" if cents is not None else ""
+
+
+def _iso_time(view: Any, context: Any, model: Any, name: str) -> str:
+    moment = getattr(model, name)
+    return moment.isoformat(timespec="seconds") if moment is not None else ""
 
 
 class OrderView(StaffModelView):
-    """Orders: read-only lists with filters and search; status and amounts are never edited by hand."""
+    """Orders: read-only lists with filters, search and CSV export; refunds from the order page."""
 
     can_create = False
     can_edit = False
     can_delete = False
     can_view_details = True
+    can_export = True
+    export_types = ["csv"]
+    # Readable filter URLs (flt0_status_equals=paid), which the dashboard links to.
+    named_filter_urls = True
+    details_template = "admin/order_details.html"
     column_list = (
         "id",
         "user.email",
@@ -114,10 +217,16 @@ class OrderView(StaffModelView):
         "created_at",
         "paid_at",
     )
-    column_labels = {"user.email": "Shopper", "total_cents": "Total", "refunded_cents": "Refunded"}
+    column_labels = {
+        "user.email": "Shopper",
+        "total_cents": "Total",
+        "refunded_cents": "Refunded",
+        "stripe_session_id": "Checkout Session",
+        "stripe_payment_intent_id": "Payment intent",
+    }
     column_formatters = {"total_cents": _money, "refunded_cents": _money, "status": _status}
     column_filters = (
-        "status",
+        StatusEqualFilter(Order.status, "Status", options=[(s.value, s.label) for s in OrderStatus]),
         "needs_review",
         "currency",
         *_date_filters(Order.created_at, "Created"),
@@ -125,30 +234,91 @@ class OrderView(StaffModelView):
     )
     column_searchable_list = ("user.email", "stripe_session_id", "stripe_payment_intent_id")
     column_default_sort = ("id", True)
-    column_details_list = (
+    column_export_list = (
         "id",
         "user.email",
         "status",
         "total_cents",
-        "currency",
         "refunded_cents",
-        "items",
-        "stripe_session_id",
-        "stripe_payment_intent_id",
-        "checkout_attempt",
+        "currency",
         "needs_review",
         "review_reason",
+        "stripe_session_id",
+        "stripe_payment_intent_id",
         "created_at",
         "paid_at",
-        "updated_at",
     )
-    column_formatters_detail = {"total_cents": _money, "refunded_cents": _money, "status": _status, "items": _items}
+    column_formatters_export = {
+        "total_cents": _cents_plain,
+        "refunded_cents": _cents_plain,
+        "created_at": _iso_time,
+        "paid_at": _iso_time,
+    }
     column_choices = {"status": [(s.value, s.label) for s in OrderStatus]}
 
     def get_query(self) -> Any:
-        # The list shows each shopper's email (Order.user is raise_on_sql: load it in the same query)
-        # and no items (skip the selectin load of every listed order's lines).
+        # The shopper's email is on every row: load it in the same query, not one per row; the list
+        # shows no items, so skip the selectin load of every listed order's lines.
         return super().get_query().options(joinedload(Order.user), lazyload(Order.items))
+
+    def get_export_name(self, export_type: str = "csv") -> str:
+        return f"orders.{export_type}"
+
+    def _render_detail(self, order_id: int, form: RefundForm | None = None, status: int = 200) -> Any:
+        detail = staff.order_detail(order_id)
+        if detail is None:
+            abort(404)
+        if form is None:
+            form = RefundForm(
+                formdata=None,
+                amount=Decimal(detail.refundable_cents) / 100 if detail.refundable_cents else None,
+                sequence=detail.next_refund_sequence,
+            )
+        page = self.render(
+            self.details_template,
+            detail=detail,
+            order=detail.order,
+            form=form,
+            money=format_money,
+            return_url=self.get_url(".index_view"),
+        )
+        return page, status
+
+    @expose("/details/")
+    def details_view(self) -> Any:
+        """The order page: items, totals, Stripe ids, review flag, timeline, refunds and the refund form."""
+        order_id = request.args.get("id", type=int)
+        if order_id is None:
+            abort(404)
+        return self._render_detail(order_id)
+
+    @expose("/<int:order_id>/refund/", methods=("POST",))
+    def refund_view(self, order_id: int) -> Any:
+        """Ask Stripe for a refund; the order changes when Stripe's refund events arrive."""
+        form = RefundForm()
+        if not form.validate():
+            return self._render_detail(order_id, form, 400)
+        try:
+            result = refunds.request_refund(
+                order_id,
+                form.amount.data,
+                form.reason.data or "",
+                requested_by=f"staff {current_user.email}",
+                sequence=int(form.sequence.data),
+            )
+        except refunds.RefundError as error:
+            form.form_errors.append(str(error))
+            return self._render_detail(order_id, form, error.status)
+        money = format_money(result.amount_cents, result.currency)
+        if result.repeated:
+            flash(f"That refund of {money} was already sent to Stripe ({result.stripe_refund_id}).", "info")
+        else:
+            flash(
+                f"Refund of {money} sent to Stripe ({result.stripe_refund_id}). "
+                "The order is updated when Stripe confirms it.",
+                "success",
+            )
+        return redirect(self.get_url(".details_view", id=order_id), code=303)
 
 
 class PaymentEventView(StaffModelView):
@@ -168,9 +338,20 @@ class PaymentEventView(StaffModelView):
         "outcome",
         "error",
     )
-    column_filters = ("type", "outcome", *_date_filters(PaymentEvent.received_at, "Received"))
+    column_filters = ("type", "outcome", "signature_valid", *_date_filters(PaymentEvent.received_at, "Received"))
     column_searchable_list = ("stripe_event_id", "type")
     column_default_sort = ("id", True)
+    column_labels = {"stripe_event_id": "Event id", "order_id": "Order"}
+    named_filter_urls = True
+
+    @action("reprocess", "Reprocess", "Run the selected events again? Events already applied are left as they are.")
+    def action_reprocess(self, ids: list[str]) -> None:
+        """Re-run the selected stored events through the same handlers as the webhook."""
+        if not ids or not all(i.isdigit() and len(i) < 12 for i in ids):
+            flash("Choose the events to reprocess.", "error")
+            return
+        summary = staff.reprocess_payment_events([int(i) for i in ids])
+        flash(summary.line(), "error" if summary.problems else "success")
 
 
 class UserView(StaffModelView):

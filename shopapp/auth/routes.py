@@ -10,7 +10,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from shopapp.auth import bp
-from shopapp.auth.forms import LoginForm, LogoutForm, SignupForm
+from shopapp.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, SignupForm
 from shopapp.extensions import limiter, login_manager
 from shopapp.services import accounts
 
@@ -108,3 +108,26 @@ def logout() -> Response:
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("shop.index"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@login_required
+def change_password() -> Response | tuple[str, int] | str:
+    """Change the password; every other session (and remember-me cookie) stops working, this one continues."""
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        try:
+            accounts.change_password(user, form.current_password.data or "", form.new_password.data or "")
+        except accounts.AccountError as error:
+            log.warning("Password change refused for user %s: wrong current password or bad new one", user.id)
+            form.current_password.errors = [*form.current_password.errors, str(error)]
+        else:
+            # The token rotated, so this browser needs a fresh session (and remember-me cookie, if it had one).
+            had_remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+            _start_session(user, remember=had_remember)
+            flash("Your password was changed. Other devices have been logged out.", "success")
+            return redirect(url_for("shop.index"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/password.html", form=form), status

@@ -93,7 +93,10 @@ class Order(Base):
     session_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Stripe reported the session complete but unpaid: a delayed payment method is still settling.
     payment_processing: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # True while the order holds units of limited products (released on expiry/failure/cancel, consumed on PAID).
     stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Paid after its hold was released and the units were gone: refunded automatically, never oversold.
+    stock_shortfall: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0", index=True)
     review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -101,7 +104,7 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    user: Mapped[User] = relationship(lazy="raise_on_sql")
+    user: Mapped[User] = relationship()
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id", lazy="selectin"
     )
@@ -138,6 +141,7 @@ class OrderItem(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
+        CheckConstraint("reserved_quantity >= 0 AND reserved_quantity <= quantity", name="reserved_quantity_valid"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -146,9 +150,12 @@ class OrderItem(Base):
     product_name: Mapped[str] = mapped_column(String(120))
     unit_price_cents: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer)
+    # Units of a limited product this line held when the order was placed (0 for an unlimited product);
+    # release and consume give back exactly this, whatever staff did to the product since.
+    reserved_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     order: Mapped[Order] = relationship(back_populates="items")
-    product: Mapped[Product] = relationship(lazy="raise_on_sql")
+    product: Mapped[Product] = relationship()
 
     @property
     def line_total_cents(self) -> int:
@@ -180,7 +187,7 @@ class OrderEvent(Base):
 
 
 class Refund(Base):
-    """A refund asked of Stripe; it counts against the order once Stripe confirms it."""
+    """A refund asked of Stripe (or made outside the shop); it counts against the order once Stripe confirms it."""
 
     __tablename__ = "refunds"
     __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
@@ -188,6 +195,9 @@ class Refund(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    # "order-<id>-refund-<n>" for refunds staff asked for (None for refunds made outside the shop): the
+    # same form submitted twice carries the same n, so it finds this row and Stripe replays the same refund.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), default="pending", server_default="pending")
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from shopapp.extensions import csrf
 from shopapp.gateway import WebhookSignatureError
 from shopapp.payments import bp
+from shopapp.security import body_limit
 from shopapp.services import checkout, webhooks
 
 log = logging.getLogger("shopapp.payments")
@@ -24,6 +25,7 @@ def success() -> str:
         abort(404)
     order = checkout.settle_from_success_page(current_user.id, session_id)
     if order is None:
+        log.warning("Success page refused: session is not user %s's (or unknown)", current_user.id)
         abort(404)
     return render_template("payments/success.html", order=order)
 
@@ -31,21 +33,24 @@ def success() -> str:
 @bp.post("/webhook/")
 @bp.post("/webhook", endpoint="webhook_no_slash")
 @csrf.exempt
+# Stripe's events are a few KiB; the webhook has its own cap instead of the site-wide one.
+@body_limit("WEBHOOK_MAX_BYTES")
 def webhook() -> tuple[str, int]:
     """Stripe's signed events: 400 for anything unverifiable, 5xx when applying failed (Stripe retries)."""
     if not current_app.config.get("STRIPE_WEBHOOK_SECRET"):
         log.error("Webhook refused: STRIPE_WEBHOOK_SECRET is not configured")
         return "webhook secret not configured\n", 400
-    # Stripe's events are a few KiB; the webhook has its own cap instead of the site-wide one.
-    request.max_content_length = current_app.config["WEBHOOK_MAX_BYTES"]
-    if (request.content_length or 0) > request.max_content_length:
-        return "payload too large\n", 413
     payload = request.get_data(cache=False)
+    if request.max_content_length is not None and len(payload) >= request.max_content_length:
+        abort(413)  # a chunked body is cut off at the cap (no Content-Length to refuse up front): refuse it too
     try:
         result = webhooks.receive_webhook(payload, request.headers.get("Stripe-Signature"))
     except WebhookSignatureError as error:
         log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
         return "invalid signature\n", 400
+    except webhooks.MalformedEvent as error:
+        log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
+        return "malformed event\n", 400
     except webhooks.WebhookProcessingError:
         return "processing failed; please retry\n", 500
     return f"{result.outcome}\n", 200

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
 from sqlalchemy import bindparam, select
 
 from shopapp.extensions import db
@@ -14,9 +17,18 @@ from shopapp.services.tx import write_transaction
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
 
-_hasher = PasswordHasher()
-# Verifying against this when the email is unknown keeps both failure paths equally slow.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@cache
+def _hasher_for(time_cost: int, memory_kib: int) -> tuple[PasswordHasher, str]:
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    # Verifying against this when the email is unknown keeps both failure paths equally slow.
+    return hasher, hasher.hash("not-a-real-password")
+
+
+def _argon2() -> tuple[PasswordHasher, str]:
+    config = current_app.config
+    return _hasher_for(config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_KIB"])
 
 
 class AccountError(ValueError):
@@ -38,7 +50,7 @@ def check_password_rules(password: str) -> None:
 
 def hash_password(password: str) -> str:
     """Argon2id hash of the password."""
-    return _hasher.hash(password)
+    return _argon2()[0].hash(password)
 
 
 def find_user_by_email(email: str) -> User | None:
@@ -74,13 +86,14 @@ def authenticate(email: str, password: str) -> User | None:
     user = find_user_by_email(email)
     if len(password) > MAX_PASSWORD_LENGTH:
         return None
+    hasher, dummy_hash = _argon2()
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        hasher.verify(user.password_hash if user else dummy_hash, password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
+    if hasher.check_needs_rehash(user.password_hash):
         with write_transaction():
             user.password_hash = hash_password(password)
     return user
@@ -94,8 +107,10 @@ def end_all_sessions(user: User) -> None:
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
     """Change the password after checking the current one; other sessions end."""
+    if len(current_password) > MAX_PASSWORD_LENGTH:  # never hash an attacker-sized string
+        raise AccountError("The current password is not correct.")
     try:
-        _hasher.verify(user.password_hash, current_password)
+        _argon2()[0].verify(user.password_hash, current_password)
     except (VerificationError, InvalidHashError):
         raise AccountError("The current password is not correct.") from None
     check_password_rules(new_password)

@@ -21,7 +21,7 @@ DEMO_PRODUCTS = [
     ("Product C", "Our finest: premium materials and a lifetime of use.", 3999),
 ]
 
-QUANTITY_FIELD = re.compile(r"^qty-(\d{1,9})$")
+QUANTITY_FIELD = re.compile(r"^qty-([0-9]{1,9})$")  # [0-9], not \d, which also matches other scripts' digits
 # Fields a checkout form may carry besides quantities; anything else is tampering.
 ALLOWED_EXTRA_FIELDS = frozenset({"csrf_token"})
 
@@ -111,7 +111,7 @@ def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Car
         if not match:
             raise SelectionError("The form contained an unexpected field; please reload the page.")
         text = raw.strip()
-        if not re.fullmatch(r"\d{1,4}", text):
+        if not re.fullmatch(r"[0-9]{1,4}", text):
             raise SelectionError("Quantities must be whole numbers.")
         quantity = int(text)
         if quantity > max_quantity:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +62,14 @@ class CheckoutUrls:
 
     success_url: str
     cancel_url: str
+
+
+@dataclass(frozen=True)
+class SessionTTL:
+    """Minutes a Checkout Session stays open: `with_stock` when the order holds limited units."""
+
+    default: int
+    with_stock: int
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,7 @@ def _idempotency_key(order: Order) -> str:
     return f"order-{order.id}-attempt-{order.checkout_attempt}"
 
 
-def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: int) -> _Plan:
+def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL) -> _Plan:
     """In one write transaction, decide: reuse the open session, retire a stale one, or create."""
     now = utcnow()
     with write_transaction() as session:
@@ -145,7 +154,12 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: in
         email = session.scalar(select(User.email).where(User.id == user_id)) or ""
         current = session.scalar(
             select(Order)
-            .where(Order.user_id == user_id, Order.status == OrderStatus.PENDING)
+            # An order already paid by a delayed method is settling on its own: never touch it.
+            .where(
+                Order.user_id == user_id,
+                Order.status == OrderStatus.PENDING,
+                Order.payment_processing.is_(False),
+            )
             .order_by(Order.id.desc())
             .limit(1)
         )
@@ -176,6 +190,8 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: in
             current = order_rules.build_order(session, user_id, cart)
             stock.reserve(session, current)
         current.checkout_attempt += 1
+        # Units held for a checkout are unavailable to everyone else: hold them only briefly.
+        ttl_minutes = ttl.with_stock if current.stock_reserved else ttl.default
         current.session_expires_at = _expires_at(now, ttl_minutes)
         session.flush()
         return _Plan(
@@ -200,14 +216,17 @@ def _store_session(order_id: int, created: Mapping[str, Any]) -> None:
         )
 
 
-def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: int) -> CheckoutStarted:
+def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL | int) -> CheckoutStarted:
     """Create (or reuse) the shopper's PENDING order for `cart` and its Checkout Session.
 
-    Raises CheckoutError with a message for the shopper when Stripe cannot be used right now.
+    Raises CheckoutError with a message for the shopper when Stripe cannot be used right now, and
+    stock.OutOfStock (nothing held, nothing created) when a limited product does not have enough left.
     """
+    if isinstance(ttl, int):
+        ttl = SessionTTL(ttl, ttl)
     gateway = get_gateway()
     for _ in range(3):  # at most: retire one stale session, then create
-        plan = _plan_checkout(user_id, cart, urls, ttl_minutes)
+        plan = _plan_checkout(user_id, cart, urls, ttl)
         if plan.kind == "reuse":
             log.info("Order %s: reusing open session %s", plan.order_id, plan.session_id)
             return CheckoutStarted(plan.order_id, plan.url, reused=True)
@@ -226,24 +245,38 @@ def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl_minutes: in
     raise CheckoutError("Your previous checkout is still closing; please try again.", busy=True)
 
 
-def _retire_session(order_id: int, session_id: str) -> None:
-    """Close an old session before replacing it: expire it at Stripe, then settle the order from its state."""
+def _close_session(order_id: int, session_id: str, *, actor: str, note: str) -> Outcome:
+    """Expire an order's session at Stripe so it can no longer be paid, then settle the order.
+
+    If Stripe expired it at our request the order is CANCELED; if the session was no longer open
+    (paid meanwhile, or expired by time) the order follows what Stripe reports instead.
+    """
     gateway = get_gateway()
     try:
-        settled = gateway.expire_checkout_session(session_id)
+        closed = gateway.expire_checkout_session(session_id)
     except GatewayRejected:
-        # Not open any more (paid, or already expired): learn what happened instead of guessing.
+        closed = None
+    except GatewayError as error:
+        raise CheckoutError(error.user_message, busy=True) from error
+    if closed is not None and closed.get("status") == "expired":
+        with write_transaction() as session:
+            order = session.get(Order, order_id, populate_existing=True)
+            if order is not None and order.status == OrderStatus.PENDING and order_rules.transition(
+                session, order, OrderStatus.CANCELED, actor=actor, note=note
+            ):
+                stock.release(session, order)
+                return Outcome.EXPIRED
+        return Outcome.NOOP
+    try:
         settled = gateway.retrieve_checkout_session(session_id)
     except GatewayError as error:
         raise CheckoutError(error.user_message, busy=True) from error
-    finalize_checkout(settled, actor="checkout (replacing session)")
-    with write_transaction() as session:
-        order = session.get(Order, order_id)
-        if order is not None and order.status == OrderStatus.PENDING and order.stripe_session_id == session_id:
-            # The session is closed at Stripe but finalize left the order open (e.g. it was already expired
-            # by time and Stripe reported it so): close it here so the shopper can start again.
-            order_rules.transition(session, order, OrderStatus.EXPIRED, actor="checkout", note="Session closed")
-            stock.release(session, order)
+    return finalize_checkout(settled, actor=f"{actor} (session already settled)")
+
+
+def _retire_session(order_id: int, session_id: str) -> None:
+    """Close an old session before replacing it with a new cart's."""
+    _close_session(order_id, session_id, actor="shopper", note="Replaced by a new cart")
 
 
 def cancel_order(user_id: int, order_id: int) -> Outcome:
@@ -259,22 +292,7 @@ def cancel_order(user_id: int, order_id: int) -> Outcome:
             order_rules.transition(session, order, OrderStatus.CANCELED, actor="shopper", note="Canceled")
             stock.release(session, order)
             return Outcome.EXPIRED
-    gateway = get_gateway()
-    try:
-        settled = gateway.expire_checkout_session(session_id)
-    except GatewayRejected:
-        settled = gateway.retrieve_checkout_session(session_id)
-    except GatewayError as error:
-        raise CheckoutError(error.user_message, busy=True) from error
-    if settled.get("status") == "expired":
-        with write_transaction() as session:
-            order = session.get(Order, order_id)
-            if order is not None and order.status == OrderStatus.PENDING:
-                order_rules.transition(session, order, OrderStatus.CANCELED, actor="shopper", note="Canceled")
-                stock.release(session, order)
-                return Outcome.EXPIRED
-        return Outcome.NOOP
-    return finalize_checkout(settled, actor="shopper cancel (session already settled)")
+    return _close_session(order_id, session_id, actor="shopper", note="Canceled by the shopper")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +304,8 @@ def order_id_for_session(checkout_session: Mapping[str, Any]) -> int:
     metadata = checkout_session.get("metadata") or {}
     from_metadata = str(metadata.get("order_id") or "")
     reference = str(checkout_session.get("client_reference_id") or "")
-    if not from_metadata.isdigit() or reference != from_metadata:
+    # ASCII digits within the id column's range: str.isdigit() would also accept "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,9}", from_metadata) or reference != from_metadata:
         raise SessionNotOurs(checkout_session.get("id"))
     return int(from_metadata)
 
@@ -367,9 +386,10 @@ def apply_session(
             return Outcome.NOOP, order.id
         # Side effects belong to the single winner.
         if not stock.consume(session, order):
-            order_rules.flag_for_review(
-                session, order, "paid after its reservation was released and the stock is gone: refund", actor=actor
-            )
+            # Never oversell: the order records the payment, is flagged, and a full refund is queued
+            # (sent to Stripe by the caller once this transaction has committed).
+            stock.record_shortfall(session, order, actor=actor)
+            log.warning("Order %s paid late and out of stock: refund queued", order.id)
         log.info("Order %s PAID (%s)", order.id, actor)
         return Outcome.PAID, order.id
 
@@ -417,7 +437,9 @@ def finalize_checkout(checkout_session: Mapping[str, Any], *, actor: str, paymen
     match; a mismatch flags the order for staff. Only the compare-and-set winner does side effects.
     """
     with write_transaction() as session:
-        outcome, _ = apply_session(session, checkout_session, actor=actor, payment_failed=payment_failed)
+        outcome, order_id = apply_session(session, checkout_session, actor=actor, payment_failed=payment_failed)
+    if outcome == Outcome.PAID:
+        stock.send_shortfall_refunds(order_id)
     return outcome
 
 

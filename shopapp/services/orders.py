@@ -33,12 +33,14 @@ def transition(
     actor: str,
     note: str = "",
     values: Mapping[str, Any] | None = None,
+    expected: Mapping[str, Any] | None = None,
 ) -> bool:
     """Move `order` from the status it was read with to `target` with a compare-and-set.
 
     Returns True for the one caller whose UPDATE matched (it alone may do side effects) and False when
-    another process changed the status first. Raises InvalidTransition for a move the map forbids.
-    The caller owns the transaction.
+    another process changed the status first. `expected` adds columns that must still hold the given
+    values (e.g. refunded_cents, for PARTIALLY_REFUNDED -> PARTIALLY_REFUNDED). Raises InvalidTransition
+    for a move the map forbids. The caller owns the transaction.
     """
     observed = order.status
     if not can_transition(observed, target):
@@ -47,6 +49,7 @@ def transition(
     result = session.execute(
         update(Order)
         .where(Order.id == order.id, Order.status == observed)
+        .where(*(getattr(Order, name) == value for name, value in (expected or {}).items()))
         .values(status=target, updated_at=now, **dict(values or {}))
         .execution_options(synchronize_session=False)
     )

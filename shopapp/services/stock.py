@@ -1,42 +1,85 @@
-"""Limited stock: reservations taken with atomic conditional updates, never read-then-write."""
+"""Limited stock: holds taken with atomic conditional updates, never read-then-write.
+
+`Product.stock` counts units free to start a checkout with (None = unlimited); `Product.reserved` counts
+units held by open checkouts. Every change is one UPDATE whose WHERE clause is the rule, so concurrent
+shoppers on PostgreSQL (row locks, re-checked after a wait) or SQLite (one writer) can never take a unit
+twice and stock never goes below zero (a CHECK constraint backs this up).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import update
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shopapp.models import Order, Product
+from shopapp.extensions import db
+from shopapp.gateway import GatewayError, get_gateway
+from shopapp.models import Order, OrderItem, Product, Refund
 from shopapp.models.base import utcnow
+from shopapp.services import orders as order_rules
+from shopapp.services.tx import write_transaction
+
+log = logging.getLogger("shopapp.stock")
+
+# An upper bound per staff action: a typo like 100000 instead of 100 is refused, not stored.
+MAX_STOCK_CHANGE = 100_000
+STOCK_REFUND_ACTOR = "shop (out of stock)"
 
 
 class OutOfStock(ValueError):
-    """Not enough units are available for the selection."""
+    """Not enough units are available for the selection (the message is for the shopper)."""
 
 
-def _limited_lines(order: Order) -> list[tuple[int, int]]:
-    return [(item.product_id, item.quantity) for item in order.items]
+class StockError(ValueError):
+    """A staff stock change that was refused (the message is for staff)."""
 
 
-def reserve(session: Session, order: Order) -> None:
-    """Hold the order's quantities of limited products; OutOfStock (and nothing held) if any is short."""
-    for product_id, quantity in _limited_lines(order):
+def _lines(order: Order) -> list[OrderItem]:
+    # Always in product id order, so two transactions touching the same products lock them in the
+    # same order and cannot deadlock on PostgreSQL.
+    return sorted(order.items, key=lambda item: item.product_id)
+
+
+def _shortage_message(session: Session, product_id: int, wanted: int) -> str:
+    product = session.get(Product, product_id, populate_existing=True)
+    if product is None or product.stock is None:
+        return "One of the chosen products is no longer available; please reload the page."
+    if product.stock == 0:
+        return f"Sorry, {product.name} is sold out."
+    return f"Sorry, only {product.stock} of {product.name} left; you asked for {wanted}. Please choose fewer."
+
+
+def reserve(session: Session, order: Order) -> bool:
+    """Hold the order's quantities of limited products; OutOfStock if any is short.
+
+    Returns whether anything was held. On OutOfStock the caller's transaction must roll back, which
+    returns whatever this loop had already taken.
+    """
+    held = False
+    for item in _lines(order):
         result = session.execute(
             update(Product)
-            .where(Product.id == product_id, Product.stock.is_not(None), Product.stock >= quantity)
-            .values(stock=Product.stock - quantity, reserved=Product.reserved + quantity)
+            .where(Product.id == item.product_id, Product.stock.is_not(None), Product.stock >= item.quantity)
+            .values(stock=Product.stock - item.quantity, reserved=Product.reserved + item.quantity)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            unlimited = session.get(Product, product_id)
-            if unlimited is not None and unlimited.stock is None:
-                continue
-            # The caller's transaction rolls back, returning anything this loop already took.
-            name = unlimited.name if unlimited is not None else "A product"
-            raise OutOfStock(f"{name} does not have enough left for that quantity.")
-    order.stock_reserved = True
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            item.reserved_quantity = item.quantity
+            held = True
+            continue
+        stock = session.scalar(select(Product.stock).where(Product.id == item.product_id))
+        if stock is not None:
+            raise OutOfStock(_shortage_message(session, item.product_id, item.quantity))
+        item.reserved_quantity = 0  # unlimited: nothing to hold
+    order.stock_reserved = held
+    session.flush()
+    return held
 
 
 def _clear_reservation_flag(session: Session, order: Order) -> bool:
+    # Compare-and-set: of two processes releasing (or consuming) the same order, only one gives units back.
     result = session.execute(
         update(Order)
         .where(Order.id == order.id, Order.stock_reserved.is_(True))
@@ -46,46 +89,226 @@ def _clear_reservation_flag(session: Session, order: Order) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def release(session: Session, order: Order) -> None:
+def release(session: Session, order: Order) -> bool:
     """Return held units (session expired, payment failed, order canceled); a second call does nothing."""
     if not _clear_reservation_flag(session, order):
-        return
-    for product_id, quantity in _limited_lines(order):
-        session.execute(
-            update(Product)
-            .where(Product.id == product_id, Product.stock.is_not(None))
-            .values(stock=Product.stock + quantity, reserved=Product.reserved - quantity)
-            .execution_options(synchronize_session=False)
-        )
+        return False
+    for item in _lines(order):
+        held = item.reserved_quantity
+        if held:
+            # stock + n stays NULL if staff made the product unlimited meanwhile; reserved is exact either way.
+            session.execute(
+                update(Product)
+                .where(Product.id == item.product_id)
+                .values(stock=Product.stock + held, reserved=Product.reserved - held)
+                .execution_options(synchronize_session=False)
+            )
     session.expire(order, ["stock_reserved"])
+    return True
 
 
 def consume(session: Session, order: Order) -> bool:
     """A paid order keeps its units for good. Returns False when a late payment finds them gone."""
     if _clear_reservation_flag(session, order):
-        for product_id, quantity in _limited_lines(order):
-            session.execute(
-                update(Product)
-                .where(Product.id == product_id, Product.stock.is_not(None))
-                .values(reserved=Product.reserved - quantity)
-                .execution_options(synchronize_session=False)
-            )
-        session.expire(order, ["stock_reserved"])
-        return True
-    # Paid after its reservation was released: take the units now if they are all still there,
-    # all or nothing (a savepoint undoes a partial take).
-    try:
-        with session.begin_nested():
-            for product_id, quantity in _limited_lines(order):
-                result = session.execute(
+        for item in _lines(order):
+            if item.reserved_quantity:
+                session.execute(
                     update(Product)
-                    .where(Product.id == product_id, Product.stock.is_not(None), Product.stock >= quantity)
-                    .values(stock=Product.stock - quantity)
+                    .where(Product.id == item.product_id)
+                    .values(reserved=Product.reserved - item.reserved_quantity)
                     .execution_options(synchronize_session=False)
                 )
-                product = session.get(Product, product_id)
-                if result.rowcount == 0 and product is not None and product.stock is not None:  # type: ignore[attr-defined]
-                    raise OutOfStock(product.name)
+        session.expire(order, ["stock_reserved"])
+        return True
+    # Paid after its hold was released (an edge Stripe allows): take the units again if they are all
+    # still there, all or nothing (the savepoint undoes a partial take).
+    try:
+        with session.begin_nested():
+            for item in _lines(order):
+                if not item.reserved_quantity:
+                    continue  # sold as unlimited: nothing was ever counted for this line
+                result = session.execute(
+                    update(Product)
+                    .where(Product.id == item.product_id, Product.stock.is_not(None), Product.stock >= item.quantity)
+                    .values(stock=Product.stock - item.quantity)
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    stock = session.scalar(select(Product.stock).where(Product.id == item.product_id))
+                    if stock is not None:
+                        raise OutOfStock(item.product_name)
     except OutOfStock:
         return False
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# A late payment whose units are gone: refunded automatically, never oversold
+
+
+def record_shortfall(session: Session, order: Order, *, actor: str) -> None:
+    """Within the PAID transaction: flag the order and queue a full refund (sent after commit)."""
+    session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(stock_shortfall=True, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    order_rules.flag_for_review(
+        session,
+        order,
+        "paid after its reservation was released and the stock is gone: refunded automatically",
+        actor=actor,
+    )
+    session.add(
+        Refund(
+            order_id=order.id,
+            amount_cents=order.total_cents,
+            status="pending",
+            reason="Out of stock when the late payment arrived",
+            requested_by=STOCK_REFUND_ACTOR,
+        )
+    )
+    session.flush()
+
+
+def send_shortfall_refunds(order_id: int | None = None) -> int:
+    """Send every queued out-of-stock refund to Stripe (one order, or all); returns how many were sent.
+
+    Safe to repeat and to run concurrently: the idempotency key is derived from the order, so Stripe
+    makes one refund whatever the number of attempts. A failure is recorded on the order's timeline
+    and left queued for the next run (`flask stock send-refunds`).
+    """
+    with write_transaction() as session:
+        query = (
+            select(Refund.id, Refund.order_id, Refund.amount_cents, Order.stripe_payment_intent_id)
+            .join(Order, Order.id == Refund.order_id)
+            .where(Refund.requested_by == STOCK_REFUND_ACTOR, Refund.stripe_refund_id.is_(None))
+            .order_by(Refund.id)
+        )
+        if order_id is not None:
+            query = query.where(Refund.order_id == order_id)
+        due = list(session.execute(query))
+    sent = 0
+    for refund_id, refund_order_id, amount, payment_intent in due:
+        try:
+            if not payment_intent:
+                raise GatewayError("the order has no payment intent to refund")
+            refund = get_gateway().create_refund(
+                payment_intent,
+                amount,
+                f"order-{refund_order_id}-stock-refund",
+                {"order_id": str(refund_order_id), "reason": "out_of_stock"},
+            )
+        except GatewayError as error:
+            log.error("Order %s: out-of-stock refund not sent: %s", refund_order_id, error)
+            with write_transaction() as session:
+                order = session.get(Order, refund_order_id)
+                if order is not None:
+                    order_rules.record_order_event(
+                        session, order, actor=STOCK_REFUND_ACTOR, note=f"Automatic refund not sent yet: {error}"
+                    )
+            continue
+        with write_transaction() as session:
+            stored = session.execute(
+                update(Refund)
+                .where(Refund.id == refund_id, Refund.stripe_refund_id.is_(None))
+                .values(stripe_refund_id=refund["id"], status=str(refund.get("status") or "pending"))
+                .execution_options(synchronize_session=False)
+            )
+            order = session.get(Order, refund_order_id)
+            if stored.rowcount and order is not None:  # type: ignore[attr-defined]
+                order_rules.record_order_event(
+                    session,
+                    order,
+                    actor=STOCK_REFUND_ACTOR,
+                    note=f"Refund {refund['id']} of {amount} cents sent: the stock was gone",
+                )
+                sent += 1
+        log.info("Order %s: out-of-stock refund %s sent", refund_order_id, refund["id"])
+    return sent
+
+
+# ---------------------------------------------------------------------------------------------
+# Staff
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """A product's counts after a staff change."""
+
+    product_id: int
+    name: str
+    stock: int | None
+    reserved: int
+
+
+def get_product(product_id: int) -> Product | None:
+    """A product with its current counts, for the staff stock page."""
+    return db.session.get(Product, product_id, populate_existing=True)
+
+
+def _level(session: Session, product_id: int) -> StockLevel:
+    product = session.get(Product, product_id, populate_existing=True)
+    if product is None:
+        raise StockError("That product does not exist.")
+    return StockLevel(product.id, product.name, product.stock, product.reserved)
+
+
+def _check_amount(value: int, what: str) -> None:
+    if not 0 <= value <= MAX_STOCK_CHANGE:
+        raise StockError(f"{what} must be between 0 and {MAX_STOCK_CHANGE}.")
+
+
+def restock(product_id: int, add: int) -> StockLevel:
+    """Add `add` units to a limited product's available stock (atomic; open holds are untouched)."""
+    _check_amount(add, "Units to add")
+    if add == 0:
+        raise StockError("Units to add must be at least 1.")
+    with write_transaction() as session:
+        result = session.execute(
+            update(Product)
+            .where(Product.id == product_id, Product.stock.is_not(None))
+            .values(stock=Product.stock + add)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            level = _level(session, product_id)
+            raise StockError(f"{level.name} has unlimited stock; set units on hand to start counting it.")
+        level = _level(session, product_id)
+    log.info("Restocked product %s by %s: %s available, %s held", product_id, add, level.stock, level.reserved)
+    return level
+
+
+def set_on_hand(product_id: int, on_hand: int | None) -> StockLevel:
+    """Set units on hand (available + held by open checkouts), e.g. after a count; None makes it unlimited.
+
+    Held units stay held: available becomes on_hand - reserved, computed in the UPDATE itself, and a
+    count below what open checkouts hold is refused rather than letting those checkouts oversell.
+    """
+    with write_transaction() as session:
+        if on_hand is None:
+            # Open holds are given back exactly per order line (OrderItem.reserved_quantity), so
+            # `reserved` stays correct and drains to zero as those checkouts finish.
+            session.execute(
+                update(Product)
+                .where(Product.id == product_id)
+                .values(stock=None)
+                .execution_options(synchronize_session=False)
+            )
+            return _level(session, product_id)
+        _check_amount(on_hand, "Units on hand")
+        result = session.execute(
+            update(Product)
+            .where(Product.id == product_id, Product.reserved <= on_hand)
+            .values(stock=on_hand - Product.reserved)
+            .execution_options(synchronize_session=False)
+        )
+        level = _level(session, product_id)
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise StockError(
+                f"{level.reserved} units of {level.name} are held by open checkouts; "
+                f"units on hand cannot be fewer than that."
+            )
+    log.info("Set product %s on hand to %s: %s available, %s held", product_id, on_hand, level.stock, level.reserved)
+    return level

@@ -22,9 +22,11 @@ def write_transaction() -> Iterator[Session]:
     if session.in_transaction():
         session.commit()
     session.connection(execution_options=WRITE)
+    committed = False
     try:
         yield session
         session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        committed = True
+    finally:
+        if not committed:  # any error, including KeyboardInterrupt or a failed commit
+            session.rollback()

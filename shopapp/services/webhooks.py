@@ -16,12 +16,18 @@ from shopapp.extensions import db
 from shopapp.gateway import get_gateway
 from shopapp.models import PaymentEvent
 from shopapp.models.base import utcnow
+from shopapp.services import stock
 from shopapp.services.checkout import Outcome, SessionNotOurs, apply_session
+from shopapp.services.refunds import apply_charge_refunded, apply_refund_event
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.webhooks")
 
 Handler = Callable[[Session, Mapping[str, Any], str], tuple[str, int | None]]
+
+
+class MalformedEvent(ValueError):
+    """A correctly signed body that is not a Stripe event we can store (no usable id or type): answer 400."""
 
 
 class WebhookProcessingError(Exception):
@@ -54,6 +60,10 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.async_payment_succeeded": _checkout_handler(),
     "checkout.session.async_payment_failed": _checkout_handler(payment_failed=True),
     "checkout.session.expired": _checkout_handler(),
+    # Refunds move the order only when Stripe confirms them, whoever made them.
+    "charge.refunded": apply_charge_refunded,
+    "refund.created": apply_refund_event,
+    "refund.updated": apply_refund_event,
 }
 
 
@@ -68,6 +78,15 @@ def register_handler(event_type: str, handler: Handler) -> None:
 def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
     """Verify a delivery and process it. Raises WebhookSignatureError (400) or WebhookProcessingError (5xx)."""
     event = get_gateway().parse_event(payload, signature)
+    # A NUL (JSON-escaped; a raw one is invalid JSON) could reach a text column, which PostgreSQL refuses.
+    if b"\\u0000" in payload:
+        raise MalformedEvent("the event contains a NUL character")
+    event_id, event_type = event.get("id"), event.get("type")
+    # Checked before anything is stored: the id and type columns hold at most 255 and 100 characters.
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255 or "\x00" in event_id:
+        raise MalformedEvent("the event has no usable id")
+    if not isinstance(event_type, str) or len(event_type) > 100 or "\x00" in event_type:
+        raise MalformedEvent("the event has no usable type")
     return process_event(event, payload.decode("utf-8"))
 
 
@@ -107,7 +126,6 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
                 outcome, order_id = handler(session, obj, actor)
             row.outcome, row.order_id, row.processed_at, row.error = outcome, order_id, utcnow(), None
         log.info("Event %s (%s): %s", event_id, event_type, outcome)
-        return WebhookResult(event_id, outcome)
     except IntegrityError:
         log.info("Duplicate event %s (%s) arrived concurrently", event_id, event_type)
         return WebhookResult(event_id, "duplicate", duplicate=True)
@@ -115,6 +133,10 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
         log.exception("Event %s (%s) failed; rolled back for a retry", event_id, event_type)
         _record_failure(event_id, event_type, raw if raw is not None else json.dumps(event), error)
         raise WebhookProcessingError(str(error)) from error
+    if outcome == "applied" and order_id is not None:
+        # After the commit, never inside it: a late payment whose stock was gone is refunded now.
+        stock.send_shortfall_refunds(order_id)
+    return WebhookResult(event_id, outcome)
 
 
 def _record_failure(event_id: str, event_type: str, raw: str, error: Exception) -> None:
@@ -131,9 +153,9 @@ def _record_failure(event_id: str, event_type: str, raw: str, error: Exception) 
                 )
             elif row.outcome == "failed" or row.processed_at is None:
                 row.outcome, row.error = "failed", message
-    except Exception:
+    except Exception as record_error:
         # The database itself may be what failed; the 5xx still makes Stripe retry.
-        log.exception("Could not record the failure of event %s", event_id)
+        log.exception("Could not record the failure of event %s: %s", event_id, type(record_error).__name__)
 
 
 def replay_events(event_ids: list[str]) -> list[WebhookResult]:

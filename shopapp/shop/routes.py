@@ -26,7 +26,12 @@ def _render_shop(*, error: str | None = None, status: int = 200, selection: dict
         order_page = orders.orders_for_user(current_user.id, page, current_app.config["ORDERS_PER_PAGE"])
     notice = None
     if request.args.get("checkout") == "canceled":
-        notice = "Payment canceled: nothing was charged. Your selection is still here when you are ready."
+        # A GET never writes: the order stays pending (and keeps any units it holds) until the shopper
+        # cancels it below or its session expires at Stripe.
+        notice = (
+            "Payment canceled: nothing was charged. Your order stays open until its payment page expires; "
+            "cancel it under My orders to release its items now."
+        )
     return (
         render_template(
             "shop/index.html",
@@ -68,7 +73,10 @@ def buy() -> Response | tuple[str, int]:
                 success_url=url_for("payments.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
                 cancel_url=url_for("shop.index", checkout="canceled", _external=True),
             ),
-            current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
+            checkout.SessionTTL(
+                default=current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
+                with_stock=current_app.config["CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK"],
+            ),
         )
     except (catalog.SelectionError, stock.OutOfStock) as error:
         return _render_shop(error=str(error), status=400, selection=selection)
@@ -78,13 +86,15 @@ def buy() -> Response | tuple[str, int]:
     return redirect(started.url, code=303)
 
 
-@bp.post("/orders/<int:order_id>/cancel")
+# Bounded so an id beyond the database integer range is a 404, not an overflow.
+@bp.post("/orders/<int(max=2147483647):order_id>/cancel")
 @login_required
 def cancel_order(order_id: int) -> Response | tuple[str, int]:
     """Cancel one of the shopper's pending orders (its session is expired at Stripe first)."""
     try:
         outcome = checkout.cancel_order(current_user.id, order_id)
     except checkout.OrderNotFound:
+        log.warning("Cancel refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
         return _render_shop(error="That order was not found.", status=404)
     except checkout.CheckoutError as error:
         return _render_shop(error=str(error), status=503)

@@ -174,3 +174,14 @@ def test_http_controls_mirror_the_python_api(emu: Emulator, make_session: Any) -
     assert web.post("/_emulator/clock/advance", json={"seconds": 60}).status_code == 200
     assert web.post("/_emulator/reset").status_code == 200
     assert emu.sessions == {}
+
+
+def test_idempotency_keys_control_lists_each_key_once(client: stripe.StripeClient, emu: Emulator,
+                                                      session_params: Any) -> None:
+    params = session_params()
+    _create(client, params, "order-9-attempt-1")
+    _create(client, params, "order-9-attempt-1")
+    _create(client, session_params(client_reference_id="order-10"), "order-10-attempt-1")
+    listed = Client(emu.wsgi_app).get("/_emulator/idempotency_keys").json["data"]
+    assert sorted(k["key"] for k in listed) == ["order-10-attempt-1", "order-9-attempt-1"]
+    assert {(k["method"], k["path"], k["status"]) for k in listed} == {("POST", "/v1/checkout/sessions", 200)}

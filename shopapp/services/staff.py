@@ -1,0 +1,179 @@
+"""What staff look at: an order's full story, the dashboard figures, and reprocessing stored events."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+from shopapp.extensions import db
+from shopapp.models import Order, OrderEvent, OrderStatus, PaymentEvent, Refund, User
+from shopapp.models.base import utcnow
+from shopapp.services import refunds
+from shopapp.services.webhooks import WebhookResult, replay_events
+
+# Every order that was paid at some point, whatever happened to it since.
+PAID_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of an order's history: a status change or note, or a Stripe event received."""
+
+    at: datetime
+    kind: str  # "order" or "stripe"
+    actor: str
+    change: str
+    note: str
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    """Everything the staff order page shows."""
+
+    order: Order
+    email: str
+    timeline: list[TimelineEntry]
+    refunds: list[Refund]
+    refundable_cents: int
+    next_refund_sequence: int
+
+
+def order_detail(order_id: int) -> OrderDetail | None:
+    """The order with its shopper, refunds and a merged, oldest-first timeline; None if it does not exist."""
+    session = db.session()
+    order = session.get(Order, order_id, populate_existing=True)
+    if order is None:
+        return None
+    email = session.scalar(select(User.email).where(User.id == order.user_id)) or ""
+    events = session.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
+    payments = session.scalars(select(PaymentEvent).where(PaymentEvent.order_id == order_id).order_by(PaymentEvent.id))
+    timeline = [
+        TimelineEntry(
+            e.created_at,
+            "order",
+            e.actor,
+            f"{e.from_status} → {e.to_status}" if e.to_status else "",
+            e.note,
+        )
+        for e in events
+    ]
+    timeline += [
+        TimelineEntry(
+            p.received_at,
+            "stripe",
+            f"Stripe event {p.stripe_event_id}",
+            p.type,
+            f"{p.outcome}" + (f": {p.error}" if p.error else ""),
+        )
+        for p in payments
+    ]
+    timeline.sort(key=lambda entry: entry.at)
+    refund_rows = list(session.scalars(select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)))
+    return OrderDetail(
+        order=order,
+        email=email,
+        timeline=timeline,
+        refunds=refund_rows,
+        refundable_cents=refunds.remaining_refundable_cents(session, order),
+        next_refund_sequence=refunds.next_refund_sequence(session, order_id),
+    )
+
+
+@dataclass(frozen=True)
+class PeriodFigures:
+    """Orders paid within a period and the money they brought, per currency (integer cents)."""
+
+    label: str
+    since: datetime
+    paid_orders: int
+    revenue: dict[str, int]
+    refunded: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """The staff landing page's figures."""
+
+    now: datetime
+    periods: list[PeriodFigures]
+    counts: dict[str, int]
+    needs_review: int
+
+
+def _period(label: str, since: datetime) -> PeriodFigures:
+    rows = db.session.execute(
+        select(
+            Order.currency,
+            func.count(Order.id),
+            func.coalesce(func.sum(Order.total_cents), 0),
+            func.coalesce(func.sum(Order.refunded_cents), 0),
+        )
+        .where(Order.status.in_(PAID_STATUSES), Order.paid_at >= since)
+        .group_by(Order.currency)
+        .order_by(Order.currency)
+    ).all()
+    return PeriodFigures(
+        label=label,
+        since=since,
+        paid_orders=sum(int(count) for _, count, _, _ in rows),
+        revenue={currency: int(total) for currency, _, total, _ in rows},
+        refunded={currency: int(refunded) for currency, _, _, refunded in rows},
+    )
+
+
+def dashboard(now: datetime | None = None) -> Dashboard:
+    """Paid orders and revenue today (UTC) and over the last 7 days, open/failed/expired counts, review queue."""
+    now = now or utcnow()
+    midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    periods = [_period("Today", midnight), _period("Last 7 days", now - timedelta(days=7))]
+    by_status: Counter[str] = Counter(
+        {
+            str(status.value if isinstance(status, OrderStatus) else status): int(count)
+            for status, count in db.session.execute(select(Order.status, func.count(Order.id)).group_by(Order.status))
+        }
+    )
+    counts = {name: by_status[name] for name in ("pending", "failed", "expired", "canceled")}
+    needs_review = int(db.session.scalar(select(func.count(Order.id)).where(Order.needs_review.is_(True))) or 0)
+    return Dashboard(now=now, periods=periods, counts=counts, needs_review=needs_review)
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """What re-running stored events did."""
+
+    results: list[WebhookResult]
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        """How many events ended in each outcome."""
+        return Counter(result.outcome for result in self.results)
+
+    @property
+    def problems(self) -> int:
+        """Events that failed again or are not stored."""
+        return self.outcomes["failed"] + self.outcomes["unknown"]
+
+    def line(self) -> str:
+        """One-line summary, e.g. 'Replayed 2 event(s): 1 applied, 1 no-op.'"""
+        counts = self.outcomes
+        parts = ", ".join(f"{counts[name]} {name}" for name in sorted(counts)) or "nothing to do"
+        return f"Replayed {len(self.results)} event(s): {parts}."
+
+
+def replay(event_ids: list[str]) -> ReplaySummary:
+    """Re-run stored Stripe events by event id (handlers are idempotent, so this is safe to repeat)."""
+    return ReplaySummary(replay_events(list(dict.fromkeys(event_ids))))
+
+
+def reprocess_payment_events(row_ids: list[int]) -> ReplaySummary:
+    """Re-run the stored events with these payment_events row ids (the admin list's 'reprocess' action)."""
+    event_ids = list(
+        db.session.scalars(
+            select(PaymentEvent.stripe_event_id).where(PaymentEvent.id.in_(row_ids)).order_by(PaymentEvent.id)
+        )
+    )
+    db.session.commit()
+    return replay(event_ids)

@@ -1,0 +1,198 @@
+"""Rate limits: 429 with a friendly page on log-in, sign-up, password change and checkout; Redis holds the limit
+across 4 gunicorn workers, while per-process memory:// storage lets several times the limit through."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from shopapp import create_app
+from shopapp.extensions import db as _db
+from tests.logscan import scan_lines
+from tests.security.conftest import page_token, report, row_count
+
+ROOT = Path(__file__).resolve().parents[2]
+LIMIT = 5
+WORKERS = 4
+REQUESTS = 60
+
+
+def test_limits_answer_429_with_a_friendly_page(make_world):
+    world = make_world(
+        RATELIMIT_ENABLED=True,
+        LOGIN_RATE_LIMIT="3 per minute",
+        SIGNUP_RATE_LIMIT="2 per minute",
+        CHECKOUT_RATE_LIMIT="2 per minute",
+    )
+    anon, bob = world.app.test_client(), world.client_for("bob")
+    # Limits count per client address: give each case its own, so the set-up's log-ins do not count.
+    anon.environ_base["REMOTE_ADDR"] = "203.0.113.7"
+    bob.environ_base["REMOTE_ADDR"] = "203.0.113.8"
+    cases = {
+        "log-in": (anon, "/account/login", {"email": "nobody@example.com", "password": "wrong-password"}, 3),
+        "sign-up": (anon, "/account/signup", {"email": "new@example.com", "password": "short"}, 2),
+        "checkout": (bob, "/checkout", {"qty-999999": "1"}, 2),
+    }
+    figures = []
+    for name, (client, path, data, allowed) in cases.items():
+        before = row_count()
+        statuses = [client.post(path, data={**data, "csrf_token": page_token(client)}).status_code for _ in range(6)]
+        assert statuses == [400] * allowed + [429] * (6 - allowed), (name, statuses)
+        assert row_count() == before
+        limited = client.post(path, data=data)
+        page = limited.get_data(as_text=True)
+        assert limited.status_code == 429 and "Too many attempts" in page and "Traceback" not in page
+        assert int(limited.headers["Retry-After"]) > 0
+        figures.append(f"{name} {statuses.count(400)} allowed then 429")
+    # GET pages are not limited.
+    assert all(anon.get("/account/login").status_code == 200 for _ in range(10))
+    report("in-process limits: " + ", ".join(figures) + "; friendly page and Retry-After on every 429")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)  # polling a condition with a deadline, not synchronising on time
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": "shop.test"}), timeout=2):
+            return True
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free 127.0.0.1 port (no persistence)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (scripts/test.sh installs it)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+
+        wait_until(up, 10, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def gunicorn(db_url: str, storage: str, log: Path) -> Iterator[str]:
+    """The shop under gunicorn with 4 sync workers, production Argon2 cost, and the given limiter storage."""
+    port = free_port()
+    spec = (
+        f'shopapp:create_app("testing", SQLALCHEMY_DATABASE_URI="{db_url}", RATELIMIT_ENABLED=True, '
+        f'RATELIMIT_STORAGE_URI="{storage}", LOGIN_RATE_LIMIT="{LIMIT} per minute", '
+        "ARGON2_TIME_COST=1, ARGON2_MEMORY_KIB=16384)"
+    )
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--preload",
+                "--graceful-timeout",
+                "1",
+                "-w",
+                str(WORKERS),
+                "-k",
+                "sync",
+                "--keep-alive",
+                "0",
+                "-b",
+                f"127.0.0.1:{port}",
+                spec,
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(base + "/account/login"), 30, "gunicorn")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown (SIGTERM waits out the graceful timeout)
+        proc.wait(timeout=20)
+
+
+def hammer(base: str) -> dict[int, int]:
+    """REQUESTS failed log-ins from 8 concurrent clients; the count of each status."""
+
+    def one(_: int) -> int:
+        request = urllib.request.Request(
+            base + "/account/login",
+            data=b"email=nobody%40example.com&password=wrong-password",
+            headers={"Host": "shop.test", "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(one, range(REQUESTS)))
+    return {code: statuses.count(code) for code in sorted(set(statuses))}
+
+
+def test_redis_holds_the_limit_across_four_workers_and_memory_does_not(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    setup = create_app("testing", SQLALCHEMY_DATABASE_URI=db_url)
+    with setup.app_context():
+        _db.create_all()
+        _db.engine.dispose()
+    log = tmp_path / "gunicorn.log"
+    with redis_server(tmp_path) as redis_url, gunicorn(db_url, redis_url, log) as base:
+        with_redis = hammer(base)
+    with gunicorn(db_url, "memory://", log) as base:
+        with_memory = hammer(base)
+
+    allowed_redis, allowed_memory = with_redis.get(400, 0), with_memory.get(400, 0)
+    assert set(with_redis) <= {400, 429} and set(with_memory) <= {400, 429}
+    assert allowed_redis == LIMIT, with_redis
+    assert allowed_memory > LIMIT, with_memory  # each worker counts on its own
+    hits = scan_lines(log.read_text(errors="replace").splitlines())
+    assert not hits, hits
+    report(
+        f"rate limit across {WORKERS} gunicorn workers, limit {LIMIT}/min, {REQUESTS} failed log-ins: "
+        f"redis:// let {allowed_redis} through ({with_redis}); memory:// let {allowed_memory} through "
+        f"({with_memory}); gunicorn log scan 0 hits"
+    )
