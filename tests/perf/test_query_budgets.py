@@ -1,14 +1,13 @@
 """Query budgets: exact statement counts per request, flat in the number of orders, and no writes on GET.
 
-Each request runs in its own thread, so it gets a fresh app context and database session as in a real
-server (the test's own context would otherwise lend it a warm identity map and Flask-Login's cached user).
+Each request runs in its own app context (tests/conftest.py's IsolatedClient), so it gets a fresh database
+session and no cached user, as in a real server.
 Transaction control (BEGIN/COMMIT) is not counted; see tests/perf/conftest.py.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +23,9 @@ from tests.conftest import order_for_session, session_id_from
 ANONYMOUS_SHOP_PAGE = 1  # products
 LOGGED_IN_SHOP_PAGE = 3  # user by session token, products, one page of orders with their items
 # A two-line cart: user, products, lock + email + open order, both products again (expired by the commit that
-# ends the read transaction), order + 2 items + timeline, 2 stock reservations, attempt; then store the session.
-# PostgreSQL inserts the two items in one batched statement.
-CHECKOUT_NEW_ORDER = {"sqlite": 15, "postgresql": 14}
+# ends the read transaction), order + 2 items + timeline, per line a stock reservation and its check, attempt;
+# then store the session. PostgreSQL inserts the two items in one batched statement.
+CHECKOUT_NEW_ORDER = {"sqlite": 17, "postgresql": 16}
 # A one-line order: dedupe read, event row + insert, order + items, compare-and-set, timeline, reload of
 # order + items, stock (flag + 1 product), event outcome.
 WEBHOOK_FIRST_DELIVERY = 12
@@ -34,40 +33,21 @@ WEBHOOK_DUPLICATE = 1  # the dedupe read: nothing else, and no write
 SUCCESS_PAGE_FINAL_ORDER = 3  # user, order, its items: no Stripe call and no write once the order is final
 
 
-def in_own_thread(call: Callable[[], Any]) -> Any:
-    """Run one request the way a server worker would: no app context inherited from the test."""
-    result: dict[str, Any] = {}
-    # End the test's own transaction first: in-memory SQLite shares one connection between threads.
-    _db.session.commit()
-
-    def target() -> None:
-        try:
-            result["value"] = call()
-        except BaseException as error:  # re-raised in the test's thread below
-            result["error"] = error
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(timeout=60)
-    assert not thread.is_alive(), "request did not finish within 60 s"
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
 @pytest.fixture
 def fetch(client: FlaskClient) -> Callable[..., Any]:
-    """fetch("GET", "/path", **kwargs) through `client`, in its own thread."""
+    """fetch("GET", "/path", **kwargs) through `client` (an IsolatedClient: its own app context per request)."""
 
     def do(method: str, path: str, **kwargs: Any) -> Any:
-        return in_own_thread(lambda: client.open(path, method=method, **kwargs))
+        # End the test's own transaction first: in-memory SQLite shares one connection with the request.
+        _db.session.commit()
+        return client.open(path, method=method, **kwargs)
 
     return do
 
 
 @pytest.fixture
-def buy_in_thread(fetch: Callable[..., Any], products: dict[str, Any]) -> Callable[..., Any]:
-    """Submit the Buy form from its own thread: buy_in_thread(A=2, C=1) -> response."""
+def buy_now(fetch: Callable[..., Any], products: dict[str, Any]) -> Callable[..., Any]:
+    """Submit the Buy form (product ids read up front, outside any counted block): buy_now(A=2) -> response."""
 
     ids = {name.removeprefix("Product "): product.id for name, product in products.items()}
 
@@ -110,25 +90,25 @@ def test_later_pages_of_orders_cost_the_same(fetch, products, shopper, queries):
     assert html.count("<li>") >= 40  # every listed order shows its items
 
 
-def test_checkout_budget(fetch, buy_in_thread, shopper, queries, emulator):
+def test_checkout_budget(fetch, buy_now, shopper, queries, emulator):
     with queries.capture():
-        response = buy_in_thread(A=2, C=1)
+        response = buy_now(A=2, C=1)
     session_id = session_id_from(response)
     assert order_for_session(session_id).status == OrderStatus.PENDING
     assert queries.count == CHECKOUT_NEW_ORDER[_db.engine.dialect.name], str(queries)
     assert emulator.call_counts == {"POST /v1/checkout/sessions": 1}
 
 
-def _completed_event(emulator, buy_in_thread) -> tuple[bytes, str]:
-    session_id = session_id_from(buy_in_thread(A=1))
+def _completed_event(emulator, buy_now) -> tuple[bytes, str]:
+    session_id = session_id_from(buy_now(A=1))
     emulator.hold_deliveries()  # deliver it ourselves, under the counter
     emulator.pay(session_id)
     event = emulator.events("checkout.session.completed")[-1]
     return json.dumps(event).encode(), session_id
 
 
-def test_webhook_first_and_duplicate_delivery_budgets(fetch, buy_in_thread, shopper, queries, emulator, db):
-    body, session_id = _completed_event(emulator, buy_in_thread)
+def test_webhook_first_and_duplicate_delivery_budgets(fetch, buy_now, shopper, queries, emulator, db):
+    body, session_id = _completed_event(emulator, buy_now)
     headers = {"Content-Type": "application/json"}
     with queries.capture():
         first = fetch("POST", "/webhook/", data=body, headers={**headers, "Stripe-Signature": emulator.sign(body)})
@@ -145,8 +125,8 @@ def test_webhook_first_and_duplicate_delivery_budgets(fetch, buy_in_thread, shop
     assert "GET /v1/checkout/sessions/{id}" not in emulator.call_counts  # the webhook never calls Stripe
 
 
-def test_success_page_for_a_final_order_reads_only(fetch, buy_in_thread, shopper, queries, emulator):
-    session_id = session_id_from(buy_in_thread(B=1))
+def test_success_page_for_a_final_order_reads_only(fetch, buy_now, shopper, queries, emulator):
+    session_id = session_id_from(buy_now(B=1))
     emulator.pay(session_id)
     emulator.deliver_pending()
     assert order_for_session(session_id).status == OrderStatus.PAID
@@ -158,13 +138,13 @@ def test_success_page_for_a_final_order_reads_only(fetch, buy_in_thread, shopper
     assert "GET /v1/checkout/sessions/{id}" not in emulator.call_counts
 
 
-def test_success_page_is_the_one_get_that_may_write(fetch, buy_in_thread, shopper, queries, emulator, db):
+def test_success_page_is_the_one_get_that_may_write(fetch, buy_now, shopper, queries, emulator, db):
     """The documented exemption: when the shopper arrives before the webhook, the success page finalizes.
 
     It retrieves the session from Stripe once and runs the same finalize_checkout as the webhook, so the
     shopper sees "paid" at once; that is the only GET that writes, and only while the order is pending.
     """
-    session_id = session_id_from(buy_in_thread(B=1))
+    session_id = session_id_from(buy_now(B=1))
     emulator.hold_deliveries()
     emulator.pay(session_id)
     with queries.capture():
