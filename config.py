@@ -102,6 +102,10 @@ class Config:
     ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)
     ARGON2_MEMORY_KIB = _env_int("ARGON2_MEMORY_KIB", 65536)
 
+    # Cache-Control max-age of static files. Templates link them with a content hash (static_url), so a
+    # changed file gets a new URL and a long lifetime is safe; Flask-Admin's links carry a version too.
+    SEND_FILE_MAX_AGE_DEFAULT = _env_int("STATIC_MAX_AGE_SECONDS", 365 * 24 * 3600)
+
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:
         """Refuse settings that would be unsafe in this environment (nothing to check by default)."""

@@ -22,7 +22,8 @@ def init_admin(app: Flask) -> Admin:
     admin = Admin(
         app,
         name=f"{app.config['SHOP_NAME']} staff",
-        theme=Bootstrap4Theme(swatch="default"),
+        # Our copy of the theme's base layout with the accessibility fixes (lang, landmarks, contrast).
+        theme=Bootstrap4Theme(swatch="default", base_template="admin/shop_base.html"),
         index_view=StaffIndexView(url="/admin"),
     )
     admin.add_view(ProductView(Product, db, name="Products", endpoint="products"))

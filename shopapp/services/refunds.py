@@ -249,6 +249,10 @@ def _mark_refused(refund_id: int, message: str, actor: str) -> None:
 # Applying Stripe's refund events (called by the webhook service inside its transaction)
 
 
+class RefundNotOurs(LookupError):
+    """A refund or charge that names no payment of this shop: acknowledged and ignored."""
+
+
 def _payment_intent_of(obj: Mapping[str, Any]) -> str | None:
     pi = obj.get("payment_intent")
     if isinstance(pi, Mapping):
@@ -267,6 +271,8 @@ def _order_for(session: Session, obj: Mapping[str, Any]) -> Order:
         named = str(metadata.get("order_id") or "")
         if named.isdigit():
             order_id = int(named)
+    if order_id is None and payment_intent is None:
+        raise RefundNotOurs("names neither a payment intent nor an order")
     order = _lock_order(session, order_id) if order_id is not None else None
     if order is None:
         # Most likely the payment's own event has not been applied yet (lost or late webhook): failing makes
@@ -359,14 +365,20 @@ def _settle(session: Session, order: Order, actor: str, stripe_refunded: int | N
 
 def apply_refund_event(session: Session, refund: Mapping[str, Any], actor: str) -> tuple[str, int | None]:
     """Handler for refund.created / refund.updated: record the refund, then settle the order."""
-    order = _order_for(session, refund)
+    try:
+        order = _order_for(session, refund)
+    except RefundNotOurs:
+        return "ignored", None
     _record_refund(session, order, refund, actor)
     return _settle(session, order, actor, None), order.id
 
 
 def apply_charge_refunded(session: Session, charge: Mapping[str, Any], actor: str) -> tuple[str, int | None]:
     """Handler for charge.refunded: record any refunds it lists, then settle to its amount_refunded."""
-    order = _order_for(session, charge)
+    try:
+        order = _order_for(session, charge)
+    except RefundNotOurs:
+        return "ignored", None
     listed = charge.get("refunds")
     if isinstance(listed, Mapping):
         for refund in listed.get("data") or []:

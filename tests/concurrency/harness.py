@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from stripe_emulator.webhooks import sign
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "whsec_concurrency_proofs"
@@ -35,25 +36,6 @@ STRIPE_KEY = "sk_test_concurrency_proofs"
 PASSWORD = "correct horse battery"
 WORKERS = 4
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 30.0, every: float = 0.05) -> T:
-    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        threading.Event().wait(every)  # a bounded poll interval, not synchronisation
 
 
 def _listening(port: int) -> bool:

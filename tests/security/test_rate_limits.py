@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from shopapp import create_app
 from shopapp.extensions import db as _db
 from tests.logscan import scan_lines
 from tests.security.conftest import page_token, report, row_count
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 5
@@ -60,21 +60,6 @@ def test_limits_answer_429_with_a_friendly_page(make_world):
     report("in-process limits: " + ", ".join(figures) + "; friendly page and Retry-After on every 429")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)  # polling a condition with a deadline, not synchronising on time
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": "shop.test"}), timeout=2):
@@ -104,7 +89,7 @@ def redis_server(tmp: Path) -> Iterator[str]:
             except OSError:
                 return False
 
-        wait_until(up, 10, "redis-server")
+        wait_until(up, "redis-server", 10)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
@@ -146,7 +131,7 @@ def gunicorn(db_url: str, storage: str, log: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: answers(base + "/account/login"), 30, "gunicorn")
+        wait_until(lambda: answers(base + "/account/login"), "gunicorn", 30)
         yield base
     finally:
         proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown (SIGTERM waits out the graceful timeout)

@@ -184,3 +184,13 @@ def test_charge_refunded_snapshot_alone_settles_the_total(paid_order, emulator, 
     assert signed_post(body).status_code == 200  # the same delivery again
     refunded = fresh_order(order.id)
     assert (refunded.status, refunded.refunded_cents) == (OrderStatus.REFUNDED, 7997)
+
+
+def test_refund_events_naming_no_payment_of_ours_are_acknowledged(client, signed_post):
+    import json
+
+    for event_type in ("refund.updated", "charge.refunded"):
+        body = json.dumps({"id": f"evt_{event_type}", "object": "event", "type": event_type,
+                           "data": {"object": {"id": "re_x", "object": "refund"}}}).encode()
+        response = signed_post(body)
+        assert response.status_code == 200 and response.get_data(as_text=True).strip() == "ignored"

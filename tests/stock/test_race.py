@@ -9,7 +9,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Engine, make_url
 from shopapp import create_app
 from shopapp.services.accounts import hash_password
 from tests.conftest import PASSWORD
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOPPERS = 50
@@ -35,22 +35,6 @@ UNITS = 10
 EXPIRED = 5
 WEBHOOK_SECRET = "whsec_race"
 DEADLINE_SECONDS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _poll(condition: Callable[[], Any], what: str, seconds: float = DEADLINE_SECONDS) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)  # polling interval of a bounded wait, not synchronisation
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -109,7 +93,7 @@ def live_shop(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
              for i in range(SHOPPERS)],
         )
         product_id = conn.execute(text("SELECT id FROM products")).scalar_one()
-    shop_port, stripe_port = _free_port(), _free_port()
+    shop_port, stripe_port = free_port(), free_port()
     logs = tmp_path / "logs"
     logs.mkdir()
     stripe_proc = subprocess.Popen(
@@ -137,7 +121,7 @@ def live_shop(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
             return False
 
     try:
-        _poll(up, "the shop and the Stripe service to answer", 30)
+        wait_until(up, "the shop and the Stripe service to answer", 30)
         yield {"base": base, "stripe": stripe_base, "engine": engine, "product_id": product_id,
                "dialect": engine.dialect.name}
     finally:
@@ -265,7 +249,7 @@ def test_fifty_shoppers_race_for_ten_units(live_shop: dict[str, Any]) -> None:
     sessions = [re.search(r"(cs_test_[A-Za-z0-9]+)", r[2]).group(1) for r in winners]  # type: ignore[union-attr]
     for session_id in sessions[:EXPIRED]:
         assert requests.post(f"{stripe_base}/_emulator/sessions/{session_id}/expire", timeout=10).status_code == 200
-    _poll(lambda: _orders(engine).get("expired") == EXPIRED, "the expiry webhooks")
+    wait_until(lambda: _orders(engine).get("expired") == EXPIRED, "the expiry webhooks", DEADLINE_SECONDS)
     stock, reserved = StockWatch(engine, product_id).counts()
     print(f"[{dialect}] expiry: {EXPIRED} sessions expired -> stock {stock}, reserved {reserved}")
     assert (stock, reserved) == (EXPIRED, UNITS - EXPIRED)
@@ -273,7 +257,7 @@ def test_fifty_shoppers_race_for_ten_units(live_shop: dict[str, Any]) -> None:
     # All 10 card holders pay at once: the expired sessions cannot be paid, the open ones are.
     paid = _race(_payer, [(stripe_base, session_id) for session_id in sessions])
     codes = sorted(code for _, code in paid)
-    _poll(lambda: _orders(engine).get("paid") == UNITS - EXPIRED, "the payment webhooks")
+    wait_until(lambda: _orders(engine).get("paid") == UNITS - EXPIRED, "the payment webhooks", DEADLINE_SECONDS)
     stock, reserved = StockWatch(engine, product_id).counts()
     print(f"[{dialect}] payments: {codes.count(303)} paid at Stripe, {codes.count(410)} refused (expired); "
           f"orders {_orders(engine)}; stock {stock}, reserved {reserved}")
@@ -288,7 +272,7 @@ def test_fifty_shoppers_race_for_ten_units(live_shop: dict[str, Any]) -> None:
     for r in more:
         session_id = re.search(r"(cs_test_[A-Za-z0-9]+)", r[2]).group(1)  # type: ignore[union-attr]
         assert requests.post(f"{stripe_base}/_emulator/sessions/{session_id}/pay", timeout=10).status_code == 200
-    _poll(lambda: _orders(engine).get("paid") == UNITS, "the second wave's payment webhooks")
+    wait_until(lambda: _orders(engine).get("paid") == UNITS, "the second wave's payment webhooks", DEADLINE_SECONDS)
     stock, reserved = StockWatch(engine, product_id).counts()
     units_paid = _units_paid(engine)
     print(f"[{dialect}] wave 2: {len(second)} shoppers, {EXPIRED} units -> {len(more)} checkouts, "
