@@ -120,6 +120,7 @@ class OrderSummary:
     id: int
     status: OrderStatus
     payment_processing: bool
+    stock_shortfall: bool
     created_at: datetime
     total_cents: int
     currency: str
@@ -155,6 +156,7 @@ def _orders_page_statement() -> Select[Any]:
             Order.id,
             Order.status,
             Order.payment_processing,
+            Order.stock_shortfall,
             Order.created_at,
             Order.total_cents,
             Order.currency,
@@ -184,9 +186,9 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
         _ORDERS_PAGE, {"user_id": user_id, "limit": per_page + 1, "offset": (page - 1) * per_page}
     )
     summaries: list[OrderSummary] = []
-    for oid, status, processing, created, total, currency, url, qty, name, price in rows:
+    for oid, status, processing, shortfall, created, total, currency, url, qty, name, price in rows:
         if not summaries or summaries[-1].id != oid:
-            summaries.append(OrderSummary(oid, status, processing, created, total, currency, url, []))
+            summaries.append(OrderSummary(oid, status, processing, shortfall, created, total, currency, url, []))
         if qty is not None:
             summaries[-1].items.append(ItemLine(qty, name, price))
     return OrderPage(orders=summaries[:per_page], page=page, has_next=len(summaries) > per_page)
