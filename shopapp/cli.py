@@ -9,14 +9,26 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from shopapp.services import accounts, catalog, reconcile, staff, stock, webhooks
+from shopapp.services import accounts, bulk_seed, catalog, reconcile, staff, stock, webhooks
 
 
 @click.command("seed")
-def seed_command() -> None:
-    """Create the three demo products (running it again changes nothing)."""
+@click.option("--orders", type=click.IntRange(min=0), default=0, help="Also bulk-insert this many orders.")
+@click.option("--shoppers", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="New shoppers the bulk orders are spread over.")
+@click.option("--items-per-order", type=click.IntRange(min=1, max=20), default=3, show_default=True)
+@click.option("--password", default="bulk-shopper-password", show_default=True,
+              help="Password of every bulk shopper (demo data only).")
+def seed_command(orders: int, shoppers: int, items_per_order: int, password: str) -> None:
+    """Create the three demo products (running it again changes nothing); --orders N adds bulk demo orders."""
     created = catalog.seed_demo_products()
     click.echo(f"Seeded demo products: {created} created, {len(catalog.DEMO_PRODUCTS) - created} already present.")
+    if orders:
+        try:
+            result = bulk_seed.seed_bulk(orders, shoppers=shoppers, password=password, items_per_order=items_per_order)
+        except accounts.AccountError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"Bulk-seeded {result.orders} orders with {result.items} items for {result.shoppers} new shoppers.")
 
 
 @click.command("create-staff")

@@ -23,9 +23,12 @@ def init_templating(app: Flask) -> None:
     """Register the money filter, the fingerprinted static_url() and site-wide template values."""
     fingerprints: dict[tuple[str, float], str] = {}
 
+    # Read once: the filter runs dozens of times per page, and each config lookup goes through a proxy.
+    locale = app.config["DISPLAY_LOCALE"]
+
     @app.template_filter("money")
     def money_filter(cents: int, currency: str) -> str:
-        return format_money(cents, currency, current_app.config["DISPLAY_LOCALE"])
+        return format_money(cents, currency, locale)
 
     @app.template_global("static_url")
     def static_url(filename: str) -> str:

@@ -14,7 +14,7 @@ from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import typefmt
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, lazyload
 from werkzeug.wrappers import Response
 from wtforms import DecimalField, IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange, Optional
@@ -271,8 +271,9 @@ class OrderView(StaffModelView):
     column_choices = {"status": [(s.value, s.label) for s in OrderStatus]}
 
     def get_query(self) -> Any:
-        # The shopper's email is on every row: load it in the same query, not one per row.
-        return super().get_query().options(joinedload(Order.user))
+        # The shopper's email is on every row: load it in the same query, not one per row; the list
+        # shows no items, so skip the selectin load of every listed order's lines.
+        return super().get_query().options(joinedload(Order.user), lazyload(Order.items))
 
     def get_export_name(self, export_type: str = "csv") -> str:
         return f"orders.{export_type}"

@@ -7,7 +7,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from shopapp.extensions import db
 from shopapp.models import User
@@ -58,11 +58,15 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
+# Built once: every logged-in request runs it.
+_USER_BY_TOKEN = select(User).where(User.session_token == bindparam("token"))
+
+
 def load_user_by_session_token(token: str) -> User | None:
     """The user whose current session token this is (Flask-Login's user loader)."""
     if not token:
         return None
-    return db.session.scalar(select(User).where(User.session_token == token))
+    return db.session.scalar(_USER_BY_TOKEN, {"token": token})
 
 
 def create_user(email: str, password: str, *, is_staff: bool = False) -> User:

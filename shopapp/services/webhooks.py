@@ -8,10 +8,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shopapp.extensions import db
 from shopapp.gateway import get_gateway
 from shopapp.models import PaymentEvent
 from shopapp.models.base import utcnow
@@ -70,6 +71,9 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+_OUTCOME_OF_EVENT = select(PaymentEvent.outcome).where(PaymentEvent.stripe_event_id == bindparam("event_id"))
+
+
 def register_handler(event_type: str, handler: Handler) -> None:
     """Let another service (e.g. refunds) handle an event type."""
     HANDLERS[event_type] = handler
@@ -98,6 +102,13 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
     obj = data.get("object") if isinstance(data, Mapping) else None
     handler = HANDLERS.get(event_type)
     actor = f"{'replay' if replay else 'webhook'} {event_id} ({event_type})"
+    if not replay:
+        # Stripe redelivers often: answer a known duplicate from a plain read, without taking the
+        # write lock (BEGIN IMMEDIATE on SQLite) that would queue it behind every real payment.
+        outcome = db.session.scalar(_OUTCOME_OF_EVENT, {"event_id": event_id})
+        if outcome is not None and outcome != "failed":
+            log.info("Duplicate event %s (%s): already %s", event_id, event_type, outcome)
+            return WebhookResult(event_id, outcome, duplicate=True)
     try:
         with write_transaction() as session:
             row = session.scalar(select(PaymentEvent).where(PaymentEvent.stripe_event_id == event_id))

@@ -9,8 +9,3 @@ class BuyForm(FlaskForm):
 
     submit = SubmitField("Buy")
 
-
-class CancelOrderForm(FlaskForm):
-    """Give up a pending order."""
-
-    submit = SubmitField("Cancel order")

@@ -11,15 +11,17 @@ from werkzeug.wrappers import Response
 from shopapp.extensions import limiter
 from shopapp.services import catalog, checkout, orders, stock
 from shopapp.shop import bp
-from shopapp.shop.forms import BuyForm, CancelOrderForm
+from shopapp.shop.forms import BuyForm
 
 log = logging.getLogger("shopapp.shop")
 
 
 def _render_shop(*, error: str | None = None, status: int = 200, selection: dict[str, str] | None = None):
     products = catalog.list_active_products()
-    order_page = None
+    # Forms (and so a CSRF token, which starts a session cookie) only for shoppers who can buy.
+    form = order_page = None
     if current_user.is_authenticated:
+        form = BuyForm()
         page = request.args.get("page", default=1, type=int) or 1
         order_page = orders.orders_for_user(current_user.id, page, current_app.config["ORDERS_PER_PAGE"])
     notice = None
@@ -35,8 +37,7 @@ def _render_shop(*, error: str | None = None, status: int = 200, selection: dict
             "shop/index.html",
             products=products,
             order_page=order_page,
-            form=BuyForm(),
-            cancel_form=CancelOrderForm(),
+            form=form,
             max_quantity=current_app.config["MAX_QUANTITY_PER_LINE"],
             selection=selection or {},
             error=error,

@@ -1,0 +1,1 @@
+"""The benchmark suite: `scripts/bench.sh` (see docs/PERFORMANCE.md). Not part of the test run."""
