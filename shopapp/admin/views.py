@@ -23,6 +23,7 @@ from shopapp.admin.forms import RefundForm, StaffForm
 from shopapp.models import Order, OrderStatus, PaymentEvent, User
 from shopapp.services import refunds, staff, stock
 from shopapp.services.catalog import format_money
+from shopapp.services.ids import parse_ascii_int
 
 
 class StaffOnly:
@@ -368,10 +369,11 @@ class PaymentEventView(StaffModelView):
     @action("reprocess", "Reprocess", "Run the selected events again? Events already applied are left as they are.")
     def action_reprocess(self, ids: list[str]) -> None:
         """Re-run the selected stored events through the same handlers as the webhook."""
-        if not ids or not all(i.isdigit() and len(i) < 12 for i in ids):
+        event_ids = [parse_ascii_int(i, max_digits=11) for i in ids]
+        if not ids or None in event_ids:
             flash("Choose the events to reprocess.", "error")
             return
-        summary = staff.reprocess_payment_events([int(i) for i in ids])
+        summary = staff.reprocess_payment_events([i for i in event_ids if i is not None])
         flash(summary.line(), "error" if summary.problems else "success")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services import stock
 from shopapp.services.catalog import Cart
+from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.checkout")
@@ -304,10 +304,10 @@ def order_id_for_session(checkout_session: Mapping[str, Any]) -> int:
     metadata = checkout_session.get("metadata") or {}
     from_metadata = str(metadata.get("order_id") or "")
     reference = str(checkout_session.get("client_reference_id") or "")
-    # ASCII digits within the id column's range: str.isdigit() would also accept "²", which int() refuses.
-    if not re.fullmatch(r"[0-9]{1,9}", from_metadata) or reference != from_metadata:
+    order_id = parse_ascii_int(from_metadata)
+    if order_id is None or reference != from_metadata:
         raise SessionNotOurs(checkout_session.get("id"))
-    return int(from_metadata)
+    return order_id
 
 
 def _mismatch(order: Order, checkout_session: Mapping[str, Any]) -> str | None:

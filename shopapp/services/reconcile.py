@@ -22,6 +22,7 @@ from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services import stock
 from shopapp.services.checkout import OrderNotFound, Outcome, SessionNotOurs, finalize_checkout
+from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.reconcile")
@@ -135,6 +136,7 @@ def parse_age(text: str) -> timedelta:
     unit = "minutes"
     if value and value[-1] in units:
         unit, value = units[value[-1]], value[:-1]
-    if not value.isdigit() or len(value) > 6:
+    amount = parse_ascii_int(value, max_digits=6)
+    if amount is None:
         raise ValueError(f"{text!r} is not an age like 15m, 2h or 1d")
-    return timedelta(**{unit: int(value)})
+    return timedelta(**{unit: amount})

@@ -23,6 +23,7 @@ from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
 from shopapp.models import Order, OrderStatus, Refund
 from shopapp.services import orders as order_rules
 from shopapp.services.catalog import format_money
+from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.refunds")
@@ -269,8 +270,7 @@ def _order_for(session: Session, obj: Mapping[str, Any]) -> Order:
     if order_id is None:
         metadata = obj.get("metadata") or {}
         named = str(metadata.get("order_id") or "")
-        if named.isdigit():
-            order_id = int(named)
+        order_id = parse_ascii_int(named)
     if order_id is None and payment_intent is None:
         raise RefundNotOurs("names neither a payment intent nor an order")
     order = _lock_order(session, order_id) if order_id is not None else None

@@ -194,3 +194,11 @@ def test_refund_events_naming_no_payment_of_ours_are_acknowledged(client, signed
                            "data": {"object": {"id": "re_x", "object": "refund"}}}).encode()
         response = signed_post(body)
         assert response.status_code == 200 and response.get_data(as_text=True).strip() == "ignored"
+
+
+def test_refund_event_with_a_non_ascii_order_number_is_acknowledged(client, signed_post):
+    import json
+
+    body = json.dumps({"id": "evt_sup2", "object": "event", "type": "refund.updated",
+                       "data": {"object": {"id": "re_x", "object": "refund", "metadata": {"order_id": "²"}}}}).encode()
+    assert signed_post(body).status_code == 200
