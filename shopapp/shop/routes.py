@@ -17,7 +17,7 @@ log = logging.getLogger("shopapp.shop")
 
 
 def _render_shop(*, error: str | None = None, status: int = 200, selection: dict[str, str] | None = None):
-    products = catalog.list_active_products()
+    products = catalog.active_product_rows()
     # Forms (and so a CSRF token, which starts a session cookie) only for shoppers who can buy.
     form = orders_html = None
     if current_user.is_authenticated:
