@@ -7,7 +7,7 @@ import weakref
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 
 from shopapp.extensions import db
@@ -34,6 +34,12 @@ if hasattr(os, "register_at_fork"):
 
 def init_database(app: Flask) -> None:
     """Bind Flask-SQLAlchemy and install the per-dialect engine hooks."""
+    if make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() == "sqlite":
+        # pool_pre_ping guards against a server that dropped an idle connection; a SQLite file has no server,
+        # so the ping would only add a round trip to every request. PostgreSQL keeps it.
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.pop("pool_pre_ping", None)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     with app.app_context():
         engine = db.engine

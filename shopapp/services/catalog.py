@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from babel.numbers import format_currency
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from shopapp.extensions import db
 from shopapp.models import Product
@@ -91,6 +92,20 @@ _ACTIVE_PRODUCTS = select(Product).where(Product.active.is_(True)).order_by(Prod
 def list_active_products() -> list[Product]:
     """Active products in display order (one query)."""
     return list(db.session.scalars(_ACTIVE_PRODUCTS))
+
+
+# The columns the shop page shows, as plain rows: building tracked ORM objects (identity map, instance
+# state) cost about a sixth of the anonymous page, and the page only reads them.
+_ACTIVE_PRODUCT_ROWS = (
+    select(Product.id, Product.name, Product.description, Product.price_cents, Product.currency, Product.stock)
+    .where(Product.active.is_(True))
+    .order_by(Product.display_order, Product.id)
+)
+
+
+def active_product_rows() -> Sequence[Row[Any]]:
+    """Active products in display order as read-only rows (id, name, description, price_cents, currency, stock)."""
+    return db.session.execute(_ACTIVE_PRODUCT_ROWS).all()
 
 
 def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Cart:

@@ -135,6 +135,9 @@ class OrderPage:
     orders: list[OrderSummary]
     page: int
     has_next: bool
+    # Every value the page query returned, in order: equal fingerprints mean an identical order list, so
+    # the view may reuse HTML it rendered for them (shopapp/shop/order_fragments.py).
+    fingerprint: tuple[Any, ...] = ()
 
     @property
     def has_prev(self) -> bool:
@@ -182,8 +185,10 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
     building tracked ORM objects for 20 orders and their items cost more than the rest of the page.
     """
     page = max(1, page)
-    rows = db.session.execute(
-        _ORDERS_PAGE, {"user_id": user_id, "limit": per_page + 1, "offset": (page - 1) * per_page}
+    rows = tuple(
+        db.session.execute(
+            _ORDERS_PAGE, {"user_id": user_id, "limit": per_page + 1, "offset": (page - 1) * per_page}
+        )
     )
     summaries: list[OrderSummary] = []
     for oid, status, processing, shortfall, created, total, currency, url, qty, name, price in rows:
@@ -191,7 +196,9 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
             summaries.append(OrderSummary(oid, status, processing, shortfall, created, total, currency, url, []))
         if qty is not None:
             summaries[-1].items.append(ItemLine(qty, name, price))
-    return OrderPage(orders=summaries[:per_page], page=page, has_next=len(summaries) > per_page)
+    return OrderPage(
+        orders=summaries[:per_page], page=page, has_next=len(summaries) > per_page, fingerprint=rows
+    )
 
 
 def get_order_for_user(order_id: int, user_id: int) -> Order | None:

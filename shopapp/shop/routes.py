@@ -10,20 +10,21 @@ from werkzeug.wrappers import Response
 
 from shopapp.extensions import limiter
 from shopapp.services import catalog, checkout, orders, stock
-from shopapp.shop import bp
+from shopapp.shop import bp, order_fragments
 from shopapp.shop.forms import BuyForm
 
 log = logging.getLogger("shopapp.shop")
 
 
 def _render_shop(*, error: str | None = None, status: int = 200, selection: dict[str, str] | None = None):
-    products = catalog.list_active_products()
+    products = catalog.active_product_rows()
     # Forms (and so a CSRF token, which starts a session cookie) only for shoppers who can buy.
-    form = order_page = None
+    form = orders_html = None
     if current_user.is_authenticated:
         form = BuyForm()
         page = request.args.get("page", default=1, type=int) or 1
         order_page = orders.orders_for_user(current_user.id, page, current_app.config["ORDERS_PER_PAGE"])
+        orders_html = order_fragments.render_orders(current_user.id, order_page)
     notice = None
     if request.args.get("checkout") == "canceled":
         # A GET never writes: the order stays pending (and keeps any units it holds) until the shopper
@@ -36,7 +37,7 @@ def _render_shop(*, error: str | None = None, status: int = 200, selection: dict
         render_template(
             "shop/index.html",
             products=products,
-            order_page=order_page,
+            orders_html=orders_html,
             form=form,
             max_quantity=current_app.config["MAX_QUANTITY_PER_LINE"],
             selection=selection or {},
