@@ -216,14 +216,12 @@ def _store_session(order_id: int, created: Mapping[str, Any]) -> None:
         )
 
 
-def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL | int) -> CheckoutStarted:
+def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL) -> CheckoutStarted:
     """Create (or reuse) the shopper's PENDING order for `cart` and its Checkout Session.
 
     Raises CheckoutError with a message for the shopper when Stripe cannot be used right now, and
     stock.OutOfStock (nothing held, nothing created) when a limited product does not have enough left.
     """
-    if isinstance(ttl, int):
-        ttl = SessionTTL(ttl, ttl)
     gateway = get_gateway()
     for _ in range(3):  # at most: retire one stale session, then create
         plan = _plan_checkout(user_id, cart, urls, ttl)

@@ -74,11 +74,6 @@ HANDLERS: dict[str, Handler] = {
 _OUTCOME_OF_EVENT = select(PaymentEvent.outcome).where(PaymentEvent.stripe_event_id == bindparam("event_id"))
 
 
-def register_handler(event_type: str, handler: Handler) -> None:
-    """Let another service (e.g. refunds) handle an event type."""
-    HANDLERS[event_type] = handler
-
-
 def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
     """Verify a delivery and process it. Raises WebhookSignatureError (400) or WebhookProcessingError (5xx)."""
     event = get_gateway().parse_event(payload, signature)

@@ -94,7 +94,7 @@ class Setup:
                 checkout.CheckoutUrls(
                     "http://127.0.0.1/success/?session_id={CHECKOUT_SESSION_ID}", "http://127.0.0.1/?checkout=canceled"
                 ),
-                30,
+                checkout.SessionTTL(default=30, with_stock=30),
             )
             session_id = db.session.scalar(select(Order.stripe_session_id).where(Order.id == started.order_id))
             db.session.remove()
