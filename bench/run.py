@@ -797,14 +797,16 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
         workdir = Path(tmp)
+        finished = False
         try:
             for kind in kinds:
                 report["databases"].append(bench_database(kind, args, workdir))
-        except BaseException:
-            for logfile in sorted(workdir.glob("*.log")):
+            finished = True
+        finally:
+            # The servers' logs are the only clue when one did not start: show them before the error surfaces.
+            for logfile in sorted(workdir.glob("*.log")) if not finished else []:
                 print(f"--- {logfile.name} (last lines)", file=sys.stderr)
                 print("\n".join(logfile.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
-            raise
     if args.only:
         for result in report["databases"]:
             for t in result["targets"]:

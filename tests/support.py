@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,3 +29,11 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = 30.0, eve
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         threading.Event().wait(every)  # a bounded poll interval, not synchronisation
+
+
+def stripe_service_command(port: int, shop_port: int, webhook_secret: str, *extra: str) -> list[str]:
+    """The command line that runs the local Stripe service on `port`, delivering webhooks to the shop."""
+    return [
+        sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(port),
+        "--webhook-url", f"http://127.0.0.1:{shop_port}/webhook/", "--webhook-secret", webhook_secret, *extra,
+    ]

@@ -37,7 +37,7 @@ from shopapp import create_app
 from shopapp.extensions import db
 from shopapp.models import Order, Product
 from shopapp.services import accounts
-from tests.support import free_port, wait_until
+from tests.support import free_port, stripe_service_command, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -95,21 +95,7 @@ class StripeService:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stripe_emulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--webhook-url",
-                f"http://127.0.0.1:{shop_port}/webhook/",
-                "--webhook-secret",
-                WEBHOOK_SECRET,
-                "--async-delay",
-                str(ASYNC_DELAY_SECONDS),
-            ],
+            stripe_service_command(self.port, shop_port, WEBHOOK_SECRET, "--async-delay", str(ASYNC_DELAY_SECONDS)),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

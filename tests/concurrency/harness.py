@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from stripe_emulator.webhooks import sign
-from tests.support import free_port, wait_until
+from tests.support import free_port, stripe_service_command, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "whsec_concurrency_proofs"
@@ -246,26 +246,13 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
     stripe_url = f"http://127.0.0.1:{stripe_port}"
     stripe_service = start_service(
         "stripe",
-        [
-            sys.executable,
-            "-m",
-            "stripe_emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(stripe_port),
-            "--webhook-url",
-            f"http://127.0.0.1:{shop_port}/webhook/",
-            "--webhook-secret",
-            WEBHOOK_SECRET,
-            # Delayed payments complete only when a test says so.
-            "--async-delay",
-            "86400",
-        ],
+        # Delayed payments complete only when a test says so.
+        stripe_service_command(stripe_port, shop_port, WEBHOOK_SECRET, "--async-delay", "86400"),
         os.environ,
         stripe_port,
         log_dir,
     )
+    started = False
     try:
         shop = start_service(
             "gunicorn",
@@ -292,9 +279,10 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
             shop_port,
             log_dir,
         )
-    except BaseException:
-        stripe_service.stop()
-        raise
+        started = True
+    finally:
+        if not started:  # gunicorn did not come up: do not leave the Stripe service behind
+            stripe_service.stop()
     return Stack(
         database_url,
         f"http://127.0.0.1:{shop_port}",

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from shopapp.gateway import get_gateway
 from shopapp.models import Order, OrderStatus
 from tests.concurrency.conftest import Setup
-from tests.concurrency.harness import Shopper, Stack, record, released_together, wait_until
+from tests.concurrency.harness import Shopper, Stack, record, released_together
+from tests.support import wait_until
 
 
 def _statuses(codes: list[int]) -> dict[str, int]:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine, make_url
 from shopapp import create_app
 from shopapp.services.accounts import hash_password
 from tests.conftest import PASSWORD
-from tests.support import free_port, wait_until
+from tests.support import free_port, stripe_service_command, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOPPERS = 50
@@ -97,8 +97,7 @@ def live_shop(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     logs = tmp_path / "logs"
     logs.mkdir()
     stripe_proc = subprocess.Popen(
-        [python, "-m", "stripe_emulator", "--port", str(stripe_port), "--webhook-secret", WEBHOOK_SECRET,
-         "--webhook-url", f"http://127.0.0.1:{shop_port}/webhook/"],
+        stripe_service_command(stripe_port, shop_port, WEBHOOK_SECRET),
         cwd=ROOT, stdout=(logs / "stripe.log").open("w"), stderr=subprocess.STDOUT,
     )
     shop_env = _env(
