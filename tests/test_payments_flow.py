@@ -245,6 +245,31 @@ def test_unverifiable_webhooks_are_refused_and_change_nothing(client, shopper, b
     assert count(PaymentEvent) == 0
 
 
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"an event"', b"42", b"null"])
+def test_signed_json_that_is_not_an_object_is_refused(client, signed_post, body):
+    response = signed_post(body)
+    assert response.status_code == 400 and "Traceback" not in response.get_data(as_text=True)
+    assert count(PaymentEvent) == 0
+
+
+def test_signed_events_with_odd_shapes_are_stored_and_ignored_not_500(client, shopper, buy, emulator, signed_post):
+    """Found by the webhook fuzzer: a list where Stripe sends an object must not raise (a 500 Stripe retries
+    for days). Such a session or refund names no order of ours, so the event is kept and ignored."""
+    session_id = session_id_from(buy(A=1))
+    odd = [
+        ("checkout.session.completed", {**emulator.sessions[session_id], "metadata": [[], {"order_id": "1"}]}),
+        ("refund.updated", {"id": "re_odd", "object": "refund", "amount": "lots", "metadata": ["order_id"]}),
+        ("charge.refunded", {"id": "ch_odd", "object": "charge", "metadata": "order_id=1", "amount_refunded": "x"}),
+    ]
+    for n, (event_type, obj) in enumerate(odd):
+        body = json.dumps({"id": f"evt_odd_{n}", "object": "event", "type": event_type, "data": {"object": obj}})
+        response = signed_post(body.encode())
+        assert response.status_code == 200, (event_type, response.get_data(as_text=True))
+        assert response.get_data(as_text=True) == "ignored\n"
+    assert order_for_session(session_id).status == OrderStatus.PENDING
+    assert count(PaymentEvent) == len(odd)
+
+
 def test_webhook_refuses_to_run_without_a_secret(app_factory, emulator):
     app = app_factory(STRIPE_WEBHOOK_SECRET=None)
     body = b'{"id": "evt_1", "type": "checkout.session.completed"}'

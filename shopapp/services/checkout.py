@@ -299,7 +299,9 @@ def cancel_order(user_id: int, order_id: int) -> Outcome:
 
 def order_id_for_session(checkout_session: Mapping[str, Any]) -> int:
     """The order a Checkout Session names; metadata and client_reference_id must agree."""
-    metadata = checkout_session.get("metadata") or {}
+    metadata = checkout_session.get("metadata")
+    if not isinstance(metadata, Mapping):  # Stripe always sends an object; anything else is not our session
+        raise SessionNotOurs(checkout_session.get("id"))
     from_metadata = str(metadata.get("order_id") or "")
     reference = str(checkout_session.get("client_reference_id") or "")
     order_id = parse_ascii_int(from_metadata)

@@ -254,6 +254,12 @@ class RefundNotOurs(LookupError):
     """A refund or charge that names no payment of this shop: acknowledged and ignored."""
 
 
+def _metadata_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    # Stripe always sends an object here; a signed event with anything else names no order of ours.
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
 def _payment_intent_of(obj: Mapping[str, Any]) -> str | None:
     pi = obj.get("payment_intent")
     if isinstance(pi, Mapping):
@@ -268,8 +274,7 @@ def _order_for(session: Session, obj: Mapping[str, Any]) -> Order:
     if payment_intent:
         order_id = session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == payment_intent))
     if order_id is None:
-        metadata = obj.get("metadata") or {}
-        named = str(metadata.get("order_id") or "")
+        named = str(_metadata_of(obj).get("order_id") or "")
         order_id = parse_ascii_int(named)
     if order_id is None and payment_intent is None:
         raise RefundNotOurs("names neither a payment intent nor an order")
@@ -289,8 +294,9 @@ def _record_refund(session: Session, order: Order, obj: Mapping[str, Any], actor
     if not stripe_id.startswith("re_"):
         return
     status = str(obj.get("status") or "pending")
-    amount = int(obj.get("amount") or 0)
-    metadata = obj.get("metadata") or {}
+    amount = obj.get("amount")
+    amount = amount if isinstance(amount, int) else 0
+    metadata = _metadata_of(obj)
     row = session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_id))
     if row is None and metadata.get(METADATA_KEY):
         row = session.scalar(
@@ -391,4 +397,5 @@ def apply_charge_refunded(session: Session, charge: Mapping[str, Any], actor: st
             )
         return "flagged", order.id
     amount_refunded = charge.get("amount_refunded")
-    return _settle(session, order, actor, int(amount_refunded) if amount_refunded is not None else None), order.id
+    # Stripe sends an integer; anything else is treated as absent (settle from the refunds we know).
+    return _settle(session, order, actor, amount_refunded if isinstance(amount_refunded, int) else None), order.id
