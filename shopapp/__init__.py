@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from config import Config, get_config
-from shopapp.extensions import csrf, db, limiter, login_manager, migrate
+from shopapp.extensions import csrf, db, init_limiter, login_manager, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -32,7 +32,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
+    init_limiter(app)
     gateway.init_gateway(app)
     security.init_security(app)
     templating.init_templating(app)

@@ -14,7 +14,8 @@ from sqlalchemy import event
 
 from shopapp.extensions import db
 
-# Transaction control is not a query: SQLite shows our explicit BEGIN here, psycopg sends its own unseen.
+# Transaction control is not a query (our SQLite BEGIN goes straight to the driver, psycopg sends its own; both
+# unseen here; COMMIT/ROLLBACK may show).
 _TX_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|UPSERT|MERGE|CREATE|DROP|ALTER|TRUNCATE)\b", re.I)
 
