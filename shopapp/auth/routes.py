@@ -23,7 +23,7 @@ login_manager.session_protection = "basic"
 
 
 @login_manager.user_loader
-def load_user(token: str) -> accounts.User | None:
+def load_user(token: str) -> accounts.SignedInUser | None:
     """Flask-Login's loader: the session stores the user's current session token."""
     return accounts.load_user_by_session_token(token)
 
@@ -41,7 +41,7 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _start_session(user: accounts.User, remember: bool) -> None:
+def _start_session(user: accounts.User | accounts.SignedInUser, remember: bool) -> None:
     # A fresh session at log-in: nothing from before (e.g. a planted value) survives.
     session.clear()
     login_user(user, remember=remember)
@@ -103,7 +103,7 @@ def logout() -> Response:
     if not form.validate_on_submit():
         flash("Your session expired; please try logging out again.", "warning")
         return redirect(url_for("shop.index"))
-    accounts.end_all_sessions(current_user._get_current_object())
+    accounts.end_all_sessions(current_user.id)
     logout_user()
     session.clear()
     flash("You are logged out.", "info")
@@ -117,11 +117,12 @@ def change_password() -> Response | tuple[str, int] | str:
     """Change the password; every other session (and remember-me cookie) stops working, this one continues."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
-        user = current_user._get_current_object()
         try:
-            accounts.change_password(user, form.current_password.data or "", form.new_password.data or "")
+            user = accounts.change_password(
+                current_user.id, form.current_password.data or "", form.new_password.data or ""
+            )
         except accounts.AccountError as error:
-            log.warning("Password change refused for user %s: wrong current password or bad new one", user.id)
+            log.warning("Password change refused for user %s: wrong current password or bad new one", current_user.id)
             form.current_password.errors = [*form.current_password.errors, str(error)]
         else:
             # The token rotated, so this browser needs a fresh session (and remember-me cookie, if it had one).

@@ -7,6 +7,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_login import UserMixin
 from sqlalchemy import bindparam, select
 
 from shopapp.extensions import db
@@ -58,15 +59,39 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
-# Built once: every logged-in request runs it.
-_USER_BY_TOKEN = select(User).where(User.session_token == bindparam("token"))
+class SignedInUser(UserMixin):
+    """The logged-in user as a request sees it: four values read as one plain row.
+
+    Flask-Login loads the user on every logged-in request; a tracked ORM User (identity map, instance
+    state, every column) cost twice this. Services that change an account load the row themselves.
+    """
+
+    __slots__ = ("email", "id", "is_staff", "session_token")
+
+    def __init__(self, id: int, email: str, is_staff: bool, session_token: str) -> None:
+        self.id, self.email, self.is_staff, self.session_token = id, email, is_staff, session_token
+
+    def get_id(self) -> str:
+        """The value Flask-Login stores in the session cookie."""
+        return self.session_token
+
+    def __repr__(self) -> str:
+        return f"<SignedInUser {self.id} {self.email}>"
 
 
-def load_user_by_session_token(token: str) -> User | None:
+# Built once: every logged-in request runs it. Table columns: no ORM execution layer for a plain row.
+_users = User.__table__.c
+_USER_BY_TOKEN = select(_users.id, _users.email, _users.is_staff, _users.session_token).where(
+    _users.session_token == bindparam("token")
+)
+
+
+def load_user_by_session_token(token: str) -> SignedInUser | None:
     """The user whose current session token this is (Flask-Login's user loader)."""
     if not token:
         return None
-    return db.session.scalar(_USER_BY_TOKEN, {"token": token})
+    row = db.session.execute(_USER_BY_TOKEN, {"token": token}).first()
+    return SignedInUser(*row) if row is not None else None
 
 
 def create_user(email: str, password: str, *, is_staff: bool = False) -> User:
@@ -99,16 +124,22 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def end_all_sessions(user: User) -> None:
+def end_all_sessions(user_id: int) -> None:
     """Rotate the user's session token so every existing session and remember-me cookie stops working."""
-    with write_transaction():
-        user.session_token = new_session_token()
+    with write_transaction() as session:
+        user = session.get(User, user_id)
+        if user is not None:
+            user.session_token = new_session_token()
 
 
-def change_password(user: User, current_password: str, new_password: str) -> None:
-    """Change the password after checking the current one; other sessions end."""
+def change_password(user_id: int, current_password: str, new_password: str) -> SignedInUser:
+    """Change the password after checking the current one; other sessions end. Returns the user with the
+    new session token, for the session that made the change to continue."""
     if len(current_password) > MAX_PASSWORD_LENGTH:  # never hash an attacker-sized string
         raise AccountError("The current password is not correct.")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise AccountError("This account no longer exists.")
     try:
         _argon2()[0].verify(user.password_hash, current_password)
     except (VerificationError, InvalidHashError):
@@ -117,6 +148,7 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     with write_transaction():
         user.password_hash = hash_password(new_password)
         user.session_token = new_session_token()
+    return SignedInUser(user.id, user.email, user.is_staff, user.session_token)
 
 
 def create_or_promote_staff(email: str, password: str | None) -> tuple[User, bool]:

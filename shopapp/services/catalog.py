@@ -95,11 +95,14 @@ def list_active_products() -> list[Product]:
 
 
 # The columns the shop page shows, as plain rows: building tracked ORM objects (identity map, instance
-# state) cost about a sixth of the anonymous page, and the page only reads them.
+# state) cost about a sixth of the anonymous page, and the page only reads them. Table columns rather than
+# ORM attributes, so the statement also skips the ORM's execution layer.
+_products = Product.__table__.c
 _ACTIVE_PRODUCT_ROWS = (
-    select(Product.id, Product.name, Product.description, Product.price_cents, Product.currency, Product.stock)
-    .where(Product.active.is_(True))
-    .order_by(Product.display_order, Product.id)
+    select(_products.id, _products.name, _products.description, _products.price_cents, _products.currency,
+           _products.stock)
+    .where(_products.active.is_(True))
+    .order_by(_products.display_order, _products.id)
 )
 
 

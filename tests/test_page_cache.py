@@ -1,4 +1,4 @@
-"""The cached "My orders" fragment: any change to an order re-renders it, and it never leaks across shoppers."""
+"""The cached shop page: any change to an order or a product re-renders it, and it never leaks across shoppers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from sqlalchemy import update
 
 from shopapp.models import Order
-from shopapp.shop.order_fragments import FragmentCache
+from shopapp.shop.page_cache import PageCache
 from tests.conftest import PASSWORD, fresh, session_id_from
 
 
@@ -64,7 +64,7 @@ def test_each_session_gets_its_own_csrf_token_in_the_cancel_forms(app, client, s
 
 
 def test_the_cache_is_bounded_and_evicts_the_least_recently_used():
-    cache = FragmentCache(max_entries=2)
+    cache = PageCache(max_entries=2)
     cache.put("a", "A")
     cache.put("b", "B")
     assert cache.get("a") == "A"
