@@ -6,7 +6,8 @@ import re
 
 from sqlalchemy import update
 
-from shopapp.models import Order
+from shopapp.models import Order, Product, User
+from shopapp.services import bulk_seed
 from shopapp.shop.page_cache import PageCache
 from tests.conftest import PASSWORD, fresh, session_id_from
 
@@ -70,3 +71,72 @@ def test_the_cache_is_bounded_and_evicts_the_least_recently_used():
     assert cache.get("a") == "A"
     cache.put("c", "C")
     assert len(cache) == 2 and cache.get("b") is None and cache.get("a") == "A" and cache.get("c") == "C"
+
+
+def _html(client, path: str = "/") -> str:
+    response = client.get(path)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_a_changed_product_shows_on_the_very_next_view(app, client, products, make_user, db):
+    shopper_browser = app.test_client()
+    make_user("p@example.com")
+    shopper_browser.post("/account/login", data={"email": "p@example.com", "password": PASSWORD})
+    _html(shopper_browser)  # the "logged in" message page is never cached; the next views are
+    for browser in (client, shopper_browser):
+        assert "$19.99" in _html(browser) and "$19.99" in _html(browser)
+    fresh().execute(update(Product).where(Product.name == "Product A").values(price_cents=1750, stock=3))
+    db.session.commit()
+    for browser in (client, shopper_browser):
+        html = _html(browser)
+        assert "$17.50" in html and "$19.99" not in html and "Only 3 left" in html
+
+
+def test_visitors_and_shoppers_never_share_a_page(app, client, products, make_user):
+    visitor = _html(client)
+    assert "Log in to buy" in visitor and 'id="buy-button"' not in visitor and "csrf_token" not in visitor
+    shopper_browser = app.test_client()
+    make_user("p@example.com")
+    shopper_browser.post("/account/login", data={"email": "p@example.com", "password": PASSWORD})
+    for _ in range(2):
+        page = _html(shopper_browser)
+        assert 'id="buy-button"' in page and "p@example.com" in page and "Log in to buy" not in page
+    assert _html(client) == visitor  # still the visitor's page, and still no token in it
+
+
+def test_becoming_staff_shows_the_staff_link_at_once(client, shopper, db):
+    _html(client)
+    assert "Staff admin" not in _html(client)
+    fresh().execute(update(User).where(User.id == shopper.id).values(is_staff=True))
+    db.session.commit()
+    assert "Staff admin" in _html(client)
+
+
+def test_one_off_messages_show_once_and_are_never_served_again(client, shopper):
+    assert "You are logged in." in _html(client)
+    assert "You are logged in." not in _html(client)
+    canceled = _html(client, "/?checkout=canceled")
+    assert "Payment canceled: nothing was charged." in canceled
+    assert "Payment canceled" not in _html(client)
+    assert _html(client, "/?checkout=canceled") == canceled
+
+
+def test_each_page_of_orders_is_its_own_page(client, shopper, db):
+    bulk_seed.add_orders([shopper.id], 45)
+    db.session.commit()
+    _html(client)
+    pages = [_html(client, f"/?page={n}") for n in (1, 2, 3)]
+    numbers = [re.findall(r'id="order-(\d+)"', page) for page in pages]
+    assert [len(n) for n in numbers] == [20, 20, 5]
+    assert not set(numbers[0]) & set(numbers[1]) and not set(numbers[1]) & set(numbers[2])
+    # Out-of-range page numbers answer, never a 500.
+    for path in ("/?page=0", "/?page=-3", f"/?page={10**30}", "/?page=abc"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_in_debug_every_view_re_renders(app_factory, products):
+    app = app_factory(DEBUG=True)
+    client = app.test_client()
+    client.get("/")
+    assert len(app.extensions.get("shop_page_cache") or ()) == 0

@@ -181,3 +181,23 @@ def test_redis_holds_the_limit_across_four_workers_and_memory_does_not(tmp_path)
         f"redis:// let {allowed_redis} through ({with_redis}); memory:// let {allowed_memory} through "
         f"({with_memory}); gunicorn log scan 0 hits"
     )
+
+
+def test_a_default_limit_keeps_flask_limiters_own_check(tmp_path):
+    """The app drops Flask-Limiter's before_request hook only while no default or application-wide limit
+    exists (every limit here is a view decorator, which checks itself). Configure one and the hook stays,
+    so the limit applies to every page. In a child process: the limiter object is process-wide, and a
+    default limit set here would stay on every app the rest of the test run builds."""
+    script = f"""
+from shopapp import create_app
+from shopapp.extensions import db
+app = create_app("testing", RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="3 per minute",
+                 SQLALCHEMY_DATABASE_URI="sqlite:///{tmp_path / 'limits.db'}")
+with app.app_context():
+    db.create_all()
+client = app.test_client()
+print([client.get("/").status_code for _ in range(5)])
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[200, 200, 200, 429, 429]"
