@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from shopapp.database import WRITE
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -92,6 +94,9 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        # A write transaction (shopapp.database.WRITE): on PostgreSQL plain reads run in autocommit, and a
+        # migration must stay one transaction (PostgreSQL's DDL is transactional).
+        connection.execution_options(**WRITE)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

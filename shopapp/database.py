@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, make_url
+from sqlalchemy import event, exc, make_url
 from sqlalchemy.engine import Engine
 
 from shopapp.extensions import db
@@ -32,11 +33,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_dispose_after_fork)
 
 
+# A pooled PostgreSQL connection idle for longer than this is pinged before use (see _configure_postgresql).
+IDLE_PING_SECONDS = 10.0
+
+
 def init_database(app: Flask) -> None:
     """Bind Flask-SQLAlchemy and install the per-dialect engine hooks."""
-    if make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() == "sqlite":
-        # pool_pre_ping guards against a server that dropped an idle connection; a SQLite file has no server,
-        # so the ping would only add a round trip to every request. PostgreSQL keeps it.
+    backend = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name()
+    if backend in ("sqlite", "postgresql"):
+        # pool_pre_ping pings on every checkout, a round trip per request. A SQLite file has no server to
+        # drop a connection; PostgreSQL gets the idle-only ping of _configure_postgresql instead.
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options.pop("pool_pre_ping", None)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
@@ -46,6 +52,44 @@ def init_database(app: Flask) -> None:
         _engines.add(engine)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+        elif engine.dialect.name == "postgresql":
+            _configure_postgresql(engine)
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    """Two fewer round trips per read-only request, and one fewer per checkout of a busy connection.
+
+    On this 2-core machine a round trip to PostgreSQL costs about 0.1 ms of two processes' time, more
+    than a shop page's own work; a logged-in page made seven (ping, BEGIN, three queries, ROLLBACK).
+    """
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Reads run in autocommit: under READ COMMITTED each statement sees the latest committed rows
+        # anyway, so BEGIN and ROLLBACK bought nothing. Write transactions (WRITE: every service write, and
+        # the migrations) stay real transactions. psycopg applies the flag locally, without a round trip;
+        # the connection is idle here, as SQLAlchemy fires this before the transaction's first statement.
+        conn.connection.driver_connection.autocommit = not conn.get_execution_options().get("shop_write")
+
+    # SQLAlchemy's documented custom "pessimistic disconnect handling": ping a pooled connection only when
+    # it sat idle (a server restart or a dropped link shows up there), not on every checkout as
+    # pool_pre_ping does. DisconnectionError makes the pool discard it and connect afresh.
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["shop_last_used"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last_used = record.info.get("shop_last_used")
+        if last_used is None or time.monotonic() - last_used < IDLE_PING_SECONDS:
+            return  # new (just connected), or in use moments ago
+        try:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.autocommit = autocommit
+        except Exception as error:  # any failure: this connection is unusable
+            raise exc.DisconnectionError(f"idle connection failed its ping: {type(error).__name__}") from error
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
