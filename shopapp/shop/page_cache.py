@@ -9,24 +9,31 @@ digest, so two different pages can never share an entry and any change to a prod
 renders afresh on the very next view. Pages showing a flashed message, a form error or a shopper's
 selection are never cached (they are one-off); they are rendered directly.
 
-What is never cached: the CSRF token. The page is rendered with a placeholder that user data cannot
-produce (its "<" would be escaped to "&lt;" anywhere it came from a value), and each request swaps in
-its own token. The cache is per application (tests build many apps in one process) and bounded (LRU)
+What is never cached in a page: the CSRF token. The page is rendered with a placeholder that user data
+cannot produce (its "<" would be escaped to "&lt;" anywhere it came from a value), and each request swaps
+in its session's token. The cache is per application (tests build many apps in one process) and bounded (LRU)
 so memory stays flat however many shoppers visit.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Generic, TypeVar
 
-from flask import current_app
+from flask import current_app, session
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
 # Entries per process; one entry is the page's HTML (about 10 KB with 20 orders) plus its key.
 MAX_ENTRIES = 512
+
+# How long one signed CSRF token is reused for a session (see csrf_token).
+TOKEN_REUSE_SECONDS = 60.0
+
+V = TypeVar("V")
 
 # Raw "<" cannot come out of an autoescaped value, so only our own insertions match.
 CSRF_PLACEHOLDER = Markup("<csrf-token-placeholder>")
@@ -37,26 +44,26 @@ def placeholder_token() -> Markup:
     return CSRF_PLACEHOLDER
 
 
-class PageCache:
-    """A bounded, thread-safe LRU of rendered HTML."""
+class LRU(Generic[V]):
+    """A bounded, thread-safe least-recently-used map."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, str] = OrderedDict()
+        self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> str | None:
-        """The cached HTML for key (marking it recently used), or None."""
+    def get(self, key: Hashable) -> V | None:
+        """The value for key (marking it recently used), or None."""
         with self._lock:
-            html = self._entries.get(key)
-            if html is not None:
+            value = self._entries.get(key)
+            if value is not None:
                 self._entries.move_to_end(key)
-            return html
+            return value
 
-    def put(self, key: Hashable, html: str) -> None:
-        """Store html under key, dropping the least recently used entry beyond the bound."""
+    def put(self, key: Hashable, value: V) -> None:
+        """Store value under key, dropping the least recently used entry beyond the bound."""
         with self._lock:
-            self._entries[key] = html
+            self._entries[key] = value
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -65,11 +72,40 @@ class PageCache:
         return len(self._entries)
 
 
+PageCache = LRU[str]
+
+
 def _cache() -> PageCache:
     cache = current_app.extensions.get("shop_page_cache")
     if cache is None:
         cache = current_app.extensions.setdefault("shop_page_cache", PageCache())
     return cache
+
+
+def _signed_tokens() -> LRU[tuple[float, str]]:
+    tokens = current_app.extensions.get("shop_signed_csrf_tokens")
+    if tokens is None:
+        tokens = current_app.extensions.setdefault("shop_signed_csrf_tokens", LRU[tuple[float, str]]())
+    return tokens
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, as Flask-WTF's generate_csrf() makes it, reused for up to a minute.
+
+    generate_csrf() signs the session's secret with the current time on every request (a twentieth of
+    a page view). A token signed up to TOKEN_REUSE_SECONDS ago is just as valid: Flask-WTF accepts it for
+    WTF_CSRF_TIME_LIMIT (8 hours) and checks it against the same session secret. Keyed by that secret,
+    so no two sessions ever share a token.
+    """
+    secret = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME") or "csrf_token")
+    if not isinstance(secret, str):
+        return generate_csrf()  # no secret yet: Flask-WTF creates it (and the session changes)
+    tokens, now = _signed_tokens(), time.monotonic()
+    entry = tokens.get(secret)
+    if entry is None or now - entry[0] > TOKEN_REUSE_SECONDS:
+        entry = (now, generate_csrf())
+        tokens.put(secret, entry)
+    return entry[1]
 
 
 def cached(key: Hashable) -> str | None:
@@ -85,5 +121,5 @@ def store(key: Hashable, html: str) -> None:
 def with_csrf_token(html: str) -> str:
     """The page with this request's CSRF token in place of the placeholder."""
     if CSRF_PLACEHOLDER in html:
-        html = html.replace(CSRF_PLACEHOLDER, str(escape(generate_csrf())))
+        html = html.replace(CSRF_PLACEHOLDER, str(escape(csrf_token())))
     return html
