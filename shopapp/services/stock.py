@@ -179,16 +179,19 @@ def send_shortfall_refunds(order_id: int | None = None) -> int:
     makes one refund whatever the number of attempts. A failure is recorded on the order's timeline
     and left queued for the next run (`flask stock send-refunds`).
     """
-    with write_transaction() as session:
-        query = (
-            select(Refund.id, Refund.order_id, Refund.amount_cents, Order.stripe_payment_intent_id)
-            .join(Order, Order.id == Refund.order_id)
-            .where(Refund.requested_by == STOCK_REFUND_ACTOR, Refund.stripe_refund_id.is_(None))
-            .order_by(Refund.id)
-        )
-        if order_id is not None:
-            query = query.where(Refund.order_id == order_id)
-        due = list(session.execute(query))
+    query = (
+        select(Refund.id, Refund.order_id, Refund.amount_cents, Order.stripe_payment_intent_id)
+        .join(Order, Order.id == Refund.order_id)
+        .where(Refund.requested_by == STOCK_REFUND_ACTOR, Refund.stripe_refund_id.is_(None))
+        .order_by(Refund.id)
+    )
+    if order_id is not None:
+        query = query.where(Refund.order_id == order_id)
+    # A plain read, not a write transaction: every paid webhook asks, and almost always nothing is due;
+    # on SQLite a write transaction would take the database's write lock just to find that out. Two
+    # runs reading the same refund are harmless (the idempotency key, and the guarded update below).
+    due = list(db.session.execute(query))
+    db.session.commit()  # end the read before any call to Stripe
     sent = 0
     for refund_id, refund_order_id, amount, payment_intent in due:
         try:

@@ -1,4 +1,4 @@
-"""The shop page's HTML, rendered once per distinct content and reused from a small per-process cache.
+"""The shop page: its HTML rendered once per distinct content and reused from a small per-process cache.
 
 Why: rendering the page (three product cards, the Buy form, twenty orders with their items, a dozen
 URLs) cost more than everything else a view of it does, queries included, yet it rarely changes
@@ -21,11 +21,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from flask import current_app, session
+from flask import current_app, render_template, request, session
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
+
+from shopapp.services import catalog, orders
 
 # Entries per process; one entry is the page's HTML (about 10 KB with 20 orders) plus its key.
 MAX_ENTRIES = 512
@@ -123,3 +125,41 @@ def with_csrf_token(html: str) -> str:
     if CSRF_PLACEHOLDER in html:
         html = html.replace(CSRF_PLACEHOLDER, str(escape(csrf_token())))
     return html
+
+
+def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, selection: dict[str, str]) -> str:
+    """The shop page for this viewer: products, and for a shopper (page > 0) that page of their orders.
+
+    Every query runs on every view; only the template is skipped when an identical page was rendered
+    before. One-off pages (a flashed message, a form error, the shopper's own selection) and every page
+    in debug (where templates and static files are edited live) are rendered directly, never cached.
+    """
+    products = catalog.active_product_rows()
+    per_page = current_app.config["ORDERS_PER_PAGE"]
+    context = {
+        "products": products,
+        "max_quantity": current_app.config["MAX_QUANTITY_PER_LINE"],
+        "selection": selection,
+        "error": error,
+        "notice": notice,
+    }
+    if error is not None or selection or "_flashes" in session or current_app.debug:
+        order_page = orders.orders_for_user(user.id, page, per_page) if page else None
+        return render_template("shop/index.html", order_page=order_page, **context)
+
+    # Everything the page shows comes from these values: who is viewing, the product rows, the changeable
+    # state of the page's orders, the notice, where the app is mounted and where its static files are
+    # (their URLs carry a hash of their content).
+    viewer = (user.id, user.email, user.is_staff) if page else None
+    products_key = tuple(map(tuple, products))
+
+    def key(state: tuple[Any, ...] | None) -> tuple[Any, ...]:
+        return (request.script_root, current_app.static_folder, viewer, products_key, page, state, notice)
+
+    html = cached(key(orders.order_page_state(user.id, page, per_page) if page else None))
+    if html is None:
+        order_page = orders.orders_for_user(user.id, page, per_page) if page else None
+        html = render_template("shop/index.html", order_page=order_page, csrf_token=placeholder_token, **context)
+        # Filed under the state of the rows it was rendered from, so it can never be reused for another.
+        store(key(order_page.state if order_page else None), html)
+    return with_csrf_token(html)

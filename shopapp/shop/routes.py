@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -15,51 +15,20 @@ from shopapp.shop import bp, page_cache
 log = logging.getLogger("shopapp.shop")
 
 
+# A GET never writes: the order stays pending (and keeps any units it holds) until the shopper cancels it
+# or its session expires at Stripe.
+CANCELED_NOTICE = (
+    "Payment canceled: nothing was charged. Your order stays open until its payment page expires; "
+    "cancel it under My orders to release its items now."
+)
+
+
 def _render_shop(*, error: str | None = None, status: int = 200, selection: dict[str, str] | None = None):
     user = current_user._get_current_object()  # once: each access through the proxy costs a lookup
-    products = catalog.active_product_rows()
-    notice = None
-    if request.args.get("checkout") == "canceled":
-        # A GET never writes: the order stays pending (and keeps any units it holds) until the shopper
-        # cancels it below or its session expires at Stripe.
-        notice = (
-            "Payment canceled: nothing was charged. Your order stays open until its payment page expires; "
-            "cancel it under My orders to release its items now."
-        )
-    per_page = current_app.config["ORDERS_PER_PAGE"]
-    # 0 for a visitor (no orders to show); a shopper's page number, bounded like the query's.
+    # 0 for a visitor (no orders to show); a shopper's page number, bounded like the orders query's.
     page = min(max(1, request.args.get("page", default=1, type=int)), orders.MAX_PAGE) if user.is_authenticated else 0
-    context = {
-        "products": products,
-        "max_quantity": current_app.config["MAX_QUANTITY_PER_LINE"],
-        "selection": selection or {},
-        "error": error,
-        "notice": notice,
-    }
-    if error is not None or selection or "_flashes" in session or current_app.debug:
-        # (In debug, templates and static files are edited while the server runs: every view re-renders.)
-        # A one-off page (a message, the shopper's own selection): rendered, never cached.
-        order_page = orders.orders_for_user(user.id, page, per_page) if page else None
-        return render_template("shop/index.html", order_page=order_page, **context), status
-
-    # Everything the page shows comes from these values (see page_cache): who is viewing, the product
-    # rows, the changeable state of the page's orders, the notice, where the app is mounted and where its
-    # static files are (their URLs carry a hash of their content).
-    viewer = (user.id, user.email, user.is_staff) if page else None
-    products_key = tuple(map(tuple, products))
-
-    def key(state: tuple[object, ...] | None) -> tuple[object, ...]:
-        return (request.script_root, current_app.static_folder, viewer, products_key, page, state, notice is not None)
-
-    html = page_cache.cached(key(orders.order_page_state(user.id, page, per_page) if page else None))
-    if html is None:
-        order_page = orders.orders_for_user(user.id, page, per_page) if page else None
-        html = render_template(
-            "shop/index.html", order_page=order_page, csrf_token=page_cache.placeholder_token, **context
-        )
-        # Filed under the state of the rows it was rendered from, so it can never be reused for another.
-        page_cache.store(key(order_page.state if order_page else None), html)
-    return page_cache.with_csrf_token(html), status
+    notice = CANCELED_NOTICE if request.args.get("checkout") == "canceled" else None
+    return page_cache.shop_page(user, page, notice=notice, error=error, selection=selection or {}), status
 
 
 @bp.get("/")
