@@ -40,7 +40,8 @@ class Config:
     TESTING = False
 
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'shop.db'}")
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    # No pool_pre_ping: shopapp/database.py pings only connections that sat idle (see there).
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
     # SQLite waits this long for a competing writer before "database is locked".
     SQLITE_BUSY_TIMEOUT_MS = _env_int("SQLITE_BUSY_TIMEOUT_MS", 15000)
 

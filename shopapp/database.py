@@ -8,7 +8,7 @@ import weakref
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, exc, make_url
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 from shopapp.extensions import db
@@ -39,13 +39,8 @@ IDLE_PING_SECONDS = 10.0
 
 def init_database(app: Flask) -> None:
     """Bind Flask-SQLAlchemy and install the per-dialect engine hooks."""
-    backend = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name()
-    if backend in ("sqlite", "postgresql"):
-        # pool_pre_ping pings on every checkout, a round trip per request. A SQLite file has no server to
-        # drop a connection; PostgreSQL gets the idle-only ping of _configure_postgresql instead.
-        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-        options.pop("pool_pre_ping", None)
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    # No pool_pre_ping (a round trip on every checkout, so on every request): a SQLite file has no server
+    # to drop a connection, and PostgreSQL gets the idle-only ping of _configure_postgresql instead.
     db.init_app(app)
     with app.app_context():
         engine = db.engine
