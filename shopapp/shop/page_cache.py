@@ -110,23 +110,6 @@ def csrf_token() -> str:
     return entry[1]
 
 
-def cached(key: Hashable) -> str | None:
-    """The page rendered earlier under key, if still cached."""
-    return _cache().get(key)
-
-
-def store(key: Hashable, html: str) -> None:
-    """Keep a page rendered with placeholder_token under key."""
-    _cache().put(key, html)
-
-
-def with_csrf_token(html: str) -> str:
-    """The page with this request's CSRF token in place of the placeholder."""
-    if CSRF_PLACEHOLDER in html:
-        html = html.replace(CSRF_PLACEHOLDER, str(escape(csrf_token())))
-    return html
-
-
 def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, selection: dict[str, str]) -> str:
     """The shop page for this viewer: products, and for a shopper (page > 0) that page of their orders.
 
@@ -156,10 +139,14 @@ def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, se
     def key(state: tuple[Any, ...] | None) -> tuple[Any, ...]:
         return (request.script_root, current_app.static_folder, viewer, products_key, page, state, notice)
 
-    html = cached(key(orders.order_page_state(user.id, page, per_page) if page else None))
+    cache = _cache()
+    html = cache.get(key(orders.order_page_state(user.id, page, per_page) if page else None))
     if html is None:
         order_page = orders.orders_for_user(user.id, page, per_page) if page else None
         html = render_template("shop/index.html", order_page=order_page, csrf_token=placeholder_token, **context)
         # Filed under the state of the rows it was rendered from, so it can never be reused for another.
-        store(key(order_page.state if order_page else None), html)
-    return with_csrf_token(html)
+        cache.put(key(order_page.state if order_page else None), html)
+    # This session's token in place of the placeholder (a page without forms has none).
+    if CSRF_PLACEHOLDER in html:
+        html = html.replace(CSRF_PLACEHOLDER, str(escape(csrf_token())))
+    return html
