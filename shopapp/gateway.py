@@ -48,6 +48,18 @@ class GatewayRejected(GatewayError):
     user_message = "The payment provider refused this checkout. Nothing was charged; please contact us."
 
 
+class SessionNotFound(GatewayRejected):
+    """Stripe answered 404 `resource_missing` for a Checkout Session: it does not exist on this account.
+
+    Final information (the session can never be paid): e.g. the local Stripe service lost its state on a
+    restart, or the keys now point at another account. Services close such an order locally.
+    """
+
+
+def _missing(error: GatewayRejected) -> bool:
+    return error.status == 404 and error.code == "resource_missing"
+
+
 class WebhookSignatureError(Exception):
     """The webhook payload or its Stripe-Signature header did not verify."""
 
@@ -100,24 +112,36 @@ class PaymentGateway:
         )
 
     def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
-        """Fetch a Checkout Session with its payment intent expanded."""
-        return _plain(
-            self._call(
-                "retrieve checkout session",
-                lambda: self._client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["payment_intent"]}),
+        """Fetch a Checkout Session with its payment intent expanded; SessionNotFound if Stripe has none."""
+        try:
+            return _plain(
+                self._call(
+                    "retrieve checkout session",
+                    lambda: self._client.v1.checkout.sessions.retrieve(
+                        session_id, params={"expand": ["payment_intent"]}
+                    ),
+                )
             )
-        )
+        except GatewayRejected as error:
+            if _missing(error):
+                raise SessionNotFound(str(error), code=error.code, status=error.status) from error
+            raise
 
     def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
-        """Expire an open Checkout Session so it can no longer be paid."""
-        return _plain(
-            self._call(
-                "expire checkout session",
-                lambda: self._client.v1.checkout.sessions.expire(
-                    session_id, options={"idempotency_key": f"expire-{session_id}"}
-                ),
+        """Expire an open Checkout Session so it can no longer be paid; SessionNotFound if Stripe has none."""
+        try:
+            return _plain(
+                self._call(
+                    "expire checkout session",
+                    lambda: self._client.v1.checkout.sessions.expire(
+                        session_id, options={"idempotency_key": f"expire-{session_id}"}
+                    ),
+                )
             )
-        )
+        except GatewayRejected as error:
+            if _missing(error):
+                raise SessionNotFound(str(error), code=error.code, status=error.status) from error
+            raise
 
     def create_refund(
         self, payment_intent: str, amount_cents: int, idempotency_key: str, metadata: dict[str, str]
@@ -132,6 +156,26 @@ class PaymentGateway:
                 ),
             )
         )
+
+    def list_refunds(self, *, charge: str | None = None, payment_intent: str | None = None) -> list[dict[str, Any]]:
+        """Every refund of one charge or payment intent (all pages), newest first, as plain dicts.
+
+        Used when an event does not carry the refunds themselves: since API version 2022-11-15 a Charge
+        (and so `charge.refunded`) no longer includes `refunds` unless expanded (Stripe changelog).
+        """
+        params: dict[str, Any] = {"limit": 100}
+        if charge:
+            params["charge"] = charge
+        if payment_intent:
+            params["payment_intent"] = payment_intent
+        if len(params) != 2:
+            raise ValueError("give exactly one of charge or payment_intent")
+
+        def fetch() -> list[dict[str, Any]]:
+            page = self._client.v1.refunds.list(params=params)  # type: ignore[arg-type]
+            return [_plain(refund) for refund in page.auto_paging_iter()]
+
+        return self._call("list refunds", fetch)
 
     def parse_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """Verify the Stripe-Signature over the raw body and return the event as a dict."""

@@ -20,7 +20,7 @@ from wtforms import DecimalField, IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from shopapp.admin.forms import RefundForm, StaffForm
-from shopapp.models import Order, OrderStatus, PaymentEvent, User
+from shopapp.models import EventOutcome, Order, OrderStatus, PaymentEvent, User
 from shopapp.services import refunds, staff, stock
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
@@ -196,6 +196,13 @@ class StatusEqualFilter(sqla_filters.FilterEqual):
         return OrderStatus(value)  # ValueError marks the filter invalid, so it is ignored
 
 
+class OutcomeEqualFilter(sqla_filters.FilterEqual):
+    """Stored-event outcome filter by value (?flt0_outcome_equals=failed), for the same reason as StatusEqualFilter."""
+
+    def clean(self, value: str) -> EventOutcome:
+        return EventOutcome(value)  # ValueError marks the filter invalid, so it is ignored
+
+
 def _status(view: Any, context: Any, model: Any, name: str) -> str:
     return model.status.label
 
@@ -360,7 +367,12 @@ class PaymentEventView(StaffModelView):
         "outcome",
         "error",
     )
-    column_filters = ("type", "outcome", "signature_valid", *_date_filters(PaymentEvent.received_at, "Received"))
+    column_filters = (
+        "type",
+        OutcomeEqualFilter(PaymentEvent.outcome, "Outcome", options=[(o.value, o.value) for o in EventOutcome]),
+        "signature_valid",
+        *_date_filters(PaymentEvent.received_at, "Received"),
+    )
     column_searchable_list = ("stripe_event_id", "type")
     column_default_sort = ("id", True)
     column_labels = {"stripe_event_id": "Event id", "order_id": "Order"}

@@ -3,19 +3,28 @@
 from shopapp.models.order import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
+    PAID_STATUSES,
+    REFUND_IN_FLIGHT,
+    REFUNDABLE_STATUSES,
     Order,
     OrderEvent,
     OrderItem,
     OrderStatus,
     Refund,
+    RefundOrigin,
+    RefundStatus,
 )
-from shopapp.models.payment_event import PaymentEvent
+from shopapp.models.payment_event import EventOutcome, PaymentEvent
 from shopapp.models.product import Product
 from shopapp.models.user import User
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "FINAL_STATUSES",
+    "PAID_STATUSES",
+    "REFUNDABLE_STATUSES",
+    "REFUND_IN_FLIGHT",
+    "EventOutcome",
     "Order",
     "OrderEvent",
     "OrderItem",
@@ -23,5 +32,7 @@ __all__ = [
     "PaymentEvent",
     "Product",
     "Refund",
+    "RefundOrigin",
+    "RefundStatus",
     "User",
 ]

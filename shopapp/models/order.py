@@ -41,18 +41,25 @@ class OrderStatus(enum.StrEnum):
 
 
 S = OrderStatus
-# Forward-only. A payment Stripe confirms is real money, so it is recorded even when the
-# shop had already given up on the order (expired/canceled locally while the shopper paid).
+# Forward-only, except that a refund Stripe later reports failed gives the money back to the order
+# (REFUNDED -> PARTIALLY_REFUNDED or PAID): card refunds can succeed and then fail (Stripe's test card
+# 4000 0000 0000 5126). A payment Stripe confirms is real money, so it is recorded even when the shop
+# had already given up on the order (expired/canceled locally while the shopper paid). Nothing paid ever
+# goes back to PENDING.
 ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELED}),
     S.EXPIRED: frozenset({S.PAID}),
     S.CANCELED: frozenset({S.PAID}),
     S.FAILED: frozenset(),
     S.PAID: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
-    S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
-    S.REFUNDED: frozenset(),
+    S.PARTIALLY_REFUNDED: frozenset({S.PAID, S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.REFUNDED: frozenset({S.PAID, S.PARTIALLY_REFUNDED}),
 }
 FINAL_STATUSES = frozenset({S.PAID, S.FAILED, S.PARTIALLY_REFUNDED, S.REFUNDED})
+# The one definition of "Stripe took this order's money" (whatever was refunded since) and of "some of it
+# may still be refunded"; every check of either imports these.
+PAID_STATUSES = frozenset({S.PAID, S.PARTIALLY_REFUNDED, S.REFUNDED})
+REFUNDABLE_STATUSES = frozenset({S.PAID, S.PARTIALLY_REFUNDED})
 
 status_type = Enum(
     OrderStatus,
@@ -120,13 +127,6 @@ class Order(Base):
         """True once Stripe has settled the order (paid, failed or refunded)."""
         return self.status in FINAL_STATUSES
 
-    @property
-    def refundable_cents(self) -> int:
-        """What may still be refunded."""
-        if self.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
-            return 0
-        return self.total_cents - self.refunded_cents
-
     def __repr__(self) -> str:
         return f"<Order {self.id} {self.status.value}>"
 
@@ -186,21 +186,93 @@ class OrderEvent(Base):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.from_status}->{self.to_status} by {self.actor}"
 
 
+class RefundStatus(enum.StrEnum):
+    """A refund's status, Stripe's values (Refund.status in the API reference and stripe/_refund.py)."""
+
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def in_flight(self) -> bool:
+        """Asked for and not settled: counts against what may still be refunded, not yet as refunded."""
+        return self in REFUND_IN_FLIGHT
+
+    @property
+    def rank(self) -> int:
+        """Position in the lifecycle: a snapshot of a lower rank never overwrites a higher one.
+
+        pending/requires_action -> succeeded -> failed/canceled; a card refund can fail after succeeding.
+        """
+        return _REFUND_RANK[self]
+
+
+REFUND_IN_FLIGHT = frozenset({RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION})
+_REFUND_RANK = {
+    RefundStatus.PENDING: 0,
+    RefundStatus.REQUIRES_ACTION: 0,
+    RefundStatus.SUCCEEDED: 1,
+    RefundStatus.FAILED: 2,
+    RefundStatus.CANCELED: 2,
+}
+
+
+class RefundOrigin(enum.StrEnum):
+    """What made a refund: staff through the admin, the shop for a late payment whose stock was gone, or
+    someone outside the shop (Stripe's dashboard, another integration)."""
+
+    STAFF = "staff"
+    SHORTFALL = "shortfall"
+    OUTSIDE_SHOP = "outside_shop"
+
+
+def string_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
+    """A column type storing the enum's lower-case value in a VARCHAR(32)."""
+    # Stored as the lower-case value in a VARCHAR (like orders.status); the CHECK is in __table_args__.
+    return Enum(
+        enum_class,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+        name=name,
+    )
+
+
+def values_check(column: str, enum_class: type[enum.StrEnum]) -> str:
+    """SQL for a CHECK that `column` holds one of the enum's values (shared with the migration)."""
+    return f"{column} IN ({', '.join(repr(m.value) for m in enum_class)})"
+
+
 class Refund(Base):
     """A refund asked of Stripe (or made outside the shop); it counts against the order once Stripe confirms it."""
 
     __tablename__ = "refunds"
-    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint(values_check("status", RefundStatus), name="status_valid"),
+        CheckConstraint(values_check("origin", RefundOrigin), name="origin_valid"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
-    # "order-<id>-refund-<n>" for refunds staff asked for (None for refunds made outside the shop): the
+    # "order-<id>-refund-<n>" for refunds the shop asked for (None for refunds made outside the shop): the
     # same form submitted twice carries the same n, so it finds this row and Stripe replays the same refund.
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(32), default="pending", server_default="pending")
+    status: Mapped[RefundStatus] = mapped_column(
+        string_enum(RefundStatus, "refund_status"), default=RefundStatus.PENDING, server_default="pending"
+    )
+    origin: Mapped[RefundOrigin] = mapped_column(
+        string_enum(RefundOrigin, "refund_origin"), default=RefundOrigin.STAFF, server_default="staff"
+    )
+    # Stripe's failure_reason when the refund failed (e.g. expired_or_canceled_card), or the shop's own.
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Who asked, for the timeline ("staff ann@example.com"); what made it is `origin`.
     requested_by: Mapped[str] = mapped_column(String(255), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

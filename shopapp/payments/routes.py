@@ -8,7 +8,6 @@ from flask import abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
 from shopapp.extensions import csrf
-from shopapp.gateway import WebhookSignatureError
 from shopapp.payments import bp
 from shopapp.security import body_limit
 from shopapp.services import checkout, webhooks
@@ -45,7 +44,7 @@ def webhook() -> tuple[str, int]:
         abort(413)  # a chunked body is cut off at the cap (no Content-Length to refuse up front): refuse it too
     try:
         result = webhooks.receive_webhook(payload, request.headers.get("Stripe-Signature"))
-    except WebhookSignatureError as error:
+    except webhooks.WebhookSignatureInvalid as error:
         log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
         return "invalid signature\n", 400
     except webhooks.MalformedEvent as error:

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, insert, select
 
-from shopapp.models import Order, OrderItem, OrderStatus, Product, User
+from shopapp.models import PAID_STATUSES, Order, OrderItem, OrderStatus, Product, User
 from shopapp.models.base import utcnow
 from shopapp.models.user import new_session_token
 from shopapp.services import accounts, catalog
@@ -130,7 +130,7 @@ def add_orders(
                         "refunded_cents": total if order_status == OrderStatus.REFUNDED else 0,
                         "created_at": created,
                         "updated_at": created,
-                        "paid_at": created if order_status in (OrderStatus.PAID, OrderStatus.REFUNDED) else None,
+                        "paid_at": created if order_status in PAID_STATUSES else None,
                     }
                 )
                 pending_lines.append(lines)

@@ -19,8 +19,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
-from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
-from shopapp.models import Order, OrderStatus, User
+from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_gateway
+from shopapp.models import PAID_STATUSES, Order, OrderStatus, User
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services import stock
@@ -46,6 +46,10 @@ class CheckoutError(Exception):
     def __init__(self, message: str, *, busy: bool = False) -> None:
         super().__init__(message)
         self.busy = busy
+
+
+class NothingToPay(CheckoutError):
+    """The cart totals zero: no Checkout Session is created for it (answer 400)."""
 
 
 class SessionNotOurs(LookupError):
@@ -222,12 +226,17 @@ def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
     Raises CheckoutError with a message for the shopper when Stripe cannot be used right now, and
     stock.OutOfStock (nothing held, nothing created) when a limited product does not have enough left.
     """
+    if cart.total_cents <= 0:
+        # A zero-total session would complete as `no_payment_required`: nothing is paid, nothing to confirm.
+        raise NothingToPay("This selection costs nothing, so there is nothing to pay. Please choose a priced product.")
     gateway = get_gateway()
-    for _ in range(3):  # at most: retire one stale session, then create
+    for _ in range(4):  # at most: find a reused session dead, retire one stale session, then create
         plan = _plan_checkout(user_id, cart, urls, ttl)
         if plan.kind == "reuse":
-            log.info("Order %s: reusing open session %s", plan.order_id, plan.session_id)
-            return CheckoutStarted(plan.order_id, plan.url, reused=True)
+            if _still_open(plan.order_id, plan.session_id):
+                log.info("Order %s: reusing open session %s", plan.order_id, plan.session_id)
+                return CheckoutStarted(plan.order_id, plan.url, reused=True)
+            continue
         if plan.kind == "retire":
             _retire_session(plan.order_id, plan.session_id)
             continue
@@ -243,6 +252,49 @@ def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
     raise CheckoutError("Your previous checkout is still closing; please try again.", busy=True)
 
 
+def _still_open(order_id: int, session_id: str) -> bool:
+    """Before sending the shopper back to a stored payment page: is its session still open at Stripe?
+
+    One retrieve per repeated Buy. A session Stripe does not know (its state was lost, or the keys changed)
+    is closed locally; one that was paid or expired meanwhile is finalized; either way the caller plans
+    again instead of sending the shopper to a dead page. If Stripe cannot be reached, the page is reused.
+    """
+    try:
+        current = get_gateway().retrieve_checkout_session(session_id)
+    except SessionNotFound:
+        close_unknown_session(order_id, session_id, actor="shopper", target=OrderStatus.EXPIRED)
+        return False
+    except GatewayError:
+        log.warning("Order %s: could not check session %s; reusing it", order_id, session_id)
+        return True
+    if current.get("status") == "open":
+        return True
+    finalize_checkout(current, actor="shopper (session no longer open)")
+    return False
+
+
+def close_unknown_session(order_id: int, session_id: str, *, actor: str, target: OrderStatus) -> Outcome:
+    """Close an order whose Checkout Session Stripe says does not exist (404 resource_missing).
+
+    That is final: Stripe will never complete a session it does not have, so the PENDING order moves to
+    `target` (EXPIRED or CANCELED) and its held stock is released. Returns EXPIRED if this call closed it.
+    """
+    with write_transaction() as session:
+        order = session.get(Order, order_id, populate_existing=True)
+        if (
+            order is not None
+            and order.status == OrderStatus.PENDING
+            and order.stripe_session_id == session_id
+            and order_rules.transition(
+                session, order, target, actor=actor, note=f"Stripe does not know session {session_id}"
+            )
+        ):
+            stock.release(session, order)
+            log.warning("Order %s: session %s unknown to Stripe; closed as %s", order_id, session_id, target.value)
+            return Outcome.EXPIRED
+    return Outcome.NOOP
+
+
 def _close_session(order_id: int, session_id: str, *, actor: str, note: str) -> Outcome:
     """Expire an order's session at Stripe so it can no longer be paid, then settle the order.
 
@@ -252,6 +304,8 @@ def _close_session(order_id: int, session_id: str, *, actor: str, note: str) -> 
     gateway = get_gateway()
     try:
         closed = gateway.expire_checkout_session(session_id)
+    except SessionNotFound:
+        return close_unknown_session(order_id, session_id, actor=actor, target=OrderStatus.CANCELED)
     except GatewayRejected:
         closed = None
     except GatewayError as error:
@@ -267,6 +321,8 @@ def _close_session(order_id: int, session_id: str, *, actor: str, note: str) -> 
         return Outcome.NOOP
     try:
         settled = gateway.retrieve_checkout_session(session_id)
+    except SessionNotFound:
+        return close_unknown_session(order_id, session_id, actor=actor, target=OrderStatus.CANCELED)
     except GatewayError as error:
         raise CheckoutError(error.user_message, busy=True) from error
     return finalize_checkout(settled, actor=f"{actor} (session already settled)")
@@ -353,12 +409,7 @@ def apply_session(
         if (
             problem is None
             and order.stripe_session_id not in (None, session_id)
-            and order.status
-            in (
-                OrderStatus.PAID,
-                OrderStatus.PARTIALLY_REFUNDED,
-                OrderStatus.REFUNDED,
-            )
+            and order.status in PAID_STATUSES
         ):
             problem = f"a second paid session {session_id} for an order already paid by {order.stripe_session_id}"
         if problem is not None:
@@ -392,6 +443,19 @@ def apply_session(
             log.warning("Order %s paid late and out of stock: refund queued", order.id)
         log.info("Order %s PAID (%s)", order.id, actor)
         return Outcome.PAID, order.id
+
+    if payment_status == "no_payment_required" and status != "expired":
+        # The shop never creates a zero-total session, so Stripe settling one without a payment contradicts
+        # the order: nothing will ever be paid for it, so waiting would leave it pending forever.
+        if order.status == OrderStatus.PENDING and not order.needs_review:
+            problem = (
+                f"session {session_id} needs no payment (payment_status no_payment_required, amount_total "
+                f"{checkout_session.get('amount_total')}) for an order of {order.total_cents}"
+            )
+            order_rules.flag_for_review(session, order, problem, actor=actor)
+            log.error("Order %s not marked paid: %s", order.id, problem)
+            return Outcome.FLAGGED, order.id
+        return (Outcome.FLAGGED if order.status == OrderStatus.PENDING else Outcome.NOOP), order.id
 
     belongs = order.stripe_session_id in (None, session_id)
     if status == "complete" and (payment_failed or _async_failed(checkout_session)):
@@ -455,6 +519,10 @@ def settle_from_success_page(user_id: int, session_id: str) -> Order | None:
     if order.status == OrderStatus.PENDING:
         try:
             checkout_session = get_gateway().retrieve_checkout_session(session_id)
+        except SessionNotFound:
+            close_unknown_session(order.id, session_id, actor="success page", target=OrderStatus.EXPIRED)
+            db.session.refresh(order)
+            return order
         except GatewayError:
             log.warning("Success page for order %s: Stripe unreachable; showing last known state", order.id)
             return order

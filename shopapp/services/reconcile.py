@@ -16,12 +16,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from shopapp.extensions import db
-from shopapp.gateway import GatewayBusy, GatewayError, GatewayRejected, get_gateway
+from shopapp.gateway import GatewayBusy, GatewayError, GatewayRejected, SessionNotFound, get_gateway
 from shopapp.models import Order, OrderStatus
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
-from shopapp.services import stock
-from shopapp.services.checkout import OrderNotFound, Outcome, SessionNotOurs, finalize_checkout
+from shopapp.services import refunds, stock
+from shopapp.services.checkout import (
+    OrderNotFound,
+    Outcome,
+    SessionNotOurs,
+    close_unknown_session,
+    finalize_checkout,
+)
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
 
@@ -38,17 +44,23 @@ class ReconcileSummary:
     checked: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_early: bool = False
+    # Unanswered refunds re-sent (or given up), per refunds.SendOutcome value.
+    refund_outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
     def errors(self) -> int:
-        """Orders Stripe could not tell us about this time."""
-        return self.outcomes["error"]
+        """Orders and refunds Stripe could not tell us about this time."""
+        return self.outcomes["error"] + self.refund_outcomes[refunds.SendOutcome.UNREACHABLE.value]
 
     def line(self) -> str:
         """The one-line summary the CLI prints."""
         parts = ", ".join(f"{self.outcomes[name]} {name}" for name in SUMMARY_ORDER)
         tail = " (stopped early: Stripe is rate limiting)" if self.stopped_early else ""
-        return f"Reconciled {self.checked} stale pending order(s): {parts}.{tail}"
+        refund_part = ""
+        if self.refund_outcomes:
+            counts = ", ".join(f"{n} {name}" for name, n in sorted(self.refund_outcomes.items()))
+            refund_part = f" Unanswered refunds: {counts}."
+        return f"Reconciled {self.checked} stale pending order(s): {parts}.{tail}{refund_part}"
 
 
 @dataclass(frozen=True)
@@ -95,20 +107,29 @@ def _reconcile_one(order: StaleOrder, now: datetime) -> str:
             return _expire_without_session(order.id)
         return "open"
     gateway = get_gateway()
-    checkout_session = gateway.retrieve_checkout_session(order.stripe_session_id)
-    abandoned = order.session_expires_at is not None and order.session_expires_at <= now
-    if checkout_session.get("status") == "open" and abandoned:
-        try:
-            checkout_session = gateway.expire_checkout_session(order.stripe_session_id)
-        except GatewayRejected:
-            # Paid or expired in the meantime: go by what Stripe says now.
-            checkout_session = gateway.retrieve_checkout_session(order.stripe_session_id)
+    try:
+        checkout_session = gateway.retrieve_checkout_session(order.stripe_session_id)
+        abandoned = order.session_expires_at is not None and order.session_expires_at <= now
+        if checkout_session.get("status") == "open" and abandoned:
+            try:
+                checkout_session = gateway.expire_checkout_session(order.stripe_session_id)
+            except SessionNotFound:
+                raise
+            except GatewayRejected:
+                # Paid or expired in the meantime: go by what Stripe says now.
+                checkout_session = gateway.retrieve_checkout_session(order.stripe_session_id)
+    except SessionNotFound:
+        # Final: Stripe will never complete a session it does not have (state lost, or other keys).
+        closed = close_unknown_session(order.id, order.stripe_session_id, actor=ACTOR, target=OrderStatus.EXPIRED)
+        return "expired" if closed == Outcome.EXPIRED else "no-op"
     outcome = finalize_checkout(checkout_session, actor=ACTOR)
     return {Outcome.NOOP: "no-op"}.get(outcome, outcome.value)
 
 
 def reconcile_pending(older_than: timedelta, *, limit: int = 500, now: datetime | None = None) -> ReconcileSummary:
-    """Finalize or expire every stale PENDING order from a fresh look at its Checkout Session."""
+    """Finalize or expire every stale PENDING order from a fresh look at its Checkout Session, then re-send
+    refunds older than `older_than` that Stripe never answered (refunds.resend_unanswered: with their
+    original key while Stripe keeps it, else looked up or marked failed)."""
     now = now or utcnow()
     summary = ReconcileSummary()
     for order in stale_pending_orders(older_than, limit, now):
@@ -125,6 +146,8 @@ def reconcile_pending(older_than: timedelta, *, limit: int = 500, now: datetime 
             outcome = "error"
         summary.outcomes[outcome] += 1
         log.info("Reconcile order %s: %s", order.id, outcome)
+    if not summary.stopped_early:
+        summary.refund_outcomes.update(refunds.resend_unanswered(older_than, actor=ACTOR, now=now))
     log.info(summary.line())
     return summary
 

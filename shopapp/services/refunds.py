@@ -1,26 +1,48 @@
-"""Refunds: staff ask Stripe for them; Stripe's refund events (and only those) change the order.
+"""Refunds: one door for every refund the shop makes, and Stripe's refund events settle the order.
 
-A refund request is a Refund row (status "pending") with an idempotency key derived from the order and
-the refund's sequence number, which the refund form carries: the same form sent twice finds the same
-row and the same key, so Stripe creates one refund. The order's refunded_cents and its status
-(PARTIALLY_REFUNDED / REFUNDED) move when `charge.refunded`, `refund.created` or `refund.updated`
-arrive, whoever made the refund (the shop or someone in Stripe's dashboard); applying an event twice,
-or an older snapshot after a newer one, changes nothing because the total only moves forward.
+Every refund the shop asks for (staff through the admin, or the shop itself for a late payment whose stock
+was gone) is first recorded as a Refund row (status pending, `origin` saying what made it) with an
+idempotency key derived from the order and the refund's sequence number ("order-<id>-refund-<n>"), which
+is also sent in the refund's metadata; then it is sent to Stripe. The same form sent twice finds the same
+row and the same key, so Stripe creates one refund; a refund whose call was interrupted is re-sent with
+its original key by `flask payments reconcile` while Stripe still honours it (IDEMPOTENCY_KEY_LIFETIME).
+
+The order moves only from what Stripe reports about refunds (events, or one list call when an event
+lacks them), whoever made the refund. A refund's status follows Stripe's lifecycle
+(pending/requires_action -> succeeded -> failed/canceled) and never steps back for an older snapshot, so
+the order of the overlapping events (`charge.refunded`, `charge.refund.updated`, `refund.created`,
+`refund.updated`, `refund.failed`) and duplicates change nothing. The order's refunded_cents is the sum of
+its succeeded refunds: a card refund that fails after succeeding gives the amount back (the order leaves
+REFUNDED) and flags the order for staff.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
-from shopapp.models import Order, OrderStatus, Refund
+from shopapp.models import (
+    PAID_STATUSES,
+    REFUND_IN_FLIGHT,
+    REFUNDABLE_STATUSES,
+    Order,
+    OrderStatus,
+    Refund,
+    RefundOrigin,
+    RefundStatus,
+)
+from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
@@ -28,11 +50,15 @@ from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.refunds")
 
-REFUNDABLE_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
-SETTLED_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
 MAX_REASON_LENGTH = 500
 # Stripe metadata values are limited to 500 characters.
 METADATA_KEY = "refund_key"
+# Stripe keeps an idempotency key for at least 24 hours; a request with a key it has pruned makes a new
+# object (API reference, "Idempotent requests": "Keys are eligible to be removed from the system
+# automatically after they're at least 24 hours old"). A refund recorded longer ago than this is never
+# re-sent: it could make a second refund.
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+OUTSIDE_ACTOR = "outside the shop (Stripe)"
 
 
 class RefundError(ValueError):
@@ -58,19 +84,32 @@ class RefundRequested:
     repeated: bool
 
 
+class SendOutcome(enum.StrEnum):
+    """What sending a recorded refund to Stripe did."""
+
+    SENT = "sent"  # Stripe answered with the refund (made now, or replayed for the same key)
+    ALREADY_SENT = "already sent"  # the row already names its Stripe refund, or is no longer pending
+    REFUSED = "refused"  # Stripe refused it (4xx): the row is failed
+    UNREACHABLE = "unreachable"  # the outcome is unknown: the row stays pending for a later retry
+    FOUND = "found"  # too old to re-send, but Stripe has it (found by its key in the metadata)
+    GAVE_UP = "gave up"  # too old to re-send and unknown to Stripe: marked failed, order flagged
+
+
 @dataclass(frozen=True)
 class _Ask:
     refund_id: int
+    order_id: int
     payment_intent: str
     amount_cents: int
     currency: str
     key: str
     metadata: dict[str, str]
     stripe_refund_id: str | None
+    created_at: datetime
 
 
 def refund_key(order_id: int, sequence: int) -> str:
-    """The idempotency key of the order's n-th refund request."""
+    """The idempotency key of the order's n-th refund request (staff or automatic)."""
     return f"order-{order_id}-refund-{sequence}"
 
 
@@ -82,21 +121,31 @@ def next_refund_sequence(session: Session, order_id: int) -> int:
     return int(count or 0) + 1
 
 
-def pending_refund_cents(session: Session, order_id: int) -> int:
-    """Refunds asked of Stripe but not yet confirmed by an event (they count against what remains)."""
+def _sum_refunds(session: Session, order_id: int, statuses: frozenset[RefundStatus]) -> int:
     total = session.scalar(
         select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-            Refund.order_id == order_id, Refund.status == "pending"
+            Refund.order_id == order_id, Refund.status.in_(statuses)
         )
     )
     return int(total or 0)
 
 
+def pending_refund_cents(session: Session, order_id: int) -> int:
+    """Refunds in flight (pending or requires_action): they count against what remains, not as refunded."""
+    return _sum_refunds(session, order_id, REFUND_IN_FLIGHT)
+
+
+def succeeded_refund_cents(session: Session, order_id: int) -> int:
+    """Refunds Stripe reports succeeded: what the order's refunded_cents settles to."""
+    return _sum_refunds(session, order_id, frozenset({RefundStatus.SUCCEEDED}))
+
+
 def remaining_refundable_cents(session: Session, order: Order) -> int:
-    """Paid minus already refunded minus refunds still in flight; 0 unless the order is paid."""
+    """Paid minus refunded minus refunds still in flight, in cents; 0 unless the order is refundable."""
     if order.status not in REFUNDABLE_STATUSES:
         return 0
-    return max(0, order.total_cents - order.refunded_cents - pending_refund_cents(session, order.id))
+    refunded = max(order.refunded_cents, succeeded_refund_cents(session, order.id))
+    return max(0, order.total_cents - refunded - pending_refund_cents(session, order.id))
 
 
 def to_cents(amount: Decimal | str) -> int:
@@ -120,6 +169,56 @@ def _lock_order(session: Session, order_id: int) -> Order | None:
     )
 
 
+def _metadata(order_id: int, key: str, reason: str) -> dict[str, str]:
+    # Derived from the row alone, so a re-send carries exactly the parameters of the first request
+    # (Stripe refuses a reused key with other parameters).
+    return {"order_id": str(order_id), METADATA_KEY: key, "reason": reason[:MAX_REASON_LENGTH]}
+
+
+def _ask(order: Order, refund: Refund) -> _Ask:
+    assert order.stripe_payment_intent_id is not None and refund.idempotency_key is not None
+    return _Ask(
+        refund.id,
+        order.id,
+        order.stripe_payment_intent_id,
+        refund.amount_cents,
+        order.currency,
+        refund.idempotency_key,
+        _metadata(order.id, refund.idempotency_key, refund.reason),
+        refund.stripe_refund_id,
+        refund.created_at,
+    )
+
+
+def record_refund_request(
+    session: Session, order: Order, amount_cents: int, reason: str, *, origin: RefundOrigin, requested_by: str
+) -> Refund:
+    """Within the caller's transaction: add the pending Refund row (with its key) and a timeline entry.
+
+    The one way a refund of the shop's own comes to exist; send it after the commit with send_refund().
+    The caller checks that the amount may be refunded.
+    """
+    key = refund_key(order.id, next_refund_sequence(session, order.id))
+    refund = Refund(
+        order_id=order.id,
+        idempotency_key=key,
+        amount_cents=amount_cents,
+        status=RefundStatus.PENDING,
+        origin=origin,
+        reason=reason,
+        requested_by=requested_by,
+    )
+    session.add(refund)
+    session.flush()
+    order_rules.record_order_event(
+        session,
+        order,
+        actor=requested_by,
+        note=f"Refund of {format_money(amount_cents, order.currency)} requested: {reason}",
+    )
+    return refund
+
+
 def _plan_refund(order_id: int, amount_cents: int, reason: str, requested_by: str, sequence: int) -> _Ask:
     """Record the request (or find the earlier identical one) in one transaction, before Stripe is called."""
     key = refund_key(order_id, sequence)
@@ -135,18 +234,11 @@ def _plan_refund(order_id: int, amount_cents: int, reason: str, requested_by: st
                     "Reload the order and try again.",
                     status=409,
                 )
-            if existing.status == "failed":
-                raise RefundError("Stripe refused this refund earlier. Reload the order to try again.", status=409)
-            assert order.stripe_payment_intent_id is not None
-            return _Ask(
-                existing.id,
-                order.stripe_payment_intent_id,
-                amount_cents,
-                order.currency,
-                key,
-                _metadata(order.id, key, existing.reason),
-                existing.stripe_refund_id,
-            )
+            if existing.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+                raise RefundError(
+                    f"This refund {existing.status.value} earlier. Reload the order to try again.", status=409
+                )
+            return _ask(order, existing)
         if sequence != next_refund_sequence(session, order.id):
             raise RefundError("This refund form is out of date. Reload the order and try again.", status=409)
         if order.status not in REFUNDABLE_STATUSES or not order.stripe_payment_intent_id:
@@ -158,41 +250,16 @@ def _plan_refund(order_id: int, amount_cents: int, reason: str, requested_by: st
                 f"(paid {format_money(order.total_cents, order.currency)}, already refunded or in progress "
                 f"{format_money(order.total_cents - remaining, order.currency)})."
             )
-        refund = Refund(
-            order_id=order.id,
-            idempotency_key=key,
-            amount_cents=amount_cents,
-            status="pending",
-            reason=reason,
-            requested_by=requested_by,
+        refund = record_refund_request(
+            session, order, amount_cents, reason, origin=RefundOrigin.STAFF, requested_by=requested_by
         )
-        session.add(refund)
-        session.flush()
-        order_rules.record_order_event(
-            session,
-            order,
-            actor=requested_by,
-            note=f"Refund of {format_money(amount_cents, order.currency)} requested: {reason}",
-        )
-        return _Ask(
-            refund.id,
-            order.stripe_payment_intent_id,
-            amount_cents,
-            order.currency,
-            key,
-            _metadata(order.id, key, reason),
-            None,
-        )
-
-
-def _metadata(order_id: int, key: str, reason: str) -> dict[str, str]:
-    return {"order_id": str(order_id), METADATA_KEY: key, "reason": reason[:MAX_REASON_LENGTH]}
+        return _ask(order, refund)
 
 
 def request_refund(
     order_id: int, amount: Decimal | str, reason: str, *, requested_by: str, sequence: int
 ) -> RefundRequested:
-    """Ask Stripe to refund `amount` of a paid order; the order itself changes when Stripe's events arrive.
+    """Staff ask Stripe to refund `amount` of a paid order; the order itself changes when Stripe reports it.
 
     `sequence` is the number the refund form was rendered with (next_refund_sequence): a repeated submit
     of the same form makes no second refund. Raises RefundError with a message for staff.
@@ -209,41 +276,161 @@ def request_refund(
     if ask.stripe_refund_id is not None:
         log.info("Order %s: refund %s already requested (%s)", order_id, ask.key, ask.stripe_refund_id)
         return RefundRequested(ask.refund_id, ask.stripe_refund_id, amount_cents, ask.currency, repeated=True)
-    try:
-        created = get_gateway().create_refund(ask.payment_intent, amount_cents, ask.key, ask.metadata)
-    except GatewayRejected as error:
-        _mark_refused(ask.refund_id, str(error), requested_by)
-        raise RefundError(f"Stripe refused the refund: {error}") from error
-    except GatewayError as error:
-        # Outcome unknown: the row stays pending; sending the same form again retries with the same key.
-        log.warning("Order %s: refund %s not confirmed (%s)", order_id, ask.key, type(error).__name__)
+    outcome, detail = _send(ask, actor=requested_by, now=utcnow())
+    if outcome == SendOutcome.REFUSED:
+        raise RefundError(f"Stripe refused the refund: {detail}")
+    if outcome == SendOutcome.UNREACHABLE:
         raise RefundError(
             "Stripe could not be reached, so it is not known whether the refund was made. "
             "Send the same form again in a moment: it cannot refund twice.",
             status=503,
-        ) from error
-    stripe_refund_id = str(created["id"])
+        )
+    if outcome == SendOutcome.GAVE_UP:
+        raise RefundError(f"This refund was never confirmed and is too old to send again: {detail}", status=409)
+    return RefundRequested(ask.refund_id, detail, amount_cents, ask.currency, repeated=outcome != SendOutcome.SENT)
+
+
+def send_refund(refund_id: int, *, actor: str, now: datetime | None = None) -> SendOutcome:
+    """Send one recorded, unanswered refund to Stripe with its original idempotency key.
+
+    For the automatic out-of-stock refunds and for reconcile's re-send of a refund whose call was
+    interrupted. Never makes a second refund: a row older than IDEMPOTENCY_KEY_LIFETIME is not re-sent;
+    it is looked up at Stripe by its key and otherwise marked failed and flagged for staff. Never raises
+    for Stripe's answers (see SendOutcome).
+    """
     with write_transaction() as session:
-        # The webhook may already have attached this Stripe id (found by our key in the metadata).
-        session.execute(
+        refund = session.get(Refund, refund_id, populate_existing=True)
+        if refund is None or refund.stripe_refund_id is not None or refund.status != RefundStatus.PENDING:
+            return SendOutcome.ALREADY_SENT
+        order = session.get(Order, refund.order_id)
+        if order is None or not order.stripe_payment_intent_id or refund.idempotency_key is None:
+            return SendOutcome.ALREADY_SENT
+        ask = _ask(order, refund)
+    outcome, _detail = _send(ask, actor=actor, now=now or utcnow())
+    return outcome
+
+
+def _send(ask: _Ask, *, actor: str, now: datetime) -> tuple[SendOutcome, str]:
+    """Call Stripe for a recorded refund and store what it answered; (outcome, Stripe id or message)."""
+    if now - ask.created_at >= IDEMPOTENCY_KEY_LIFETIME:
+        return _too_old_to_send(ask, actor=actor)
+    try:
+        created = get_gateway().create_refund(ask.payment_intent, ask.amount_cents, ask.key, ask.metadata)
+    except GatewayRejected as error:
+        _mark_failed(ask.refund_id, f"Stripe refused the refund: {error}", actor=actor, flag=False)
+        return SendOutcome.REFUSED, str(error)
+    except GatewayError as error:
+        # Outcome unknown: the row stays pending; the same key is used again by the next attempt.
+        log.warning("Order %s: refund %s not confirmed (%s)", ask.order_id, ask.key, type(error).__name__)
+        return SendOutcome.UNREACHABLE, str(error)
+    stripe_refund_id = str(created["id"])
+    _store_stripe_id(ask, stripe_refund_id, actor=actor)
+    log.info("Order %s: refund %s created as %s", ask.order_id, ask.key, stripe_refund_id)
+    return SendOutcome.SENT, stripe_refund_id
+
+
+def _store_stripe_id(ask: _Ask, stripe_refund_id: str, *, actor: str) -> None:
+    """Attach Stripe's refund id to the row; the webhook may have done it already (found by our key)."""
+    with write_transaction() as session:
+        _lock_order(session, ask.order_id)
+        other = session.scalar(
+            select(Refund).where(Refund.stripe_refund_id == stripe_refund_id, Refund.id != ask.refund_id)
+        )
+        if other is not None:
+            # A row an event made for this refund before it could be matched to ours (e.g. metadata lost):
+            # one refund, one row. Keep ours (it has the key and the reason) with the event's newer status.
+            ours = session.get(Refund, ask.refund_id)
+            status, failure_reason = other.status, other.failure_reason
+            session.delete(other)
+            session.flush()
+            if ours is not None:
+                ours.stripe_refund_id = stripe_refund_id
+                if status.rank > ours.status.rank:
+                    ours.status, ours.failure_reason = status, failure_reason
+            return
+        stored = session.execute(
             update(Refund)
             .where(Refund.id == ask.refund_id, Refund.stripe_refund_id.is_(None))
             .values(stripe_refund_id=stripe_refund_id)
             .execution_options(synchronize_session=False)
         )
-    log.info("Order %s: refund %s created as %s", order_id, ask.key, stripe_refund_id)
-    return RefundRequested(ask.refund_id, stripe_refund_id, amount_cents, ask.currency, repeated=False)
+        order = session.get(Order, ask.order_id)
+        if stored.rowcount and order is not None:  # type: ignore[attr-defined]
+            order_rules.record_order_event(
+                session,
+                order,
+                actor=actor,
+                note=f"Refund {stripe_refund_id} of {format_money(ask.amount_cents, ask.currency)} sent to Stripe",
+            )
 
 
-def _mark_refused(refund_id: int, message: str, actor: str) -> None:
+def _too_old_to_send(ask: _Ask, *, actor: str) -> tuple[SendOutcome, str]:
+    """Past the key's lifetime a re-send could refund twice: find the refund at Stripe by key, or give up."""
+    try:
+        made = get_gateway().list_refunds(payment_intent=ask.payment_intent)
+    except GatewayError as error:
+        return SendOutcome.UNREACHABLE, str(error)
+    for refund in made:
+        if _metadata_of(refund).get(METADATA_KEY) == ask.key:
+            with write_transaction() as session:
+                order = _lock_order(session, ask.order_id)
+                if order is not None:
+                    _record_refund(session, order, refund, actor)
+                    _settle(session, order, actor)
+            return SendOutcome.FOUND, str(refund.get("id"))
+    reason = (
+        f"refund {ask.key} of {format_money(ask.amount_cents, ask.currency)} was recorded but never confirmed by "
+        f"Stripe, and Stripe has no refund with that key; it is older than "
+        f"{int(IDEMPOTENCY_KEY_LIFETIME.total_seconds() // 3600)} h, so it was not sent again (it could refund "
+        f"twice). Marked failed: refund again if the customer is still owed the money"
+    )
+    _mark_failed(ask.refund_id, reason, actor=actor, flag=True)
+    return SendOutcome.GAVE_UP, reason
+
+
+def _mark_failed(refund_id: int, message: str, *, actor: str, flag: bool) -> None:
     with write_transaction() as session:
-        refund = session.get(Refund, refund_id)
-        if refund is None or refund.status != "pending":
+        refund = session.get(Refund, refund_id, populate_existing=True)
+        if refund is None or refund.status != RefundStatus.PENDING:
             return
-        refund.status = "failed"
-        order = session.get(Order, refund.order_id)
-        if order is not None:
-            order_rules.record_order_event(session, order, actor=actor, note=f"Stripe refused the refund: {message}")
+        order = _lock_order(session, refund.order_id)
+        refund.status, refund.failure_reason = RefundStatus.FAILED, message[:2000]
+        if order is None:
+            return
+        if flag:
+            order_rules.flag_for_review(session, order, message, actor=actor)
+        else:
+            order_rules.record_order_event(session, order, actor=actor, note=message)
+
+
+def unanswered_refunds(older_than: timedelta, now: datetime | None = None) -> list[int]:
+    """Ids of refunds the shop recorded but Stripe never answered (no Stripe id yet), oldest first."""
+    cutoff = (now or utcnow()) - older_than
+    ids = list(
+        db.session.scalars(
+            select(Refund.id)
+            .where(
+                Refund.status == RefundStatus.PENDING,
+                Refund.stripe_refund_id.is_(None),
+                Refund.idempotency_key.is_not(None),
+                Refund.created_at <= cutoff,
+            )
+            .order_by(Refund.id)
+        )
+    )
+    db.session.commit()  # end the read before any call to Stripe
+    return ids
+
+
+def resend_unanswered(older_than: timedelta, *, actor: str, now: datetime | None = None) -> Counter[str]:
+    """Re-send every unanswered refund older than `older_than` (see send_refund); counts per SendOutcome."""
+    now = now or utcnow()
+    outcomes: Counter[str] = Counter()
+    for refund_id in unanswered_refunds(older_than, now):
+        outcome = send_refund(refund_id, actor=actor, now=now)
+        outcomes[outcome.value] += 1
+        log.info("Refund %s: %s (%s)", refund_id, outcome.value, actor)
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,37 +470,55 @@ def _order_for(session: Session, obj: Mapping[str, Any]) -> Order:
         # Most likely the payment's own event has not been applied yet (lost or late webhook): failing makes
         # Stripe retry, and `flask payments replay --failed` applies it once reconcile has healed the order.
         raise RefundNotApplicable(f"no paid order is known for payment intent {payment_intent}")
-    if order.status not in SETTLED_STATUSES:
+    if order.status not in PAID_STATUSES:
         raise RefundNotApplicable(f"order {order.id} is {order.status.value}, not paid")
     return order
 
 
-def _record_refund(session: Session, order: Order, obj: Mapping[str, Any], actor: str) -> None:
-    """Create or update the Refund row for one Stripe refund object."""
-    stripe_id = str(obj.get("id") or "")
-    if not stripe_id.startswith("re_"):
-        return
-    status = str(obj.get("status") or "pending")
-    amount = obj.get("amount")
-    amount = amount if isinstance(amount, int) else 0
-    metadata = _metadata_of(obj)
+def _status_of(obj: Mapping[str, Any]) -> RefundStatus | None:
+    try:
+        return RefundStatus(str(obj.get("status")))
+    except ValueError:
+        return None  # a status this shop does not know: keep what it knew
+
+
+def _row_for(session: Session, order: Order, stripe_id: str, metadata: Mapping[str, Any]) -> Refund | None:
     row = session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_id))
     if row is None and metadata.get(METADATA_KEY):
+        # The shop's own refund, announced before the shop stored Stripe's id (the create call in flight).
         row = session.scalar(
-            select(Refund).where(Refund.idempotency_key == str(metadata[METADATA_KEY]), Refund.order_id == order.id)
+            select(Refund).where(
+                Refund.idempotency_key == str(metadata[METADATA_KEY]),
+                Refund.order_id == order.id,
+                Refund.stripe_refund_id.is_(None),
+            )
         )
         if row is not None:
             row.stripe_refund_id = stripe_id
+    return row
+
+
+def _record_refund(session: Session, order: Order, obj: Mapping[str, Any], actor: str) -> bool:
+    """Create or update the Refund row for one Stripe refund object; whether anything changed."""
+    stripe_id = str(obj.get("id") or "")
+    if not stripe_id.startswith(("re_", "pyr_")):
+        return False
+    status = _status_of(obj)
+    amount = obj.get("amount")
+    amount = amount if isinstance(amount, int) else 0
+    metadata = _metadata_of(obj)
+    row = _row_for(session, order, stripe_id, metadata)
     if row is None:
-        if amount <= 0:
-            return
+        if amount <= 0 or status is None:
+            return False
         row = Refund(
             order_id=order.id,
             stripe_refund_id=stripe_id,
             amount_cents=amount,
-            status=status,
+            status=RefundStatus.PENDING,
+            origin=RefundOrigin.OUTSIDE_SHOP,
             reason=str(metadata.get("reason") or obj.get("reason") or ""),
-            requested_by="outside the shop (Stripe)",
+            requested_by=OUTSIDE_ACTOR,
         )
         session.add(row)
         order_rules.record_order_event(
@@ -323,27 +528,52 @@ def _record_refund(session: Session, order: Order, obj: Mapping[str, Any], actor
             note=f"Refund {stripe_id} of {format_money(amount, order.currency)} made outside the shop",
         )
         session.flush()
-        return
-    if row.status == status:
-        return
-    if row.status == "succeeded" and status in ("failed", "canceled"):
-        # Money Stripe had returned did not reach the customer: the total never moves back, so staff decide.
-        order_rules.flag_for_review(session, order, f"refund {stripe_id} {status} after it had succeeded", actor=actor)
-    row.status = status
+        _apply_status(session, order, row, status, obj.get("failure_reason"), actor)
+        return True
+    changed = _apply_status(session, order, row, status, obj.get("failure_reason"), actor)
     session.flush()
+    return changed
 
 
-def _settle(session: Session, order: Order, actor: str, stripe_refunded: int | None) -> str:
-    """Move refunded_cents forward to what Stripe has confirmed and the status with it (compare-and-set)."""
-    confirmed = int(
-        session.scalar(
-            select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-                Refund.order_id == order.id, Refund.status == "succeeded"
-            )
+def _apply_status(
+    session: Session, order: Order, row: Refund, status: RefundStatus | None, failure_reason: Any, actor: str
+) -> bool:
+    """Move the row along Stripe's lifecycle; an older snapshot (lower rank) or a repeat changes nothing."""
+    old = row.status
+    if status is None or status == old or status.rank < old.rank:
+        return False
+    if old.rank == status.rank == RefundStatus.FAILED.rank:
+        return False  # failed and canceled are both final
+    row.status = status
+    money = format_money(row.amount_cents, order.currency)
+    if status == RefundStatus.FAILED:
+        reason = str(failure_reason or "unknown")
+        row.failure_reason = reason
+        # The customer did not get the money back: the amount is refundable again and staff must decide.
+        after = "after it had succeeded" if old == RefundStatus.SUCCEEDED else "at Stripe"
+        order_rules.flag_for_review(
+            session,
+            order,
+            f"refund {row.stripe_refund_id} of {money} failed {after} ({reason}); the amount is refundable again",
+            actor=actor,
         )
-        or 0
-    )
-    target = max(order.refunded_cents, confirmed, stripe_refunded or 0)
+    elif status == RefundStatus.CANCELED:
+        order_rules.record_order_event(
+            session, order, actor=actor, note=f"Refund {row.stripe_refund_id} of {money} was canceled"
+        )
+    elif status == RefundStatus.REQUIRES_ACTION:
+        order_rules.record_order_event(
+            session,
+            order,
+            actor=actor,
+            note=f"Refund {row.stripe_refund_id} of {money} requires action (Stripe asks the customer for details)",
+        )
+    return True
+
+
+def _settle(session: Session, order: Order, actor: str) -> str:
+    """Set refunded_cents to the sum of succeeded refunds and the status with it (compare-and-set)."""
+    target = succeeded_refund_cents(session, order.id)
     if target > order.total_cents:
         if not order.needs_review:
             order_rules.flag_for_review(
@@ -352,7 +582,12 @@ def _settle(session: Session, order: Order, actor: str, stripe_refunded: int | N
         target = order.total_cents
     if target == order.refunded_cents:
         return "no-op"
-    new_status = OrderStatus.REFUNDED if target == order.total_cents else OrderStatus.PARTIALLY_REFUNDED
+    if target == 0:
+        new_status = OrderStatus.PAID
+    elif target == order.total_cents:
+        new_status = OrderStatus.REFUNDED
+    else:
+        new_status = OrderStatus.PARTIALLY_REFUNDED
     won = order_rules.transition(
         session,
         order,
@@ -370,32 +605,67 @@ def _settle(session: Session, order: Order, actor: str, stripe_refunded: int | N
 
 
 def apply_refund_event(session: Session, refund: Mapping[str, Any], actor: str) -> tuple[str, int | None]:
-    """Handler for refund.created / refund.updated: record the refund, then settle the order."""
+    """Handler for refund.created / refund.updated / refund.failed / charge.refund.updated (a Refund object)."""
     try:
         order = _order_for(session, refund)
     except RefundNotOurs:
         return "ignored", None
-    _record_refund(session, order, refund, actor)
-    return _settle(session, order, actor, None), order.id
+    changed = _record_refund(session, order, refund, actor)
+    settled = _settle(session, order, actor)
+    return ("applied" if changed or settled == "applied" else "no-op"), order.id
+
+
+def _listed_refunds(charge: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
+    listed = charge.get("refunds")
+    if not isinstance(listed, Mapping) or not isinstance(listed.get("data"), list) or listed.get("has_more"):
+        return None
+    return [refund for refund in listed["data"] if isinstance(refund, Mapping)]
+
+
+def complete_charge(charge: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Before `charge.refunded` is applied: add the charge's refunds when the event does not list them.
+
+    Since API version 2022-11-15 a Charge includes `refunds` only when expanded, so the event says how
+    much was refunded but not which refunds, nor their status. Then one Stripe call lists them, unless
+    the shop already knows every refund of the order as settled and they add up to `amount_refunded`.
+    Runs outside the write transaction (no Stripe call while holding it). Raises GatewayError when Stripe
+    cannot answer (the event is then retried).
+    """
+    if _listed_refunds(charge) is not None or not str(charge.get("id") or "").startswith(("ch_", "py_")):
+        return charge
+    payment_intent = _payment_intent_of(charge)
+    if payment_intent is None:
+        return charge  # a Checkout payment always has one: not a charge of ours
+    order_id = db.session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == payment_intent))
+    if order_id is None:
+        db.session.commit()
+        return charge  # not an order of ours (or not paid yet): the handler says which
+    rows = db.session.execute(
+        select(Refund.status, Refund.amount_cents, Refund.stripe_refund_id).where(Refund.order_id == order_id)
+    ).all()
+    db.session.commit()  # end the read before calling Stripe
+    settled = all(stripe_id and status.rank > 0 for status, _amount, stripe_id in rows)
+    succeeded = sum(amount for status, amount, _id in rows if status == RefundStatus.SUCCEEDED)
+    if settled and succeeded == charge.get("amount_refunded"):
+        return charge
+    refunds = get_gateway().list_refunds(charge=str(charge["id"]))
+    return {**charge, "refunds": {"object": "list", "data": refunds, "has_more": False}}
 
 
 def apply_charge_refunded(session: Session, charge: Mapping[str, Any], actor: str) -> tuple[str, int | None]:
-    """Handler for charge.refunded: record any refunds it lists, then settle to its amount_refunded."""
+    """Handler for charge.refunded: record the refunds it lists (see complete_charge), then settle."""
     try:
         order = _order_for(session, charge)
     except RefundNotOurs:
         return "ignored", None
-    listed = charge.get("refunds")
-    if isinstance(listed, Mapping):
-        for refund in listed.get("data") or []:
-            if isinstance(refund, Mapping):
-                _record_refund(session, order, refund, actor)
     if str(charge.get("currency") or order.currency).lower() != order.currency.lower():
         if not order.needs_review:
             order_rules.flag_for_review(
                 session, order, f"refund in {charge.get('currency')} on a {order.currency} order", actor=actor
             )
         return "flagged", order.id
-    amount_refunded = charge.get("amount_refunded")
-    # Stripe sends an integer; anything else is treated as absent (settle from the refunds we know).
-    return _settle(session, order, actor, amount_refunded if isinstance(amount_refunded, int) else None), order.id
+    changed = False
+    for refund in _listed_refunds(charge) or []:
+        changed = _record_refund(session, order, refund, actor) or changed
+    settled = _settle(session, order, actor)
+    return ("applied" if changed or settled == "applied" else "no-op"), order.id

@@ -9,13 +9,10 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import func, select
 
 from shopapp.extensions import db
-from shopapp.models import Order, OrderEvent, OrderStatus, PaymentEvent, Refund, User
+from shopapp.models import PAID_STATUSES, Order, OrderEvent, OrderStatus, PaymentEvent, Refund, User
 from shopapp.models.base import utcnow
 from shopapp.services import refunds
 from shopapp.services.webhooks import WebhookResult, replay_events
-
-# Every order that was paid at some point, whatever happened to it since.
-PAID_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
 
 
 @dataclass(frozen=True)

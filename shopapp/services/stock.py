@@ -15,10 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
-from shopapp.gateway import GatewayError, get_gateway
-from shopapp.models import Order, OrderItem, Product, Refund
+from shopapp.models import Order, OrderItem, Product, Refund, RefundOrigin, RefundStatus
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
+from shopapp.services import refunds
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.stock")
@@ -147,7 +147,11 @@ def consume(session: Session, order: Order) -> bool:
 
 
 def record_shortfall(session: Session, order: Order, *, actor: str) -> None:
-    """Within the PAID transaction: flag the order and queue a full refund (sent after commit)."""
+    """Within the PAID transaction: flag the order and record a full refund (sent after commit).
+
+    The refund goes through the refund service like a staff refund (same key scheme, metadata and
+    lifecycle), with origin SHORTFALL.
+    """
     session.execute(
         update(Order)
         .where(Order.id == order.id)
@@ -160,75 +164,56 @@ def record_shortfall(session: Session, order: Order, *, actor: str) -> None:
         "paid after its reservation was released and the stock is gone: refunded automatically",
         actor=actor,
     )
-    session.add(
-        Refund(
-            order_id=order.id,
-            amount_cents=order.total_cents,
-            status="pending",
-            reason="Out of stock when the late payment arrived",
-            requested_by=STOCK_REFUND_ACTOR,
-        )
+    refunds.record_refund_request(
+        session,
+        order,
+        order.total_cents,
+        "Out of stock when the late payment arrived",
+        origin=RefundOrigin.SHORTFALL,
+        requested_by=STOCK_REFUND_ACTOR,
     )
-    session.flush()
 
 
 def send_shortfall_refunds(order_id: int | None = None) -> int:
-    """Send every queued out-of-stock refund to Stripe (one order, or all); returns how many were sent.
+    """Send every recorded out-of-stock refund Stripe has not answered yet (one order, or all); how many were sent.
 
-    Safe to repeat and to run concurrently: the idempotency key is derived from the order, so Stripe
-    makes one refund whatever the number of attempts. A failure is recorded on the order's timeline
-    and left queued for the next run (`flask stock send-refunds`).
+    Safe to repeat and to run concurrently: each refund carries its own idempotency key, so Stripe makes
+    one refund whatever the number of attempts (refunds.send_refund, which also refuses to re-send one
+    older than Stripe keeps keys). A failure is recorded on the order's timeline and left for the next run
+    (`flask stock send-refunds`, `flask payments reconcile`).
     """
     query = (
-        select(Refund.id, Refund.order_id, Refund.amount_cents, Order.stripe_payment_intent_id)
-        .join(Order, Order.id == Refund.order_id)
-        .where(Refund.requested_by == STOCK_REFUND_ACTOR, Refund.stripe_refund_id.is_(None))
+        select(Refund.id, Refund.order_id)
+        .where(
+            Refund.origin == RefundOrigin.SHORTFALL,
+            Refund.status == RefundStatus.PENDING,
+            Refund.stripe_refund_id.is_(None),
+        )
         .order_by(Refund.id)
     )
     if order_id is not None:
         query = query.where(Refund.order_id == order_id)
     # A plain read, not a write transaction: every paid webhook asks, and almost always nothing is due;
-    # on SQLite a write transaction would take the database's write lock just to find that out. Two
-    # runs reading the same refund are harmless (the idempotency key, and the guarded update below).
+    # on SQLite a write transaction would take the database's write lock just to find that out.
     due = list(db.session.execute(query))
     db.session.commit()  # end the read before any call to Stripe
     sent = 0
-    for refund_id, refund_order_id, amount, payment_intent in due:
-        try:
-            if not payment_intent:
-                raise GatewayError("the order has no payment intent to refund")
-            refund = get_gateway().create_refund(
-                payment_intent,
-                amount,
-                f"order-{refund_order_id}-stock-refund",
-                {"order_id": str(refund_order_id), "reason": "out_of_stock"},
-            )
-        except GatewayError as error:
-            log.error("Order %s: out-of-stock refund not sent: %s", refund_order_id, error)
+    for refund_id, refund_order_id in due:
+        outcome = refunds.send_refund(refund_id, actor=STOCK_REFUND_ACTOR)
+        if outcome in (refunds.SendOutcome.SENT, refunds.SendOutcome.FOUND):
+            sent += 1
+            log.info("Order %s: out-of-stock refund %s sent", refund_order_id, refund_id)
+        elif outcome == refunds.SendOutcome.UNREACHABLE:
+            log.error("Order %s: out-of-stock refund not sent: Stripe unreachable", refund_order_id)
             with write_transaction() as session:
                 order = session.get(Order, refund_order_id)
                 if order is not None:
                     order_rules.record_order_event(
-                        session, order, actor=STOCK_REFUND_ACTOR, note=f"Automatic refund not sent yet: {error}"
+                        session,
+                        order,
+                        actor=STOCK_REFUND_ACTOR,
+                        note="Automatic refund not sent yet: Stripe unreachable",
                     )
-            continue
-        with write_transaction() as session:
-            stored = session.execute(
-                update(Refund)
-                .where(Refund.id == refund_id, Refund.stripe_refund_id.is_(None))
-                .values(stripe_refund_id=refund["id"], status=str(refund.get("status") or "pending"))
-                .execution_options(synchronize_session=False)
-            )
-            order = session.get(Order, refund_order_id)
-            if stored.rowcount and order is not None:  # type: ignore[attr-defined]
-                order_rules.record_order_event(
-                    session,
-                    order,
-                    actor=STOCK_REFUND_ACTOR,
-                    note=f"Refund {refund['id']} of {amount} cents sent: the stock was gone",
-                )
-                sent += 1
-        log.info("Order %s: out-of-stock refund %s sent", refund_order_id, refund["id"])
     return sent
 
 

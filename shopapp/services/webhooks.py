@@ -13,17 +13,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
-from shopapp.gateway import get_gateway
-from shopapp.models import PaymentEvent
+from shopapp.gateway import GatewayError, WebhookSignatureError, get_gateway
+from shopapp.models import EventOutcome, PaymentEvent
 from shopapp.models.base import utcnow
 from shopapp.services import stock
 from shopapp.services.checkout import OrderNotFound, Outcome, SessionNotOurs, apply_session
-from shopapp.services.refunds import RefundNotApplicable, apply_charge_refunded, apply_refund_event
+from shopapp.services.refunds import RefundNotApplicable, apply_charge_refunded, apply_refund_event, complete_charge
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.webhooks")
 
 Handler = Callable[[Session, Mapping[str, Any], str], tuple[str, int | None]]
+
+
+class WebhookSignatureInvalid(ValueError):
+    """The payload or its Stripe-Signature header did not verify (or no webhook secret is set): answer 400."""
 
 
 class MalformedEvent(ValueError):
@@ -64,10 +68,22 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.async_payment_succeeded": _checkout_handler(),
     "checkout.session.async_payment_failed": _checkout_handler(payment_failed=True),
     "checkout.session.expired": _checkout_handler(),
-    # Refunds move the order only when Stripe confirms them, whoever made them.
+    # Refunds move the order only when Stripe reports them, whoever made them. Which of these an endpoint
+    # receives depends on its API version (card refunds: refund.* only from 2024-10-28.acacia on), and they
+    # overlap: each is applied along the refund's lifecycle, so any subset, in any order, settles the same.
     "charge.refunded": apply_charge_refunded,
+    "charge.refund.updated": apply_refund_event,
     "refund.created": apply_refund_event,
     "refund.updated": apply_refund_event,
+    "refund.failed": apply_refund_event,
+}
+# The event types the shop subscribes its webhook endpoint to: exactly those it has handlers for.
+SUBSCRIBED_EVENTS: tuple[str, ...] = tuple(HANDLERS)
+
+# Run before the write transaction for these types: completes an event that lacks what the handler needs
+# with a Stripe call (never made while holding the database's write lock).
+PREPARERS: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
+    "charge.refunded": complete_charge,
 }
 
 
@@ -77,8 +93,15 @@ _OUTCOME_OF_EVENT = select(_events.outcome).where(_events.stripe_event_id == bin
 
 
 def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
-    """Verify a delivery and process it. Raises WebhookSignatureError (400) or WebhookProcessingError (5xx)."""
-    event = get_gateway().parse_event(payload, signature)
+    """Verify a delivery and process it.
+
+    Raises WebhookSignatureInvalid or MalformedEvent (400), WebhookNotReady (409) or WebhookProcessingError
+    (5xx).
+    """
+    try:
+        event = get_gateway().parse_event(payload, signature)
+    except WebhookSignatureError as error:
+        raise WebhookSignatureInvalid(str(error)) from error
     # A NUL (JSON-escaped; a raw one is invalid JSON) could reach a text column, which PostgreSQL refuses.
     if b"\\u0000" in payload:
         raise MalformedEvent("the event contains a NUL character")
@@ -103,15 +126,23 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
         # Stripe redelivers often: answer a known duplicate from a plain read, without taking the
         # write lock (BEGIN IMMEDIATE on SQLite) that would queue it behind every real payment.
         outcome = db.session.scalar(_OUTCOME_OF_EVENT, {"event_id": event_id})
-        if outcome is not None and outcome != "failed":
+        if outcome is not None and outcome != EventOutcome.FAILED:
             # Debug, not info: a redelivery changes nothing (the stored event shows what happened), and
             # writing a log line was a tenth of answering one.
             log.debug("Duplicate event %s (%s): already %s", event_id, event_type, outcome)
             return WebhookResult(event_id, outcome, duplicate=True)
+    prepare = PREPARERS.get(event_type)
+    if prepare is not None and isinstance(obj, Mapping):
+        try:
+            obj = prepare(obj)
+        except GatewayError as error:
+            log.warning("Event %s (%s): Stripe could not complete it: %s", event_id, event_type, error)
+            _record_failure(event_id, event_type, raw if raw is not None else json.dumps(event), error)
+            raise WebhookProcessingError(str(error)) from error
     try:
         with write_transaction() as session:
             row = session.scalar(select(PaymentEvent).where(PaymentEvent.stripe_event_id == event_id))
-            if row is not None and row.outcome != "failed" and not replay:
+            if row is not None and row.outcome != EventOutcome.FAILED and not replay:
                 log.info("Duplicate event %s (%s): already %s", event_id, event_type, row.outcome)
                 return WebhookResult(event_id, row.outcome, duplicate=True)
             if row is None:
@@ -127,7 +158,8 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
                 outcome, order_id = "ignored", None
             else:
                 outcome, order_id = handler(session, obj, actor)
-            row.outcome, row.order_id, row.processed_at, row.error = outcome, order_id, utcnow(), None
+            row.outcome = EventOutcome(outcome)
+            row.order_id, row.processed_at, row.error = order_id, utcnow(), None
         log.info("Event %s (%s): %s", event_id, event_type, outcome)
     except IntegrityError:
         log.info("Duplicate event %s (%s) arrived concurrently", event_id, event_type)
@@ -157,11 +189,15 @@ def _record_failure(event_id: str, event_type: str, raw: str, error: Exception) 
             if row is None:
                 session.add(
                     PaymentEvent(
-                        stripe_event_id=event_id, type=event_type, payload=raw, outcome="failed", error=message
+                        stripe_event_id=event_id,
+                        type=event_type,
+                        payload=raw,
+                        outcome=EventOutcome.FAILED,
+                        error=message,
                     )
                 )
-            elif row.outcome == "failed" or row.processed_at is None:
-                row.outcome, row.error = "failed", message
+            elif row.outcome == EventOutcome.FAILED or row.processed_at is None:
+                row.outcome, row.error = EventOutcome.FAILED, message
     except Exception as record_error:
         # The database itself may be what failed; the 5xx still makes Stripe retry.
         log.exception("Could not record the failure of event %s: %s", event_id, type(record_error).__name__)
@@ -189,6 +225,8 @@ def failed_event_ids() -> list[str]:
     with write_transaction() as session:
         return list(
             session.scalars(
-                select(PaymentEvent.stripe_event_id).where(PaymentEvent.outcome == "failed").order_by(PaymentEvent.id)
+                select(PaymentEvent.stripe_event_id)
+                .where(PaymentEvent.outcome == EventOutcome.FAILED)
+                .order_by(PaymentEvent.id)
             )
         )

@@ -62,7 +62,7 @@ def buy() -> Response | tuple[str, int]:
                 with_stock=current_app.config["CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK"],
             ),
         )
-    except (catalog.SelectionError, stock.OutOfStock) as error:
+    except (catalog.SelectionError, stock.OutOfStock, checkout.NothingToPay) as error:
         return _render_shop(error=str(error), status=400, selection=selection)
     except checkout.CheckoutError as error:
         response = _render_shop(error=str(error), status=503, selection=selection)
