@@ -1,0 +1,98 @@
+"""Fixtures for the refund-lifecycle and checkout scenarios: the shop wired through a counting Stripe transport."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import stripe
+from flask import Flask
+from flask.testing import FlaskClient
+
+from shopapp.models import Order, OrderStatus, User
+from stripe_emulator import Emulator, EmulatorHTTPClient
+from tests.conftest import PASSWORD, WEBHOOK_SECRET, order_for_session, session_id_from
+from tests.payments.stripe_shapes import CountingStripeClient, post_event
+
+
+@pytest.fixture
+def stripe_calls(emulator: Emulator) -> CountingStripeClient:
+    """The SDK's transport: in-process to the local Stripe service, counting calls per endpoint."""
+    return CountingStripeClient(emulator)
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., Flask], emulator: Emulator, stripe_calls: CountingStripeClient) -> Flask:
+    """A testing app whose Stripe calls go through `stripe_calls`; the service's webhooks go to its client."""
+    application = app_factory(STRIPE_HTTP_CLIENT=stripe_calls)
+    webhook_client = application.test_client()
+
+    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
+        return webhook_client.post(urlsplit(url).path, data=body, headers=headers).status_code
+
+    emulator.deliverer.sender = send
+    return application
+
+
+@pytest.fixture
+def deliver(app: Flask) -> Callable[[dict[str, Any]], Any]:
+    """Post one signed event (built by StripeShapes) to the webhook route; returns the response."""
+    webhook_client = app.test_client()
+
+    def post(event: dict[str, Any]) -> Any:
+        return post_event(webhook_client, event, WEBHOOK_SECRET)
+
+    return post
+
+
+@pytest.fixture
+def drop_service_events(emulator: Emulator) -> Callable[[], None]:
+    """Discard what the local service queued for delivery: the test sends the events itself, per version."""
+
+    def drop() -> None:
+        working = emulator.deliverer.sender
+        emulator.deliverer.sender = lambda url, body, headers: 200
+        try:
+            emulator.deliver_pending()
+        finally:
+            emulator.deliverer.sender = working
+
+    return drop
+
+
+@pytest.fixture
+def paid_order(client: FlaskClient, shopper: User, buy: Callable[..., Any], emulator: Emulator) -> Callable[..., Order]:
+    """A PAID order (2 x A + 1 x C = 79.97 by default), paid at the local service with its webhook delivered."""
+
+    def make(**quantities: int) -> Order:
+        session_id = session_id_from(buy(**(quantities or {"A": 2, "C": 1})))
+        assert emulator.pay(session_id).status == 303
+        emulator.deliver_pending()
+        order = order_for_session(session_id)
+        assert order.status == OrderStatus.PAID
+        return order
+
+    return make
+
+
+@pytest.fixture
+def second_shopper(app: Flask, make_user: Callable[..., User]) -> Iterator[FlaskClient]:
+    """Another logged-in browser."""
+    user = make_user("other@example.com")
+    browser = app.test_client()
+    assert browser.post("/account/login", data={"email": user.email, "password": PASSWORD}).status_code in (302, 303)
+    yield browser
+
+
+
+@pytest.fixture
+def stripe_dashboard(emulator: Emulator) -> stripe.StripeClient:
+    """The Stripe account seen from outside the shop (like Stripe's dashboard), via the real SDK."""
+    return stripe.StripeClient(
+        "sk_test_dashboard",
+        http_client=EmulatorHTTPClient(emulator),
+        base_addresses={"api": "http://127.0.0.1:12111"},
+        max_network_retries=0,
+    )
