@@ -123,6 +123,11 @@ class Order(Base):
     )
 
     @property
+    def is_paid(self) -> bool:
+        """True once Stripe took the money, whatever was refunded since (PAID_STATUSES)."""
+        return self.status in PAID_STATUSES
+
+    @property
     def is_final(self) -> bool:
         """True once Stripe has settled the order (paid, failed or refunded)."""
         return self.status in FINAL_STATUSES
