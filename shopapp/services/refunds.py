@@ -372,11 +372,15 @@ def _too_old_to_send(ask: _Ask, *, actor: str) -> tuple[SendOutcome, str]:
         return SendOutcome.UNREACHABLE, str(error)
     for refund in made:
         if _metadata_of(refund).get(METADATA_KEY) == ask.key:
-            with write_transaction() as session:
-                order = _lock_order(session, ask.order_id)
-                if order is not None:
-                    _record_refund(session, order, refund, actor)
-                    _settle(session, order, actor)
+            try:
+                with write_transaction() as session:
+                    order = _lock_order(session, ask.order_id)
+                    if order is not None:
+                        _record_refund(session, order, refund, actor)
+                        _settle(session, order, actor)
+            except RefundNotApplicable as error:
+                # An event moved the order meanwhile (or it is not paid): nothing stored; the next run retries.
+                return SendOutcome.UNREACHABLE, str(error)
             return SendOutcome.FOUND, str(refund.get("id"))
     reason = (
         f"refund {ask.key} of {format_money(ask.amount_cents, ask.currency)} was recorded but never confirmed by "
