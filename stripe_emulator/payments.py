@@ -481,7 +481,8 @@ def pay(
                 outcome = decline.decline_code  # e.g. insufficient_funds
             return PaymentResult(402, outcome, decline.message)
         if shipping_details is not None:
-            session["collected_information"] = {"shipping_details": shipping_details}
+            session["collected_information"] = {"business_name": None, "individual_name": None,
+                                                 "shipping_details": shipping_details}
         session["status"] = "complete"
         session["customer_details"] = {"email": session["customer_email"]}
         if delayed is None:
