@@ -6,9 +6,9 @@ import re
 from typing import Any
 
 import pytest
+import stripe
 from werkzeug.test import Client
 
-import stripe
 from stripe_emulator import Emulator, EmulatorHTTPClient
 
 
