@@ -13,6 +13,9 @@ from .sdkfacts import PINNED_VERSION
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # Once: a second signal must not interrupt the final save.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     server = make_server(args.host, args.port, emulator.wsgi_app, threaded=True)
     print(f"stripe emulator listening on http://{args.host}:{server.port}", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the state file is closed cleanly
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

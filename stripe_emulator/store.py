@@ -184,7 +184,8 @@ class Store:
                         self._db.execute("DELETE FROM rows WHERE kind = ? AND id = ?", (kind, key))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._saved = rows
 
