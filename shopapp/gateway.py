@@ -213,7 +213,7 @@ def create_webhook_endpoint(
 def update_webhook_endpoint(gateway: PaymentGateway, endpoint_id: str, event_types: list[str]) -> dict[str, Any]:
     """Set an endpoint's event types and enable it (its API version cannot change: Stripe's rule)."""
     return _plain(gateway._call("update webhook endpoint", lambda: gateway._client.v1.webhook_endpoints.update(
-        endpoint_id, params={"enabled_events": event_types, "disabled": False},  # type: ignore[typeddict-item]
+        endpoint_id, params={"enabled_events": event_types, "disabled": False},  # type: ignore[arg-type]
     )))
 
 

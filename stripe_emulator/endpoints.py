@@ -71,8 +71,9 @@ def create_endpoint(store: Store, params: dict[str, Any], secret: str | None = N
         if name not in params:
             raise missing_param(name)
     api_version = params.get("api_version")
-    endpoint = {
-        "id": new_id("we_"),
+    endpoint_id = new_id("we_")
+    endpoint: dict[str, Any] = {
+        "id": endpoint_id,
         "object": "webhook_endpoint",
         "api_version": check_version(api_version) if api_version else None,
         "application": None,
@@ -86,7 +87,7 @@ def create_endpoint(store: Store, params: dict[str, Any], secret: str | None = N
         "_secret": secret or "whsec_" + secrets.token_hex(32),
     }
     with store.lock:
-        store.webhook_endpoints[endpoint["id"]] = endpoint
+        store.webhook_endpoints[endpoint_id] = endpoint
     return endpoint
 
 

@@ -213,7 +213,7 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
         )
     if not isinstance(raw, list) or not raw:
         raise invalid("Invalid array", "line_items")
-    items = []
+    items: list[dict[str, Any]] = []
     for i, line in enumerate(raw):
         prefix = f"line_items[{i}]"
         if not isinstance(line, dict):
