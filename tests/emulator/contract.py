@@ -187,8 +187,12 @@ def collect_samples(older: dict[str, list[dict[str, Any]]] | None = None) -> Ite
     Events delivered to endpoints of OLDER_VERSIONS are put in `older` by version (for the fixture check:
     the SDK's classes describe only its pinned version)."""
     received: list[tuple[str, bytes]] = []
-    emu = Emulator(clock=Clock(start=float(int(time.time()))),
-                   sender=lambda url, body, headers: received.append((url, body)) or 200)
+
+    def sender(url: str, body: bytes, headers: dict[str, str]) -> int:
+        received.append((url, body))
+        return 200
+
+    emu = Emulator(clock=Clock(start=float(int(time.time()))), sender=sender)
     web = Client(emu.wsgi_app)
     headers = {"Authorization": "Bearer sk_test_contract", "Stripe-Version": stripe.api_version}
 
