@@ -209,9 +209,11 @@ class Emulator:
             self._faults.setdefault(endpoint, deque()).append(Fault(status, times, process))
 
     def reset(self) -> None:
-        """Forget all state, queued deliveries and faults (configuration is kept)."""
+        """Forget all state, queued deliveries and faults (configuration, i.e. webhook endpoints, is kept)."""
         with self.store.lock:
+            endpoints = self.store.webhook_endpoints
             self.store.reset()
+            self.store.webhook_endpoints.update(endpoints)
             self.deliverer.reset()
             self._faults.clear()
 

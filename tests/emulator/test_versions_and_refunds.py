@@ -294,3 +294,16 @@ def test_events_api_hides_types_the_callers_version_lacks(account: Emulator, sdk
     assert [e.type for e in sdk.v1.events.list(params={"type": "refund.*"}).data] == ["refund.created"]
     old = sdk.v1.events.list(params={"type": "refund.*"}, options={"stripe_version": "2022-11-15"})
     assert old.data == []
+
+
+def test_reset_keeps_webhook_endpoints(account: Emulator, sdk: stripe.StripeClient, inbox: Inbox,
+                                       paid: Callable[[str], str]) -> None:
+    endpoint = sdk.v1.webhook_endpoints.create(params={"url": "https://a.test/", "enabled_events": ["*"]})
+    inbox.secrets["https://a.test/"] = endpoint.secret
+    paid()
+    account.reset()  # forgets payments and events; endpoints are the account's configuration
+    assert account.events() == [] and account.sessions == {}
+    assert sdk.v1.webhook_endpoints.retrieve(endpoint.id).url == "https://a.test/"
+    inbox.received.clear()
+    paid()
+    assert "checkout.session.completed" in inbox.types("https://a.test/")
