@@ -182,3 +182,21 @@ def test_delayed_payment_that_later_fails(web: Client, make_session: Any, emu: E
     assert emu.store.charges == {}
     failed = emu.events("checkout.session.async_payment_failed")
     assert [e["data"]["object"]["id"] for e in failed] == [session.id]
+
+
+def test_shipping_address_is_collected_on_the_page(web: Client, emu: Emulator, make_session: Any,
+                                                   client: Any) -> None:
+    session = make_session(shipping_address_collection={"allowed_countries": ["US", "GB"]})
+    html = web.get(f"/pay/{session.id}").get_data(as_text=True)
+    assert "<legend>Shipping address</legend>" in html
+    assert re.findall(r'<option value="(\w+)"', html) == ["US", "GB"]
+    assert '<option value="GB">United Kingdom</option>' in html
+    form = {**_form(), "name": "", "line1": "1 High St", "city": "London", "postal_code": "N1 9GU",
+            "country": "GB"}
+    missing = web.post(f"/pay/{session.id}", data=form)
+    assert missing.status_code == 400 and "Enter the name to ship to." in missing.get_data(as_text=True)
+    assert 'value="1 High St"' in missing.get_data(as_text=True)  # what was typed is kept
+    assert emu.sessions[session.id]["payment_intent"] is None
+    assert web.post(f"/pay/{session.id}", data={**form, "name": "Ann Lee"}).status_code == 303
+    shipped = client.v1.checkout.sessions.retrieve(session.id).collected_information.shipping_details
+    assert (shipped.name, shipped.address.country, shipped.address.postal_code) == ("Ann Lee", "GB", "N1 9GU")
