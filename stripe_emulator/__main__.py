@@ -9,7 +9,9 @@ import signal
 from werkzeug.serving import make_server
 
 from .app import Emulator
+from .errors import StripeAPIError
 from .sdkfacts import PINNED_VERSION
+from .versions import check_version
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -39,6 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--async-delay", type=float, default=5.0,
                         help="seconds until a delayed payment completes on its own")
     args = parser.parse_args(argv)
+    try:
+        check_version(args.api_version, "--api-version")
+    except StripeAPIError as error:
+        parser.error(error.message)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the emulator logs each request itself
     emulator = Emulator(
