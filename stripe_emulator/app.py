@@ -138,6 +138,7 @@ class Emulator:
     def advance(self, seconds: float) -> None:
         """Move the service clock forward and run what became due (expiries, refunds, deliveries)."""
         self.clock.advance(seconds)
+        self.store.save(clock_moved=True)
         self.tick()
 
     def tick(self) -> None:

@@ -71,6 +71,18 @@ class Delivery:
 _OBJECT_TABLES = ("sessions", "line_items", "payment_intents", "charges", "refunds", "events",
                   "webhook_endpoints", "attempts")
 
+def _differs(saved: Any, value: Any) -> bool:
+    return bool(saved != value)
+
+
+# Events never change once created except for pending_webhooks, and attempt logs only grow: comparing those
+# alone keeps a save proportional to what changed, not to the size of the account.
+_CHANGE_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "events": lambda saved, value: bool(saved["pending_webhooks"] != value["pending_webhooks"]),
+    "attempts": lambda saved, value: len(saved) != len(value),
+    "idempotency": lambda saved, value: bool(saved["created"] != value["created"]),  # final once answered
+}
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
     kind TEXT NOT NULL,
@@ -93,13 +105,19 @@ class Store:
 
     def __post_init__(self) -> None:
         self._db: sqlite3.Connection | None = None
-        self._saved: dict[str, dict[str, str]] = {}
+        self._saved_reset()
         self.reset()
         if self.path is not None:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # Survives the process crashing (what a restart test does); only an OS crash may lose the last commit.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
             self._load()
+
+    def _saved_reset(self) -> None:
+        self._saved: dict[str, dict[str, Any]] = {}  # what the state file holds, by kind and id
+        self._idempotency_rows: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
 
     def reset(self) -> None:
         """Forget every object, event, endpoint, key and counter."""
@@ -164,30 +182,45 @@ class Store:
 
     # ------------------------------------------------------------ persistence
 
-    def save(self) -> None:
-        """Write what changed since the last save to the state file (no-op in memory)."""
+    def save(self, *, clock_moved: bool = False) -> None:
+        """Write what changed since the last save to the state file (no-op in memory).
+
+        Changes are found by comparing each object with a copy of what was last written (a C-speed dict
+        comparison), so only new or changed rows are serialized.
+        """
         if self._db is None:
             return
         with self.lock:
-            rows = self._rows()
+            tables = self._tables()
+            writes: list[tuple[str, str, str]] = []
+            deletes: list[tuple[str, str]] = []
+            for kind, table in tables.items():
+                saved = self._saved.setdefault(kind, {})
+                changed = _CHANGE_TESTS.get(kind, _differs)
+                for key, value in table.items():
+                    if key not in saved or changed(saved[key], value):
+                        writes.append((kind, key, json.dumps(value, sort_keys=True)))
+                        saved[key] = copy.deepcopy(value)
+                for key in saved.keys() - table.keys():
+                    deletes.append((kind, key))
+                    del saved[key]
+            if not writes and not deletes and not clock_moved:
+                return
+            # The service clock never runs backwards over a restart; real time only moves forward, so its
+            # reading needs writing only along with other changes or after the clock was advanced.
+            writes.append(("meta", "now", json.dumps(self.clock.now())))
             self._db.execute("BEGIN")
             try:
-                for kind, table in rows.items():
-                    saved = self._saved.get(kind, {})
-                    for key, body in table.items():
-                        if saved.get(key) != body:
-                            self._db.execute(
-                                "INSERT INTO rows (kind, id, body) VALUES (?, ?, ?) "
-                                "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
-                                (kind, key, body))
-                    for key in saved.keys() - table.keys():
-                        self._db.execute("DELETE FROM rows WHERE kind = ? AND id = ?", (kind, key))
+                self._db.executemany(
+                    "INSERT INTO rows (kind, id, body) VALUES (?, ?, ?) "
+                    "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body", writes)
+                self._db.executemany("DELETE FROM rows WHERE kind = ? AND id = ?", deletes)
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                self._saved = {}  # unknown what reached the file: the next save rewrites everything
                 raise
-            self._saved = rows
 
     def close(self) -> None:
         """Save and close the state file."""
@@ -197,46 +230,47 @@ class Store:
                 self._db.close()
                 self._db = None
 
-    def _rows(self) -> dict[str, dict[str, str]]:
-        rows = {name: {key: json.dumps(value, sort_keys=True) for key, value in getattr(self, name).items()}
-                for name in _OBJECT_TABLES}
-        rows["async_payments"] = {k: json.dumps(asdict(v)) for k, v in self.async_payments.items()}
-        rows["refund_transitions"] = {k: json.dumps(asdict(v)) for k, v in self.refund_transitions.items()}
-        rows["idempotency"] = {
-            json.dumps(list(scope)): json.dumps({
-                "method": r.method, "path": r.path, "fingerprint": r.fingerprint, "created": r.created,
-                "body": base64.b64encode(r.response[0]).decode(), "status": r.response[1],
-                "headers": r.response[2]})
-            for scope, r in self.idempotency.items()
-            if r.response is not None  # a request in flight dies with the process, as its connection does
-        }
-        rows["meta"] = {
-            "deliveries": json.dumps([asdict(d) for d in self.deliveries]),
-            "now": json.dumps(self.clock.now()),  # the service clock never runs backwards over a restart
-        }
-        return rows
+    def _tables(self) -> dict[str, dict[str, Any]]:
+        """All persistent state as JSON-ready values, by kind and id."""
+        tables: dict[str, dict[str, Any]] = {name: getattr(self, name) for name in _OBJECT_TABLES}
+        tables["async_payments"] = {k: asdict(v) for k, v in self.async_payments.items()}
+        tables["refund_transitions"] = {k: asdict(v) for k, v in self.refund_transitions.items()}
+        idempotency: dict[str, Any] = {}
+        for scope, record in self.idempotency.items():
+            if record.response is None:
+                continue  # a request in flight dies with the process, as its connection does
+            cached = self._idempotency_rows.get(scope)
+            if cached is None or cached[1]["created"] != record.created:
+                cached = self._idempotency_rows[scope] = (json.dumps(list(scope)), {
+                    "method": record.method, "path": record.path, "fingerprint": record.fingerprint,
+                    "created": record.created, "body": base64.b64encode(record.response[0]).decode(),
+                    "status": record.response[1], "headers": dict(record.response[2])})
+            idempotency[cached[0]] = cached[1]
+        tables["idempotency"] = idempotency
+        tables["meta"] = {"deliveries": [asdict(d) for d in self.deliveries]}
+        return tables
 
     def _load(self) -> None:
         assert self._db is not None
-        loaded: dict[str, dict[str, str]] = {}
+        loaded: dict[str, dict[str, Any]] = {}
         for kind, key, body in self._db.execute("SELECT kind, id, body FROM rows ORDER BY rowid"):
-            loaded.setdefault(kind, {})[key] = body
+            loaded.setdefault(kind, {})[key] = json.loads(body)
         with self.lock:
             for name in _OBJECT_TABLES:
-                getattr(self, name).update({k: json.loads(v) for k, v in loaded.get(name, {}).items()})
-            self.async_payments = {k: AsyncPayment(**json.loads(v))
-                                   for k, v in loaded.get("async_payments", {}).items()}
-            self.refund_transitions = {k: RefundTransition(**json.loads(v))
+                getattr(self, name).update(copy.deepcopy(loaded.get(name, {})))
+            self.async_payments = {k: AsyncPayment(**v) for k, v in loaded.get("async_payments", {}).items()}
+            self.refund_transitions = {k: RefundTransition(**v)
                                        for k, v in loaded.get("refund_transitions", {}).items()}
-            for scope, body in loaded.get("idempotency", {}).items():
-                r = json.loads(body)
+            for scope, r in loaded.get("idempotency", {}).items():
                 api_key, key = json.loads(scope)
                 self.idempotency[(api_key, key)] = IdempotencyRecord(
                     r["method"], r["path"], r["fingerprint"], r["created"],
                     (base64.b64decode(r["body"]), r["status"], r["headers"]))
+                self._idempotency_rows[(api_key, key)] = (scope, r)
             meta = loaded.get("meta", {})
-            self.deliveries = [Delivery(**d) for d in json.loads(meta.get("deliveries", "[]"))]
-            saved_now = json.loads(meta.get("now", "0"))
+            self.deliveries = [Delivery(**d) for d in meta.get("deliveries", [])]
+            saved_now = float(meta.get("now", 0.0))
             if saved_now > self.clock.now():
                 self.clock.advance(saved_now - self.clock.now())
+            loaded.get("meta", {}).pop("now", None)  # not compared: see save()
             self._saved = loaded
