@@ -347,6 +347,7 @@ def expire_session(store: Store, session_id: str, origin: Origin | None = None) 
                 f'Session has a status of "{session["status"]}".', None, "checkout_session_not_open",
             )
         session["status"] = "expired"
+        session["url"] = None
         store.emit("checkout.session.expired", session, origin)
         return session
 
@@ -484,6 +485,7 @@ def pay(
             session["collected_information"] = {"business_name": None, "individual_name": None,
                                                  "shipping_details": shipping_details}
         session["status"] = "complete"
+        session["url"] = None  # Stripe shows the hosted page URL only while the session is open
         session["customer_details"] = {"email": session["customer_email"]}
         if delayed is None:
             _succeed_intent(store, session, intent, digits)
