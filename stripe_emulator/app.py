@@ -21,7 +21,7 @@ from .objects import new_id
 from .router import Router
 from .sdkfacts import PINNED_VERSION
 from .store import IdempotencyRecord, Origin, Store
-from .versions import check_version
+from .versions import check_version, render_event
 from .webhooks import Deliverer, Order, Sender, sign
 
 log = logging.getLogger("stripe_emulator")
@@ -172,9 +172,13 @@ class Emulator:
             return self._changed.wait_for(lambda: self.deliverer.pending() == 0, timeout)
 
     def events(self, type: str | None = None) -> list[dict[str, Any]]:
-        """Stored events, oldest first, optionally of one type."""
+        """Every event created, oldest first, optionally of one type, in the account's default version.
+
+        Unfiltered by version: events an older endpoint never receives (e.g. `refund.created` for cards before
+        2024-10-28.acacia) are listed too.
+        """
         with self.store.lock:
-            return [copy.deepcopy(e) for e in self.store.events.values()
+            return [render_event(e, self.store.api_version) for e in self.store.events.values()
                     if type is None or e["type"] == type]
 
     @property
