@@ -14,17 +14,28 @@ STRIPE_PORT="${STRIPE_PORT:-12111}"
 # config.py is the one reader of the environment and .env: ask it whether real Stripe keys are set.
 if [ "$(.venv/bin/python -c 'from config import Config; print(bool(Config.STRIPE_SECRET_KEY))')" = "False" ]; then
   export STRIPE_SECRET_KEY=sk_test_local_emulator
-  export STRIPE_WEBHOOK_SECRET=whsec_local_emulator
   export STRIPE_API_BASE="http://$HOST:$STRIPE_PORT"
+  SHOP_NAME=$(.venv/bin/python -c 'from config import Config; print(Config.SHOP_NAME)')
+  # Its state (sessions, payments, refunds, events, the webhook endpoint) survives restarts in this file.
   .venv/bin/python -m stripe_emulator --host "$HOST" --port "$STRIPE_PORT" \
-    --webhook-url "http://$HOST:$PORT/webhook/" --webhook-secret "$STRIPE_WEBHOOK_SECRET" \
-    >instance/stripe-emulator.log 2>&1 &
+    --state instance/stripe-emulator.db --business-name "$SHOP_NAME" \
+    >>instance/stripe-emulator.log 2>&1 &
   EMULATOR_PID=$!
   trap 'kill $EMULATOR_PID 2>/dev/null || true' EXIT
   wait_for_port "$HOST" "$STRIPE_PORT" 20 || { cat instance/stripe-emulator.log; exit 1; }
-  STRIPE_MODE="local Stripe service on http://$HOST:$STRIPE_PORT (log: instance/stripe-emulator.log)"
+  # Register the shop's webhook endpoint the way production does (flask stripe webhook-endpoint). Stripe shows
+  # a signing secret only when it creates an endpoint, so keep it; without a kept one, ask for a new endpoint.
+  SECRET_FILE=instance/stripe-emulator-webhook-secret
+  NEW_SECRET_FLAG=$([ -s "$SECRET_FILE" ] || echo --new-secret)
+  REGISTERED=$(.venv/bin/flask stripe webhook-endpoint $NEW_SECRET_FLAG "http://$HOST:$PORT/webhook/") \
+    || { echo "$REGISTERED"; exit 1; }
+  NEW_SECRET=$(printf '%s\n' "$REGISTERED" | sed -n 's/^STRIPE_WEBHOOK_SECRET=//p')
+  if [ -n "$NEW_SECRET" ]; then (umask 077; printf '%s\n' "$NEW_SECRET" >"$SECRET_FILE"); fi
+  STRIPE_WEBHOOK_SECRET=$(cat "$SECRET_FILE")
+  export STRIPE_WEBHOOK_SECRET
+  STRIPE_MODE="local Stripe service on http://$HOST:$STRIPE_PORT (log: instance/stripe-emulator.log, state: instance/stripe-emulator.db)"
 else
-  STRIPE_MODE="Stripe (keys from .env); forward webhooks with: stripe listen --forward-to localhost:$PORT/webhook/"
+  STRIPE_MODE="Stripe (keys from .env); forward webhooks with: stripe listen --latest --forward-to localhost:$PORT/webhook/"
 fi
 
 .venv/bin/flask db upgrade >/dev/null
@@ -37,7 +48,8 @@ cat <<MSG
   Staff admin:  http://$HOST:$PORT/admin/
   $STAFF_LINE
   Payments:     $STRIPE_MODE
-  Test card:    4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined
+  Test card:    4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined;
+                refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending
 
 MSG
 .venv/bin/flask run --host "$HOST" --port "$PORT" --no-reload

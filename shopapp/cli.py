@@ -9,7 +9,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from shopapp.services import accounts, bulk_seed, catalog, reconcile, staff, stock, webhooks
+from shopapp.gateway import GatewayError
+from shopapp.services import accounts, bulk_seed, catalog, reconcile, staff, stock, webhook_endpoints, webhooks
 
 
 @click.command("seed")
@@ -127,6 +128,32 @@ def replay_command(event_ids: tuple[str, ...], failed: bool) -> None:
         sys.exit(1)
 
 
+stripe_cli = AppGroup("stripe", help="Set up the shop's side of the Stripe account.")
+
+
+@stripe_cli.command("webhook-endpoint")
+@click.argument("url")
+@click.option("--new-secret", is_flag=True,
+              help="Replace the endpoint (Stripe shows a signing secret only when one is created).")
+def webhook_endpoint_command(url: str, new_secret: bool) -> None:
+    """Create or update the webhook endpoint for URL with the events the shop handles, at the SDK's API version.
+
+    Prints the signing secret when the endpoint is created, as a STRIPE_WEBHOOK_SECRET=... line.
+    """
+    try:
+        setup = webhook_endpoints.register_webhook_endpoint(url, new_secret=new_secret)
+    except GatewayError as error:
+        raise click.ClickException(f"Stripe did not register the endpoint: {error}") from error
+    click.echo(f"Webhook endpoint {setup.endpoint_id} for {setup.url}: {setup.action.value}.")
+    click.echo(f"API version: {setup.api_version}")
+    click.echo(f"Events ({len(setup.event_types)}): {', '.join(setup.event_types)}")
+    if setup.secret is not None:
+        click.echo("Signing secret (shown once by Stripe; configure it as the shop's webhook secret):")
+        click.echo(f"STRIPE_WEBHOOK_SECRET={setup.secret}")
+    else:
+        click.echo("Signing secret unchanged (Stripe shows it only on creation; --new-secret replaces the endpoint).")
+
+
 def init_cli(app: Flask) -> None:
     """Register the commands on the app."""
     app.cli.add_command(seed_command)
@@ -134,3 +161,4 @@ def init_cli(app: Flask) -> None:
     app.cli.add_command(demo_staff_command)
     app.cli.add_command(stock_group)
     app.cli.add_command(payments_cli)
+    app.cli.add_command(stripe_cli)

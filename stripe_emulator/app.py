@@ -11,16 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import stripe
 from werkzeug.wrappers import Request, Response
 
-from . import api, controls, hosted, payments
+from . import api, controls, endpoints, hosted, payments
 from .clock import Clock
 from .errors import EmulatorStateError, StripeAPIError
 from .forms import parse_params
 from .objects import new_id
 from .router import Router
+from .sdkfacts import PINNED_VERSION
 from .store import IdempotencyRecord, Origin, Store
+from .versions import check_version, render_event
 from .webhooks import Deliverer, Order, Sender, sign
 
 log = logging.getLogger("stripe_emulator")
@@ -43,7 +44,12 @@ class Fault:
 
 
 class Emulator:
-    """A local, in-memory Stripe test-mode account with Checkout, refunds, events and webhooks."""
+    """A local Stripe test-mode account with Checkout, refunds, events, webhook endpoints and webhooks.
+
+    State lives in memory, or in the SQLite file `state_path` so that a restart loses nothing.
+    `api_version` is the account's default API version (the SDK's pin unless given); `webhook_url` and
+    `webhook_secret` register (or re-key) one endpoint taking every event at the account's version.
+    """
 
     def __init__(
         self,
@@ -57,6 +63,9 @@ class Emulator:
         async_delay: float | None = 5.0,
         tick_interval: float = 0.25,
         timeout_fault_seconds: float = 90.0,
+        api_version: str | None = None,
+        state_path: str | None = None,
+        business_name: str = "Your business",
     ) -> None:
         self.public_url = public_url.rstrip("/")
         self.webhook_secret = webhook_secret
@@ -64,9 +73,12 @@ class Emulator:
         self.rate_limit = rate_limit
         self.async_delay = async_delay
         self.timeout_fault_seconds = timeout_fault_seconds
-        self.store = Store(self.clock, stripe.api_version, webhooks_enabled=webhook_url is not None)
-        self.deliverer = Deliverer(self.store, webhook_url, webhook_secret, sender)
+        self.business_name = business_name
+        self.store = Store(self.clock, check_version(api_version or PINNED_VERSION), path=state_path)
+        self.deliverer = Deliverer(self.store, sender)
         self.store.on_event = self.deliverer.enqueue
+        if webhook_url is not None:
+            self._command_line_endpoint(webhook_url, webhook_secret)
         self._changed = threading.Condition(self.store.lock)
         self.deliverer.on_enqueue = self._notify
         self._faults: dict[str, deque[Fault]] = {}
@@ -79,15 +91,33 @@ class Emulator:
 
     # ------------------------------------------------------------ test controls
 
+    def _command_line_endpoint(self, url: str, secret: str) -> None:
+        """The endpoint given on the command line: created once, re-keyed to `secret` on later starts."""
+        with self.store.lock:
+            for endpoint in self.store.webhook_endpoints.values():
+                if endpoint["url"] == url:
+                    endpoint["_secret"] = secret
+                    break
+            else:
+                endpoints.create_endpoint(self.store, {"url": url, "enabled_events": ["*"]}, secret=secret)
+            self.store.save()
+
     def pay(self, session_id: str, card: str = "4242424242424242", delayed: str | None = None,
-            expiry: str = "12/34", cvc: str = "123") -> payments.PaymentResult:
+            expiry: str = "12/34", cvc: str = "123",
+            shipping: dict[str, str] | None = None) -> payments.PaymentResult:
         """Pay a session without the browser; raises EmulatorStateError if it is not open."""
-        return payments.pay(self.store, session_id, card=card, expiry=expiry, cvc=cvc,
-                            delayed=delayed, async_delay=self.async_delay)
+        try:
+            return payments.pay(self.store, session_id, card=card, expiry=expiry, cvc=cvc,
+                                delayed=delayed, async_delay=self.async_delay, shipping=shipping)
+        finally:
+            self.store.save()
 
     def complete_async(self, session_id: str, succeed: bool = True) -> dict[str, Any]:
         """Finish a delayed payment now, successfully or not; returns the session."""
-        return copy.deepcopy(payments.complete_async(self.store, session_id, succeed))
+        try:
+            return copy.deepcopy(payments.complete_async(self.store, session_id, succeed))
+        finally:
+            self.store.save()
 
     def expire(self, session_id: str) -> dict[str, Any]:
         """Expire an open session as Stripe would when expires_at passes."""
@@ -95,12 +125,30 @@ class Emulator:
             return copy.deepcopy(payments.expire_session(self.store, session_id))
         except StripeAPIError as error:
             raise EmulatorStateError(error.message, error.status) from error
+        finally:
+            self.store.save()
+
+    def settle_refund(self, refund_id: str) -> dict[str, Any]:
+        """Apply a test card refund's later status change now (pending -> succeeded, succeeded -> failed)."""
+        try:
+            return copy.deepcopy(payments.settle_refund(self.store, refund_id))
+        finally:
+            self.store.save()
+
+    def advance(self, seconds: float) -> None:
+        """Move the service clock forward and run what became due (expiries, refunds, deliveries)."""
+        self.clock.advance(seconds)
+        self.store.save(clock_moved=True)
+        self.tick()
 
     def tick(self) -> None:
-        """Run what is due on the service clock: expiries, delayed payments, webhook deliveries."""
+        """Run what is due on the service clock: expiries, delayed payments, refund changes, deliveries."""
         payments.expire_due_sessions(self.store)
         payments.complete_due_async(self.store)
+        payments.settle_due_refunds(self.store)
+        self.store.save()
         self.deliverer.deliver_due()
+        self.store.save()
 
     def deliver_pending(self) -> list[tuple[str, int | None]]:
         """Deliver every queued event that is due now; returns (event_id, status) per attempt."""
@@ -124,9 +172,13 @@ class Emulator:
             return self._changed.wait_for(lambda: self.deliverer.pending() == 0, timeout)
 
     def events(self, type: str | None = None) -> list[dict[str, Any]]:
-        """Stored events, oldest first, optionally of one type."""
+        """Every event created, oldest first, optionally of one type, in the account's default version.
+
+        Unfiltered by version: events an older endpoint never receives (e.g. `refund.created` for cards before
+        2024-10-28.acacia) are listed too.
+        """
         with self.store.lock:
-            return [copy.deepcopy(e) for e in self.store.events.values()
+            return [render_event(e, self.store.api_version) for e in self.store.events.values()
                     if type is None or e["type"] == type]
 
     @property
@@ -162,9 +214,11 @@ class Emulator:
             self._faults.setdefault(endpoint, deque()).append(Fault(status, times, process))
 
     def reset(self) -> None:
-        """Forget all state, queued deliveries and faults (configuration is kept)."""
+        """Forget all state, queued deliveries and faults (configuration, i.e. webhook endpoints, is kept)."""
         with self.store.lock:
+            endpoints = self.store.webhook_endpoints
             self.store.reset()
+            self.store.webhook_endpoints.update(endpoints)
             self.deliverer.reset()
             self._faults.clear()
 
@@ -184,12 +238,13 @@ class Emulator:
         self._worker.start()
 
     def close(self) -> None:
-        """Stop the background thread, if any."""
+        """Stop the background thread, if any, and save and close the state file."""
         self._stopping.set()
         self._notify()
         if self._worker is not None:
             self._worker.join(timeout=10)
             self._worker = None
+        self.store.close()
 
     def _notify(self) -> None:
         with self._changed:
@@ -218,6 +273,7 @@ class Emulator:
         request = Request(environ)
         request_id = new_id("req_", 14)
         response = self._dispatch(request, request_id)
+        self.store.save()
         response.headers["Request-Id"] = request_id
         log.info("%s %s -> %s (%s)", request.method, request.full_path.rstrip("?"),
                  response.status_code, request_id)
@@ -230,10 +286,10 @@ class Emulator:
         if path.startswith("/pay/"):
             session_id = path.removeprefix("/pay/")
             if request.method == "POST":
-                return hosted.submit(request, self.store, session_id, self.pay)
-            return hosted.show(request, self.store, session_id)
-        if path == "/static/emulator.css":
-            return hosted.stylesheet(request)
+                return hosted.submit(request, self.store, session_id, self.pay, self.business_name)
+            return hosted.show(request, self.store, session_id, self.business_name)
+        if path in hosted.ASSETS:
+            return hosted.asset(path)
         if path.startswith("/_emulator/"):
             return controls.handle(self, self._controls, request)
         return _json_error(StripeAPIError(
@@ -260,9 +316,14 @@ class Emulator:
             return _json_error(StripeAPIError(404, f"Unrecognized request URL ({method}: {path})."))
         pairs = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
         params = parse_params(pairs)
+        try:
+            version = check_version(request.headers.get("Stripe-Version") or self.store.api_version,
+                                    "Stripe-Version")
+        except StripeAPIError as error:
+            return _json_error(error)
         idempotency_key = request.headers.get("Idempotency-Key") if method == "POST" else None
         origin = Origin(request_id, idempotency_key)
-        call = api.Call(self.store, params, origin, self.public_url)
+        call = api.Call(self.store, params, origin, self.public_url, version)
         if idempotency_key is None:
             response = _execute(match.handler, call, match.args)
         else:
@@ -349,10 +410,10 @@ def _rate_limit_error() -> StripeAPIError:
              "https://stripe.com/docs/rate-limits.", code="rate_limit")
 
 
-def _json(obj: dict[str, Any], status: int = 200) -> Response:
+def _json(obj: dict[str, Any], status: int = 200, version: str = PINNED_VERSION) -> Response:
     body = json.dumps(obj, indent=2)
     return Response(body, status=status, mimetype="application/json",
-                    headers={"Stripe-Version": stripe.api_version})
+                    headers={"Stripe-Version": version})
 
 
 def _json_error(error: StripeAPIError) -> Response:
@@ -361,7 +422,7 @@ def _json_error(error: StripeAPIError) -> Response:
 
 def _execute(handler: api.Handler, call: api.Call, args: dict[str, str]) -> Response:
     try:
-        return _json(handler(call, **args))
+        return _json(handler(call, **args), version=call.version)
     except StripeAPIError as error:
         return _json_error(error)
     except Exception:  # answer like Stripe's 500 and keep the traceback in the log

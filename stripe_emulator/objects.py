@@ -20,13 +20,6 @@ def new_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def format_amount(amount: int, currency: str) -> str:
-    """Human readable amount, e.g. `19.99 USD`."""
-    if currency.lower() in ZERO_DECIMAL:
-        return f"{amount} {currency.upper()}"
-    return f"{amount // 100}.{amount % 100:02d} {currency.upper()}"
-
-
 def list_object(
     items: list[dict[str, Any]], url: str, params: dict[str, Any]
 ) -> dict[str, Any]:

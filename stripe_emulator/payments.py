@@ -10,7 +10,10 @@ from urllib.parse import urlsplit
 
 from .errors import EmulatorStateError, StripeAPIError, invalid, missing_param, no_such
 from .objects import apply_expand, list_object, new_id
-from .store import AsyncPayment, Origin, Store
+from .sdkfacts import SHIPPING_COUNTRIES
+from .store import AsyncPayment, Origin, RefundTransition, Store
+from .versions import CARD_REFUND_EVENTS
+from .versions import render as render_version
 
 MIN_EXPIRY = 30 * 60
 MAX_EXPIRY = 24 * 60 * 60
@@ -25,16 +28,32 @@ _IGNORED_CREATE_PARAMS = {
 }
 _CREATE_PARAMS = {
     "mode", "line_items", "success_url", "cancel_url", "expires_at", "metadata",
-    "client_reference_id", "customer_email", "expand",
+    "client_reference_id", "customer_email", "expand", "shipping_address_collection",
 } | _IGNORED_CREATE_PARAMS
 
-TEST_CARDS: dict[str, tuple[str, str] | None] = {
+@dataclass(frozen=True)
+class Decline:
+    """How a test card is declined: the error `code`, Stripe's `decline_code` and the shopper's message."""
+
+    code: str
+    decline_code: str
+    message: str
+
+
+# Stripe's test cards (docs.stripe.com/testing): None pays; a Decline is refused by the "bank".
+TEST_CARDS: dict[str, Decline | None] = {
     "4242424242424242": None,
-    "4000000000000002": ("card_declined", "Your card was declined."),
-    "4000000000009995": ("insufficient_funds", "Your card has insufficient funds."),
-    "4000000000000069": ("expired_card", "Your card has expired."),
-    "4000000000000127": ("incorrect_cvc", "Your card's security code is incorrect."),
+    "4000000000007726": None,  # refunds start `pending`, later `succeeded`
+    "4000000000005126": None,  # refunds start `succeeded`, later `failed` (expired_or_canceled_card)
+    "4000000000000002": Decline("card_declined", "generic_decline", "Your card was declined."),
+    "4000000000009995": Decline("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "4000000000000069": Decline("expired_card", "expired_card", "Your card has expired."),
+    "4000000000000127": Decline("incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."),
 }
+REFUND_PENDING_CARD = "4000000000007726"
+REFUND_FAILS_LATER_CARD = "4000000000005126"
+REFUND_SETTLE_SECONDS = 60.0
+"""Service-clock seconds until a test card's refund changes status ("some time later" in Stripe's docs)."""
 
 
 @dataclass(frozen=True)
@@ -82,15 +101,21 @@ def create_session(
             "The Checkout Session's total amount due must add up to at least 50 in the "
             "smallest currency unit.", None, "amount_too_small",
         )
+    shipping_collection = _shipping_address_collection(params.get("shipping_address_collection"))
     session = {
         "id": session_id,
         "object": "checkout.session",
         "amount_subtotal": total,
         "amount_total": total,
         "cancel_url": cancel_url,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
         "client_reference_id": client_reference_id,
+        "collected_information": None,
         "created": now,
         "currency": currency,
+        "custom_fields": [],
+        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
+                        "terms_of_service_acceptance": None},
         "customer_details": None,
         "customer_email": params.get("customer_email"),
         "expires_at": expires_at,
@@ -100,6 +125,8 @@ def create_session(
         "payment_intent": None,
         "payment_method_types": ["card"],
         "payment_status": "unpaid",
+        "shipping_address_collection": shipping_collection,
+        "shipping_options": [],
         "status": "open",
         "success_url": success_url,
         "url": f"{public_url.rstrip('/')}/pay/{session_id}",
@@ -108,6 +135,26 @@ def create_session(
         store.sessions[session_id] = session
         store.line_items[session_id] = items
     return session
+
+
+def _shipping_address_collection(raw: Any) -> dict[str, Any] | None:
+    """`shipping_address_collection[allowed_countries][]`: Stripe's two-letter codes, at least one."""
+    if raw is None:
+        return None
+    param = "shipping_address_collection[allowed_countries]"
+    if not isinstance(raw, dict) or "allowed_countries" not in raw:
+        raise missing_param(param)
+    countries = raw["allowed_countries"]
+    if isinstance(countries, str):
+        countries = [countries]
+    if not isinstance(countries, list) or not countries:
+        raise invalid("Invalid array", param)
+    for i, country in enumerate(countries):
+        if country not in SHIPPING_COUNTRIES:
+            raise invalid(
+                f"Invalid {param}[{i}]: must be one of {', '.join(SHIPPING_COUNTRIES)}",
+                f"{param}[{i}]", "parameter_invalid_string")
+    return {"allowed_countries": list(dict.fromkeys(countries))}
 
 
 def _url(params: dict[str, Any], name: str) -> str:
@@ -166,7 +213,7 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
         )
     if not isinstance(raw, list) or not raw:
         raise invalid("Invalid array", "line_items")
-    items = []
+    items: list[dict[str, Any]] = []
     for i, line in enumerate(raw):
         prefix = f"line_items[{i}]"
         if not isinstance(line, dict):
@@ -251,25 +298,43 @@ def session_line_items(store: Store, session_id: str, params: dict[str, Any]) ->
     return list_object(copy.deepcopy(store.line_items[session_id]), url, params)
 
 
-def render(store: Store, obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
-    """A copy of `obj` as the API shows it, with `expand[]` applied."""
-    view = copy.deepcopy(obj)
+def render(store: Store, obj: dict[str, Any], expand: list[str], version: str) -> dict[str, Any]:
+    """`obj` as the API shows it to a caller of API `version`, with `expand[]` applied."""
+    view = render_version(store.snapshot(obj), version)
     if view["object"] == "checkout.session" and view["status"] != "open":
         view["url"] = None  # Stripe only shows the hosted page URL while the session is open
+
+    def lookup(table: dict[str, dict[str, Any]], object_id: str | None) -> dict[str, Any] | None:
+        return render_version(store.snapshot(table[object_id]), version) if object_id else None
+
     resolvers = {
         ("checkout.session", "line_items"): lambda _: session_line_items(
             store, view["id"], {"limit": str(EXPANDED_LIST_LIMIT)}),
-        ("checkout.session", "payment_intent"): lambda pid: _lookup(store.payment_intents, pid),
-        ("payment_intent", "latest_charge"): lambda cid: _lookup(store.charges, cid),
-        ("charge", "payment_intent"): lambda pid: _lookup(store.payment_intents, pid),
-        ("refund", "charge"): lambda cid: _lookup(store.charges, cid),
-        ("refund", "payment_intent"): lambda pid: _lookup(store.payment_intents, pid),
+        ("checkout.session", "payment_intent"): lambda pid: lookup(store.payment_intents, pid),
+        ("payment_intent", "latest_charge"): lambda cid: lookup(store.charges, cid),
+        ("charge", "payment_intent"): lambda pid: lookup(store.payment_intents, pid),
+        ("charge", "refunds"): lambda _: charge_refunds(store, view["id"], {}, version),
+        ("refund", "charge"): lambda cid: lookup(store.charges, cid),
+        ("refund", "payment_intent"): lambda pid: lookup(store.payment_intents, pid),
     }
     return apply_expand(view, expand, resolvers)
 
 
-def _lookup(table: dict[str, dict[str, Any]], object_id: str | None) -> dict[str, Any] | None:
-    return copy.deepcopy(table[object_id]) if object_id else None
+def charge_refunds(store: Store, charge_id: str, params: dict[str, Any], version: str) -> dict[str, Any]:
+    """A page of a charge's refunds, newest first (what `expand[]=refunds` shows on a Charge)."""
+    refunds = [render_version(r, version) for r in reversed(store.refunds.values())
+               if r["charge"] == charge_id]
+    return list_object(refunds, f"/v1/charges/{charge_id}/refunds", params)
+
+
+def list_refunds(store: Store, params: dict[str, Any], version: str) -> dict[str, Any]:
+    """GET /v1/refunds: newest first, optionally only one charge's or one payment intent's."""
+    refunds = list(reversed(store.refunds.values()))
+    page_params = {k: v for k, v in params.items() if k in ("limit", "starting_after", "ending_before")}
+    for name in ("charge", "payment_intent"):
+        if name in params:
+            refunds = [r for r in refunds if r[name] == params[name]]
+    return list_object([render_version(r, version) for r in refunds], "/v1/refunds", page_params)
 
 
 def expire_session(store: Store, session_id: str, origin: Origin | None = None) -> dict[str, Any]:
@@ -282,6 +347,7 @@ def expire_session(store: Store, session_id: str, origin: Origin | None = None) 
                 f'Session has a status of "{session["status"]}".', None, "checkout_session_not_open",
             )
         session["status"] = "expired"
+        session["url"] = None
         store.emit("checkout.session.expired", session, origin)
         return session
 
@@ -300,14 +366,26 @@ def expire_due_sessions(store: Store) -> list[str]:
 # ---------------------------------------------------------------- paying
 
 
+NON_TEST_CARD = Decline("card_declined", "test_mode_live_card",
+                        "Your card was declined. Your request was in test mode, but used a non test card.")
+
+_EXPIRY = (re.compile(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*"),  # 12/30, 12 / 2030
+           re.compile(r"\s*(\d{2})(\d{2}|\d{4})\s*"))  # 1230, 122030 (typed without the slash)
+
+
+def card_digits(number: str) -> str:
+    """The card number without spaces or dashes."""
+    return re.sub(r"[\s-]", "", number)
+
+
 def check_card(number: str, expiry: str, cvc: str, now: float) -> tuple[int, str, str] | None:
-    """Validate card fields like the hosted page; return (status, code, message) on failure."""
+    """Validate card fields as Checkout does before confirming; (400, code, message) when incomplete."""
     import datetime as dt
 
-    digits = re.sub(r"[\s-]", "", number)
+    digits = card_digits(number)
     if not digits.isdigit() or not 12 <= len(digits) <= 19 or not _luhn(digits):
         return 400, "incorrect_number", "Your card number is incorrect."
-    match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", expiry)
+    match = next((m for m in (p.fullmatch(expiry) for p in _EXPIRY) if m), None)
     if not match or not 1 <= int(match.group(1)) <= 12:
         return 400, "invalid_expiry_month", "Your card's expiration date is incomplete."
     year = int(match.group(2)) % 100 + 2000
@@ -316,12 +394,6 @@ def check_card(number: str, expiry: str, cvc: str, now: float) -> tuple[int, str
         return 400, "invalid_expiry_year", "Your card's expiration year is in the past."
     if not re.fullmatch(r"\d{3,4}", cvc.strip()):
         return 400, "incomplete_cvc", "Your card's security code is incomplete."
-    if digits not in TEST_CARDS:
-        return 402, "card_declined", (
-            "Your card was declined. Your request was in test mode, but used a non test card.")
-    decline = TEST_CARDS[digits]
-    if decline is not None:
-        return 402, decline[0], decline[1]
     return None
 
 
@@ -331,6 +403,33 @@ def _luhn(digits: str) -> bool:
         d = int(ch) * (2 if i % 2 else 1)
         total += d - 9 if d > 9 else d
     return total % 10 == 0
+
+
+SHIPPING_FIELDS = ("name", "line1", "line2", "city", "state", "postal_code", "country")
+_REQUIRED_SHIPPING = {"name": "Enter the name to ship to.", "line1": "Enter the street address.",
+                      "city": "Enter the city.", "postal_code": "Enter the postal code."}
+
+
+def check_shipping(session: dict[str, Any], shipping: dict[str, str] | None
+                   ) -> tuple[tuple[int, str, str] | None, dict[str, Any] | None]:
+    """Validate a shipping address against the session's allowed countries.
+
+    Returns (problem, shipping_details): problem is (400, code, message); shipping_details is Stripe's
+    `{"name", "address": {...}}`, or None when the session collects no address.
+    """
+    collection = session.get("shipping_address_collection")
+    if not collection:
+        return None, None
+    shipping = {k: (v or "").strip() for k, v in (shipping or {}).items()}
+    for name, message in _REQUIRED_SHIPPING.items():
+        if not shipping.get(name):
+            return (400, "shipping_address_invalid", message), None
+    country = shipping.get("country", "").upper()
+    if country not in collection["allowed_countries"]:
+        return (400, "shipping_address_invalid", "We don't ship to this country."), None
+    address = {k: shipping.get(k) or None for k in ("city", "line1", "line2", "postal_code", "state")}
+    address["country"] = country
+    return None, {"address": dict(sorted(address.items())), "name": shipping["name"]}
 
 
 def open_session(store: Store, session_id: str) -> dict[str, Any]:
@@ -354,43 +453,45 @@ def pay(
     cvc: str = "123",
     delayed: str | None = None,
     async_delay: float | None = None,
+    shipping: dict[str, str] | None = None,
 ) -> PaymentResult:
-    """Pay an open session as the hosted page would; `delayed` is None, "succeed" or "fail"."""
+    """Pay an open session as the hosted page would; `delayed` is None, "succeed" or "fail".
+
+    Incomplete fields answer 400 and change nothing (Checkout checks them in the browser). A declined card
+    confirms the session's PaymentIntent, which fails (402): the session stays open and names the intent.
+    """
     with store.lock:
         session = open_session(store, session_id)
         if delayed not in (None, "succeed", "fail"):
             raise EmulatorStateError("delayed must be None, 'succeed' or 'fail'")
+        problem, shipping_details = check_shipping(session, shipping)
+        if problem:
+            return PaymentResult(*problem)
+        digits = None
         if delayed is None:
-            failure = check_card(card, expiry, cvc, store.clock.now())
-            if failure:
-                status, code, message = failure
-                return PaymentResult(status, code, message)
-        now = store.clock.timestamp()
-        intent = {
-            "id": new_id("pi_"),
-            "object": "payment_intent",
-            "amount": session["amount_total"],
-            "amount_received": 0,
-            "canceled_at": None,
-            "cancellation_reason": None,
-            "created": now,
-            "currency": session["currency"],
-            "last_payment_error": None,
-            "latest_charge": None,
-            "livemode": False,
-            "metadata": {},
-            "payment_method_types": ["card"] if delayed is None else ["us_bank_account"],
-            "status": "processing",
-        }
-        store.payment_intents[intent["id"]] = intent
-        session["payment_intent"] = intent["id"]
+            problem = check_card(card, expiry, cvc, store.clock.now())
+            if problem:
+                return PaymentResult(*problem)
+            digits = card_digits(card)
+        intent = _intent_for(store, session, ["card"] if delayed is None else ["us_bank_account"])
+        decline = TEST_CARDS.get(digits, NON_TEST_CARD) if digits is not None else None
+        if decline is not None:
+            _decline(store, session, intent, digits, decline)
+            outcome = decline.code
+            if decline.code == "card_declined" and decline.decline_code != "generic_decline":
+                outcome = decline.decline_code  # e.g. insufficient_funds
+            return PaymentResult(402, outcome, decline.message)
+        if shipping_details is not None:
+            session["collected_information"] = {"business_name": None, "individual_name": None,
+                                                 "shipping_details": shipping_details}
         session["status"] = "complete"
+        session["url"] = None  # Stripe shows the hosted page URL only while the session is open
         session["customer_details"] = {"email": session["customer_email"]}
-        store.emit("payment_intent.created", intent, None)
         if delayed is None:
-            _succeed_intent(store, intent)
+            _succeed_intent(store, session, intent, digits)
             session["payment_status"] = "paid"
         else:
+            intent["status"] = "processing"
             due = store.clock.now() + async_delay if async_delay is not None else None
             store.async_payments[session_id] = AsyncPayment(due, delayed == "succeed")
             store.emit("payment_intent.processing", intent, None)
@@ -399,27 +500,97 @@ def pay(
         return PaymentResult(303, "paid" if delayed is None else "processing", None, redirect)
 
 
-def _succeed_intent(store: Store, intent: dict[str, Any]) -> None:
+def _intent_for(store: Store, session: dict[str, Any], method_types: list[str]) -> dict[str, Any]:
+    """The session's PaymentIntent, created at the first confirmation (API 2022-08-01 and later)."""
+    if session["payment_intent"] is not None:
+        intent = store.payment_intents[session["payment_intent"]]
+        intent.update(payment_method_types=method_types, last_payment_error=None)
+        return intent
+    intent_id = new_id("pi_")
+    intent = {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": session["amount_total"],
+        "amount_capturable": 0,
+        "amount_received": 0,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic_async",
+        "client_secret": f"{intent_id}_secret_{new_id('', 25)}",
+        "confirmation_method": "automatic",
+        "created": store.clock.timestamp(),
+        "currency": session["currency"],
+        "customer": None,
+        "description": None,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "metadata": {},
+        "payment_method": None,
+        "payment_method_types": method_types,
+        "status": "requires_payment_method",
+    }
+    store.payment_intents[intent_id] = intent
+    session["payment_intent"] = intent_id
+    store.emit("payment_intent.created", intent, None)
+    return intent
+
+
+def _new_charge(store: Store, session: dict[str, Any], intent: dict[str, Any], card: str | None,
+                decline: Decline | None) -> dict[str, Any]:
+    succeeded = decline is None
     charge = {
         "id": new_id("ch_"),
         "object": "charge",
         "amount": intent["amount"],
-        "amount_captured": intent["amount"],
+        "amount_captured": intent["amount"] if succeeded else 0,
         "amount_refunded": 0,
-        "captured": True,
+        "balance_transaction": new_id("txn_") if succeeded else None,
+        "billing_details": {
+            "address": {"city": None, "country": None, "line1": None, "line2": None,
+                        "postal_code": None, "state": None},
+            "email": session["customer_email"], "name": None, "phone": None,
+        },
+        "captured": succeeded,
         "created": store.clock.timestamp(),
         "currency": intent["currency"],
+        "customer": None,
+        "description": None,
+        "disputed": False,
+        "failure_code": decline.code if decline else None,
+        "failure_message": decline.message if decline else None,
         "livemode": False,
         "metadata": {},
-        "paid": True,
+        "paid": succeeded,
         "payment_intent": intent["id"],
+        "receipt_email": None,
         "refunded": False,
-        "refunds": {"object": "list", "data": [], "has_more": False, "url": ""},
-        "status": "succeeded",
+        "status": "succeeded" if succeeded else "failed",
+        "_card": card,  # which test card paid: decides how its refunds behave
     }
-    charge["refunds"]["url"] = f"/v1/charges/{charge['id']}/refunds"
     store.charges[charge["id"]] = charge
-    intent.update(status="succeeded", latest_charge=charge["id"], amount_received=intent["amount"])
+    intent["latest_charge"] = charge["id"]
+    return charge
+
+
+def _decline(store: Store, session: dict[str, Any], intent: dict[str, Any], card: str | None,
+             decline: Decline) -> None:
+    charge = _new_charge(store, session, intent, card, decline)
+    intent.update(status="requires_payment_method", last_payment_error={
+        "charge": charge["id"],
+        "code": decline.code,
+        "decline_code": decline.decline_code,
+        "doc_url": f"https://stripe.com/docs/error-codes/{decline.code.replace('_', '-')}",
+        "message": decline.message,
+        "type": "card_error",
+    })
+    store.emit("charge.failed", charge, None)
+    store.emit("payment_intent.payment_failed", intent, None)
+
+
+def _succeed_intent(store: Store, session: dict[str, Any], intent: dict[str, Any], card: str | None) -> None:
+    charge = _new_charge(store, session, intent, card, None)
+    intent.update(status="succeeded", amount_received=intent["amount"])
     store.emit("charge.succeeded", charge, None)
     store.emit("payment_intent.succeeded", intent, None)
 
@@ -433,7 +604,7 @@ def complete_async(store: Store, session_id: str, succeed: bool | None = None) -
         session = store.sessions[session_id]
         intent = store.payment_intents[session["payment_intent"]]
         if pending.succeed if succeed is None else succeed:
-            _succeed_intent(store, intent)
+            _succeed_intent(store, session, intent, None)
             session["payment_status"] = "paid"
             store.emit("checkout.session.async_payment_succeeded", session, None)
         else:
@@ -461,7 +632,12 @@ def complete_due_async(store: Store) -> list[str]:
 
 
 def create_refund(store: Store, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
-    """Refund all or part of what remains on a charge; emit refund and charge events."""
+    """Refund all or part of what remains on a charge; emit refund and charge events.
+
+    A refund counts against the charge while `pending` or `succeeded`. Refunds of the test cards
+    4000 0000 0000 7726 (starts pending) and 5126 (succeeds, later fails) change status
+    REFUND_SETTLE_SECONDS later on the service clock (docs.stripe.com/testing, "Refunds").
+    """
     allowed = {"payment_intent", "charge", "amount", "reason", "metadata", "expand"}
     for name in params:
         if name not in allowed:
@@ -486,26 +662,73 @@ def create_refund(store: Store, params: dict[str, Any], origin: Origin) -> dict[
         reason = params.get("reason")
         if reason not in (None, "duplicate", "fraudulent", "requested_by_customer"):
             raise invalid(f"Invalid reason: {reason}", "reason", "parameter_invalid_string")
+        card = charge.get("_card")
         refund = {
             "id": new_id("re_"),
             "object": "refund",
             "amount": amount,
+            "balance_transaction": new_id("txn_"),
             "charge": charge["id"],
             "created": store.clock.timestamp(),
             "currency": charge["currency"],
             "metadata": _metadata(params.get("metadata", {})),
             "payment_intent": charge["payment_intent"],
             "reason": reason,
-            "status": "succeeded",
+            "receipt_number": None,
+            "source_transfer_reversal": None,
+            "status": "pending" if card == REFUND_PENDING_CARD else "succeeded",
+            "transfer_reversal": None,
         }
         store.refunds[refund["id"]] = refund
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-        charge["refunds"]["data"].insert(0, copy.deepcopy(refund))
-        store.emit("refund.created", refund, origin)
+        due = store.clock.now() + REFUND_SETTLE_SECONDS
+        if card == REFUND_PENDING_CARD:
+            store.refund_transitions[refund["id"]] = RefundTransition(due, "succeeded")
+        elif card == REFUND_FAILS_LATER_CARD:
+            store.refund_transitions[refund["id"]] = RefundTransition(
+                due, "failed", "expired_or_canceled_card")
+        store.emit("refund.created", refund, origin, since_version=CARD_REFUND_EVENTS)
         store.emit("charge.refunded", charge, origin)
-        store.emit("refund.updated", refund, origin)
         return refund
+
+
+def settle_refund(store: Store, refund_id: str) -> dict[str, Any]:
+    """Apply a refund's scheduled status change now and announce it; returns the refund.
+
+    Events: `charge.refund.updated` (every version), and from 2024-10-28.acacia on `refund.updated` plus
+    `refund.failed` for a failure. A failed refund no longer counts in the charge's `amount_refunded`.
+    """
+    with store.lock:
+        transition = store.refund_transitions.pop(refund_id, None)
+        if transition is None:
+            raise EmulatorStateError(f"No status change is scheduled for refund {refund_id}")
+        refund = store.refunds[refund_id]
+        previous: dict[str, Any] = {"status": refund["status"]}
+        refund["status"] = transition.status
+        if transition.status == "failed":
+            previous.update(failure_balance_transaction=None, failure_reason=None)
+            refund["failure_balance_transaction"] = new_id("txn_")
+            refund["failure_reason"] = transition.failure_reason
+            charge = store.charges[refund["charge"]]
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        store.emit("charge.refund.updated", refund, None, previous_attributes=previous)
+        store.emit("refund.updated", refund, None, since_version=CARD_REFUND_EVENTS,
+                   previous_attributes=previous)
+        if transition.status == "failed":
+            store.emit("refund.failed", refund, None, since_version=CARD_REFUND_EVENTS)
+        return refund
+
+
+def settle_due_refunds(store: Store) -> list[str]:
+    """Apply every scheduled refund status change whose time has come on the service clock."""
+    with store.lock:
+        now = store.clock.now()
+        due = [rid for rid, t in store.refund_transitions.items() if t.due_at <= now]
+        for refund_id in due:
+            settle_refund(store, refund_id)
+        return due
 
 
 def _refundable_charge(store: Store, params: dict[str, Any]) -> dict[str, Any]:
@@ -513,6 +736,9 @@ def _refundable_charge(store: Store, params: dict[str, Any]) -> dict[str, Any]:
         charge = store.charges.get(params["charge"])
         if charge is None:
             raise no_such("charge", params["charge"], "charge")
+        if charge["status"] != "succeeded":
+            raise invalid(f"Charge {charge['id']} did not succeed, so there is nothing to refund.",
+                          "charge", "charge_not_refundable")
         return charge
     if "payment_intent" in params:
         intent = store.payment_intents.get(params["payment_intent"])

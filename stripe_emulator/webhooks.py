@@ -1,4 +1,4 @@
-"""Signed webhook delivery with retries, holds and replays."""
+"""Signed webhook delivery to every subscribed endpoint, per endpoint API version, with retries."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from .store import Store
+from .store import Delivery, Store
+from .versions import event_exists_for, render_event
 
 log = logging.getLogger("stripe_emulator.webhooks")
 
@@ -44,44 +44,53 @@ def urllib_sender(url: str, body: bytes, headers: dict[str, str], timeout: float
         return int(exc.code)
 
 
-@dataclass
-class Delivery:
-    """One queued delivery of an event (attempt counts retries of this delivery)."""
-
-    event_id: str
-    due_at: float
-    attempt: int = 0
-
-
 class Deliverer:
-    """Queues events, sends them signed, retries failures on a compressed backoff schedule."""
+    """Queues each event for every subscribed endpoint, sends it signed and rendered in that endpoint's
+    API version, and retries failures on a compressed backoff schedule."""
 
-    def __init__(self, store: Store, url: str | None, secret: str, sender: Sender | None) -> None:
+    def __init__(self, store: Store, sender: Sender | None) -> None:
         self.store = store
-        self.url = url
-        self.secret = secret
         self.sender: Sender = sender or urllib_sender
         self.on_enqueue: Callable[[], None] = lambda: None
         self.reset()
 
     def reset(self) -> None:
-        """Drop queued, held and recorded deliveries."""
+        """Drop held deliveries (the store's reset drops queued ones and the attempt log)."""
         with self.store.lock:
-            self.queue: list[Delivery] = []
-            self.held: list[str] | None = None
-            self.attempts: dict[str, list[dict[str, Any]]] = {}
+            self.held: list[tuple[str, str]] | None = None
             self.in_flight = 0
 
-    def enqueue(self, event: dict[str, Any]) -> None:
-        """Queue a new event (or hold it while deliveries are held)."""
-        if self.url is None:
-            return
+    @property
+    def attempts(self) -> dict[str, list[dict[str, Any]]]:
+        """Every delivery attempt per event id."""
+        return self.store.attempts
+
+    def endpoint_version(self, endpoint: dict[str, Any]) -> str:
+        """The API version events are rendered in for `endpoint` (its own, else the account's default)."""
+        return str(endpoint.get("api_version") or self.store.api_version)
+
+    def targets(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Enabled endpoints subscribed to the event's type whose API version has that event."""
         with self.store.lock:
+            return [
+                endpoint for endpoint in self.store.webhook_endpoints.values()
+                if endpoint["status"] == "enabled"
+                and ("*" in endpoint["enabled_events"] or event["type"] in endpoint["enabled_events"])
+                and event_exists_for(event, self.endpoint_version(endpoint))
+            ]
+
+    def enqueue(self, event: dict[str, Any]) -> int:
+        """Queue a new event for its endpoints (or hold it); returns how many endpoints will get it."""
+        with self.store.lock:
+            pairs = [(event["id"], endpoint["id"]) for endpoint in self.targets(event)]
             if self.held is not None:
-                self.held.append(event["id"])
+                self.held.extend(pairs)
             else:
-                self.queue.append(Delivery(event["id"], self.store.clock.now()))
-        self.on_enqueue()
+                now = self.store.clock.now()
+                self.store.deliveries.extend(Delivery(e, w, now) for e, w in pairs)
+        if pairs:
+            self.on_enqueue()
+        return len(pairs)
 
     def hold(self) -> None:
         """Keep new events back until `release` (late / out-of-order delivery)."""
@@ -90,7 +99,7 @@ class Deliverer:
                 self.held = []
 
     def release(self, order: Order = "fifo", duplicate: int = 1) -> list[str]:
-        """Queue held events in `order`, each `duplicate` times; return the queued ids."""
+        """Queue held events in `order`, each `duplicate` times; return the queued event ids."""
         with self.store.lock:
             held, self.held = self.held or [], None
             if order == "reverse":
@@ -100,46 +109,54 @@ class Deliverer:
             elif order != "fifo":
                 raise ValueError(f"unknown order {order!r}")
             now = self.store.clock.now()
-            ids = [event_id for event_id in held for _ in range(duplicate)]
-            self.queue.extend(Delivery(event_id, now) for event_id in ids)
+            pairs = [pair for pair in held for _ in range(duplicate)]
+            self.store.deliveries.extend(Delivery(e, w, now) for e, w in pairs)
         self.on_enqueue()
-        return ids
+        return [event_id for event_id, _ in pairs]
 
     def pending(self) -> int:
         """Deliveries queued or being sent (held ones excluded)."""
         with self.store.lock:
-            return len(self.queue) + self.in_flight
+            return len(self.store.deliveries) + self.in_flight
 
     def deliver_due(self) -> list[tuple[str, int | None]]:
         """Send every delivery that is due now, once; failures are rescheduled."""
         with self.store.lock:
             now = self.store.clock.now()
-            due = [d for d in self.queue if d.due_at <= now]
-            self.queue = [d for d in self.queue if d.due_at > now]
+            due = [d for d in self.store.deliveries if d.due_at <= now]
+            self.store.deliveries = [d for d in self.store.deliveries if d.due_at > now]
             self.in_flight += len(due)
         results = []
         for delivery in due:
             try:
-                status = self._attempt(delivery.event_id, delivery.attempt + 1)
+                status = self._attempt(delivery.event_id, delivery.endpoint_id, delivery.attempt + 1)
             finally:
                 with self.store.lock:
                     self.in_flight -= 1
             results.append((delivery.event_id, status))
-            if status is None or not 200 <= status < 300:
+            if (status is None or not 200 <= status < 300) and \
+                    delivery.endpoint_id in self.store.webhook_endpoints:
                 self._reschedule(delivery)
         return results
 
     def next_due(self) -> float | None:
         """Service time at which the next queued delivery is due."""
         with self.store.lock:
-            return min((d.due_at for d in self.queue), default=None)
+            return min((d.due_at for d in self.store.deliveries), default=None)
 
     def redeliver(self, event_id: str) -> int | None:
-        """Send an event again right now (no retry on failure), like the dashboard's Resend."""
-        if event_id not in self.store.events:
-            raise KeyError(event_id)
-        attempt = len(self.attempts.get(event_id, [])) + 1
-        return self._attempt(event_id, attempt)
+        """Send an event again right now to its endpoints (no retry), like the dashboard's Resend.
+
+        Returns the last endpoint's status (None on a network error or when no endpoint takes it).
+        """
+        with self.store.lock:
+            event = self.store.events[event_id]
+            endpoints = [endpoint["id"] for endpoint in self.targets(event)]
+        status: int | None = None
+        for endpoint_id in endpoints:
+            attempt = len(self.attempts.get(event_id, [])) + 1
+            status = self._attempt(event_id, endpoint_id, attempt)
+        return status
 
     def _reschedule(self, delivery: Delivery) -> None:
         delivery.attempt += 1
@@ -149,37 +166,41 @@ class Deliverer:
         delay = BACKOFF[min(delivery.attempt - 1, len(BACKOFF) - 1)]
         with self.store.lock:
             delivery.due_at = self.store.clock.now() + delay
-            self.queue.append(delivery)
+            self.store.deliveries.append(delivery)
 
-    def _attempt(self, event_id: str, attempt: int) -> int | None:
-        """Sign and send one event; record the attempt. None means no HTTP status (error)."""
-        assert self.url is not None
+    def _attempt(self, event_id: str, endpoint_id: str, attempt: int) -> int | None:
+        """Sign and send one event to one endpoint; record the attempt. None means no HTTP status."""
         with self.store.lock:
+            endpoint = self.store.webhook_endpoints.get(endpoint_id)
+            if endpoint is None:  # deleted since the event was queued: Stripe stops sending to it
+                return None
             event = self.store.events[event_id]
-            body = json.dumps(event, indent=2).encode()
+            body = json.dumps(render_event(event, self.endpoint_version(endpoint)), indent=2).encode()
+            url, secret = endpoint["url"], endpoint["_secret"]
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-            "Stripe-Signature": sign(self.secret, body),
+            "Stripe-Signature": sign(secret, body),
         }
         status: int | None = None
         error: str | None = None
         try:
-            status = self.sender(self.url, body, headers)
+            status = self.sender(url, body, headers)
         except Exception as exc:  # a failing endpoint is data to record, not a crash
             error = f"{type(exc).__name__}: {exc}"
             log.warning("webhook %s attempt %d failed", event_id, attempt, exc_info=True)
         with self.store.lock:
-            self.attempts.setdefault(event_id, []).append({
+            self.store.attempts.setdefault(event_id, []).append({
                 "event_id": event_id,
+                "endpoint": endpoint_id,
                 "attempt": attempt,
                 "at": self.store.clock.now(),
-                "url": self.url,
+                "url": url,
                 "status": status,
                 "error": error,
             })
             if status is not None and 200 <= status < 300 and event["pending_webhooks"] > 0:
                 event["pending_webhooks"] -= 1
-        log.info("webhook %s %s attempt %d -> %s", event["type"], event_id, attempt,
+        log.info("webhook %s %s -> %s attempt %d -> %s", event["type"], event_id, endpoint_id, attempt,
                  status if status is not None else error)
         return status

@@ -7,9 +7,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# Stripe's published example objects, in ../shared beside the repository (as on every developer machine and in CI).
+STRIPE_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "stripe-fixtures" / "fixtures3-subset.json"
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """Events shaped like Stripe's own, per webhook API version, and a Stripe transport that counts calls.
 
-The objects start from Stripe's published example objects (`/work/shared/stripe-fixtures/fixtures3-subset.json`,
+The objects start from Stripe's published example objects (`../shared/stripe-fixtures/fixtures3-subset.json`,
 from stripe/openapi's fixtures3.json), deep-copied, with ids, amounts and metadata set and fields added or
 removed per API version as Stripe's changelog says:
 
@@ -23,7 +23,6 @@ import string
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,8 +30,9 @@ import stripe
 from flask.testing import FlaskClient
 
 from stripe_emulator import Emulator, EmulatorHTTPClient
+from tests.support import STRIPE_FIXTURES
 
-FIXTURES_PATH = Path("/work/shared/stripe-fixtures/fixtures3-subset.json")
+FIXTURES_PATH = STRIPE_FIXTURES
 SDK_PIN: str = stripe._api_version._ApiVersion.CURRENT  # the version the SDK pins (stripe/_api_version.py)
 VERSIONS = ("2022-11-15", "2024-10-28.acacia", SDK_PIN)
 
@@ -208,9 +208,6 @@ _ID_SEGMENT = re.compile(r"^(cs|re|pi|ch|evt|py|pyr)_[A-Za-z0-9_]+$")
 class CountingStripeClient(EmulatorHTTPClient):
     """The SDK's transport to the in-process local Stripe service, counting calls per endpoint.
 
-    `GET /v1/refunds` (list, with `charge` or `payment_intent`) is a Stripe endpoint the local service may
-    not serve yet; when it answers 404 for the route itself, the list is built from the service's own
-    refunds in Stripe's list envelope, so the shop's real SDK call is exercised either way.
     `after_refund_create`, when set, runs after Stripe made a refund and before the SDK gets the reply
     (a webhook arriving while the shop's create call is in flight).
     """
@@ -219,7 +216,6 @@ class CountingStripeClient(EmulatorHTTPClient):
         super().__init__(emulator)
         self.calls: Counter[str] = Counter()
         self.after_refund_create: Callable[[], None] | None = None
-        self.listed_from_store = 0
 
     def request(self, method: str, url: str, headers: Any, post_data: Any = None, **kwargs: Any) -> Any:
         parts = url.split("?", 1)
@@ -227,24 +223,9 @@ class CountingStripeClient(EmulatorHTTPClient):
         endpoint = f"{method.upper()} /{path}"
         self.calls[endpoint] += 1
         body, status, response_headers = super().request(method, url, headers, post_data, **kwargs)
-        if endpoint == "GET /v1/refunds" and status == 404 and b"Unrecognized request URL" in body:
-            body, status = self._list_refunds(parts[1] if len(parts) > 1 else ""), 200
-            self.listed_from_store += 1
         if endpoint == "POST /v1/refunds" and status == 200 and self.after_refund_create is not None:
             self.after_refund_create()
         return body, status, response_headers
-
-    def _list_refunds(self, query: str) -> bytes:
-        from urllib.parse import parse_qs
-
-        wanted = {k: v[0] for k, v in parse_qs(query).items() if k in ("charge", "payment_intent")}
-        with self.emulator.store.lock:
-            data = [
-                copy.deepcopy(r)
-                for r in sorted(self.emulator.store.refunds.values(), key=lambda r: r["created"], reverse=True)
-                if all(r.get(k) == v for k, v in wanted.items())
-            ]
-        return json.dumps({"object": "list", "data": data, "has_more": False, "url": "/v1/refunds"}).encode()
 
     def refund_calls(self) -> dict[str, int]:
         """Calls to Stripe's refund endpoints so far."""

@@ -1,0 +1,40 @@
+"""Closed sets the emulator validates against, read from the official SDK's generated parameter types.
+
+The SDK is generated from Stripe's OpenAPI description, so these sets are Stripe's own: API versions an
+endpoint may be pinned to, event types an endpoint may subscribe to, countries shipping can go to.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import stripe
+from stripe.params import _webhook_endpoint_create_params as _endpoint_params
+from stripe.params.checkout import _session_create_params as _session_params
+
+
+def _literals(annotation: Any) -> list[str]:
+    """Every Literal value inside an annotation (through NotRequired, List, Union...)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(value) for value in typing.get_args(annotation)]
+    found: list[str] = []
+    for arg in typing.get_args(annotation):
+        found += _literals(arg)
+    return found
+
+
+_ENDPOINT = _endpoint_params.WebhookEndpointCreateParams.__annotations__
+
+PINNED_VERSION: str = stripe.api_version
+"""The API version the installed SDK pins (stripe/_api_version.py)."""
+
+API_VERSIONS: tuple[str, ...] = tuple(_literals(_ENDPOINT["api_version"]))
+"""Every API version Stripe accepts for a webhook endpoint, oldest first."""
+
+EVENT_TYPES: frozenset[str] = frozenset(_literals(_ENDPOINT["enabled_events"]))
+"""Every event type a webhook endpoint may subscribe to (`*` included)."""
+
+SHIPPING_COUNTRIES: tuple[str, ...] = tuple(_literals(
+    _session_params.SessionCreateParamsShippingAddressCollection.__annotations__["allowed_countries"]))
+"""Two-letter country codes Checkout can collect a shipping address for."""

@@ -1,0 +1,311 @@
+"""Check what the local Stripe service returns against sources we did not write.
+
+(a) The official SDK's generated classes for the version it pins (stripe/checkout/_session.py and siblings,
+    "File generated from our OpenAPI spec"): no field the class lacks, every non-Optional field present, values
+    of the declared type, enum values within the class's Literal values; nested classes and lists too.
+(b) Stripe's published example objects (../shared/stripe-fixtures/fixtures3-subset.json): for every field we
+    fill that the example also has, the same kind of value and nesting, and ids with the same prefix.
+
+`python -m tests.emulator.contract` runs a full checkout/refund/endpoint lifecycle against an in-process
+service and prints the coverage table (fields filled / fields in the class) per object.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+import sys
+import time
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import stripe
+import stripe.checkout
+from stripe._error_object import ErrorObject
+from stripe._list_object import ListObject
+from stripe._stripe_object import StripeObject, UntypedStripeObject
+from werkzeug.test import Client
+
+from stripe_emulator import Clock, Emulator
+from tests.support import STRIPE_FIXTURES
+
+FIXTURES = STRIPE_FIXTURES
+
+CLASSES: dict[str, type[StripeObject]] = {
+    "checkout.session": stripe.checkout.Session,
+    "item": stripe.LineItem,
+    "payment_intent": stripe.PaymentIntent,
+    "charge": stripe.Charge,
+    "refund": stripe.Refund,
+    "event": stripe.Event,
+    "webhook_endpoint": stripe.WebhookEndpoint,
+    "list": ListObject,
+    "error": ErrorObject,
+}
+
+_NAMESPACES: dict[str, dict[str, Any]] = {}
+
+
+def _namespace(module_name: str) -> dict[str, Any]:
+    """The module's globals plus the names it imports only under TYPE_CHECKING (forward references)."""
+    if module_name not in _NAMESPACES:
+        module = sys.modules[module_name]
+        namespace = dict(vars(stripe._stripe_object))
+        namespace.update(vars(module))
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                exec(compile(ast.Module(body=node.body, type_ignores=[]), str(module.__file__), "exec"), namespace)
+        _NAMESPACES[module_name] = namespace
+    return _NAMESPACES[module_name]
+
+
+def fields(cls: type) -> dict[str, Any]:
+    """The public fields a generated SDK class declares, with their resolved types."""
+    hints = typing.get_type_hints(cls, globalns=_namespace(cls.__module__), localns=dict(vars(cls)))
+    declared = {name: hint for name, hint in hints.items()
+                if not name.startswith("_") and typing.get_origin(hint) is not typing.ClassVar}
+    object_name = getattr(cls, "OBJECT_NAME", None)
+    if "object" not in declared and isinstance(object_name, str):
+        declared["object"] = typing.Literal[object_name]  # e.g. ListObject declares it only as OBJECT_NAME
+    return declared
+
+
+def _optional(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _literals(hint: Any) -> list[Any]:
+    if typing.get_origin(hint) is typing.Literal:
+        return list(typing.get_args(hint))
+    return [v for arg in typing.get_args(hint) if typing.get_origin(arg) is typing.Literal
+            for v in typing.get_args(arg)]
+
+
+def check_object(value: Any, cls: type, path: str) -> list[str]:
+    """Problems of one JSON object against an SDK class (recursively)."""
+    if not isinstance(value, dict):
+        return [f"{path}: expected an object, got {type(value).__name__}"]
+    if cls in (UntypedStripeObject, StripeObject):
+        kind = value.get("object")
+        return check_object(value, CLASSES[kind], path) if kind in CLASSES else []
+    declared = fields(cls)
+    problems = [f"{path}.{key}: not a field of {cls.__qualname__}" for key in value if key not in declared]
+    deleted_stub = value.get("deleted") is True
+    problems += [f"{path}.{key}: required by {cls.__qualname__} but missing"
+                 for key, hint in declared.items()
+                 if not _optional(hint) and key not in value and not deleted_stub]
+    for key, item in value.items():
+        if key in declared:
+            problems += check_value(item, declared[key], f"{path}.{key}")
+    return problems
+
+
+def check_value(value: Any, hint: Any, path: str) -> list[str]:
+    """Problems of one JSON value against a type annotation."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return []
+    if value is None:
+        return [] if _optional(hint) else [f"{path}: null but not Optional"]
+    if origin is typing.Union:
+        literals = _literals(hint)
+        # The SDK types an enum as Union[Literal[...], str] (forward compatible); we hold values to the literals.
+        if literals and isinstance(value, str) and value not in literals:
+            return [f"{path}: {value!r} is not one of the class's values {literals}"]
+        attempts = [check_value(value, arg, path) for arg in args if arg is not type(None)]
+        return [] if any(not a for a in attempts) else min(attempts, key=len)
+    if origin is typing.Literal:
+        return [] if value in args else [f"{path}: {value!r} not in {list(args)}"]
+    if hint is bool:
+        return [] if isinstance(value, bool) else [f"{path}: expected bool"]
+    if hint is int:
+        return [] if isinstance(value, int) and not isinstance(value, bool) else [f"{path}: expected int"]
+    if hint is float:
+        return [] if isinstance(value, int | float) else [f"{path}: expected number"]
+    if hint is str:
+        return [] if isinstance(value, str) else [f"{path}: expected string"]
+    if origin in (list, typing.List):  # noqa: UP006 - the SDK annotates with typing.List
+        if not isinstance(value, list):
+            return [f"{path}: expected a list"]
+        return [p for i, item in enumerate(value) for p in check_value(item, args[0], f"{path}[{i}]")]
+    if origin in (dict, typing.Dict):  # noqa: UP006
+        return [] if isinstance(value, dict) else [f"{path}: expected a map"]
+    cls = origin or hint
+    if inspect.isclass(cls) and issubclass(cls, ListObject):
+        problems = check_object(value, ListObject, path)
+        item_cls = args[0] if args else UntypedStripeObject
+        return problems + [p for i, item in enumerate(value.get("data", []))
+                           for p in check_object(item, item_cls, f"{path}.data[{i}]")]
+    if inspect.isclass(cls) and issubclass(cls, StripeObject):
+        return check_object(value, cls, path)
+    return []
+
+
+_ID = re.compile(r"^([a-z]+_(?:test_|tmp_)?)[A-Za-z0-9]{8,}$")
+
+
+def compare_fixture(ours: Any, example: Any, path: str) -> list[str]:
+    """Same kind of value and nesting as Stripe's example for the fields both fill; ids with its prefix."""
+    if ours is None or example is None:
+        return []
+    if isinstance(example, dict) != isinstance(ours, dict) or isinstance(example, list) != isinstance(ours, list):
+        return [f"{path}: {type(ours).__name__} where Stripe's example has {type(example).__name__}"]
+    if isinstance(ours, dict):
+        if ours.get("object") != example.get("object"):
+            return []  # e.g. an event's data.object: compared as its own kind elsewhere
+        return [p for key in ours.keys() & example.keys()
+                for p in compare_fixture(ours[key], example[key], f"{path}.{key}")]
+    if isinstance(ours, list):
+        return [p for item in ours[:1] for sample in example[:1] for p in compare_fixture(item, sample, f"{path}[0]")]
+    if isinstance(example, str) and isinstance(ours, str):
+        theirs, mine = _ID.match(example), _ID.match(ours)
+        if theirs and not (mine and mine.group(1).split("_")[0] == theirs.group(1).split("_")[0]):
+            return [f"{path}: id {ours!r} lacks Stripe's prefix {theirs.group(1)!r}"]
+    elif type(example) is not type(ours) and not {type(example), type(ours)} <= {int, float}:
+        return [f"{path}: {type(ours).__name__} where Stripe's example has {type(example).__name__}"]
+    return []
+
+
+def fixtures() -> dict[str, dict[str, Any]]:
+    """Stripe's example objects by object name."""
+    return dict(json.loads(FIXTURES.read_text())["resources"])
+
+
+# ---------------------------------------------------------------- a lifecycle that returns every object
+
+
+OLDER_VERSIONS = ("2022-11-15", "2024-10-28.acacia")
+
+
+def collect_samples(older: dict[str, list[dict[str, Any]]] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(kind, JSON) for every object the service returns or sends during checkout, declines, refunds,
+    webhook endpoints and errors, rendered at the SDK's pinned version.
+
+    Events delivered to endpoints of OLDER_VERSIONS are put in `older` by version (for the fixture check:
+    the SDK's classes describe only its pinned version)."""
+    received: list[tuple[str, bytes]] = []
+
+    def sender(url: str, body: bytes, headers: dict[str, str]) -> int:
+        received.append((url, body))
+        return 200
+
+    emu = Emulator(clock=Clock(start=float(int(time.time()))), sender=sender)
+    web = Client(emu.wsgi_app)
+    headers = {"Authorization": "Bearer sk_test_contract", "Stripe-Version": stripe.api_version}
+
+    def call(method: str, path: str, data: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        response = web.open(path, method=method, data=data, headers=headers)
+        return response.status_code, json.loads(response.get_data())
+
+    _, endpoint = call("POST", "/v1/webhook_endpoints", {
+        "url": "https://shop.test/webhook/", "enabled_events[]": "*", "api_version": stripe.api_version,
+        "description": "contract"})
+    yield "webhook_endpoint", endpoint
+    for version in OLDER_VERSIONS:
+        call("POST", "/v1/webhook_endpoints", {"url": f"https://old.test/{version}", "enabled_events[]": "*",
+                                               "api_version": version})
+    session_form = {
+        "mode": "payment", "success_url": "https://shop.test/ok?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": "https://shop.test/cart", "client_reference_id": "order-1", "customer_email": "a@b.test",
+        "metadata[order_id]": "1", "shipping_address_collection[allowed_countries][]": ["US", "GB"],
+        "line_items[0][quantity]": "2", "line_items[0][price_data][currency]": "usd",
+        "line_items[0][price_data][unit_amount]": "1999", "line_items[0][price_data][product_data][name]": "Mug",
+    }
+    _, session = call("POST", "/v1/checkout/sessions", session_form)
+    yield "checkout.session", session
+    yield "list", call("GET", f"/v1/checkout/sessions/{session['id']}/line_items")[1]
+    for item in call("GET", f"/v1/checkout/sessions/{session['id']}/line_items")[1]["data"]:
+        yield "item", item
+    address = {"name": "Ann Lee", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
+               "state": "IL", "country": "US"}
+    emu.pay(session["id"], card="4000000000000002", shipping=address)  # declined first
+    yield "payment_intent", call("GET", f"/v1/checkout/sessions/{session['id']}?expand[]=payment_intent")[1][
+        "payment_intent"]
+    emu.pay(session["id"], card="4000000000005126", shipping=address)
+    _, paid = call("GET", f"/v1/checkout/sessions/{session['id']}?expand[]=line_items")
+    yield "checkout.session", paid
+    _, intent = call("GET", f"/v1/payment_intents/{paid['payment_intent']}")
+    yield "payment_intent", intent
+    yield "charge", call("GET", f"/v1/charges/{intent['latest_charge']}")[1]
+    _, refund = call("POST", "/v1/refunds", {"payment_intent": intent["id"], "amount": "999",
+                                             "reason": "requested_by_customer", "metadata[order_id]": "1"})
+    yield "refund", refund
+    emu.settle_refund(refund["id"])
+    yield "refund", call("GET", f"/v1/refunds/{refund['id']}")[1]
+    yield "charge", call("GET", f"/v1/charges/{intent['latest_charge']}?expand[]=refunds")[1]
+    yield "list", call("GET", f"/v1/refunds?charge={intent['latest_charge']}")[1]
+    expiring = call("POST", "/v1/checkout/sessions", {**session_form, "client_reference_id": "order-2"})[1]
+    yield "checkout.session", call("POST", f"/v1/checkout/sessions/{expiring['id']}/expire")[1]
+    _, events = call("GET", "/v1/events?limit=100")
+    yield "list", events
+    for event in events["data"]:
+        yield "event", event
+    emu.deliver_pending()
+    for url, body in received:
+        event = json.loads(body)
+        if url == endpoint["url"]:
+            yield "event", event
+        elif older is not None:
+            older.setdefault(event["api_version"], []).append(event)
+    yield "list", call("GET", "/v1/webhook_endpoints")[1]
+    yield "webhook_endpoint", call("POST", f"/v1/webhook_endpoints/{endpoint['id']}",
+                                   {"enabled_events[]": ["refund.created", "charge.refunded"]})[1]
+    yield "webhook_endpoint", call("GET", f"/v1/webhook_endpoints/{endpoint['id']}")[1]
+    yield "webhook_endpoint", call("DELETE", f"/v1/webhook_endpoints/{endpoint['id']}")[1]
+    for path in ("/v1/checkout/sessions/cs_test_missing", "/v1/refunds/re_missing"):
+        yield "error", call("GET", path)[1]["error"]
+    yield "error", call("POST", "/v1/refunds", {"payment_intent": intent["id"], "amount": "999999"})[1]["error"]
+    yield "error", call("POST", "/v1/webhook_endpoints", {"url": "https://x.test/", "enabled_events[]": "nope"}
+                        )[1]["error"]
+    emu.close()
+
+
+def _flatten(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The object and every object nested in it (expanded fields, list data, event data.object)."""
+    found = [obj]
+    for value in obj.values():
+        children = value if isinstance(value, list) else [value]
+        if isinstance(value, dict) and isinstance(value.get("data"), list):
+            children = value["data"]
+        elif isinstance(value, dict) and isinstance(value.get("object"), dict):
+            children = [value["object"]]
+        for child in children:
+            if isinstance(child, dict) and child.get("object") in CLASSES and child.get("object") != "list":
+                found += _flatten(child)
+    return found
+
+
+def coverage(samples: list[tuple[str, dict[str, Any]]]) -> dict[str, tuple[int, int, int]]:
+    """Per kind: (fields present in some sample, of which non-null in some sample, fields in the class)."""
+    present: dict[str, set[str]] = {}
+    filled: dict[str, set[str]] = {}
+    for kind, obj in samples:
+        for nested in _flatten(obj) if kind != "error" else [obj]:
+            name = nested.get("object", kind) if kind != "error" else "error"
+            present.setdefault(name, set()).update(nested)
+            filled.setdefault(name, set()).update(k for k, v in nested.items() if v is not None)
+    return {kind: (len(present[kind]), len(filled[kind]), len(fields(CLASSES[kind])))
+            for kind in CLASSES if kind in present}
+
+
+def main() -> None:
+    """Print every problem (if any) and the coverage table."""
+    samples = list(collect_samples())
+    examples = fixtures()
+    problems = [p for kind, obj in samples for p in check_object(obj, CLASSES[kind], kind)]
+    problems += [p for kind, obj in samples if kind in examples
+                 for p in compare_fixture(obj, examples[kind], f"{kind}(example)")]
+    print(f"Contract of the local Stripe service at API {stripe.api_version} "
+          f"(stripe-python {stripe.VERSION}): {len(samples)} objects checked, {len(problems)} problems")
+    for problem in problems:
+        print("  PROBLEM", problem)
+    print(f"{'object':<18} {'fields present':>15} {'non-null':>9} {'in SDK class':>13}")
+    for kind, (shown, non_null, total) in coverage(samples).items():
+        print(f"{kind:<18} {shown:>15} {non_null:>9} {total:>13}")
+
+
+if __name__ == "__main__":
+    main()
