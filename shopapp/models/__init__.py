@@ -9,6 +9,7 @@ from shopapp.models.order import (
     OrderStatus,
     Refund,
 )
+from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import PaymentEvent
 from shopapp.models.product import Product
 from shopapp.models.user import User
@@ -16,10 +17,13 @@ from shopapp.models.user import User
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "FINAL_STATUSES",
+    "MailKind",
+    "MailStatus",
     "Order",
     "OrderEvent",
     "OrderItem",
     "OrderStatus",
+    "OutboxMessage",
     "PaymentEvent",
     "Product",
     "Refund",

@@ -23,7 +23,7 @@ from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
 from shopapp.models import Order, OrderStatus, User
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
-from shopapp.services import stock
+from shopapp.services import outbox, stock
 from shopapp.services.catalog import Cart
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
@@ -385,6 +385,7 @@ def apply_session(
         if not won:
             return Outcome.NOOP, order.id
         # Side effects belong to the single winner.
+        outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
         if not stock.consume(session, order):
             # Never oversell: the order records the payment, is flagged, and a full refund is queued
             # (sent to Stripe by the caller once this transaction has committed).

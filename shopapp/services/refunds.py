@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
 from shopapp.models import Order, OrderStatus, Refund
 from shopapp.services import orders as order_rules
+from shopapp.services import outbox
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
@@ -323,6 +324,8 @@ def _record_refund(session: Session, order: Order, obj: Mapping[str, Any], actor
             note=f"Refund {stripe_id} of {format_money(amount, order.currency)} made outside the shop",
         )
         session.flush()
+        if status == "succeeded":
+            outbox.enqueue_refund_notice(row)  # same transaction; one notice per refund
         return
     if row.status == status:
         return
@@ -331,6 +334,8 @@ def _record_refund(session: Session, order: Order, obj: Mapping[str, Any], actor
         order_rules.flag_for_review(session, order, f"refund {stripe_id} {status} after it had succeeded", actor=actor)
     row.status = status
     session.flush()
+    if status == "succeeded":
+        outbox.enqueue_refund_notice(row)  # same transaction; one notice per refund
 
 
 def _settle(session: Session, order: Order, actor: str, stripe_refunded: int | None) -> str:

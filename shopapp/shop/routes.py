@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -89,3 +89,18 @@ def cancel_order(order_id: int) -> Response | tuple[str, int]:
     else:
         flash(f"Order #{order_id} can no longer be canceled.", "warning")
     return redirect(url_for("shop.index"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The shopper's order page (issue 15): linked from "My orders", the success page and every email.
+
+
+@bp.get("/orders/<int(max=2147483647):order_id>")
+@login_required
+def order_page(order_id: int) -> tuple[str, int]:
+    """One of the shopper's orders: items, totals, status history and refunds; anyone else's is a 404."""
+    order = orders.get_order_for_user(order_id, current_user.id)
+    if order is None:
+        log.warning("Order page refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
+        abort(404)
+    return render_template("shop/order.html", order=order, history=orders.status_history(order)), 200
