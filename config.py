@@ -169,7 +169,9 @@ class TestingConfig(Config):
     ARGON2_MEMORY_KIB = 1024
     SERVER_NAME = "shop.test"
     SHOP_BASE_URL = "http://shop.test"
-    # Tests start a real SMTP server per test (tests/mailbox.py) and set MAIL_PORT to it.
+    # Mail tests start a real SMTP server per test (tests/mail/mailbox.py) and set MAIL_PORT to it; elsewhere
+    # port 1, where nothing listens, so no test ever mails a server it did not start (messages stay pending).
+    MAIL_PORT = 1
     MAIL_TIMEOUT_SECONDS = 5.0
 
 

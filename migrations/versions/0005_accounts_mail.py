@@ -45,7 +45,7 @@ def _normalize_existing_emails():
     clashes = {key: rows for key, rows in groups.items() if len(rows) > 1}
     if clashes:
         lines = [
-            f"  {key}: " + ", ".join(f"user {user_id} ({email!r})" for user_id, email in rows)
+            f"  {key}: " + ", ".join(f"user {user_id} ({ascii(email)})" for user_id, email in rows)
             for key, rows in sorted(clashes.items())
         ]
         raise RuntimeError(

@@ -4,7 +4,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, Field, PasswordField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, ValidationError
 
 from shopapp.services import passwords
 from shopapp.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -37,7 +37,7 @@ class SignupForm(FlaskForm):
     )
     password = PasswordField(
         "Password",
-        validators=[DataRequired(message="Please choose a password."), new_password_rules],
+        validators=[InputRequired(message="Please choose a password."), new_password_rules],
         description=NEW_PASSWORD_HELP,
     )
     confirm = PasswordField(
@@ -67,7 +67,7 @@ class ChangePasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
     new_password = PasswordField(
         "New password",
-        validators=[DataRequired(message="Please choose a new password."), new_password_rules],
+        validators=[InputRequired(message="Please choose a new password."), new_password_rules],
         description=NEW_PASSWORD_HELP + " Your other signed-in devices will be logged out.",
     )
     confirm = PasswordField(
@@ -89,7 +89,7 @@ class ResetPasswordForm(FlaskForm):
 
     password = PasswordField(
         "New password",
-        validators=[DataRequired(message="Please choose a new password."), new_password_rules],
+        validators=[InputRequired(message="Please choose a new password."), new_password_rules],
         description=NEW_PASSWORD_HELP + " Every device signed in to your account will be logged out.",
     )
     confirm = PasswordField(

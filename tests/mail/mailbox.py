@@ -45,6 +45,7 @@ class Mailbox:
 
     def wait_for(self, count: int, what: str, address: str | None = None) -> list[devmail.StoredMail]:
         """Wait until at least `count` messages (to `address`, if given) have arrived; returns them."""
+
         def arrived() -> list[devmail.StoredMail]:
             found = self.to(address) if address else self.messages()
             return found if len(found) >= count else []
