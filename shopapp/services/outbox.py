@@ -71,8 +71,10 @@ def _queue(
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
     )
-    inserted = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: the driver's rowcount for INSERT ... ON CONFLICT is not reliable on PostgreSQL.
+    inserted = session.execute(statement).scalar() is not None
     if inserted:
         session.info.setdefault(_QUEUED, []).append(key)
     return inserted

@@ -7,7 +7,7 @@ import threading
 import unicodedata
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, event, select, text
 
 from shopapp import create_app
 from shopapp.extensions import db
@@ -70,16 +70,32 @@ def test_simultaneous_signups_make_one_account_and_a_clear_409(app):
 
 
 def test_lost_race_at_the_unique_constraint_is_a_409_not_a_500(app, client):
-    # The moment PostgreSQL's read-committed check passes for both: the row appears between check and insert.
-    # Made deterministic here by inserting behind the service's back, then signing up through the form.
-    db.session.execute(
-        text(
-            "INSERT INTO users (email, password_hash, is_staff, session_token, created_at) "
-            "VALUES ('late@example.com', 'x', false, 'tok-late', CURRENT_TIMESTAMP)"
-        )
+    """PostgreSQL (READ COMMITTED): both sign-ups' "is the address free?" checks can pass, and the later INSERT
+    meets the unique constraint. Made deterministic: another connection commits the same address just before
+    the service's INSERT runs. (SQLite cannot get here: the write lock is taken at BEGIN, before the check.)"""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises sign-ups at BEGIN IMMEDIATE; the constraint race exists on PostgreSQL")
+    rival_insert = text(
+        "INSERT INTO users (email, password_hash, is_staff, session_token, created_at) "
+        "VALUES ('late@example.com', 'x', false, 'tok-late', CURRENT_TIMESTAMP)"
     )
-    db.session.commit()
-    assert signup(client, "LATE@example.com").status_code == 409
+    fired: list[bool] = []
+
+    def rival_commits_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO USERS") and not fired:
+            fired.append(True)
+            with db.engine.connect() as other:  # its own connection and transaction
+                other.execute(rival_insert)
+                other.commit()
+
+    event.listen(db.engine, "before_cursor_execute", rival_commits_first)
+    try:
+        response = signup(client, "LATE@example.com")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", rival_commits_first)
+    assert fired and response.status_code == 409
+    assert "An account with this email already exists" in response.get_data(as_text=True)
+    assert fresh().scalar(select(db.func.count()).select_from(User)) == 1
 
 
 @pytest.mark.parametrize(
