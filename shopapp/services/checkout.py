@@ -58,10 +58,15 @@ class OrderNotFound(LookupError):
 
 @dataclass(frozen=True)
 class CheckoutUrls:
-    """Where Stripe sends the shopper back; success_url must contain {CHECKOUT_SESSION_ID}."""
+    """Where Stripe sends the shopper back; success_url must contain {CHECKOUT_SESSION_ID}. A "{ORDER_ID}" in
+    cancel_url is replaced by the order's id (Stripe offers no session placeholder there), so the page the
+    shopper returns to can close exactly that checkout."""
 
     success_url: str
     cancel_url: str
+
+
+ORDER_ID_PLACEHOLDER = "{ORDER_ID}"
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def _session_params(order: Order, email: str, urls: CheckoutUrls) -> dict[str, A
             for item in order.items
         ],
         "success_url": urls.success_url,
-        "cancel_url": urls.cancel_url,
+        "cancel_url": urls.cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
         "client_reference_id": str(order.id),
         "metadata": {"order_id": str(order.id), "attempt": str(order.checkout_attempt)},
         "customer_email": email,

@@ -47,12 +47,13 @@ def _queue(
     *,
     key: str,
     kind: MailKind,
-    recipient: str,
+    recipient: Any,
     user_id: int | None = None,
     order_id: int | None = None,
     context: dict[str, Any] | None = None,
 ) -> bool:
-    """Insert one outbox row unless its dedupe_key exists; True when this call inserted it."""
+    """Insert one outbox row unless its dedupe_key exists; True when this call inserted it. `recipient` is an
+    address, or a scalar subquery giving it (one statement instead of a read and a write)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
@@ -85,14 +86,14 @@ def _session_of(obj: object) -> Session:
     return session if session is not None else db.session()
 
 
+def _email_of(user_id: int) -> Any:
+    return select(User.email).where(User.id == user_id).scalar_subquery()
+
+
 def enqueue_order_receipt(order: Order) -> None:
     """Queue the receipt of an order that just became PAID (one per order, whatever repeats)."""
-    session = _session_of(order)
-    user = session.get(User, order.user_id)
-    if user is None:
-        return
-    _queue(session, key=f"order-{order.id}-receipt", kind=MailKind.ORDER_RECEIPT, recipient=user.email,
-           user_id=user.id, order_id=order.id)
+    _queue(_session_of(order), key=f"order-{order.id}-receipt", kind=MailKind.ORDER_RECEIPT,
+           recipient=_email_of(order.user_id), user_id=order.user_id, order_id=order.id)
 
 
 def enqueue_refund_notice(refund: Refund) -> None:

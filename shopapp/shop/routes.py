@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -28,6 +28,8 @@ def _render_shop(*, error: str | None = None, status: int = 200, selection: dict
     # 0 for a visitor (no orders to show); a shopper's page number, bounded like the orders query's.
     page = min(max(1, request.args.get("page", default=1, type=int)), orders.MAX_PAGE) if user.is_authenticated else 0
     notice = CANCELED_NOTICE if request.args.get("checkout") == "canceled" else None
+    if not selection and SELECTION_KEY in session:  # the quantities of a checkout the shopper came back from
+        selection = session.pop(SELECTION_KEY)
     return page_cache.shop_page(user, page, notice=notice, error=error, selection=selection or {}), status
 
 
@@ -55,7 +57,8 @@ def buy() -> Response | tuple[str, int]:
             cart,
             checkout.CheckoutUrls(
                 success_url=url_for("payments.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-                cancel_url=url_for("shop.index", checkout="canceled", _external=True),
+                cancel_url=url_for("shop.checkout_canceled", _external=True)
+                + f"?order={checkout.ORDER_ID_PLACEHOLDER}",
             ),
             checkout.SessionTTL(
                 default=current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
@@ -104,3 +107,36 @@ def order_page(order_id: int) -> tuple[str, int]:
         log.warning("Order page refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
         abort(404)
     return render_template("shop/order.html", order=order, history=orders.status_history(order)), 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Coming back from the payment page with "Cancel" (Stripe's cancel_url) (issue 15).
+
+# The session key holding quantities to show again on the next shop page ({"qty-<id>": "<n>"}).
+SELECTION_KEY = "shop_selection"
+
+
+@bp.get("/checkout/canceled")
+@login_required
+def checkout_canceled() -> Response:
+    """The shopper pressed Cancel on the payment page: close that checkout (expired at Stripe so it can no
+    longer be paid, order CANCELED, held stock released, via the one cancel service) and show the shop with
+    the same quantities, ready to buy again. Safe to repeat: a closed order is left as it is."""
+    order_id = request.args.get("order", type=int)
+    order = orders.get_order_for_user(order_id, current_user.id) if order_id and order_id < 2**31 else None
+    if order is None:
+        flash("Payment canceled: nothing was charged.", "info")
+        return redirect(url_for("shop.index"))
+    selection = {f"qty-{item.product_id}": str(item.quantity) for item in order.items}
+    try:
+        outcome = checkout.cancel_order(current_user.id, order.id)
+    except checkout.CheckoutError:
+        flash("Payment canceled: nothing was charged. The payment page closes by itself shortly.", "info")
+        outcome = None
+    if outcome == checkout.Outcome.PAID:
+        flash(f"Order #{order.id} had already been paid, so it was not canceled.", "warning")
+        return redirect(url_for("shop.order_page", order_id=order.id))
+    if outcome is not None:
+        flash("Payment canceled: nothing was charged. Your selection is below, ready when you are.", "info")
+    session[SELECTION_KEY] = selection
+    return redirect(url_for("shop.index"))
