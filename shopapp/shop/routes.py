@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
@@ -28,8 +29,9 @@ def _render_shop(*, error: str | None = None, status: int = 200, selection: dict
     # 0 for a visitor (no orders to show); a shopper's page number, bounded like the orders query's.
     page = min(max(1, request.args.get("page", default=1, type=int)), orders.MAX_PAGE) if user.is_authenticated else 0
     notice = CANCELED_NOTICE if request.args.get("checkout") == "canceled" else None
-    if not selection and SELECTION_KEY in session:  # the quantities of a checkout the shopper came back from
+    if not selection and SELECTION_KEY in session:  # quantities from a refused or canceled checkout
         selection = session.pop(SELECTION_KEY)
+        error = error or session.pop(ERROR_KEY, None)
     return page_cache.shop_page(user, page, notice=notice, error=error, selection=selection or {}), status
 
 
@@ -65,11 +67,11 @@ def buy() -> Response | tuple[str, int]:
                 with_stock=current_app.config["CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK"],
             ),
         )
-    except (catalog.SelectionError, stock.OutOfStock) as error:
-        return _render_shop(error=str(error), status=400, selection=selection)
-    except checkout.CheckoutError as error:
-        response = _render_shop(error=str(error), status=503, selection=selection)
-        return response
+    except (catalog.SelectionError, stock.OutOfStock, checkout.CheckoutError) as error:
+        # Back to the shop page (303), not a page rendered at POST /checkout that a refresh would resubmit:
+        # the message and the shopper's quantities are shown there once (issue 15).
+        log.info("Checkout refused for user %s: %s", current_user.id, error)
+        return _back_to_shop(str(error), selection)
     return redirect(started.url, code=303)
 
 
@@ -112,8 +114,19 @@ def order_page(order_id: int) -> tuple[str, int]:
 # ---------------------------------------------------------------------------------------------
 # Coming back from the payment page with "Cancel" (Stripe's cancel_url) (issue 15).
 
-# The session key holding quantities to show again on the next shop page ({"qty-<id>": "<n>"}).
+# Session keys holding quantities ({"qty-<id>": "<n>"}) and a checkout error to show once on the next shop page.
 SELECTION_KEY = "shop_selection"
+ERROR_KEY = "shop_error"
+_SELECTION_FIELD = re.compile(r"qty-\d{1,10}")
+
+
+def _back_to_shop(error: str, selection: dict[str, str]) -> Response:
+    """303 to the shop page, which shows `error` beside the Buy form and the quantities as they were typed.
+    Only quantity fields of a sane size are kept: the session is a cookie and must stay small."""
+    kept = {k: v[:12] for k, v in list(selection.items())[:50] if _SELECTION_FIELD.fullmatch(k)}
+    session[SELECTION_KEY] = kept or {"qty-0": "0"}  # non-empty, so the error is shown even without fields
+    session[ERROR_KEY] = error[:500]
+    return redirect(url_for("shop.index"), code=303)
 
 
 @bp.get("/checkout/canceled")
