@@ -56,12 +56,6 @@ def check_new_password(password: str, *, email: str | None = None) -> None:
         raise PasswordRejected("That password follows a pattern that is easy to guess. Please pick another.")
 
 
-def strength_hint(password: str) -> str:
-    """A short wording of zxcvbn's estimate (0-4) for the sign-up page."""
-    score = zxcvbn(password[:_ZXCVBN_MAX_LENGTH])["score"]
-    return ["Very weak", "Weak", "Fair", "Good", "Strong"][score]
-
-
 # ---------------------------------------------------------------------------------------------
 # Reset tokens. A token names the user and a fingerprint of the password hash at the time it was made.
 # Argon2 hashes are salted, so ANY password change (including the reset itself) changes the hash and
