@@ -114,7 +114,7 @@ class Config:
     MAIL_TIMEOUT_SECONDS = float(_env("MAIL_TIMEOUT_SECONDS", "10") or 10)
     # Retry backoff for undelivered messages: first retry after this many seconds, doubling up to the cap.
     MAIL_RETRY_BASE_SECONDS = _env_int("MAIL_RETRY_BASE_SECONDS", 60)
-    MAIL_RETRY_MAX_SECONDS = _env_int("MAIL_RETRY_MAX_SECONDS", 6 * 3600)
+    MAIL_RETRY_MAX_SECONDS = _env_int("MAIL_RETRY_MAX_SECONDS", 3600)
     # A message claimed by a sender that died is offered again after this many seconds.
     MAIL_CLAIM_TIMEOUT_SECONDS = _env_int("MAIL_CLAIM_TIMEOUT_SECONDS", 300)
     # Where the development SMTP server stores messages (read by `flask mail list/show`).
