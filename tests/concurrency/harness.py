@@ -175,6 +175,7 @@ class Stack:
     # The real SMTP server (python -m shopapp.devmail) the shop's workers send to, and where it keeps mail.
     smtp: Service | None = None
     mail_dir: Path | None = None
+    mail_port: int | None = None
 
     @property
     def kind(self) -> str:
@@ -305,6 +306,7 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
         create_engine(database_url, pool_pre_ping=True),
         smtp=smtp,
         mail_dir=mail_dir,
+        mail_port=smtp_port,
     )
 
 

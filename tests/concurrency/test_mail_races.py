@@ -4,11 +4,15 @@ per address. Runs on SQLite, and on PostgreSQL when TEST_DATABASE_URL names one.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections import Counter
 
 from shopapp.devmail import read_folder
+from shopapp.extensions import db
+from shopapp.services import accounts
 from tests.concurrency.conftest import Setup
-from tests.concurrency.harness import Shopper, Stack, record, released_together
+from tests.concurrency.harness import ROOT, Shopper, Stack, record, released_together, shop_environment
 from tests.support import wait_until
 
 
@@ -83,3 +87,31 @@ def test_simultaneous_signups_one_account_and_a_409(stack: Stack, kind: str) -> 
     assert sorted(codes) == [302] + [409] * (len(browsers) - 1)
     assert accounts == 1
     assert "Traceback" not in stack.shop.log_text()
+
+
+def test_concurrent_senders_send_each_message_once(stack: Stack, setup: Setup, kind: str) -> None:
+    """Four `flask mail send-pending` processes at once over 40 queued messages: each goes out exactly once."""
+    with setup.app.app_context():
+        for n in range(40):
+            accounts.create_user(f"queued-{n}@example.com", "marble-canyon-lilac")  # queues its welcome
+        db.session.remove()
+    env = shop_environment(
+        stack.database_url, stack.stripe_url, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(stack.mail_port),
+        MAIL_DEV_DIR=str(stack.mail_dir),
+    )
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "mail", "send-pending"]
+
+    def sender() -> str:
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).stdout
+
+    outputs, seconds = released_together([sender] * 4)
+
+    assert stack.mail_dir is not None
+    ids = [str(m.message["Message-ID"]) for m in read_folder(stack.mail_dir) if "queued-" in m.to]
+    sent_rows = stack.scalar("SELECT count(*) FROM outbox_messages WHERE dedupe_key LIKE 'user-%-welcome' "
+                             "AND recipient LIKE 'queued-%' AND status = 'sent'")
+    counts = [int(re.search(r"Mail: (\d+) sent", out).group(1)) for out in outputs]  # type: ignore[union-attr]
+    record(104, kind, {"senders": 4, "messages": 40, "sent_per_sender": "/".join(map(str, counts)),
+                       "received": len(ids), "distinct": len(set(ids)), "seconds": round(seconds, 2)})
+    assert sum(counts) == 40 and sent_rows == 40
+    assert len(ids) == len(set(ids)) == 40
