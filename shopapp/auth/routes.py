@@ -240,7 +240,7 @@ def too_many_attempts(error: TooManyRequests) -> tuple[str, int] | TooManyReques
     wait = f"{seconds} seconds" if seconds < 90 else f"{math.ceil(seconds / 60)} minutes"
     message = f"Too many attempts in a short time. Please try again in {wait}."
     log.warning("Rate limit hit by %s: %s %s", request.remote_addr, request.method, request.path)
-    extra = {"error": message} if template == "auth/login.html" else {"limited": message}
+    extra: dict[str, str | None] = {"error": message} if template == "auth/login.html" else {"limited": message}
     if template == "auth/reset.html":
         extra["invalid"] = None
     return render_template(template, form=form, **extra), 429

@@ -201,7 +201,7 @@ def _describe(error: smtplib.SMTPException) -> str:
         code, reply = next(iter(error.recipients.values()))
         return f"recipient refused: {code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
     if isinstance(error, smtplib.SMTPResponseException):
-        reply = error.smtp_error
-        text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+        response: bytes | str = error.smtp_error
+        text = response.decode(errors="replace") if isinstance(response, bytes) else response
         return f"SMTP {error.smtp_code} {text}"
     return f"SMTP error: {error.__class__.__name__}: {error}"
