@@ -29,7 +29,8 @@ def init_mailer(app: Flask) -> None:
 
     @app.after_request
     def send_after_commit(response: Response) -> Response:
-        keys = outbox.take_committed(db.session())
+        # Most requests queue nothing; do not create a session just to find that out.
+        keys = outbox.take_committed(db.session()) if db.session.registry.has() else []
         if keys:
             the_app = current_app._get_current_object()  # type: ignore[attr-defined]
 
