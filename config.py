@@ -99,6 +99,36 @@ class Config:
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 
+    # ---- Email (issue 15): Flask-Mail over SMTP. scripts/run.sh starts a local SMTP server (shopapp.devmail)
+    # that keeps every message as a .eml file under instance/mail/ and points these at it.
+    MAIL_SERVER = _env("MAIL_SERVER", "127.0.0.1")
+    MAIL_PORT = _env_int("MAIL_PORT", 8025)
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS", False)
+    MAIL_USE_SSL = _env_bool("MAIL_USE_SSL", False)
+    MAIL_USERNAME = _env("MAIL_USERNAME")
+    MAIL_PASSWORD = _env("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", "Tidy Shop <shop@tidy-shop.local>")
+    # Flask-Mail suppresses sending whenever TESTING is on; the tests talk to a real SMTP server instead.
+    MAIL_SUPPRESS_SEND = _env_bool("MAIL_SUPPRESS_SEND", False)
+    # Seconds an SMTP connection attempt or reply may take before the message is retried later.
+    MAIL_TIMEOUT_SECONDS = float(_env("MAIL_TIMEOUT_SECONDS", "10") or 10)
+    # Retry backoff for undelivered messages: first retry after this many seconds, doubling up to the cap.
+    MAIL_RETRY_BASE_SECONDS = _env_int("MAIL_RETRY_BASE_SECONDS", 60)
+    MAIL_RETRY_MAX_SECONDS = _env_int("MAIL_RETRY_MAX_SECONDS", 3600)
+    # A message claimed by a sender that died is offered again after this many seconds.
+    MAIL_CLAIM_TIMEOUT_SECONDS = _env_int("MAIL_CLAIM_TIMEOUT_SECONDS", 300)
+    # Where the development SMTP server stores messages (read by `flask mail list/show`).
+    MAIL_DEV_DIR = _env("MAIL_DEV_DIR", str(BASE_DIR / "instance" / "mail"))
+    # Links in emails: the shop's public address (no trailing slash).
+    SHOP_BASE_URL = (_env("SHOP_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/")
+    # Password reset links work this long (seconds) and only once.
+    PASSWORD_RESET_MAX_AGE_SECONDS = _env_int("PASSWORD_RESET_MAX_AGE_SECONDS", 3600)
+    # Reset requests and reset-link submissions: per client IP address, and per email address asked about
+    # (known or not, so a 429 reveals nothing; one account is one normalised address, so this is per account).
+    RESET_RATE_LIMIT = _env("RESET_RATE_LIMIT", "10 per hour")
+    RESET_PER_EMAIL_RATE_LIMIT = _env("RESET_PER_EMAIL_RATE_LIMIT", "3 per hour")
+
+
     # Argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile).
     ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)
     ARGON2_MEMORY_KIB = _env_int("ARGON2_MEMORY_KIB", 65536)
@@ -138,6 +168,11 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_KIB = 1024
     SERVER_NAME = "shop.test"
+    SHOP_BASE_URL = "http://shop.test"
+    # Mail tests start a real SMTP server per test (tests/mail/mailbox.py) and set MAIL_PORT to it; elsewhere
+    # port 1, where nothing listens, so no test ever mails a server it did not start (messages stay pending).
+    MAIL_PORT = 1
+    MAIL_TIMEOUT_SECONDS = 5.0
 
 
 class ProductionConfig(Config):

@@ -10,6 +10,26 @@ export FLASK_APP=wsgi
 HOST=127.0.0.1
 PORT="${PORT:-5000}"
 STRIPE_PORT="${STRIPE_PORT:-12111}"
+# Debug mode stays off unless asked for: the shop's own error pages, as in production.
+export FLASK_DEBUG="${FLASK_DEBUG:-0}"
+# Links in emails point at this server.
+export SHOP_BASE_URL="${SHOP_BASE_URL:-http://$HOST:$PORT}"
+
+# Mail: unless .env names an SMTP server, a local one (shopapp/devmail.py) keeps every message in instance/mail/.
+BACKGROUND_PIDS=()
+cleanup() { for pid in "${BACKGROUND_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+if [ "$(.venv/bin/python -c 'from config import Config; print(Config.MAIL_SERVER in ("127.0.0.1", "localhost") and not Config.MAIL_USERNAME)')" = "True" ]; then
+  export MAIL_SERVER=127.0.0.1
+  export MAIL_PORT="${MAIL_PORT:-8025}"
+  .venv/bin/python -m shopapp.devmail --host "$HOST" --port "$MAIL_PORT" --dir instance/mail \
+    >instance/devmail.log 2>&1 &
+  BACKGROUND_PIDS+=($!)
+  wait_for_port "$HOST" "$MAIL_PORT" 20 || { cat instance/devmail.log; exit 1; }
+  MAIL_MODE="local SMTP server on $HOST:$MAIL_PORT, every message kept in instance/mail/ (flask mail list; flask mail show last)"
+else
+  MAIL_MODE="SMTP server from .env (MAIL_SERVER); undelivered mail is retried by: flask mail send-pending"
+fi
 
 # config.py is the one reader of the environment and .env: ask it whether real Stripe keys are set.
 if [ "$(.venv/bin/python -c 'from config import Config; print(bool(Config.STRIPE_SECRET_KEY))')" = "False" ]; then
@@ -20,8 +40,7 @@ if [ "$(.venv/bin/python -c 'from config import Config; print(bool(Config.STRIPE
   .venv/bin/python -m stripe_emulator --host "$HOST" --port "$STRIPE_PORT" \
     --state instance/stripe-emulator.db --business-name "$SHOP_NAME" \
     >>instance/stripe-emulator.log 2>&1 &
-  EMULATOR_PID=$!
-  trap 'kill $EMULATOR_PID 2>/dev/null || true' EXIT
+  BACKGROUND_PIDS+=($!)
   wait_for_port "$HOST" "$STRIPE_PORT" 20 || { cat instance/stripe-emulator.log; exit 1; }
   # Register the shop's webhook endpoint the way production does (flask stripe webhook-endpoint). Stripe shows
   # a signing secret only when it creates an endpoint, so keep it; without a kept one, ask for a new endpoint.
@@ -48,6 +67,8 @@ cat <<MSG
   Staff admin:  http://$HOST:$PORT/admin/
   $STAFF_LINE
   Payments:     $STRIPE_MODE
+  Mail:         $MAIL_MODE
+  Debug mode:   $( [ "$FLASK_DEBUG" = "1" ] && echo "on (Werkzeug debugger)" || echo "off (FLASK_DEBUG=1 turns it on)")
   Test card:    4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined;
                 refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending
 

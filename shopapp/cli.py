@@ -9,8 +9,19 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from shopapp import devmail
 from shopapp.gateway import GatewayError
-from shopapp.services import accounts, bulk_seed, catalog, reconcile, staff, stock, webhook_endpoints, webhooks
+from shopapp.services import (
+    accounts,
+    bulk_seed,
+    catalog,
+    outbox,
+    reconcile,
+    staff,
+    stock,
+    webhook_endpoints,
+    webhooks,
+)
 
 
 @click.command("seed")
@@ -30,6 +41,10 @@ def seed_command(orders: int, shoppers: int, items_per_order: int, password: str
         except accounts.AccountError as error:
             raise click.ClickException(str(error)) from error
         click.echo(f"Bulk-seeded {result.orders} orders with {result.items} items for {result.shoppers} new shoppers.")
+        shoppers_range = bulk_seed.bulk_shopper_range()
+        if shoppers_range is not None:
+            first, last, count = shoppers_range
+            click.echo(f"Demo shopper log-ins ({count}): {first} ... {last}, each with password {password}")
 
 
 @click.command("create-staff")
@@ -110,6 +125,7 @@ def reconcile_command(older_than: timedelta, limit: int) -> None:
     """Ask Stripe about stale PENDING orders and finalize or expire them; exit 1 if Stripe could not answer."""
     summary = reconcile.reconcile_pending(older_than, limit=limit)
     click.echo(summary.line())
+    click.echo(outbox.send_pending().line())  # receipts of the orders just finalized, and any earlier backlog
     if summary.errors:
         sys.exit(1)
 
@@ -152,6 +168,49 @@ def webhook_endpoint_command(url: str, new_secret: bool) -> None:
         click.echo(f"STRIPE_WEBHOOK_SECRET={setup.secret}")
     else:
         click.echo("Signing secret unchanged (Stripe shows it only on creation; --new-secret replaces the endpoint).")
+mail_cli = AppGroup("mail", help="The mail outbox, and the development mailbox (instance/mail/).")
+
+
+@mail_cli.command("send-pending")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=500, show_default=True)
+def send_pending_command(limit: int) -> None:
+    """Send queued emails whose time has come (safe to run from cron, beside the web workers); exit 1 if
+    some were refused for good (they are shown to staff on the order)."""
+    summary = outbox.send_pending(limit=limit)
+    click.echo(summary.line())
+    for error in summary.errors:
+        click.echo(f"  failed: {error}")
+    if summary.failed:
+        sys.exit(1)
+
+
+def _mailbox() -> list[devmail.StoredMail]:
+    return devmail.read_folder(current_app.config["MAIL_DEV_DIR"])
+
+
+@mail_cli.command("list")
+def mail_list_command() -> None:
+    """Messages the development SMTP server received, oldest first: ID, recipient, subject."""
+    mails = _mailbox()
+    if not mails:
+        click.echo(f"No mail in {current_app.config['MAIL_DEV_DIR']}.")
+    for stored in mails:
+        click.echo(f"{stored.id}  {stored.to}  {stored.subject}")
+
+
+@mail_cli.command("show")
+@click.argument("mail_id")
+def mail_show_command(mail_id: str) -> None:
+    """Print one received message's headers and plain text (MAIL_ID from `flask mail list`, or "last")."""
+    mails = _mailbox()
+    chosen = mails[-1:] if mail_id == "last" else [m for m in mails if m.id == mail_id]
+    if not chosen:
+        raise click.ClickException(f"No message {mail_id!r} in {current_app.config['MAIL_DEV_DIR']}.")
+    stored = chosen[0]
+    for header in ("Message-ID", "Date", "From", "To", "Subject"):
+        click.echo(f"{header}: {stored.message[header]}")
+    click.echo("")
+    click.echo(stored.text())
 
 
 def init_cli(app: Flask) -> None:
@@ -162,3 +221,4 @@ def init_cli(app: Flask) -> None:
     app.cli.add_command(stock_group)
     app.cli.add_command(payments_cli)
     app.cli.add_command(stripe_cli)
+    app.cli.add_command(mail_cli)

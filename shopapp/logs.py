@@ -13,13 +13,16 @@ _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _SECRET = re.compile(r"\b(sk|rk|whsec)_(test_|live_)?[A-Za-z0-9]+")
 _COOKIE = re.compile(r"\b(session|remember_token|csrf_token)=[^;,\s&]+", re.IGNORECASE)
 _BEARER = re.compile(r"\b(Bearer)\s+\S+", re.IGNORECASE)
+# Password reset links (/account/reset/<signed token>): the token lets whoever holds it set the password.
+_RESET = re.compile(r"(/reset/)[A-Za-z0-9_.\-]+")
 
 
 def redact(text: str) -> str:
-    """Mask card-number-like digit runs, Stripe secret keys and cookie or bearer values in text."""
+    """Mask card-number-like digit runs, Stripe secret keys, cookie or bearer values and reset tokens in text."""
     text = _SECRET.sub(lambda m: f"{m.group(1)}_***", text)
     text = _COOKIE.sub(lambda m: f"{m.group(1)}=***", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
+    text = _RESET.sub(lambda m: f"{m.group(1)}***", text)
     return _CARD.sub("[card-redacted]", text)
 
 

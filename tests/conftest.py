@@ -180,9 +180,10 @@ def shopper(make_user: Callable[..., User], auth: AuthActions) -> User:
 def buy(client: FlaskClient, products: dict[str, Product]) -> Callable[..., Any]:
     """Submit the Buy form: buy(A=2, C=1) -> response."""
 
-    def submit(client_: FlaskClient | None = None, **quantities: int) -> Any:
+    def submit(client_: FlaskClient | None = None, *, follow: bool = False, **quantities: int) -> Any:
+        # follow=True: a refused Buy's 303 back to the shop page is followed (see tests.support.refused_checkout).
         data = {f"qty-{products[f'Product {k}'].id}": str(v) for k, v in quantities.items()}
-        return (client_ or client).post("/checkout", data=data)
+        return (client_ or client).post("/checkout", data=data, follow_redirects=follow)
 
     return submit
 

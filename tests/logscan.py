@@ -33,6 +33,8 @@ PATTERNS = {
     "session cookie": re.compile(r"\.?e[yJ][A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}"),
     "remember cookie": re.compile(r"[A-Za-z0-9_-]{16,}\|[0-9a-f]{64,}"),
     "cookie header value": re.compile(r"\b(?:session|remember_token)=(?!\*\*\*)[^\s;]{8,}"),
+    # A password reset link's signed token (shopapp/logs.py masks it as /reset/***).
+    "reset token": re.compile(r"/reset/(?!\*\*\*)[A-Za-z0-9_.-]{20,}"),
     "password field": re.compile(r"\b(?:password|new_password|current_password)=(?!\*\*\*)[^\s&]+", re.I),
 }
 

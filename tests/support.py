@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -41,3 +41,16 @@ def stripe_service_command(port: int, shop_port: int, webhook_secret: str, *extr
         sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(port),
         "--webhook-url", f"http://127.0.0.1:{shop_port}/webhook/", "--webhook-secret", webhook_secret, *extra,
     ]
+
+
+def back_to_shop(response: Any) -> bool:
+    """True for a refused Buy: a 303 back to the shop page (issue 15: never a page rendered at POST /checkout)."""
+    return response.status_code == 303 and response.headers.get("Location") in ("/", "http://shop.test/")
+
+
+def refused_checkout(response: Any) -> str:
+    """The shop page a refused Buy led to (the POST was made with follow_redirects=True): asserts the 303 back
+    to the shop and returns the page's text, which shows the message and the quantities as typed."""
+    assert [r.status_code for r in response.history] == [303], (response.status_code, response.history)
+    assert response.request.path == "/" and response.status_code == 200
+    return str(response.get_data(as_text=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 from shopapp.models import Product, User
@@ -55,3 +57,16 @@ def test_demo_staff_is_idempotent_and_prints_the_login(runner, app):
         assert result.exit_code == 0
         assert f"{app.config['DEMO_STAFF_EMAIL']} / {app.config['DEMO_STAFF_PASSWORD']}" in result.output
     assert fresh().scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_seed_orders_prints_the_demo_shoppers_logins(runner):
+    result = runner.invoke(args=["seed", "--orders", "6", "--shoppers", "3", "--password", "demo-shopper-pass"])
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"Demo shopper log-ins \(3\): bulk-shopper-\d+@example\.com \.\.\. bulk-shopper-\d+@example\.com, "
+        r"each with password demo-shopper-pass",
+        line,
+    ), line
+    first = re.search(r"(bulk-shopper-\d+@example\.com)", line).group(1)
+    assert accounts.authenticate(first, "demo-shopper-pass") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from shopapp.extensions import db
 from shopapp.models import Order, OrderStatus, PaymentEvent
 from tests.conftest import fresh, order_for_session, session_id_from
+from tests.support import refused_checkout
 
 CREATE = "POST /v1/checkout/sessions"
 RETRIEVE = "GET /v1/checkout/sessions/{id}"
@@ -75,23 +77,47 @@ def test_declined_card_charges_nothing_and_a_retry_pays_once(client, shopper, bu
     assert len(emulator.events("checkout.session.completed")) == 1
 
 
-def test_cancel_returns_to_shop_with_notice_and_nothing_paid(client, shopper, buy, emulator):
-    session_id = session_id_from(buy(A=1))
+def test_cancel_returns_to_shop_closes_the_checkout_and_keeps_the_selection(
+    client, shopper, buy, emulator, products
+):
+    session_id = session_id_from(buy(A=2, C=1))
+    order = order_for_session(session_id)
     cancel_url = emulator.sessions[session_id]["cancel_url"]
-    assert cancel_url == "http://shop.test/?checkout=canceled"
+    assert cancel_url == f"http://shop.test/checkout/canceled?order={order.id}"
+    back = client.get(f"/checkout/canceled?order={order.id}")
+    assert back.status_code == 302 and back.headers["Location"] == "/"
+    # The checkout is closed: expired at Stripe (it can no longer be paid) and the order CANCELED.
+    assert order_for_session(session_id).status == OrderStatus.CANCELED
+    assert emulator.sessions[session_id]["status"] == "expired"
+    page = client.get("/").get_data(as_text=True)
+    assert "Payment canceled: nothing was charged" in page
+    # The same quantities are shown again, ready to buy.
+    a, b, c = (products[f"Product {x}"].id for x in "ABC")
+    assert f'name="qty-{a}"' in page and re.search(rf'name="qty-{a}"[^>]*value="2"', page)
+    assert re.search(rf'name="qty-{c}"[^>]*value="1"', page) and re.search(rf'name="qty-{b}"[^>]*value="0"', page)
+    # Only once: the next view is the ordinary page.
+    assert not re.search(rf'name="qty-{a}"[^>]*value="2"', client.get("/").get_data(as_text=True))
+    # Coming back again changes nothing; the expired event afterwards is a harmless no-op.
+    assert client.get(f"/checkout/canceled?order={order.id}").status_code == 302
+    emulator.deliver_pending()
+    assert order_for_session(session_id).status == OrderStatus.CANCELED
+
+
+def test_cancel_url_of_another_shoppers_order_changes_nothing(app, client, shopper, buy, make_user, emulator):
+    session_id = session_id_from(buy(A=1))
+    order = order_for_session(session_id)
+    make_user("mallory@example.com")
+    other = app.test_client()
+    other.post("/account/login", data={"email": "mallory@example.com", "password": "correct horse battery"})
+    assert other.get(f"/checkout/canceled?order={order.id}").status_code == 302
+    assert order_for_session(session_id).status == OrderStatus.PENDING
+    assert emulator.sessions[session_id]["status"] == "open"
+
+
+def test_old_cancel_notice_still_shows(client, shopper):
     page = client.get("/?checkout=canceled")
     assert page.status_code == 200
     assert "Payment canceled: nothing was charged" in page.get_data(as_text=True)
-    order = order_for_session(session_id)
-    assert order.status == OrderStatus.PENDING and order.paid_at is None
-
-    # The shopper can also cancel the order outright: the session is expired at Stripe first.
-    response = client.post(f"/orders/{order.id}/cancel")
-    assert response.status_code == 302
-    assert order_for_session(session_id).status == OrderStatus.CANCELED
-    assert emulator.sessions[session_id]["status"] == "expired"
-    emulator.deliver_pending()  # the expired event afterwards is a harmless no-op
-    assert order_for_session(session_id).status == OrderStatus.CANCELED
 
 
 def test_delayed_payment_success_shows_processing_then_paid(client, shopper, buy, emulator):
@@ -330,9 +356,7 @@ def test_stripe_failure_on_create_gives_clear_message_and_retry_makes_one_sessio
 ):
     # process=True: Stripe did create the session but the reply was lost, the worst case.
     emulator.inject_fault(CREATE, status=fault, times=2 if fault == 429 else 1, process=True)
-    failed = buy(A=1)
-    assert failed.status_code == 503
-    text = failed.get_data(as_text=True)
+    text = refused_checkout(buy(A=1, follow=True))
     assert "Nothing was charged" in text and "Traceback" not in text
     order = fresh().scalar(select(Order))
     assert order.status == OrderStatus.PENDING and order.stripe_session_id is None

@@ -21,7 +21,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from shopapp.admin.forms import RefundForm, StaffForm
 from shopapp.models import EventOutcome, Order, OrderStatus, PaymentEvent, User
-from shopapp.services import refunds, staff, stock
+from shopapp.services import outbox, refunds, staff, stock
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
 
@@ -303,6 +303,7 @@ class OrderView(StaffModelView):
             form=form,
             money=format_money,
             return_url=self.get_url(".index_view"),
+            emails=outbox.messages_for_order(order_id),
         )
         return page, status
 

@@ -1,10 +1,28 @@
 """Account forms (Flask-WTF, CSRF included)."""
 
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from typing import Any
 
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, Field, PasswordField, SubmitField
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, ValidationError
+
+from shopapp.services import passwords
 from shopapp.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+NEW_PASSWORD_HELP = (
+    f"At least {MIN_PASSWORD_LENGTH} characters. A few unrelated words make a strong password that is easy to "
+    "remember; very common passwords are refused."
+)
+
+
+def new_password_rules(form: Any, field: Field) -> None:
+    """The shop's password rules (NIST SP 800-63B), worded for the field; the email, when the form has one, is
+    treated as an easy guess too."""
+    email = getattr(getattr(form, "email", None), "data", None)
+    try:
+        passwords.check_new_password(field.data or "", email=email)
+    except passwords.PasswordRejected as error:
+        raise ValidationError(str(error)) from None
 
 
 def _strip(value: str | None) -> str | None:
@@ -19,8 +37,8 @@ class SignupForm(FlaskForm):
     )
     password = PasswordField(
         "Password",
-        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
-        description=f"At least {MIN_PASSWORD_LENGTH} characters.",
+        validators=[InputRequired(message="Please choose a password."), new_password_rules],
+        description=NEW_PASSWORD_HELP,
     )
     confirm = PasswordField(
         "Repeat password", validators=[DataRequired(), EqualTo("password", message="Passwords must match.")]
@@ -49,11 +67,32 @@ class ChangePasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
     new_password = PasswordField(
         "New password",
-        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
-        description=f"At least {MIN_PASSWORD_LENGTH} characters. Your other signed-in devices will be logged out.",
+        validators=[InputRequired(message="Please choose a new password."), new_password_rules],
+        description=NEW_PASSWORD_HELP + " Your other signed-in devices will be logged out.",
     )
     confirm = PasswordField(
         "Repeat new password",
         validators=[DataRequired(), EqualTo("new_password", message="Passwords must match.")],
     )
     submit = SubmitField("Change password")
+
+
+class ForgotPasswordForm(FlaskForm):
+    """The address to send a reset link to."""
+
+    email = EmailField("Email", filters=[_strip], validators=[DataRequired(), Length(max=254)])
+    submit = SubmitField("Send me a reset link")
+
+
+class ResetPasswordForm(FlaskForm):
+    """A new password, typed twice, from a reset link."""
+
+    password = PasswordField(
+        "New password",
+        validators=[InputRequired(message="Please choose a new password."), new_password_rules],
+        description=NEW_PASSWORD_HELP + " Every device signed in to your account will be logged out.",
+    )
+    confirm = PasswordField(
+        "Repeat new password", validators=[DataRequired(), EqualTo("password", message="Passwords must match.")]
+    )
+    submit = SubmitField("Set new password")

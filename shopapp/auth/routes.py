@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from shopapp.auth import bp
-from shopapp.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, SignupForm
+from shopapp.auth.forms import (
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    LoginForm,
+    LogoutForm,
+    ResetPasswordForm,
+    SignupForm,
+)
 from shopapp.extensions import limiter, login_manager
 from shopapp.services import accounts
 
@@ -65,6 +76,9 @@ def signup() -> Response | tuple[str, int] | str:
     if form.validate_on_submit():
         try:
             user = accounts.create_user(form.email.data or "", form.password.data or "")
+        except accounts.EmailTaken as error:
+            form.email.errors = [*form.email.errors, str(error)]
+            return render_template("auth/signup.html", form=form), 409
         except accounts.AccountError as error:
             form.email.errors = [*form.email.errors, str(error)]
         else:
@@ -132,3 +146,101 @@ def change_password() -> Response | tuple[str, int] | str:
             return redirect(url_for("shop.index"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/password.html", form=form), status
+
+
+# ---------------------------------------------------------------------------------------------
+# Password reset (issue 15)
+
+
+def _reset_limit() -> str:
+    return str(current_app.config["RESET_RATE_LIMIT"])
+
+
+def _reset_per_email_limit() -> str:
+    return str(current_app.config["RESET_PER_EMAIL_RATE_LIMIT"])
+
+
+def _reset_email_key() -> str:
+    # Counted per normalised address, whether or not it has an account, so a 429 reveals nothing.
+    return "reset-email:" + accounts.normalize_email(request.form.get("email", ""))
+
+
+FORGOT_ANSWER = (
+    "If an account uses {email}, a link to choose a new password is on its way. It works once, for an hour. "
+    "Nothing arrived? Check the spam folder, or ask again in a few minutes."
+)
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@limiter.limit(_reset_limit, methods=["POST"])
+@limiter.limit(_reset_per_email_limit, methods=["POST"], key_func=_reset_email_key)
+def forgot_password() -> Response | tuple[str, int] | str:
+    """Ask for a reset link. The answer is the same whether or not the address has an account."""
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        email = form.email.data or ""
+        accounts.request_password_reset(email)
+        flash(FORGOT_ANSWER.format(email=email), "info")
+        return redirect(url_for("auth.forgot_password"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/forgot.html", form=form), status
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(_reset_limit, methods=["POST"])
+def reset_password(token: str) -> Response | tuple[str, int] | str:
+    """Choose a new password from an emailed link; on success this browser is logged in, every other
+    session is ended, and the link stops working."""
+    if len(token) > 512:
+        return render_template("auth/reset.html", form=None, invalid=accounts.RESET_LINK_INVALID), 404
+    try:
+        accounts.user_for_reset_token(token)
+    except accounts.AccountError as error:
+        return render_template("auth/reset.html", form=None, invalid=str(error)), 404
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.reset_password(token, form.password.data or "")
+        except accounts.AccountError as error:
+            form.password.errors = [*form.password.errors, str(error)]
+        else:
+            _start_session(user, remember=False)
+            flash("Your new password is set and you are logged in. Other devices have been logged out.", "success")
+            return redirect(url_for("shop.index"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/reset.html", form=form, invalid=None), status
+
+
+# A 429 on these forms keeps the page and what was typed (never the passwords), and says when to retry.
+_LIMITED_FORMS: dict[str, tuple[type[FlaskForm], str]] = {
+    "auth.signup": (SignupForm, "auth/signup.html"),
+    "auth.login": (LoginForm, "auth/login.html"),
+    "auth.forgot_password": (ForgotPasswordForm, "auth/forgot.html"),
+    "auth.reset_password": (ResetPasswordForm, "auth/reset.html"),
+    "auth.change_password": (ChangePasswordForm, "auth/password.html"),
+}
+
+
+def _retry_after_seconds() -> int:
+    limit = limiter.current_limit
+    if limit is None:
+        return 60
+    return max(1, int(limit.reset_at - time.time()))
+
+
+@bp.errorhandler(429)
+def too_many_attempts(error: TooManyRequests) -> tuple[str, int] | TooManyRequests:
+    """The form again, with the shopper's input and when to try again; Flask-Limiter adds Retry-After."""
+    entry = _LIMITED_FORMS.get(request.endpoint or "")
+    if entry is None:
+        return error
+    form_class, template = entry
+    form = form_class()
+    seconds = _retry_after_seconds()
+    wait = f"{seconds} seconds" if seconds < 90 else f"{math.ceil(seconds / 60)} minutes"
+    message = f"Too many attempts in a short time. Please try again in {wait}."
+    log.warning("Rate limit hit by %s: %s %s", request.remote_addr, request.method, request.path)
+    extra: dict[str, str | None] = {"error": message} if template == "auth/login.html" else {"limited": message}
+    if template == "auth/reset.html":
+        extra["invalid"] = None
+    return render_template(template, form=form, **extra), 429

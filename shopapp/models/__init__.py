@@ -14,6 +14,7 @@ from shopapp.models.order import (
     RefundOrigin,
     RefundStatus,
 )
+from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
 from shopapp.models.product import Product
 from shopapp.models.user import User
@@ -25,10 +26,13 @@ __all__ = [
     "REFUNDABLE_STATUSES",
     "REFUND_IN_FLIGHT",
     "EventOutcome",
+    "MailKind",
+    "MailStatus",
     "Order",
     "OrderEvent",
     "OrderItem",
     "OrderStatus",
+    "OutboxMessage",
     "PaymentEvent",
     "Product",
     "Refund",

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import unicodedata
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 
 from shopapp.extensions import db
 from shopapp.models import User
 from shopapp.models.user import new_session_token
+from shopapp.services import outbox, passwords
+from shopapp.services.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from shopapp.services.tx import write_transaction
 
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 256
-
+__all__ = ["MAX_PASSWORD_LENGTH", "MIN_PASSWORD_LENGTH"]
 
 
 @cache
@@ -36,17 +39,37 @@ class AccountError(ValueError):
     """A user-facing reason an account operation was refused."""
 
 
+class EmailTaken(AccountError):
+    """Another account already has this (normalised) address."""
+
+
 def normalize_email(email: str) -> str:
-    """Trim and lower-case an email so uniqueness is case-insensitive."""
-    return email.strip().lower()
+    """The one stored and compared form of an address: email-validator's `normalized` form (local part in
+    Unicode NFC, domain lower-cased and IDNA-normalised to its Unicode form), with the local part lower-cased.
+
+    RFC 5321 lets a server treat the local part's case as significant, but no mail provider a shopper
+    uses does, and "Zoë@" and "zoë@" typed by one person must not make two accounts; so uniqueness is
+    case-insensitive (str.lower, not casefold, which would also fold "ß" into "ss": a different mailbox).
+    Text email-validator refuses (only possible for rows stored before validation) is NFC + lower-cased.
+    The same function is applied by migration 0005_accounts_mail to existing rows.
+    """
+    text = unicodedata.normalize("NFC", email.strip())
+    try:
+        normalized = validate_email(
+            text, check_deliverability=False, globally_deliverable=False, test_environment=True
+        ).normalized
+    except EmailNotValidError:
+        return text.lower()
+    local, _, domain = normalized.rpartition("@")
+    return f"{local.lower()}@{domain}"
 
 
-def check_password_rules(password: str) -> None:
-    """Raise AccountError unless the password has an acceptable length."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise AccountError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters.")
+def check_password_rules(password: str, email: str | None = None) -> None:
+    """Raise AccountError unless the password may be chosen (see passwords.check_new_password)."""
+    try:
+        passwords.check_new_password(password, email=email)
+    except passwords.PasswordRejected as error:
+        raise AccountError(str(error)) from None
 
 
 def hash_password(password: str) -> str:
@@ -94,15 +117,32 @@ def load_user_by_session_token(token: str) -> SignedInUser | None:
     return SignedInUser(*row) if row is not None else None
 
 
-def create_user(email: str, password: str, *, is_staff: bool = False) -> User:
-    """Create an account; AccountError if the email is taken or the password too short or long."""
-    check_password_rules(password)
+EMAIL_TAKEN = "An account with this email already exists. Log in, or use \u201cForgot password?\u201d."
+
+
+def create_user(email: str, password: str, *, is_staff: bool = False, welcome: bool = True) -> User:
+    """Create an account and queue its welcome email in the same transaction.
+
+    Raises AccountError for a refused password, EmailTaken when the normalised address has an account --
+    also when a simultaneous sign-up wins the race: the unique constraint answers (an IntegrityError on
+    SQLite and PostgreSQL alike), not a 500.
+    """
     normalized = normalize_email(email)
-    with write_transaction() as session:
-        if session.scalar(select(User.id).where(User.email == normalized)) is not None:
-            raise AccountError("An account with this email already exists.")
-        user = User(email=normalized, password_hash=hash_password(password), is_staff=is_staff)
-        session.add(user)
+    check_password_rules(password, normalized)
+    password_hash = hash_password(password)  # before the write lock: Argon2 takes tens of milliseconds
+    try:
+        with write_transaction() as session:
+            if session.scalar(select(User.id).where(User.email == normalized)) is not None:
+                raise EmailTaken(EMAIL_TAKEN)
+            user = User(email=normalized, password_hash=password_hash, is_staff=is_staff)
+            session.add(user)
+            session.flush()
+            if welcome:
+                outbox.enqueue_welcome(user)
+    except IntegrityError as error:
+        if find_user_by_email(normalized) is not None:
+            raise EmailTaken(EMAIL_TAKEN) from error
+        raise
     return user
 
 
@@ -144,10 +184,11 @@ def change_password(user_id: int, current_password: str, new_password: str) -> S
         _argon2()[0].verify(user.password_hash, current_password)
     except (VerificationError, InvalidHashError):
         raise AccountError("The current password is not correct.") from None
-    check_password_rules(new_password)
+    check_password_rules(new_password, user.email)
     with write_transaction():
         user.password_hash = hash_password(new_password)
         user.session_token = new_session_token()
+        outbox.enqueue_password_changed(user)
     return SignedInUser(user.id, user.email, user.is_staff, user.session_token)
 
 
@@ -161,7 +202,57 @@ def create_or_promote_staff(email: str, password: str | None) -> tuple[User, boo
     with write_transaction():
         user.is_staff = True
         if password:
-            check_password_rules(password)
+            check_password_rules(password, user.email)
             user.password_hash = hash_password(password)
             user.session_token = new_session_token()
     return user, False
+
+
+# ---------------------------------------------------------------------------------------------
+# Password reset
+
+
+RESET_LINK_INVALID = (
+    "This reset link has expired or was already used. Ask for a new one below; it works for an hour."
+)
+
+
+def request_password_reset(email: str) -> None:
+    """Queue a reset link for the account with this address, if there is one. The caller answers the same in
+    both cases, and the link is sent after the response, so neither the page nor its timing tells whether the
+    address has an account."""
+    normalized = normalize_email(email)
+    with write_transaction() as session:
+        user = session.scalar(select(User).where(User.email == normalized))
+        if user is not None:
+            outbox.enqueue_password_reset(user)
+
+
+def user_for_reset_token(token: str) -> User:
+    """The account a reset link is for; AccountError(RESET_LINK_INVALID) when the link is expired (an hour),
+    tampered with, or stale because the password changed since it was made (which includes using it)."""
+    try:
+        user_id, fingerprint = passwords.read_reset_token(token)
+    except passwords.ResetTokenInvalid:
+        raise AccountError(RESET_LINK_INVALID) from None
+    user = db.session.get(User, user_id)
+    if user is None or not passwords.token_matches(fingerprint, user.password_hash):
+        raise AccountError(RESET_LINK_INVALID)
+    return user
+
+
+def reset_password(token: str, new_password: str) -> SignedInUser:
+    """Set a new password from a reset link: the link stops working, every other session ends, and a
+    "password changed" notice is queued. Returns the signed-in user for the browser that used the link."""
+    user = user_for_reset_token(token)
+    check_password_rules(new_password, user.email)
+    new_hash = hash_password(new_password)
+    with write_transaction() as session:
+        # Compare-and-set on the old hash: two submits of one link cannot both succeed.
+        fresh = session.get(User, user.id, populate_existing=True, with_for_update=True)
+        if fresh is None or fresh.password_hash != user.password_hash:
+            raise AccountError(RESET_LINK_INVALID)
+        fresh.password_hash = new_hash
+        fresh.session_token = new_session_token()
+        outbox.enqueue_password_changed(fresh)
+    return SignedInUser(fresh.id, fresh.email, fresh.is_staff, fresh.session_token)

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, insert, select
 
+from shopapp.extensions import db
 from shopapp.models import PAID_STATUSES, Order, OrderItem, OrderStatus, Product, User
 from shopapp.models.base import utcnow
 from shopapp.models.user import new_session_token
@@ -152,3 +153,17 @@ def seed_bulk(orders: int, *, shoppers: int, password: str, items_per_order: int
         more = add_orders(user_ids[:1], extra, items_per_order=items_per_order, seed=2)
         result = BulkSeedResult(result.shoppers, result.orders + more.orders, result.items + more.items)
     return result
+
+
+def bulk_shopper_range(prefix: str = "bulk-shopper") -> tuple[str, str, int] | None:
+    """(first email, last email, count) of the bulk demo shoppers, for `flask seed --orders` to print."""
+    pattern = f"{prefix}-%@example.com"
+    row = db.session.execute(
+        select(func.min(User.id), func.max(User.id), func.count(User.id)).where(User.email.like(pattern))
+    ).one()
+    if not row[2]:
+        return None
+    first = db.session.get(User, row[0])
+    last = db.session.get(User, row[1])
+    assert first is not None and last is not None
+    return first.email, last.email, int(row[2])

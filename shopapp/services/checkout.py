@@ -23,7 +23,7 @@ from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_
 from shopapp.models import PAID_STATUSES, Order, OrderStatus, User
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
-from shopapp.services import stock
+from shopapp.services import outbox, stock
 from shopapp.services.catalog import Cart
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
@@ -62,10 +62,15 @@ class OrderNotFound(LookupError):
 
 @dataclass(frozen=True)
 class CheckoutUrls:
-    """Where Stripe sends the shopper back; success_url must contain {CHECKOUT_SESSION_ID}."""
+    """Where Stripe sends the shopper back; success_url must contain {CHECKOUT_SESSION_ID}. A "{ORDER_ID}" in
+    cancel_url is replaced by the order's id (Stripe offers no session placeholder there), so the page the
+    shopper returns to can close exactly that checkout."""
 
     success_url: str
     cancel_url: str
+
+
+ORDER_ID_PLACEHOLDER = "{ORDER_ID}"
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def _session_params(order: Order, email: str, urls: CheckoutUrls) -> dict[str, A
             for item in order.items
         ],
         "success_url": urls.success_url,
-        "cancel_url": urls.cancel_url,
+        "cancel_url": urls.cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
         "client_reference_id": str(order.id),
         "metadata": {"order_id": str(order.id), "attempt": str(order.checkout_attempt)},
         "customer_email": email,
@@ -436,6 +441,7 @@ def apply_session(
         if not won:
             return Outcome.NOOP, order.id
         # Side effects belong to the single winner.
+        outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
         if not stock.consume(session, order):
             # Never oversell: the order records the payment, is flagged, and a full refund is queued
             # (sent to Stripe by the caller once this transaction has committed).

@@ -231,3 +231,8 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
 def get_order_for_user(order_id: int, user_id: int) -> Order | None:
     """The order if it belongs to the user; None otherwise (callers answer 404 either way)."""
     return db.session.scalar(select(Order).where(Order.id == order_id, Order.user_id == user_id))
+
+
+def status_history(order: Order) -> list[OrderEvent]:
+    """The order's status changes, oldest first (the shopper's view: no internal notes or actors)."""
+    return [event for event in order.events if event.to_status and event.to_status != event.from_status]

@@ -44,6 +44,7 @@ from shopapp.models import (
 )
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
+from shopapp.services import outbox
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
@@ -572,6 +573,8 @@ def _apply_status(
             actor=actor,
             note=f"Refund {row.stripe_refund_id} of {money} requires action (Stripe asks the customer for details)",
         )
+    elif status == RefundStatus.SUCCEEDED:
+        outbox.enqueue_refund_notice(row)  # same transaction as Stripe's confirmation; one notice per refund
     return True
 
 

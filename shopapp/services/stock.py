@@ -9,13 +9,16 @@ twice and stock never goes below zero (a CHECK constraint backs this up).
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
-from shopapp.models import Order, OrderItem, Product, Refund, RefundOrigin, RefundStatus
+from shopapp.models import Order, OrderItem, OrderStatus, Product, Refund, RefundOrigin, RefundStatus
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services import refunds
@@ -47,6 +50,12 @@ def _shortage_message(session: Session, product_id: int, wanted: int) -> str:
     if product is None or product.stock is None:
         return "One of the chosen products is no longer available; please reload the page."
     if product.stock == 0:
+        held = reserved_comeback_minutes([product_id])
+        if product_id in held:
+            return (
+                f"Sorry, the last {product.name} are reserved by shoppers who are checking out; they may come back "
+                f"within {held[product_id]} minutes."
+            )
         return f"Sorry, {product.name} is sold out."
     return f"Sorry, only {product.stock} of {product.name} left; you asked for {wanted}. Please choose fewer."
 
@@ -300,3 +309,33 @@ def set_on_hand(product_id: int, on_hand: int | None) -> StockLevel:
             )
     log.info("Set product %s on hand to %s: %s available, %s held", product_id, on_hand, level.stock, level.reserved)
     return level
+
+
+def reserved_comeback_minutes(product_ids: Sequence[int]) -> dict[int, int]:
+    """For sold-out products whose last units are held by open checkouts: minutes until the last of those
+    checkouts expires at the latest (its units then come back unless it is paid), per product id.
+
+    One query, run only when the page shows a sold-out product. Products with nothing held are absent.
+    """
+    if not product_ids:
+        return {}
+    rows = db.session.execute(
+        select(OrderItem.product_id, func.max(Order.session_expires_at))
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(
+            OrderItem.product_id.in_(product_ids),
+            OrderItem.reserved_quantity > 0,
+            Order.status == OrderStatus.PENDING,
+            Order.stock_reserved.is_(True),
+        )
+        .group_by(OrderItem.product_id)
+    ).all()
+    now = utcnow()
+    minutes: dict[int, int] = {}
+    for product_id, expires_at in rows:
+        if expires_at is None:
+            continue
+        if expires_at.tzinfo is None:  # SQLite aggregates return naive text-parsed values
+            expires_at = expires_at.replace(tzinfo=UTC)
+        minutes[product_id] = max(1, math.ceil((expires_at - now).total_seconds() / 60))
+    return minutes

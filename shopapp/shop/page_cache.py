@@ -27,7 +27,7 @@ from flask import current_app, render_template, request, session
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
-from shopapp.services import catalog, orders
+from shopapp.services import catalog, orders, stock
 
 # Entries per process; one entry is the page's HTML (about 10 KB with 20 orders) plus its key.
 MAX_ENTRIES = 512
@@ -118,9 +118,13 @@ def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, se
     in debug (where templates and static files are edited live) are rendered directly, never cached.
     """
     products = catalog.active_product_rows()
+    # Sold-out products whose last units only open checkouts hold: "may come back within N minutes".
+    sold_out = [row.id for row in products if row.stock == 0]
+    reserved = stock.reserved_comeback_minutes(sold_out) if sold_out else {}
     per_page = current_app.config["ORDERS_PER_PAGE"]
     context = {
         "products": products,
+        "reserved_minutes": reserved,
         "max_quantity": current_app.config["MAX_QUANTITY_PER_LINE"],
         "selection": selection,
         "error": error,
@@ -134,7 +138,7 @@ def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, se
     # state of the page's orders, the notice, where the app is mounted and where its static files are
     # (their URLs carry a hash of their content).
     viewer = (user.id, user.email, user.is_staff) if page else None
-    products_key = tuple(map(tuple, products))
+    products_key = (tuple(map(tuple, products)), tuple(sorted(reserved.items())))
 
     def key(state: tuple[Any, ...] | None) -> tuple[Any, ...]:
         return (request.script_root, current_app.static_folder, viewer, products_key, page, state, notice)

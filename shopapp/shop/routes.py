@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -28,6 +29,9 @@ def _render_shop(*, error: str | None = None, status: int = 200, selection: dict
     # 0 for a visitor (no orders to show); a shopper's page number, bounded like the orders query's.
     page = min(max(1, request.args.get("page", default=1, type=int)), orders.MAX_PAGE) if user.is_authenticated else 0
     notice = CANCELED_NOTICE if request.args.get("checkout") == "canceled" else None
+    if not selection and SELECTION_KEY in session:  # quantities from a refused or canceled checkout
+        selection = session.pop(SELECTION_KEY)
+        error = error or session.pop(ERROR_KEY, None)
     return page_cache.shop_page(user, page, notice=notice, error=error, selection=selection or {}), status
 
 
@@ -55,18 +59,19 @@ def buy() -> Response | tuple[str, int]:
             cart,
             checkout.CheckoutUrls(
                 success_url=url_for("payments.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-                cancel_url=url_for("shop.index", checkout="canceled", _external=True),
+                cancel_url=url_for("shop.checkout_canceled", _external=True)
+                + f"?order={checkout.ORDER_ID_PLACEHOLDER}",
             ),
             checkout.SessionTTL(
                 default=current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
                 with_stock=current_app.config["CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK"],
             ),
         )
-    except (catalog.SelectionError, stock.OutOfStock, checkout.NothingToPay) as error:
-        return _render_shop(error=str(error), status=400, selection=selection)
-    except checkout.CheckoutError as error:
-        response = _render_shop(error=str(error), status=503, selection=selection)
-        return response
+    except (catalog.SelectionError, stock.OutOfStock, checkout.CheckoutError) as error:
+        # Back to the shop page (303), not a page rendered at POST /checkout that a refresh would resubmit:
+        # the message and the shopper's quantities are shown there once (issue 15).
+        log.info("Checkout refused for user %s: %s", current_user.id, error)
+        return _back_to_shop(str(error), selection)
     return redirect(started.url, code=303)
 
 
@@ -88,4 +93,63 @@ def cancel_order(order_id: int) -> Response | tuple[str, int]:
         flash(f"Order #{order_id} had already been paid, so it was not canceled.", "warning")
     else:
         flash(f"Order #{order_id} can no longer be canceled.", "warning")
+    return redirect(url_for("shop.index"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The shopper's order page (issue 15): linked from "My orders", the success page and every email.
+
+
+@bp.get("/orders/<int(max=2147483647):order_id>")
+@login_required
+def order_page(order_id: int) -> tuple[str, int]:
+    """One of the shopper's orders: items, totals, status history and refunds; anyone else's is a 404."""
+    order = orders.get_order_for_user(order_id, current_user.id)
+    if order is None:
+        log.warning("Order page refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
+        abort(404)
+    return render_template("shop/order.html", order=order, history=orders.status_history(order)), 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Coming back from the payment page with "Cancel" (Stripe's cancel_url) (issue 15).
+
+# Session keys holding quantities ({"qty-<id>": "<n>"}) and a checkout error to show once on the next shop page.
+SELECTION_KEY = "shop_selection"
+ERROR_KEY = "shop_error"
+_SELECTION_FIELD = re.compile(r"qty-\d{1,10}")
+
+
+def _back_to_shop(error: str, selection: dict[str, str]) -> Response:
+    """303 to the shop page, which shows `error` beside the Buy form and the quantities as they were typed.
+    Only quantity fields of a sane size are kept: the session is a cookie and must stay small."""
+    kept = {k: v[:12] for k, v in list(selection.items())[:50] if _SELECTION_FIELD.fullmatch(k)}
+    session[SELECTION_KEY] = kept or {"qty-0": "0"}  # non-empty, so the error is shown even without fields
+    session[ERROR_KEY] = error[:500]
+    return redirect(url_for("shop.index"), code=303)
+
+
+@bp.get("/checkout/canceled")
+@login_required
+def checkout_canceled() -> Response:
+    """The shopper pressed Cancel on the payment page: close that checkout (expired at Stripe so it can no
+    longer be paid, order CANCELED, held stock released, via the one cancel service) and show the shop with
+    the same quantities, ready to buy again. Safe to repeat: a closed order is left as it is."""
+    order_id = request.args.get("order", type=int)
+    order = orders.get_order_for_user(order_id, current_user.id) if order_id and order_id < 2**31 else None
+    if order is None:
+        flash("Payment canceled: nothing was charged.", "info")
+        return redirect(url_for("shop.index"))
+    selection = {f"qty-{item.product_id}": str(item.quantity) for item in order.items}
+    try:
+        outcome = checkout.cancel_order(current_user.id, order.id)
+    except checkout.CheckoutError:
+        flash("Payment canceled: nothing was charged. The payment page closes by itself shortly.", "info")
+        outcome = None
+    if outcome == checkout.Outcome.PAID:
+        flash(f"Order #{order.id} had already been paid, so it was not canceled.", "warning")
+        return redirect(url_for("shop.order_page", order_id=order.id))
+    if outcome is not None:
+        flash("Payment canceled: nothing was charged. Your selection is below, ready when you are.", "info")
+    session[SELECTION_KEY] = selection
     return redirect(url_for("shop.index"))

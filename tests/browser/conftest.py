@@ -33,7 +33,7 @@ from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import TestingConfig
-from shopapp import create_app
+from shopapp import create_app, devmail
 from shopapp.extensions import db
 from shopapp.models import Order, Product
 from shopapp.services import accounts
@@ -144,6 +144,8 @@ class Shop:
     stripe: StripeService
     server: BaseWSGIServer
     thread: threading.Thread = field(repr=False)
+    # The shop's SMTP server (shopapp.devmail, as scripts/run.sh runs it) keeps every message here.
+    mail_dir: Path | None = None
 
     def reset(self) -> None:
         """Swap in a fresh copy of the migrated, seeded database and empty the Stripe service."""
@@ -206,6 +208,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     thread = threading.Thread(target=server.serve_forever, name="shop-server", daemon=True)
     thread.start()
     stripe = StripeService(port)
+    mail_dir, mail_port = work / "mail", free_port()
+    smtp = devmail.start("127.0.0.1", mail_port, mail_dir)
     try:
         # Build the template database with the real commands: every migration, the demo products, one staff
         # account. In a subprocess, because Alembic's logging set-up would silence this process's loggers.
@@ -225,12 +229,16 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
             WTF_CSRF_ENABLED=True,
             # An admin view error becomes a logged 500 the journey sees, not a quiet "Failed to save" flash.
             FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=True,
+            MAIL_PORT=mail_port,
+            MAIL_DEV_DIR=str(mail_dir),
+            SHOP_BASE_URL=f"http://127.0.0.1:{port}",
         )
-        yield Shop(f"http://127.0.0.1:{port}", dispatch.app, db_file, template_db, stripe, server, thread)
+        yield Shop(f"http://127.0.0.1:{port}", dispatch.app, db_file, template_db, stripe, server, thread, mail_dir)
     finally:
         server.shutdown()
         server.server_close()
         stripe.stop()
+        smtp.stop()
 
 
 @pytest.fixture(scope="session")
@@ -295,6 +303,7 @@ class Journey:
         parts = urlsplit(self.page.url)
         where = "stripe" if parts.port == self.shop.stripe.port else "shop"
         path = f"{where} {re.sub(r'cs_test_[A-Za-z0-9]+', '{session}', parts.path)}"
+        path = re.sub(r"/reset/[^/]+", "/reset/{token}", path)  # a reset link's token is a secret
         previous = _REPORT.pages.get(path, {})
         # Keep the worst result seen for a path (the same page is visited in several states).
         _REPORT.pages[path] = {k: max(counts.get(k, 0), previous.get(k, 0)) for k in {*counts, *previous}}

@@ -88,20 +88,21 @@ def test_declined_card_then_retry_pays_once(journey: Journey) -> None:
     assert len(shop.stripe.sessions()) == 1
 
 
-def test_cancel_on_card_page_returns_with_notice(journey: Journey) -> None:
+def test_cancel_on_card_page_closes_the_checkout_and_keeps_the_selection(journey: Journey) -> None:
     page, shop = journey.page, journey.shop
     session_id = _start_purchase(journey, "cancel@example.com", A=1)
     journey.visit("card-page")
     page.get_by_role("link", name="Cancel and return to the shop").click()
-    page.wait_for_url(re.compile(r"checkout=canceled"))
+    page.wait_for_url(shop.url + "/")
     expect(page.get_by_role("status").filter(has_text="Payment canceled")).to_be_visible()
-    # The selection can be bought again, and the pending order offers to continue or cancel.
-    expect(page.locator(".order .badge")).to_have_text("Pending")
+    # The same quantity is chosen again, ready to buy; the order was closed, not left pending.
+    expect(page.get_by_role("spinbutton", name="Quantity of Product A")).to_have_value("1")
+    expect(page.locator(".order .badge")).to_have_text("Canceled")
     journey.visit("shop-after-cancel")
     [order] = shop.orders("cancel@example.com")
-    assert order.status == OrderStatus.PENDING
+    assert order.status == OrderStatus.CANCELED
     assert order.paid_at is None
-    assert shop.stripe.sessions()[session_id]["payment_status"] == "unpaid"
+    assert shop.stripe.sessions()[session_id]["status"] == "expired"
     assert shop.stripe.events("checkout.session.completed") == []
 
 

@@ -172,6 +172,10 @@ class Stack:
     stripe: Service
     engine: Engine
     http: requests.Session = field(default_factory=requests.Session)
+    # The real SMTP server (python -m shopapp.devmail) the shop's workers send to, and where it keeps mail.
+    smtp: Service | None = None
+    mail_dir: Path | None = None
+    mail_port: int | None = None
 
     @property
     def kind(self) -> str:
@@ -238,11 +242,20 @@ class Stack:
         return int(self.scalar("SELECT count(*) FROM payment_events WHERE stripe_event_id = :e", e=event_id))
 
 
+def start_smtp(log_dir: Path, port: int) -> tuple[Service, Path]:
+    """The local SMTP server (shopapp.devmail) as its own process; returns it and its mail folder."""
+    mail_dir = log_dir / "mail"
+    argv = [sys.executable, "-m", "shopapp.devmail", "--port", str(port), "--dir", str(mail_dir)]
+    return start_service("smtp", argv, os.environ, port, log_dir), mail_dir
+
+
 def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
-    """Start the Stripe service and gunicorn (4 sync workers, preloaded app) on free ports."""
-    shop_port, stripe_port = free_port(), free_port()
-    while stripe_port == shop_port:
-        stripe_port = free_port()
+    """Start the Stripe service, an SMTP server and gunicorn (4 sync workers, preloaded app) on free ports."""
+    shop_port, stripe_port, smtp_port = free_port(), free_port(), free_port()
+    while len({shop_port, stripe_port, smtp_port}) < 3:
+        stripe_port, smtp_port = free_port(), free_port()
+    smtp, mail_dir = start_smtp(log_dir, smtp_port)
+    shop_env = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp_port), "MAIL_DEV_DIR": str(mail_dir), **shop_env}
     stripe_url = f"http://127.0.0.1:{stripe_port}"
     stripe_service = start_service(
         "stripe",
@@ -283,6 +296,7 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
     finally:
         if not started:  # gunicorn did not come up: do not leave the Stripe service behind
             stripe_service.stop()
+            smtp.stop()
     return Stack(
         database_url,
         f"http://127.0.0.1:{shop_port}",
@@ -290,6 +304,9 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
         shop,
         stripe_service,
         create_engine(database_url, pool_pre_ping=True),
+        smtp=smtp,
+        mail_dir=mail_dir,
+        mail_port=smtp_port,
     )
 
 
@@ -297,6 +314,8 @@ def stop_stack(stack: Stack) -> None:
     """Stop both processes and release the database engine."""
     stack.shop.stop(signal.SIGINT)  # gunicorn's quick shutdown: nothing is in flight any more
     stack.stripe.stop()
+    if stack.smtp is not None:
+        stack.smtp.stop()
     stack.http.close()
     stack.engine.dispose()
 

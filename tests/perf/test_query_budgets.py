@@ -30,8 +30,9 @@ LOGGED_IN_SHOP_PAGE_RENDERED = 4
 # then store the session. PostgreSQL inserts the two items in one batched statement.
 CHECKOUT_NEW_ORDER = {"sqlite": 17, "postgresql": 16}
 # A one-line order: dedupe read, event row + insert, order + items, compare-and-set, timeline, reload of
-# order + items, stock (flag + 1 product), event outcome.
-WEBHOOK_FIRST_DELIVERY = 12
+# order + items, stock (flag + 1 product), event outcome; plus the receipt queued in the outbox (one
+# INSERT ... SELECT of the shopper's address, issue 15).
+WEBHOOK_FIRST_DELIVERY = 13
 WEBHOOK_DUPLICATE = 1  # the dedupe read: nothing else, and no write
 SUCCESS_PAGE_FINAL_ORDER = 3  # user, order, its items: no Stripe call and no write once the order is final
 

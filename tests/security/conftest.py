@@ -158,6 +158,8 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = "csv"
         elif name == "id":  # admin pages keyed by a record id in the path (e.g. a product's stock page)
             values[name] = 1
+        elif name == "token":  # a password reset link's token (an invalid one: the page answers 404)
+            values[name] = "not-a-valid-reset-token"
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")
     path = rule.build(values, append_unknown=False)

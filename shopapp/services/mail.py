@@ -1,0 +1,207 @@
+"""Composing the shop's emails and handing one to the SMTP server (Flask-Mail).
+
+The outbox (services/outbox.py) decides WHEN a message goes; this module decides WHAT it says and talks
+SMTP. Links point at SHOP_BASE_URL, so a message composed by `flask mail send-pending` (no request) carries
+the same links as one sent right after a web request.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+
+from flask import current_app
+from flask_mail import Connection, Message
+from sqlalchemy import func, select
+
+from shopapp.extensions import db
+from shopapp.models import MailKind, Order, OutboxMessage, Refund, RefundStatus, User
+from shopapp.services import passwords
+from shopapp.services.catalog import format_money
+
+SUBJECTS = {
+    MailKind.WELCOME: "Welcome to {shop}",
+    MailKind.ORDER_RECEIPT: "Your {shop} receipt for order #{order_id}",
+    MailKind.REFUND_NOTICE: "{shop} refunded {amount} on order #{order_id}",
+    MailKind.PASSWORD_RESET: "Reset your {shop} password",
+    MailKind.PASSWORD_CHANGED: "Your {shop} password was changed",
+}
+
+
+class CannotCompose(ValueError):
+    """The message's cause no longer exists (e.g. the account was deleted): it can never be sent."""
+
+
+class PermanentFailure(Exception):
+    """The SMTP server refused the message for good (5xx, e.g. an unknown recipient): do not retry."""
+
+
+class TemporaryFailure(Exception):
+    """The message could not be handed over now (server down, timeout, 4xx): retry later."""
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A ready message: subject, plain text and HTML bodies."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def link(endpoint: str, **values: Any) -> str:
+    """Absolute URL of a shop page for emails, built without a request (SHOP_BASE_URL + the route's path)."""
+    adapter = current_app.url_map.bind("localhost")
+    return current_app.config["SHOP_BASE_URL"] + adapter.build(endpoint, values)
+
+
+def message_id(dedupe_key: str) -> str:
+    """The stable Message-ID of the message caused by `dedupe_key`: every retry carries the same one, so a
+    receiving server (or the shopper's mail program) can recognise a repeat delivery."""
+    sender = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"] or "")[1]
+    domain = sender.rpartition("@")[2] or "tidy-shop.local"
+    return f"<{dedupe_key}@{domain}>"
+
+
+def _money(cents: int, currency: str) -> str:
+    return format_money(cents, currency, current_app.config["DISPLAY_LOCALE"])
+
+
+def _order_values(order: Order) -> dict[str, Any]:
+    return {
+        "order": order,
+        "items": [
+            {"name": i.product_name, "quantity": i.quantity, "total": _money(i.line_total_cents, order.currency)}
+            for i in order.items
+        ],
+        "total": _money(order.total_cents, order.currency),
+        "order_url": link("shop.order_page", order_id=order.id),
+    }
+
+
+def _values(row: OutboxMessage) -> dict[str, Any]:
+    """Template values for one outbox row, read from the rows it names (and its stored context)."""
+    context = json.loads(row.context or "{}")
+    values: dict[str, Any] = {"shop_url": link("shop.index"), "recipient": row.recipient}
+    user = db.session.get(User, row.user_id) if row.user_id is not None else None
+    if row.kind in (MailKind.PASSWORD_RESET, MailKind.PASSWORD_CHANGED, MailKind.WELCOME) and user is None:
+        raise CannotCompose("the account no longer exists")
+    if row.kind == MailKind.PASSWORD_RESET:
+        assert user is not None
+        # Signed now, not when queued: the token is never stored, and the hour counts from the email.
+        token = passwords.make_reset_token(user.id, user.password_hash)
+        values["reset_url"] = link("auth.reset_password", token=token)
+        values["valid_minutes"] = current_app.config["PASSWORD_RESET_MAX_AGE_SECONDS"] // 60
+        values["forgot_url"] = link("auth.forgot_password")
+    elif row.kind == MailKind.PASSWORD_CHANGED:
+        values["forgot_url"] = link("auth.forgot_password")
+    elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE):
+        order = db.session.get(Order, row.order_id) if row.order_id is not None else None
+        if order is None:
+            raise CannotCompose("the order no longer exists")
+        values.update(_order_values(order))
+        if row.kind == MailKind.REFUND_NOTICE:
+            values["amount"] = _money(int(context["amount_cents"]), order.currency)
+            values["refunded_total"] = _money(int(context["refunded_total_cents"]), order.currency)
+            values["remaining"] = _money(int(context["remaining_cents"]), order.currency)
+            values["remaining_cents"] = int(context["remaining_cents"])
+    return values
+
+
+def compose(row: OutboxMessage) -> Composed:
+    """Subject, text and HTML of an outbox message (templates/mail/<kind>.txt and .html)."""
+    values = _values(row)
+    values["shop"] = current_app.config["SHOP_NAME"]
+    env = current_app.jinja_env
+    subject = SUBJECTS[row.kind].format(
+        shop=values["shop"], order_id=row.order_id, amount=values.get("amount", "")
+    )
+    text = env.get_template(f"mail/{row.kind.value}.txt").render(**values)
+    html = env.get_template(f"mail/{row.kind.value}.html").render(subject=subject, **values)
+    return Composed(subject, text, html)
+
+
+def refund_context(refund: Refund, order: Order) -> dict[str, int]:
+    """What a refund notice shows, fixed when Stripe confirms the refund: its amount, the order's confirmed
+    refunds so far (this one included) and what remains paid, in cents."""
+    session = db.session
+    refunded = int(
+        session.scalar(
+            select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+                Refund.order_id == order.id, Refund.status == RefundStatus.SUCCEEDED
+            )
+        )
+        or 0
+    )
+    refunded = min(max(refunded, refund.amount_cents), order.total_cents)
+    return {
+        "amount_cents": refund.amount_cents,
+        "refunded_total_cents": refunded,
+        "remaining_cents": order.total_cents - refunded,
+    }
+
+
+class _TimedConnection(Connection):
+    """Flask-Mail's connection, with a timeout on the socket (Flask-Mail sets none, so a server that accepts
+    the connection and then stalls would hang the sender forever)."""
+
+    def configure_host(self) -> smtplib.SMTP | smtplib.SMTP_SSL:
+        timeout = float(current_app.config["MAIL_TIMEOUT_SECONDS"])
+        state = self.mail
+        host: smtplib.SMTP | smtplib.SMTP_SSL
+        if state.use_ssl:
+            host = smtplib.SMTP_SSL(state.server, state.port, timeout=timeout)
+        else:
+            host = smtplib.SMTP(state.server, state.port, timeout=timeout)
+        if state.use_tls:
+            host.starttls()
+        if state.username and state.password:
+            host.login(state.username, state.password)
+        return host
+
+
+def _permanent(error: smtplib.SMTPException) -> bool:
+    """True for refusals that will not change on retry: 5xx replies (RFC 5321 section 4.2.1)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return error.smtp_code >= 500
+    return False
+
+
+def transmit(row: OutboxMessage, composed: Composed) -> None:
+    """Hand one message to the SMTP server. Raises PermanentFailure or TemporaryFailure (messages carry the
+    server's reply, never the body)."""
+    message = Message(
+        subject=composed.subject,
+        recipients=[row.recipient],
+        body=composed.text,
+        html=composed.html,
+        extra_headers={"X-Shop-Message": row.kind.value},
+    )
+    message.msgId = message_id(row.dedupe_key)
+    state = current_app.extensions["mail"]
+    try:
+        with _TimedConnection(state) as connection:
+            connection.send(message)
+    except smtplib.SMTPException as error:
+        reason = _describe(error)
+        if _permanent(error):
+            raise PermanentFailure(reason) from error
+        raise TemporaryFailure(reason) from error
+    except OSError as error:  # refused connection, timeout, DNS: the server is not reachable now
+        raise TemporaryFailure(f"SMTP server unreachable: {error.__class__.__name__}: {error}") from error
+
+
+def _describe(error: smtplib.SMTPException) -> str:
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        code, reply = next(iter(error.recipients.values()))
+        return f"recipient refused: {code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
+    if isinstance(error, smtplib.SMTPResponseException):
+        response: bytes | str = error.smtp_error
+        text = response.decode(errors="replace") if isinstance(response, bytes) else response
+        return f"SMTP {error.smtp_code} {text}"
+    return f"SMTP error: {error.__class__.__name__}: {error}"

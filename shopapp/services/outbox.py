@@ -1,0 +1,274 @@
+"""The mail outbox: messages are queued in the transaction that causes them and sent after it commits.
+
+- enqueue_*: called inside the causing write transaction (the PAID compare-and-set winner, a refund Stripe
+  confirmed, a sign-up, a reset request, a password change). The row's unique dedupe_key names the cause, so
+  a cause applied twice still queues one message (INSERT ... ON CONFLICT DO NOTHING).
+- deliver_committed / send_pending: a sender first CLAIMS a row with a compare-and-set (status pending and
+  due, or a claim older than MAIL_CLAIM_TIMEOUT_SECONDS), so two senders never send one row twice; then it
+  talks SMTP outside any transaction and records the result against its claim.
+- SMTP unreachable or 4xx: the row goes back to pending with a doubling backoff. 5xx (e.g. the recipient's
+  address refused): FAILED, shown to staff on the order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, object_session
+
+from shopapp.extensions import db
+from shopapp.models import MailKind, MailStatus, Order, OutboxMessage, Refund, User
+from shopapp.models.base import utcnow
+from shopapp.services import mail, passwords
+from shopapp.services.tx import write_transaction
+
+log = logging.getLogger("shopapp.mail")
+
+# session.info key: dedupe keys inserted by the open transaction; moved to _COMMITTED when it commits.
+_QUEUED = "outbox_queued"
+_COMMITTED = "outbox_committed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Queueing (inside the caller's transaction)
+
+
+def _queue(
+    session: Session,
+    *,
+    key: str,
+    kind: MailKind,
+    recipient: Any,
+    user_id: int | None = None,
+    order_id: int | None = None,
+    context: dict[str, Any] | None = None,
+) -> bool:
+    """Insert one outbox row unless its dedupe_key exists; True when this call inserted it. `recipient` is an
+    address, or a scalar subquery giving it (one statement instead of a read and a write)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    statement = (
+        insert(OutboxMessage)
+        .values(
+            dedupe_key=key,
+            kind=kind,
+            recipient=recipient,
+            user_id=user_id,
+            order_id=order_id,
+            context=json.dumps(context or {}),
+            status=MailStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    # RETURNING, not rowcount: the driver's rowcount for INSERT ... ON CONFLICT is not reliable on PostgreSQL.
+    inserted = session.execute(statement).scalar() is not None
+    if inserted:
+        session.info.setdefault(_QUEUED, []).append(key)
+    return inserted
+
+
+def _session_of(obj: object) -> Session:
+    session = object_session(obj)
+    return session if session is not None else db.session()
+
+
+def _email_of(user_id: int) -> Any:
+    return select(User.email).where(User.id == user_id).scalar_subquery()
+
+
+def enqueue_order_receipt(order: Order) -> None:
+    """Queue the receipt of an order that just became PAID (one per order, whatever repeats)."""
+    _queue(_session_of(order), key=f"order-{order.id}-receipt", kind=MailKind.ORDER_RECEIPT,
+           recipient=_email_of(order.user_id), user_id=order.user_id, order_id=order.id)
+
+
+def enqueue_refund_notice(refund: Refund) -> None:
+    """Queue the notice of a refund Stripe confirmed as succeeded (one per refund)."""
+    session = _session_of(refund)
+    session.flush()
+    order = session.get(Order, refund.order_id)
+    user = session.get(User, order.user_id) if order is not None else None
+    if order is None or user is None:
+        return
+    _queue(session, key=f"refund-{refund.id}-notice", kind=MailKind.REFUND_NOTICE, recipient=user.email,
+           user_id=user.id, order_id=order.id, context=mail.refund_context(refund, order))
+
+
+def enqueue_welcome(user: User) -> None:
+    """Queue the welcome message of a new account."""
+    session = _session_of(user)
+    session.flush()
+    _queue(session, key=f"user-{user.id}-welcome", kind=MailKind.WELCOME, recipient=user.email, user_id=user.id)
+
+
+def enqueue_password_reset(user: User) -> None:
+    """Queue a reset link (the link itself is signed when the message is sent, and never stored)."""
+    _queue(_session_of(user), key=f"user-{user.id}-reset-{secrets.token_hex(8)}", kind=MailKind.PASSWORD_RESET,
+           recipient=user.email, user_id=user.id)
+
+
+def enqueue_password_changed(user: User) -> None:
+    """Queue the "your password was changed" notice; keyed on the new hash, so one per change."""
+    fingerprint = passwords.fingerprint(user.password_hash)[:16]
+    _queue(_session_of(user), key=f"user-{user.id}-password-{fingerprint}", kind=MailKind.PASSWORD_CHANGED,
+           recipient=user.email, user_id=user.id)
+
+
+def on_commit(session: Session) -> None:
+    """SQLAlchemy after_commit hook: what the transaction queued may now be sent."""
+    queued = session.info.pop(_QUEUED, None)
+    if queued:
+        session.info.setdefault(_COMMITTED, []).extend(queued)
+
+
+def on_rollback(session: Session) -> None:
+    """SQLAlchemy after_rollback hook: rows of a rolled-back transaction never existed."""
+    session.info.pop(_QUEUED, None)
+
+
+def take_committed(session: Session) -> list[str]:
+    """The dedupe keys committed by this session since the last call (for the after-request sender)."""
+    return session.info.pop(_COMMITTED, None) or []
+
+
+# ---------------------------------------------------------------------------------------------
+# Sending (after commit)
+
+
+@dataclass
+class SendSummary:
+    """What one sending pass did."""
+
+    sent: int = 0
+    retry_later: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """One line for the CLI and logs."""
+        return f"Mail: {self.sent} sent, {self.retry_later} to retry later, {self.failed} failed."
+
+
+def _backoff(attempts: int) -> timedelta:
+    config = current_app.config
+    base, cap = int(config["MAIL_RETRY_BASE_SECONDS"]), int(config["MAIL_RETRY_MAX_SECONDS"])
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def _claimable(now: datetime) -> Any:
+    stale = now - timedelta(seconds=int(current_app.config["MAIL_CLAIM_TIMEOUT_SECONDS"]))
+    return or_(
+        and_(OutboxMessage.status == MailStatus.PENDING, OutboxMessage.next_attempt_at <= now),
+        and_(OutboxMessage.status == MailStatus.SENDING, OutboxMessage.claimed_at < stale),
+    )
+
+
+def _claim(message_id: int, now: datetime) -> str | None:
+    """Compare-and-set the row to SENDING for this sender; the claim token, or None if someone else has it."""
+    token = secrets.token_hex(16)
+    with write_transaction() as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, _claimable(now))
+            .values(status=MailStatus.SENDING, claimed_at=now, claim_token=token,
+                    attempts=OutboxMessage.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+    return token if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def _finish(message_id: int, token: str, **values: Any) -> None:
+    with write_transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.claim_token == token,
+                   OutboxMessage.status == MailStatus.SENDING)
+            .values(claim_token=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _send_one(message_id: int, summary: SendSummary, now: datetime) -> None:
+    token = _claim(message_id, now)
+    if token is None:
+        return
+    row = db.session.get(OutboxMessage, message_id, populate_existing=True)
+    assert row is not None
+    try:
+        mail.transmit(row, mail.compose(row))
+    except (mail.PermanentFailure, mail.CannotCompose) as error:
+        _finish(message_id, token, status=MailStatus.FAILED, last_error=str(error)[:1000])
+        log.warning("Mail %s (%s) failed for good: %s", row.dedupe_key, row.kind.value, error)
+        summary.failed += 1
+        summary.errors.append(f"{row.dedupe_key}: {error}")
+    except mail.TemporaryFailure as error:
+        _finish(message_id, token, status=MailStatus.PENDING, last_error=str(error)[:1000],
+                next_attempt_at=utcnow() + _backoff(row.attempts))
+        log.warning("Mail %s (%s) not sent, will retry: %s", row.dedupe_key, row.kind.value, error)
+        summary.retry_later += 1
+    else:
+        _finish(message_id, token, status=MailStatus.SENT, sent_at=utcnow(), last_error=None)
+        log.info("Mail %s (%s) sent", row.dedupe_key, row.kind.value)
+        summary.sent += 1
+    finally:
+        db.session.rollback()  # end the read transaction; the next claim starts a fresh write one
+
+
+def _end_open_transaction() -> None:
+    # A read transaction the caller left open would hide rows committed since (SQLite/PostgreSQL snapshots);
+    # ended as write_transaction ends it.
+    session = db.session()
+    if session.in_transaction():
+        session.commit()
+
+
+def deliver(dedupe_keys: Iterable[str]) -> SendSummary:
+    """Send these just-committed messages now (the after-request sender). Never raises for SMTP trouble:
+    whatever does not go out stays pending for `flask mail send-pending`."""
+    summary = SendSummary()
+    keys = list(dedupe_keys)
+    if not keys:
+        return summary
+    _end_open_transaction()
+    ids = db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key.in_(keys))).all()
+    db.session.rollback()
+    now = utcnow()
+    for message_id in ids:
+        _send_one(message_id, summary, now)
+    return summary
+
+
+def send_pending(limit: int = 200) -> SendSummary:
+    """Send every due message (pending whose backoff has passed, or claimed by a sender that died), oldest first.
+    Safe to run from cron and alongside the web workers: each row is claimed before it is sent."""
+    summary = SendSummary()
+    _end_open_transaction()
+    now = utcnow()
+    ids = db.session.scalars(
+        select(OutboxMessage.id).where(_claimable(now)).order_by(OutboxMessage.id).limit(limit)
+    ).all()
+    db.session.rollback()
+    for message_id in ids:
+        _send_one(message_id, summary, now)
+    return summary
+
+
+def messages_for_order(order_id: int) -> list[OutboxMessage]:
+    """The emails about one order, oldest first (for the staff order page)."""
+    return list(db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.order_id == order_id).order_by(OutboxMessage.id)
+    ))
