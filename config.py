@@ -55,6 +55,8 @@ class Config:
     ORDERS_PER_PAGE = _env_int("ORDERS_PER_PAGE", 20)
     DEFAULT_CURRENCY = (_env("DEFAULT_CURRENCY", "usd") or "usd").lower()
     DISPLAY_LOCALE = _env("DISPLAY_LOCALE", "en_US")
+    # Staff pages show times in this IANA zone (e.g. Europe/Paris); stored times stay UTC.
+    SHOP_TIMEZONE = _env("SHOP_TIMEZONE", "UTC")
 
     # Stripe. With no secret key the run script starts the local Stripe service and points us at it.
     STRIPE_SECRET_KEY = _env("STRIPE_SECRET_KEY")

@@ -24,6 +24,7 @@ from shopapp.extensions import db as _db
 from shopapp.models import Order, Product, User
 from shopapp.services import accounts, catalog
 from stripe_emulator import Emulator, EmulatorHTTPClient
+from tests.support import writes_only_in_write_transaction
 
 WEBHOOK_SECRET = TestingConfig.STRIPE_WEBHOOK_SECRET
 PASSWORD = "correct horse battery"
@@ -57,6 +58,13 @@ def _reset_schema(app: Flask) -> None:
     else:
         _db.drop_all()
         _db.create_all()
+
+
+@pytest.fixture(autouse=True)
+def _writes_only_in_write_transaction() -> Iterator[None]:
+    """Every test: a request that writes outside write_transaction fails loudly (tests/support.py)."""
+    with writes_only_in_write_transaction():
+        yield
 
 
 @pytest.fixture

@@ -6,8 +6,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from flask import has_request_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
 
 T = TypeVar("T")
 
@@ -37,3 +42,47 @@ def stripe_service_command(port: int, shop_port: int, webhook_secret: str, *extr
         sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(port),
         "--webhook-url", f"http://127.0.0.1:{shop_port}/webhook/", "--webhook-secret", webhook_secret, *extra,
     ]
+
+
+# --- Writes only inside write_transaction (staff helper "staff") ------------------------------------------------
+
+
+class WriteOutsideTransaction(AssertionError):
+    """App code wrote to the database outside shopapp.services.tx.write_transaction."""
+
+
+def _in_write_transaction(session: Any) -> bool:
+    # write_transaction opens its connection with execution_options(shop_write=True) (shopapp.database.WRITE);
+    # a read transaction (or none) has no such option.
+    if not session.in_transaction():
+        return False
+    return bool(session.connection().get_execution_options().get("shop_write"))
+
+
+def _guard_flush(session: Any, _flush_context: Any, _instances: Any) -> None:
+    if (session.new or session.dirty or session.deleted) and has_request_context():
+        if not _in_write_transaction(session):
+            raise WriteOutsideTransaction(
+                "a request flushed ORM changes outside write_transaction: route the write through a service"
+            )
+
+
+def _guard_execute(state: Any) -> None:
+    if (state.is_insert or state.is_update or state.is_delete) and has_request_context():
+        if not _in_write_transaction(state.session):
+            raise WriteOutsideTransaction(
+                f"a request ran {state.statement!s:.60} outside write_transaction: route it through a service"
+            )
+
+
+@contextmanager
+def writes_only_in_write_transaction() -> Iterator[None]:
+    """While active, any ORM flush or INSERT/UPDATE/DELETE made while handling a request outside
+    write_transaction raises WriteOutsideTransaction (tests' own set-up writes, outside requests, are allowed)."""
+    event.listen(OrmSession, "before_flush", _guard_flush)
+    event.listen(OrmSession, "do_orm_execute", _guard_execute)
+    try:
+        yield
+    finally:
+        event.remove(OrmSession, "do_orm_execute", _guard_execute)
+        event.remove(OrmSession, "before_flush", _guard_flush)

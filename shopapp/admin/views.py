@@ -16,12 +16,12 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.orm import joinedload, lazyload
 from werkzeug.wrappers import Response
-from wtforms import DecimalField, IntegerField, SubmitField
+from wtforms import IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from shopapp.admin.forms import RefundForm, StaffForm
+from shopapp.admin.forms import ProductForm, RefundForm, StaffForm, UserStaffForm
 from shopapp.models import Order, OrderStatus, PaymentEvent, User
-from shopapp.services import refunds, staff, stock
+from shopapp.services import products, refunds, staff, stock
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
 
@@ -68,6 +68,13 @@ class StaffModelView(StaffOnly, ModelView):
     can_set_page_size = True
 
 
+def _bad_input_is_400(response: Any) -> Any:
+    """A POST that re-renders its form (instead of redirecting) was refused: answer 400, not 200."""
+    if request.method == "POST" and isinstance(response, str):
+        return response, 400
+    return response
+
+
 def _money(view: Any, context: Any, model: Any, name: str) -> str:
     cents = getattr(model, name)
     return format_money(cents, model.currency) if cents is not None else ""
@@ -98,7 +105,10 @@ def _stock(view: Any, context: Any, model: Any, name: str) -> Markup:
 
 
 class ProductView(StaffModelView):
-    """Products: create, edit, deactivate (no delete: past orders point at them); stock changes via its page."""
+    """Products: create, edit, deactivate (no delete: past orders point at them); stock changes via its page.
+
+    Every save goes through shopapp.services.products (Stripe's price rules, one transaction, audit trail).
+    """
 
     can_delete = False
     column_list = ("name", "price_cents", "currency", "active", "display_order", "stock", "reserved")
@@ -110,16 +120,8 @@ class ProductView(StaffModelView):
     }
     column_formatters = {"price_cents": _money, "stock": _stock}
     column_default_sort = ("display_order", False)
-    form_columns = ("name", "description", "price", "currency", "active", "display_order", "stock")
-    form_extra_fields = {
-        "price": DecimalField(
-            "Price",
-            places=2,
-            validators=[InputRequired(), NumberRange(min=0, max=999999.99)],
-            description="In the product's currency, e.g. 19.99",
-        )
-    }
-    form_args = {"stock": {"description": "Units available; leave empty for unlimited."}}
+    form = ProductForm
+    edit_template = "admin/product_edit.html"
 
     def edit_form(self, obj: Any = None) -> Any:
         # Saving the edit form would write back the stock it was loaded with, undoing every unit
@@ -127,6 +129,63 @@ class ProductView(StaffModelView):
         form = super().edit_form(obj)
         del form.stock
         return form
+
+    def _product_input(self, form: Any) -> products.ProductInput:
+        return products.ProductInput(
+            name=form.name.data or "",
+            price=form.price.data,
+            currency=form.currency.data or "",
+            description=form.description.data or "",
+            active=bool(form.active.data),
+            display_order=form.display_order.data or 0,
+            low_stock_threshold=form.low_stock_threshold.data,
+            image_alt=form.image_alt.data or "",
+            stock=form.stock.data if getattr(form, "stock", None) is not None else None,
+        )
+
+    def _refused(self, form: Any, error: products.ProductInputError) -> bool:
+        for name, message in error.errors.items():
+            field = getattr(form, name, None)
+            if field is not None:
+                field.errors = [*field.errors, message]
+            else:
+                flash(message, "error")
+        return False
+
+    def create_model(self, form: Any) -> Any:
+        try:
+            return products.create_product(self._product_input(form), actor=f"staff {current_user.email}")
+        except products.ProductInputError as error:
+            return self._refused(form, error)
+
+    def update_model(self, form: Any, model: Any) -> bool:
+        try:
+            products.update_product(model.id, self._product_input(form), actor=f"staff {current_user.email}")
+        except products.ProductInputError as error:
+            return self._refused(form, error)
+        except LookupError:
+            flash("This product no longer exists.", "error")
+            return False
+        return True
+
+    def delete_model(self, model: Any) -> bool:
+        return False  # never: past orders point at products (can_delete is off; this closes the door)
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self) -> Any:
+        """Flask-Admin's create page; a refused save answers 400 with the messages beside the fields."""
+        return _bad_input_is_400(super().create_view())
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self) -> Any:
+        """Flask-Admin's edit page with the product's change history; a refused save answers 400."""
+        return _bad_input_is_400(super().edit_view())
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        model = kwargs.get("model")
+        if template == self.edit_template and model is not None:
+            kwargs["history"] = products.history(model.id)
+        return super().render(template, **kwargs)
 
     @expose("/stock/<int:id>", methods=("GET", "POST"))
     def stock_view(self, id: int) -> Any:
@@ -378,7 +437,10 @@ class PaymentEventView(StaffModelView):
 
 
 class UserView(StaffModelView):
-    """Users: list and toggle staff; password hashes and session tokens are never shown."""
+    """Users: list and toggle staff; password hashes and session tokens are never shown.
+
+    The one write (the staff flag) goes through shopapp.services.staff.set_staff, in one transaction.
+    """
 
     can_create = False
     can_delete = False
@@ -386,4 +448,24 @@ class UserView(StaffModelView):
     column_details_exclude_list = ("password_hash", "session_token")
     column_searchable_list = ("email",)
     column_filters = ("is_staff", *_date_filters(User.created_at, "Created"))
-    form_columns = ("is_staff",)
+    form = UserStaffForm
+    edit_template = "admin/user_edit.html"
+
+    def update_model(self, form: Any, model: Any) -> bool:
+        try:
+            staff.set_staff(model.id, bool(form.is_staff.data), actor_id=current_user.id)
+        except staff.StaffChangeError as error:
+            form.is_staff.errors = [*form.is_staff.errors, str(error)]
+            return False
+        return True
+
+    def create_model(self, form: Any) -> Any:
+        return False  # accounts are made by signing up (can_create is off)
+
+    def delete_model(self, model: Any) -> bool:
+        return False
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self) -> Any:
+        """Flask-Admin's edit page, headed with whose account it is; a refused change answers 400."""
+        return _bad_input_is_400(super().edit_view())

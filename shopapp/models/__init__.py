@@ -10,7 +10,7 @@ from shopapp.models.order import (
     Refund,
 )
 from shopapp.models.payment_event import PaymentEvent
-from shopapp.models.product import Product
+from shopapp.models.product import Product, ProductChange
 from shopapp.models.user import User
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "OrderStatus",
     "PaymentEvent",
     "Product",
+    "ProductChange",
     "Refund",
     "User",
 ]

@@ -103,6 +103,14 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # SHA-256 of the exact line_items sent with the current Checkout Session (amounts, currency, names,
+    # quantities): an open session is reused only while the cart would send Stripe the very same lines.
+    line_items_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The shipping address Checkout collected (JSON of Stripe's shipping_details: name, address), if any.
+    shipping_address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    shipping_carrier: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    tracking_number: Mapped[str] = mapped_column(String(120), default="", server_default="")
 
     user: Mapped[User] = relationship()
     items: Mapped[list[OrderItem]] = relationship(

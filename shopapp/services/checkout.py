@@ -24,7 +24,7 @@ from shopapp.models import Order, OrderStatus, User
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services import stock
-from shopapp.services.catalog import Cart
+from shopapp.services.catalog import Cart, line_items_for, line_items_hash
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
 
@@ -122,17 +122,9 @@ def _session_params(order: Order, email: str, urls: CheckoutUrls) -> dict[str, A
     assert order.session_expires_at is not None
     return {
         "mode": "payment",
-        "line_items": [
-            {
-                "price_data": {
-                    "currency": order.currency,
-                    "unit_amount": item.unit_price_cents,
-                    "product_data": {"name": item.product_name},
-                },
-                "quantity": item.quantity,
-            }
-            for item in order.items
-        ],
+        "line_items": line_items_for(
+            order.currency, [(item.product_name, item.unit_price_cents, item.quantity) for item in order.items]
+        ),
         "success_url": urls.success_url,
         "cancel_url": urls.cancel_url,
         "client_reference_id": str(order.id),
@@ -164,7 +156,9 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
             .limit(1)
         )
         if current is not None:
-            same_cart = current.cart_key == cart.key
+            # Everything that reaches Stripe must match (amounts, currency, names, quantities), not a subset:
+            # any difference closes the old session (e.g. staff changed only a product's currency).
+            same_cart = current.cart_key == cart.key and current.line_items_hash == line_items_hash(cart.line_items)
             live = current.session_expires_at is not None and current.session_expires_at > now
             if current.stripe_session_id and same_cart and live and current.checkout_url:
                 return _Plan("reuse", current.id, url=current.checkout_url, session_id=current.stripe_session_id)
@@ -193,13 +187,10 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
         # Units held for a checkout are unavailable to everyone else: hold them only briefly.
         ttl_minutes = ttl.with_stock if current.stock_reserved else ttl.default
         current.session_expires_at = _expires_at(now, ttl_minutes)
+        params = _session_params(current, email, urls)
+        current.line_items_hash = line_items_hash(params["line_items"])
         session.flush()
-        return _Plan(
-            "create",
-            current.id,
-            params=_session_params(current, email, urls),
-            idempotency_key=_idempotency_key(current),
-        )
+        return _Plan("create", current.id, params=params, idempotency_key=_idempotency_key(current))
 
 
 def _store_session(order_id: int, created: Mapping[str, Any]) -> None:

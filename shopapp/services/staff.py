@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -12,7 +13,10 @@ from shopapp.extensions import db
 from shopapp.models import Order, OrderEvent, OrderStatus, PaymentEvent, Refund, User
 from shopapp.models.base import utcnow
 from shopapp.services import refunds
+from shopapp.services.tx import write_transaction
 from shopapp.services.webhooks import WebhookResult, replay_events
+
+log = logging.getLogger("shopapp.staff")
 
 # Every order that was paid at some point, whatever happened to it since.
 PAID_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
@@ -177,3 +181,26 @@ def reprocess_payment_events(row_ids: list[int]) -> ReplaySummary:
     )
     db.session.commit()
     return replay(event_ids)
+
+
+# --- Accounts staff may change (staff helper "staff") -----------------------------------------------------------
+
+
+class StaffChangeError(ValueError):
+    """A refused change to an account (the message is for staff)."""
+
+
+def set_staff(user_id: int, is_staff: bool, *, actor_id: int) -> None:
+    """Grant or remove staff rights in one write transaction; staff cannot remove their own (no lock-out).
+
+    Raises StaffChangeError for one's own account and LookupError for an unknown user.
+    """
+    if user_id == actor_id and not is_staff:
+        raise StaffChangeError("You cannot remove your own staff rights; ask another staff member.")
+    with write_transaction() as session:
+        user = session.scalar(select(User).where(User.id == user_id).with_for_update())
+        if user is None:
+            raise LookupError(user_id)
+        if user.is_staff != is_staff:
+            user.is_staff = is_staff
+            log.info("User %s staff=%s set by user %s", user_id, is_staff, actor_id)
