@@ -49,6 +49,15 @@ class Config:
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 64 * 1024)
     WEBHOOK_MAX_BYTES = _env_int("WEBHOOK_MAX_BYTES", 256 * 1024)
 
+    # Product pictures: stored under UPLOAD_FOLDER as "<sha256>.<ext>"; refused above these sizes.
+    UPLOAD_FOLDER = _env("UPLOAD_FOLDER", str(BASE_DIR / "instance" / "uploads"))
+    PICTURE_MAX_BYTES = _env_int("PICTURE_MAX_BYTES", 5 * 1024 * 1024)
+    PICTURE_MAX_PIXELS = _env_int("PICTURE_MAX_PIXELS", 25_000_000)
+    # The upload request's body cap: the picture plus the form's other fields.
+    PICTURE_UPLOAD_MAX_BYTES = PICTURE_MAX_BYTES + 64 * 1024
+    # Checkout collects a shipping address for these ISO 3166-1 alpha-2 countries ("US,CA"); empty: off.
+    SHIPPING_COUNTRIES = [c.strip().upper() for c in (_env("SHIPPING_COUNTRIES", "") or "").split(",") if c.strip()]
+
     # Shop rules.
     SHOP_NAME = _env("SHOP_NAME", "Tidy Shop")
     MAX_QUANTITY_PER_LINE = _env_int("MAX_QUANTITY_PER_LINE", 10)

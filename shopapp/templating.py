@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, has_request_context, request, url_for
 
+from shopapp import currencies
 from shopapp.services.catalog import format_money
 
 
@@ -40,6 +41,7 @@ def init_templating(app: Flask) -> None:
     locale = app.config["DISPLAY_LOCALE"]
 
     app.add_template_filter(local_time, "local_time")
+    app.add_template_filter(currencies.minor_units, "minor_units")
 
     @app.template_filter("money")
     def money_filter(cents: int, currency: str) -> str:
@@ -67,4 +69,5 @@ def init_templating(app: Flask) -> None:
         return {
             "shop_name": current_app.config["SHOP_NAME"],
             "payments_local_mode": bool(current_app.config.get("STRIPE_API_BASE")),
+            "display_locale": locale.replace("_", "-"),
         }

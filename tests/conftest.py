@@ -88,6 +88,7 @@ def app_factory(emulator: Emulator, tmp_path: Any) -> Iterator[Callable[..., Fla
         settings = {
             "STRIPE_HTTP_CLIENT": EmulatorHTTPClient(emulator),
             "SQLALCHEMY_DATABASE_URI": TestingConfig.TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'shop.db'}",
+            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
             **overrides,
         }
         app = create_app("testing", **settings)

@@ -60,17 +60,17 @@ def _in_write_transaction(session: Any) -> bool:
 
 
 def _guard_flush(session: Any, _flush_context: Any, _instances: Any) -> None:
-    if (session.new or session.dirty or session.deleted) and has_request_context():
-        if not _in_write_transaction(session):
-            raise WriteOutsideTransaction(
+    changes = session.new or session.dirty or session.deleted
+    if changes and has_request_context() and not _in_write_transaction(session):
+        raise WriteOutsideTransaction(
                 "a request flushed ORM changes outside write_transaction: route the write through a service"
             )
 
 
 def _guard_execute(state: Any) -> None:
-    if (state.is_insert or state.is_update or state.is_delete) and has_request_context():
-        if not _in_write_transaction(state.session):
-            raise WriteOutsideTransaction(
+    writes = state.is_insert or state.is_update or state.is_delete
+    if writes and has_request_context() and not _in_write_transaction(state.session):
+        raise WriteOutsideTransaction(
                 f"a request ran {state.statement!s:.60} outside write_transaction: route it through a service"
             )
 

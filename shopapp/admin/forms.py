@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DecimalField, IntegerField, SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    IntegerField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import HiddenInput
@@ -78,3 +87,16 @@ class UserStaffForm(StaffForm):
     """The one thing staff change on an account: whether it is staff."""
 
     is_staff = BooleanField("Staff (may use this admin)")
+
+
+class PictureForm(StaffForm):
+    """Upload (or remove) a product's picture; shopapp.services.pictures decides what is accepted."""
+
+    picture = FileField("Picture (JPEG, PNG or WebP)")
+    alt = StringField(
+        "Picture description (alt text)",
+        validators=[Optional(), Length(max=200)],
+        description="Leave empty to use the product name.",
+    )
+    upload = SubmitField("Upload picture")
+    remove = SubmitField("Remove picture")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -19,9 +20,10 @@ from werkzeug.wrappers import Response
 from wtforms import IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from shopapp.admin.forms import ProductForm, RefundForm, StaffForm, UserStaffForm
+from shopapp.admin.forms import PictureForm, ProductForm, RefundForm, StaffForm, UserStaffForm
 from shopapp.models import Order, OrderStatus, PaymentEvent, User
-from shopapp.services import products, refunds, staff, stock
+from shopapp.security import body_limit
+from shopapp.services import pictures, products, refunds, staff, stock
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
 
@@ -180,6 +182,52 @@ class ProductView(StaffModelView):
     def edit_view(self) -> Any:
         """Flask-Admin's edit page with the product's change history; a refused save answers 400."""
         return _bad_input_is_400(super().edit_view())
+
+    @expose("/picture/<int:id>", methods=("GET", "POST"))
+    @body_limit("PICTURE_UPLOAD_MAX_BYTES")
+    def picture_view(self, id: int) -> Any:
+        """Upload, replace or remove a product's picture (verified and re-encoded by the pictures service)."""
+        product = stock.get_product(id)
+        if product is None:
+            abort(404)
+        form = PictureForm(request.form if request.method == "POST" else None, data={"alt": product.image_alt})
+        status = 200
+        if request.method == "POST":
+            actor = f"staff {current_user.email}"
+            config = current_app.config
+            try:
+                if not form.validate():
+                    status = 400
+                elif form.remove.data:
+                    pictures.remove_picture(id, actor=actor)
+                    flash(f"Picture removed from {product.name}.", "success")
+                    return redirect(url_for(".picture_view", id=id), code=303)
+                else:
+                    upload = request.files.get("picture")
+                    pictures.store_picture(
+                        id,
+                        upload.read(config["PICTURE_MAX_BYTES"] + 1) if upload else b"",
+                        folder=Path(config["UPLOAD_FOLDER"]),
+                        max_bytes=config["PICTURE_MAX_BYTES"],
+                        max_pixels=config["PICTURE_MAX_PIXELS"],
+                        actor=actor,
+                        alt=form.alt.data or "",
+                    )
+                    flash(f"Picture saved for {product.name}.", "success")
+                    return redirect(url_for(".picture_view", id=id), code=303)
+            except pictures.PictureError as error:
+                form.picture.errors = [*form.picture.errors, str(error)]
+                status = 400
+            except products.ProductInputError as error:
+                form.alt.errors = [*form.alt.errors, *error.errors.values()]
+                status = 400
+            except LookupError:
+                abort(404)
+        return self.render("admin/product_picture.html", product=product, form=form), status
+
+    picture_view.too_large_message = lambda config: (  # type: ignore[attr-defined]
+        f"The picture is larger than {config['PICTURE_MAX_BYTES'] // (1024 * 1024)} MB; choose a smaller file."
+    )
 
     def render(self, template: str, **kwargs: Any) -> Any:
         model = kwargs.get("model")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from shopapp.extensions import limiter
-from shopapp.services import catalog, checkout, orders, stock
+from shopapp.services import catalog, checkout, orders, pictures, stock
 from shopapp.shop import bp, page_cache
 
 log = logging.getLogger("shopapp.shop")
@@ -89,3 +90,21 @@ def cancel_order(order_id: int) -> Response | tuple[str, int]:
     else:
         flash(f"Order #{order_id} can no longer be canceled.", "warning")
     return redirect(url_for("shop.index"))
+
+
+# One year, and "immutable": a picture's URL is the hash of its bytes, so a new picture is a new URL.
+PICTURE_MAX_AGE_SECONDS = 365 * 24 * 3600
+
+
+@bp.get("/pictures/<name>")
+def picture(name: str) -> Response:
+    """A stored product picture by its content-hashed name, cached for a year; 404 for any other name."""
+    path = pictures.stored_file(Path(current_app.config["UPLOAD_FOLDER"]), name)
+    if path is None:
+        abort(404)
+    response = send_file(
+        path, mimetype=pictures.MEDIA_TYPES[path.suffix[1:]], max_age=PICTURE_MAX_AGE_SECONDS, conditional=True
+    )
+    response.cache_control.public = True
+    response.cache_control.immutable = True
+    return response
