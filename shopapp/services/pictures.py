@@ -50,6 +50,10 @@ def _looks_like_svg(data: bytes) -> bool:
     return head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head
 
 
+def _too_many_pixels(max_pixels: int) -> str:
+    return f"more than the {max_pixels // 1_000_000} million pixels allowed; use a smaller picture."
+
+
 def verify_and_reencode(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[bytes, str, int, int]:
     """Check an uploaded file and return (re-encoded bytes, extension, width, height); PictureError otherwise.
 
@@ -67,13 +71,14 @@ def verify_and_reencode(data: bytes, *, max_bytes: int, max_pixels: int) -> tupl
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(FORMATS))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except UnidentifiedImageError:
         raise PictureError("This file is not a JPEG, PNG or WebP picture.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard (Image.MAX_IMAGE_PIXELS) fired while reading the header.
+        raise PictureError(_too_many_pixels(max_pixels)) from None
     width, height = image.size  # from the header: nothing decoded yet
     if width <= 0 or height <= 0 or width * height > max_pixels:
-        raise PictureError(
-            f"The picture has {width} x {height} pixels, more than the {max_pixels // 1_000_000} million allowed."
-        )
+        raise PictureError(f"The picture is {width} x {height} pixels: " + _too_many_pixels(max_pixels))
     extension = FORMATS[str(image.format)]
     try:
         image.load()
