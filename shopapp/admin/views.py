@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, request, url_for
-from flask_admin import AdminIndexView, expose
+from flask import Response, abort, current_app, flash, redirect, request, stream_with_context, url_for
+from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
@@ -16,16 +15,18 @@ from flask_admin.model import typefmt
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.orm import joinedload, lazyload
-from werkzeug.wrappers import Response
 from wtforms import IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
+from shopapp import currencies
 from shopapp.admin.forms import PictureForm, ProductForm, RefundForm, StaffForm, UserStaffForm
 from shopapp.models import Order, OrderStatus, PaymentEvent, User
 from shopapp.security import body_limit
-from shopapp.services import pictures, products, refunds, staff, stock
+from shopapp.services import exports, pictures, products, refunds, staff, stock
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
+from shopapp.services.staff import order_search_condition
+from shopapp.templating import local_time
 
 
 class StaffOnly:
@@ -54,6 +55,11 @@ def _yes_no(view: Any, value: Any, name: str) -> str:
     return "Yes" if value else "No"
 
 
+def _local_time(view: Any, value: Any, name: str = "") -> str:
+    # Lists show the shop's local time to the minute (config SHOP_TIMEZONE), not ISO with microseconds.
+    return local_time(value)
+
+
 class StaffModelView(StaffOnly, ModelView):
     """Base for every model view: CSRF on all forms (create, edit, delete, actions), staff only.
 
@@ -64,10 +70,19 @@ class StaffModelView(StaffOnly, ModelView):
     # A Flask-WTF form, not Flask-Admin's SecureForm: the site-wide CSRFProtect checks every POST for a
     # Flask-WTF token and refused SecureForm's own (every staff save failed with CSRF on). One token for all.
     form_base_class = StaffForm
-    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _yes_no}
-    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _yes_no}
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _yes_no, datetime: _local_time}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _yes_no, datetime: _local_time}
     page_size = 50
     can_set_page_size = True
+
+
+def csv_download(kind: str, **selection: Any) -> Response:
+    """Stream one of the formula-safe CSV exports (services.exports) as an attachment."""
+    return Response(
+        stream_with_context(exports.export_csv(kind, **selection)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={kind}.csv"},
+    )
 
 
 def _bad_input_is_400(response: Any) -> Any:
@@ -303,6 +318,23 @@ class StatusEqualFilter(sqla_filters.FilterEqual):
         return OrderStatus(value)  # ValueError marks the filter invalid, so it is ignored
 
 
+class ShippedFilter(sqla_filters.BaseSQLAFilter):
+    """Shipped or not yet (?flt0_shipped_equals=1 / 0)."""
+
+    def apply(self, query: Any, value: Any, alias: Any = None) -> Any:
+        return query.filter(Order.shipped_at.is_not(None) if value == "1" else Order.shipped_at.is_(None))
+
+    def operation(self) -> str:
+        return "equals"
+
+
+def _order_link(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    if model.order_id is None:
+        return ""
+    link = url_for("orders.details_view", id=model.order_id)
+    return Markup('<a href="{}">Order #{}</a>').format(link, model.order_id)
+
+
 def _status(view: Any, context: Any, model: Any, name: str) -> str:
     return model.status.label
 
@@ -353,8 +385,11 @@ class OrderView(StaffModelView):
         "currency",
         *_date_filters(Order.created_at, "Created"),
         *_date_filters(Order.paid_at, "Paid"),
+        ShippedFilter(Order.shipped_at, "Shipped", options=[("1", "Yes"), ("0", "No")]),
     )
+    # Searched by order_search_condition (see _apply_search); listed so Flask-Admin shows the box.
     column_searchable_list = ("user.email", "stripe_session_id", "stripe_payment_intent_id")
+    search_placeholder_text = "Order number (51 or #51), email, cs_… or pi_…"
     column_default_sort = ("id", True)
     column_export_list = (
         "id",
@@ -391,11 +426,8 @@ class OrderView(StaffModelView):
         if detail is None:
             abort(404)
         if form is None:
-            form = RefundForm(
-                formdata=None,
-                amount=Decimal(detail.refundable_cents) / 100 if detail.refundable_cents else None,
-                sequence=detail.next_refund_sequence,
-            )
+            # Starts empty: staff type the amount, so a slip of the Enter key cannot refund everything.
+            form = RefundForm(formdata=None, sequence=detail.next_refund_sequence)
         page = self.render(
             self.details_template,
             detail=detail,
@@ -420,6 +452,9 @@ class OrderView(StaffModelView):
         form = RefundForm()
         if not form.validate():
             return self._render_detail(order_id, form, 400)
+        confirmation = self._full_refund_confirmation(order_id, form)
+        if confirmation is not None:
+            return confirmation
         try:
             result = refunds.request_refund(
                 order_id,
@@ -441,6 +476,48 @@ class OrderView(StaffModelView):
                 "success",
             )
         return redirect(self.get_url(".details_view", id=order_id), code=303)
+
+    def _full_refund_confirmation(self, order_id: int, form: RefundForm) -> Any:
+        """A full refund is sent only from its confirmation step (amount and shopper shown); None otherwise."""
+        if request.form.get("confirm") == "yes":
+            return None
+        detail = staff.order_detail(order_id)
+        if detail is None:
+            abort(404)
+        try:
+            amount = currencies.parse_amount(form.amount.data, detail.order.currency)
+        except currencies.AmountError:
+            return None  # the refund service explains what is wrong with the amount
+        if detail.refundable_cents <= 0 or amount != detail.refundable_cents:
+            return None
+        page = self.render(
+            "admin/refund_confirm.html", detail=detail, order=detail.order, form=form, amount_cents=amount,
+            money=format_money,
+        )
+        return page, 200
+
+    # --- Finding orders (staff helper "staff") ------------------------------------------------------------------
+
+    def _apply_search(self, query: Any, count_query: Any, joins: Any, count_joins: Any, search: str) -> Any:
+        """Search by what staff are told: the order number ("51" or "#51"), the shopper's email (any case,
+        whole or part), a Checkout Session id (cs_...) or a PaymentIntent id (pi_...)."""
+        condition = order_search_condition(search)
+        if condition is None:
+            return query, count_query, joins, count_joins
+        query = query.filter(condition)
+        if count_query is not None:
+            count_query = count_query.filter(condition)
+        return query, count_query, joins, count_joins
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type: str) -> Any:
+        """The orders CSV (one row per line item, with addresses), formula-safe: see services.exports.
+
+        Exports the orders the list shows with its current filters and search (all pages)."""
+        view_args = self._get_list_extra_args()
+        _, query = self.get_list(0, None, False, view_args.search, view_args.filters, execute=False, page_size=0)
+        order_ids = query.with_entities(Order.id).order_by(None).options().subquery()
+        return csv_download("orders", order_ids=order_ids)
 
     def get_one(self, id: Any) -> Any:
         try:
@@ -471,7 +548,15 @@ class PaymentEventView(StaffModelView):
     column_searchable_list = ("stripe_event_id", "type")
     column_default_sort = ("id", True)
     column_labels = {"stripe_event_id": "Event id", "order_id": "Order"}
+    column_formatters = {"order_id": _order_link}
     named_filter_urls = True
+    can_export = True
+    export_types = ["csv"]
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type: str) -> Any:
+        """Every webhook received as a formula-safe CSV (services.exports)."""
+        return csv_download("events")
 
     @action("reprocess", "Reprocess", "Run the selected events again? Events already applied are left as they are.")
     def action_reprocess(self, ids: list[str]) -> None:
@@ -498,6 +583,13 @@ class UserView(StaffModelView):
     column_filters = ("is_staff", *_date_filters(User.created_at, "Created"))
     form = UserStaffForm
     edit_template = "admin/user_edit.html"
+    can_export = True
+    export_types = ["csv"]
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type: str) -> Any:
+        """Every account as a formula-safe CSV (services.exports); never hashes or tokens."""
+        return csv_download("users")
 
     def update_model(self, form: Any, model: Any) -> bool:
         try:
@@ -517,3 +609,19 @@ class UserView(StaffModelView):
     def edit_view(self) -> Any:
         """Flask-Admin's edit page, headed with whose account it is; a refused change answers 400."""
         return _bad_input_is_400(super().edit_view())
+
+
+class ExportView(StaffOnly, BaseView):
+    """All staff exports on one page: orders (with items and addresses), items, payment events, users."""
+
+    @expose("/")
+    def index(self) -> str:
+        """Links to each CSV."""
+        return self.render("admin/exports.html", kinds=exports.KINDS)
+
+    @expose("/<kind>.csv")
+    def download(self, kind: str) -> Any:
+        """One export as CSV; 404 for an unknown kind."""
+        if kind not in exports.KINDS:
+            abort(404)
+        return csv_download(kind)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from shopapp.extensions import db
 from shopapp.models import Order, OrderEvent, OrderStatus, PaymentEvent, Refund, User
@@ -204,3 +205,32 @@ def set_staff(user_id: int, is_staff: bool, *, actor_id: int) -> None:
         if user.is_staff != is_staff:
             user.is_staff = is_staff
             log.info("User %s staff=%s set by user %s", user_id, is_staff, actor_id)
+
+
+# --- Finding orders (staff helper "staff") ------------------------------------------------------------------------
+
+_ORDER_NUMBER = re.compile(r"#?\s*([0-9]{1,10})")
+
+
+def order_search_condition(text: str) -> ColumnElement[bool] | None:
+    """The WHERE clause for a staff search box entry; None when there is nothing to search for.
+
+    "51" or "#51": that order number. "cs_..." / "pi_...": that Checkout Session / PaymentIntent (exact,
+    indexed). Anything with "@": that shopper's email, any case (emails are stored lower-case, so an
+    exact match on the unique index). Other text: a part of a shopper's email.
+    """
+    term = (text or "").strip()
+    if not term:
+        return None
+    number = _ORDER_NUMBER.fullmatch(term)
+    if number:
+        return Order.id == int(number.group(1))
+    if term.startswith("cs_"):
+        return Order.stripe_session_id == term
+    if term.startswith("pi_"):
+        return Order.stripe_payment_intent_id == term
+    lowered = term.lower()
+    if "@" in lowered:
+        return Order.user_id.in_(select(User.id).where(User.email == lowered))
+    escaped = lowered.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return Order.user_id.in_(select(User.id).where(User.email.like(f"%{escaped}%", escape="\\")))
