@@ -47,10 +47,12 @@ def upgrade():
         batch_op.add_column(sa.Column('shipping_carrier', sa.String(length=80), server_default='', nullable=False))
         batch_op.add_column(sa.Column('tracking_number', sa.String(length=120), server_default='', nullable=False))
         batch_op.create_index(batch_op.f('ix_orders_shipped_at'), ['shipped_at'], unique=False)
+        batch_op.create_index('ix_orders_paid_at', ['paid_at'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_paid_at')
         batch_op.drop_index(batch_op.f('ix_orders_shipped_at'))
         batch_op.drop_column('tracking_number')
         batch_op.drop_column('shipping_carrier')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,77 @@ class StaffOnly:
         abort(403)
 
 
+@dataclass(frozen=True)
+class ChartBar:
+    """One day's bar in SVG user units (y grows downwards), with its label for tooltips and the table."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    negative: bool
+    label: str
+
+
+@dataclass(frozen=True)
+class RevenueChart:
+    """A server-drawn bar chart of net revenue per day: plain SVG attributes, no script or inline style (CSP)."""
+
+    currency: str
+    width: int
+    height: int
+    baseline: float
+    bars: list[ChartBar]
+    ticks: list[tuple[float, str]]  # x position, day label
+    top_label: str
+    bottom_label: str
+    total: str
+    days: list[staff.DayRevenue]
+
+
+CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_TOP, CHART_BOTTOM = 640, 220, 72, 12, 28
+
+
+def revenue_chart(currency: str, days: list[staff.DayRevenue]) -> RevenueChart:
+    """Lay out one currency's daily net revenue as bars scaled between the lowest (or 0) and highest value."""
+    values = [d.net for d in days]
+    high, low = max(0, *values), min(0, *values)
+    span = (high - low) or 1
+    plot_width = CHART_WIDTH - CHART_LEFT - 8
+    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    step = plot_width / max(1, len(days))
+
+    def y(value: int) -> float:
+        return round(CHART_TOP + (high - value) / span * plot_height, 1)
+
+    bars = []
+    for n, d in enumerate(days):
+        top, bottom = sorted((y(d.net), y(0)))
+        bars.append(ChartBar(
+            x=round(CHART_LEFT + n * step + step * 0.15, 1), y=top, width=round(step * 0.7, 1),
+            height=max(round(bottom - top, 1), 0.5 if d.net else 0), negative=d.net < 0,
+            label=f"{d.day.isoformat()}: {format_money(d.net, currency)} net "
+                  f"({format_money(d.paid, currency)} paid, {format_money(d.refunded, currency)} refunded)",
+        ))  # fmt: skip
+    ticks = [(round(CHART_LEFT + n * step + step / 2, 1), d.day.strftime("%b %d")) for n, d in enumerate(days)
+             if n % 7 == 0 or n == len(days) - 1]  # fmt: skip
+    return RevenueChart(
+        currency=currency, width=CHART_WIDTH, height=CHART_HEIGHT, baseline=y(0), bars=bars, ticks=ticks,
+        top_label=format_money(high, currency), bottom_label=format_money(low, currency),
+        total=format_money(sum(values), currency), days=days,
+    )  # fmt: skip
+
+
 class StaffIndexView(StaffOnly, AdminIndexView):
-    """The admin landing page: today's and the week's figures, and what needs attention."""
+    """The admin landing page: the owner's dashboard (figures, 30-day revenue chart, what needs attention)."""
 
     @expose("/")
     def index(self) -> str:
-        return self.render("admin/index.html", dashboard=staff.dashboard(), money=format_money)
+        dashboard = staff.dashboard()
+        charts = [revenue_chart(currency, days) for currency, days in dashboard.revenue_by_day.items()]
+        return self.render(
+            "admin/index.html", dashboard=dashboard, charts=charts, money=format_money, statuses=list(OrderStatus)
+        )
 
 
 def _yes_no(view: Any, value: Any, name: str) -> str:

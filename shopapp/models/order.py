@@ -75,6 +75,8 @@ class Order(Base):
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index("ix_orders_status_created_at", "status", "created_at"),
         Index("ix_orders_created_at", "created_at"),
+        # The dashboard's paid-today/7-day figures and its 30-day revenue chart read paid orders by paid_at.
+        Index("ix_orders_paid_at", "paid_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
