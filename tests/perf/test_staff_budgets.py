@@ -55,4 +55,5 @@ def test_dashboard_and_orders_list_are_flat_in_the_number_of_orders(staff_fetch,
         assert queries.count == budget, f"{path}\n{queries}"
         assert queries.writes == []
     with capsys.disabled():
-        print(f"\n[staff pages at {order_count} orders] " + ", ".join(f"{p} {t * 1000:.0f} ms" for p, t in timings.items()))
+        figures = ", ".join(f"{path} {seconds * 1000:.0f} ms" for path, seconds in timings.items())
+        print(f"\n[staff pages at {order_count} orders] {figures}")
