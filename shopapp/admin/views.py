@@ -329,9 +329,9 @@ class ProductView(StaffModelView):
         if request.method == "POST":
             try:
                 if restock_form.restock.data and restock_form.validate():
-                    level = stock.restock(id, restock_form.add.data)
+                    level = stock.restock(id, restock_form.add.data, actor=f"staff {current_user.email}")
                 elif on_hand_form.set_on_hand.data and on_hand_form.validate():
-                    level = stock.set_on_hand(id, on_hand_form.on_hand.data)
+                    level = stock.set_on_hand(id, on_hand_form.on_hand.data, actor=f"staff {current_user.email}")
                 else:
                     level = None
                     status = 400

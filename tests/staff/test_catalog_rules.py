@@ -171,3 +171,16 @@ def test_a_request_writing_outside_write_transaction_fails_loudly(app: Flask, pr
     assert response.status_code == 500
     assert any(r.exc_info and r.exc_info[0] is WriteOutsideTransaction for r in caplog.records)
     assert fresh().get(Product, products["Product A"].id, populate_existing=True).price_cents == 1999
+
+
+def test_staff_stock_changes_are_audited(staff_client, products):
+    product = products["Product A"]
+    url = f"/admin/products/stock/{product.id}"
+    page = staff_client.get(url).get_data(as_text=True)
+    token = re.search(r'name="count-csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = staff_client.post(url, data={"count-csrf_token": token, "count-on_hand": "7", "count-set_on_hand": "S"})
+    assert response.status_code == 302
+    [change] = fresh().scalars(select(ProductChange).where(ProductChange.product_id == product.id)).all()
+    assert (change.field, change.old_value, change.new_value, change.actor) == (
+        "stock", "unlimited", "7 (counted 7 on hand)", "staff ann@example.com"
+    )
