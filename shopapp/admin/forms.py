@@ -100,3 +100,10 @@ class PictureForm(StaffForm):
     )
     upload = SubmitField("Upload picture")
     remove = SubmitField("Remove picture")
+
+
+class ShipForm(StaffForm):
+    """Mark a paid order shipped; carrier and tracking number are optional."""
+
+    carrier = StringField("Carrier", validators=[Optional(), Length(max=80)])
+    tracking_number = StringField("Tracking number", validators=[Optional(), Length(max=120)])

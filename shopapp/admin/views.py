@@ -20,10 +20,10 @@ from wtforms import IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from shopapp import currencies
-from shopapp.admin.forms import PictureForm, ProductForm, RefundForm, StaffForm, UserStaffForm
+from shopapp.admin.forms import PictureForm, ProductForm, RefundForm, ShipForm, StaffForm, UserStaffForm
 from shopapp.models import Order, OrderStatus, PaymentEvent, User
 from shopapp.security import body_limit
-from shopapp.services import exports, pictures, products, refunds, staff, stock
+from shopapp.services import exports, pictures, products, refunds, shipping, staff, stock
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.staff import order_search_condition
@@ -487,7 +487,9 @@ class OrderView(StaffModelView):
     def get_export_name(self, export_type: str = "csv") -> str:
         return f"orders.{export_type}"
 
-    def _render_detail(self, order_id: int, form: RefundForm | None = None, status: int = 200) -> Any:
+    def _render_detail(
+        self, order_id: int, form: RefundForm | None = None, status: int = 200, ship_form: ShipForm | None = None
+    ) -> Any:
         detail = staff.order_detail(order_id)
         if detail is None:
             abort(404)
@@ -499,10 +501,58 @@ class OrderView(StaffModelView):
             detail=detail,
             order=detail.order,
             form=form,
+            ship_form=ship_form or ShipForm(formdata=None),
+            address=shipping.address_lines(detail.order.shipping_address),
+            shippable=detail.order.status in shipping.SHIPPABLE and detail.order.shipped_at is None,
             money=format_money,
             return_url=self.get_url(".index_view"),
         )
         return page, status
+
+    # --- Shipping (staff helper "staff") --------------------------------------------------------------------------
+
+    @expose("/<int:order_id>/ship/", methods=("POST",))
+    def ship_view(self, order_id: int) -> Any:
+        """Mark a paid order shipped with an optional carrier and tracking number (timeline entry)."""
+        form = ShipForm()
+        if not form.validate():
+            return self._render_detail(order_id, status=400, ship_form=form)
+        try:
+            result = shipping.mark_shipped(
+                order_id,
+                carrier=form.carrier.data or "",
+                tracking_number=form.tracking_number.data or "",
+                actor=f"staff {current_user.email}",
+            )
+        except shipping.ShippingError as error:
+            form.form_errors.append(str(error))
+            return self._render_detail(order_id, status=409, ship_form=form)
+        except LookupError:
+            abort(404)
+        if result.repeated:
+            flash(f"Order #{order_id} was already marked shipped.", "info")
+        else:
+            flash(f"Order #{order_id} marked shipped.", "success")
+        return redirect(self.get_url(".details_view", id=order_id), code=303)
+
+    @action("ship", "Mark shipped", "Mark the selected paid orders shipped (no carrier or tracking number)?")
+    def action_ship(self, ids: list[str]) -> None:
+        """Mark each selected paid order shipped; the others are named in the message."""
+        order_ids = [parse_ascii_int(i, max_digits=11) for i in ids]
+        if not ids or None in order_ids:
+            flash("Choose the orders to mark shipped.", "error")
+            return
+        done, refused = [], []
+        for order_id in [i for i in order_ids if i is not None]:
+            try:
+                shipping.mark_shipped(order_id, actor=f"staff {current_user.email}")
+                done.append(order_id)
+            except (shipping.ShippingError, LookupError):
+                refused.append(order_id)
+        message = f"Marked {len(done)} order(s) shipped."
+        if refused:
+            message += " Not paid, so not shipped: " + ", ".join(f"#{i}" for i in refused) + "."
+        flash(message, "error" if refused else "success")
 
     @expose("/details/")
     def details_view(self) -> Any:

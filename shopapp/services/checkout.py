@@ -23,7 +23,7 @@ from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
 from shopapp.models import Order, OrderStatus, User
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
-from shopapp.services import stock
+from shopapp.services import shipping, stock
 from shopapp.services.catalog import Cart, line_items_for, line_items_hash
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
@@ -118,7 +118,9 @@ def _expires_at(now: datetime, ttl_minutes: int) -> datetime:
     return (now + ttl).replace(microsecond=0)
 
 
-def _session_params(order: Order, email: str, urls: CheckoutUrls) -> dict[str, Any]:
+def _session_params(
+    order: Order, email: str, urls: CheckoutUrls, shipping_countries: tuple[str, ...] = ()
+) -> dict[str, Any]:
     assert order.session_expires_at is not None
     return {
         "mode": "payment",
@@ -131,6 +133,7 @@ def _session_params(order: Order, email: str, urls: CheckoutUrls) -> dict[str, A
         "metadata": {"order_id": str(order.id), "attempt": str(order.checkout_attempt)},
         "customer_email": email,
         "expires_at": int(order.session_expires_at.timestamp()),
+        **shipping.session_params(shipping_countries),
     }
 
 
@@ -138,7 +141,9 @@ def _idempotency_key(order: Order) -> str:
     return f"order-{order.id}-attempt-{order.checkout_attempt}"
 
 
-def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL) -> _Plan:
+def _plan_checkout(
+    user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL, shipping_countries: tuple[str, ...] = ()
+) -> _Plan:
     """In one write transaction, decide: reuse the open session, retire a stale one, or create."""
     now = utcnow()
     with write_transaction() as session:
@@ -171,7 +176,7 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
                 return _Plan(
                     "create",
                     current.id,
-                    params=_session_params(current, email, urls),
+                    params=_session_params(current, email, urls, shipping_countries),
                     idempotency_key=_idempotency_key(current),
                 )
             if not same_cart:
@@ -187,7 +192,7 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
         # Units held for a checkout are unavailable to everyone else: hold them only briefly.
         ttl_minutes = ttl.with_stock if current.stock_reserved else ttl.default
         current.session_expires_at = _expires_at(now, ttl_minutes)
-        params = _session_params(current, email, urls)
+        params = _session_params(current, email, urls, shipping_countries)
         current.line_items_hash = line_items_hash(params["line_items"])
         session.flush()
         return _Plan("create", current.id, params=params, idempotency_key=_idempotency_key(current))
@@ -207,15 +212,19 @@ def _store_session(order_id: int, created: Mapping[str, Any]) -> None:
         )
 
 
-def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL) -> CheckoutStarted:
+def start_checkout(
+    user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL, *, shipping_countries: tuple[str, ...] = ()
+) -> CheckoutStarted:
     """Create (or reuse) the shopper's PENDING order for `cart` and its Checkout Session.
+
+    `shipping_countries` (ISO 3166-1 alpha-2) makes Checkout collect a shipping address; empty: none.
 
     Raises CheckoutError with a message for the shopper when Stripe cannot be used right now, and
     stock.OutOfStock (nothing held, nothing created) when a limited product does not have enough left.
     """
     gateway = get_gateway()
     for _ in range(3):  # at most: retire one stale session, then create
-        plan = _plan_checkout(user_id, cart, urls, ttl)
+        plan = _plan_checkout(user_id, cart, urls, ttl, shipping_countries)
         if plan.kind == "reuse":
             log.info("Order %s: reusing open session %s", plan.order_id, plan.session_id)
             return CheckoutStarted(plan.order_id, plan.url, reused=True)
@@ -371,6 +380,7 @@ def apply_session(
                 "paid_at": utcnow(),
                 "stripe_session_id": session_id,
                 "stripe_payment_intent_id": _payment_intent_id(checkout_session),
+                "shipping_address": shipping.shipping_address_json(checkout_session),
             },
         )
         if not won:

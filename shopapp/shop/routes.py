@@ -62,6 +62,7 @@ def buy() -> Response | tuple[str, int]:
                 default=current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
                 with_stock=current_app.config["CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK"],
             ),
+            shipping_countries=tuple(current_app.config["SHIPPING_COUNTRIES"]),
         )
     except (catalog.SelectionError, stock.OutOfStock) as error:
         return _render_shop(error=str(error), status=400, selection=selection)

@@ -158,6 +158,10 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = "csv"
         elif name == "id":  # admin pages keyed by a record id in the path (e.g. a product's stock page)
             values[name] = 1
+        elif name == "kind":  # the staff exports (/admin/exports/<kind>.csv)
+            values[name] = "orders"
+        elif name == "name":  # a product picture by its content-hashed name
+            values[name] = "0" * 64 + ".jpg"
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")
     path = rule.build(values, append_unknown=False)
