@@ -95,8 +95,9 @@ def revenue_chart(currency: str, days: list[staff.DayRevenue]) -> RevenueChart:
             label=f"{d.day.isoformat()}: {format_money(d.net, currency)} net "
                   f"({format_money(d.paid, currency)} paid, {format_money(d.refunded, currency)} refunded)",
         ))  # fmt: skip
+    # A label every 7 days counted back from today, so the last bar is always labelled and none collide.
     ticks = [(round(CHART_LEFT + n * step + step / 2, 1), d.day.strftime("%b %d")) for n, d in enumerate(days)
-             if n % 7 == 0 or n == len(days) - 1]  # fmt: skip
+             if (len(days) - 1 - n) % 7 == 0]  # fmt: skip
     return RevenueChart(
         currency=currency, width=CHART_WIDTH, height=CHART_HEIGHT, baseline=y(0), bars=bars, ticks=ticks,
         top_label=format_money(high, currency), bottom_label=format_money(low, currency),
@@ -205,6 +206,12 @@ class ProductView(StaffModelView):
     column_default_sort = ("display_order", False)
     form = ProductForm
     edit_template = "admin/product_edit.html"
+
+    def create_form(self, obj: Any = None) -> Any:
+        form = super().create_form(obj)
+        if request.method == "GET":
+            form.currency.data = current_app.config["DEFAULT_CURRENCY"]  # the setting "currency for new products"
+        return form
 
     def edit_form(self, obj: Any = None) -> Any:
         # Saving the edit form would write back the stock it was loaded with, undoing every unit

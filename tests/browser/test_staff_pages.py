@@ -70,7 +70,9 @@ def test_staff_upload_a_picture_and_shoppers_see_it(journey: Journey, tmp_path: 
     # No layout shift: the box is reserved from the width/height attributes before the picture arrives.
     # A fresh load (the resizes above count as shifts), with the picture not yet in the browser's cache.
     journey.context.clear_cookies()
-    page.route("**/pictures/*", lambda route: route.continue_(headers={**route.request.headers, "cache-control": "no-cache"}))
+    page.route(
+        "**/pictures/*", lambda route: route.continue_(headers={**route.request.headers, "cache-control": "no-cache"})
+    )
     journey.goto("/")
     shift = page.evaluate(
         """() => new Promise(done => {
