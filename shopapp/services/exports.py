@@ -3,7 +3,7 @@
 Every text cell is neutralised against spreadsheet formulas: defusedcsv prefixes a cell starting with
 = + - @ | % with an apostrophe (OWASP "CSV Injection"), and `_cell` does the same for a leading tab or
 carriage return, which defusedcsv leaves alone. Numbers stay numbers. Rows are streamed from one query
-per export (constant in the number of orders), read in batches.
+a batch of BATCH rows at a time (keyset paging), so memory stays flat however long the export.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from defusedcsv import csv
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from shopapp import currencies
 from shopapp.extensions import db
@@ -45,6 +45,21 @@ class _Line:
 
     def write(self, text: str) -> str:
         return text
+
+
+def _id_batches(ids: Select[Any], key: Any) -> Iterator[list[int]]:
+    """The ids `ids` selects, BATCH at a time in key order (keyset paging).
+
+    Not a server-side cursor (yield_per): PostgreSQL reads run in autocommit here (shopapp/database.py),
+    where a cursor cannot live; each batch is one short query instead.
+    """
+    last = 0
+    while True:
+        batch = list(db.session.scalars(ids.where(key > last).order_by(key).limit(BATCH)))
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]
 
 
 def write_csv(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
@@ -82,21 +97,23 @@ def order_rows(order_ids: Any = None) -> Iterator[list[Any]]:
         .join(User, User.id == Order.user_id)
         .outerjoin(OrderItem, OrderItem.order_id == Order.id)
         .order_by(Order.id, OrderItem.id)
-        .execution_options(yield_per=BATCH)
     )
+    wanted = select(Order.id)
     if order_ids is not None:
-        statement = statement.where(Order.id.in_(select(order_ids.c.id)))
-    for order, email, item in db.session.execute(statement):
-        currency = order.currency
-        yield [
-            order.id, order.created_at, order.paid_at, order.status.value, email, currency.upper(),
-            _amount(order.total_cents, currency), _amount(order.refunded_cents, currency), order.needs_review,
-            order.review_reason or "", order.stripe_session_id or "", order.stripe_payment_intent_id or "",
-            *address_parts(order.shipping_address), order.shipped_at, order.shipping_carrier, order.tracking_number,
-            item.product_name if item else "", item.quantity if item else None,
-            _amount(item.unit_price_cents, currency) if item else None,
-            _amount(item.line_total_cents, currency) if item else None,
-        ]  # fmt: skip
+        wanted = wanted.where(Order.id.in_(select(order_ids.c.id)))
+    for batch in _id_batches(wanted, Order.id):
+        for order, email, item in db.session.execute(statement.where(Order.id.in_(batch))):
+            currency = order.currency
+            yield [
+                order.id, order.created_at, order.paid_at, order.status.value, email, currency.upper(),
+                _amount(order.total_cents, currency), _amount(order.refunded_cents, currency), order.needs_review,
+                order.review_reason or "", order.stripe_session_id or "", order.stripe_payment_intent_id or "",
+                *address_parts(order.shipping_address), order.shipped_at, order.shipping_carrier,
+                order.tracking_number, item.product_name if item else "", item.quantity if item else None,
+                _amount(item.unit_price_cents, currency) if item else None,
+                _amount(item.line_total_cents, currency) if item else None,
+            ]  # fmt: skip
+        db.session.expunge_all()  # a batch's objects are done with: memory stays flat on a long export
 
 
 def item_rows() -> Iterator[list[Any]]:
@@ -105,38 +122,40 @@ def item_rows() -> Iterator[list[Any]]:
     statement = (
         select(OrderItem, Order.currency, Order.status)
         .join(Order, Order.id == OrderItem.order_id)
-        .order_by(OrderItem.order_id, OrderItem.id)
-        .execution_options(yield_per=BATCH)
+        .order_by(OrderItem.id)
     )
-    for item, currency, status in db.session.execute(statement):
-        yield [
-            item.order_id, item.product_id, item.product_name, item.quantity,
-            _amount(item.unit_price_cents, currency), _amount(item.line_total_cents, currency), currency.upper(),
-            status.value,
-        ]  # fmt: skip
+    for batch in _id_batches(select(OrderItem.id), OrderItem.id):
+        for item, currency, status in db.session.execute(statement.where(OrderItem.id.in_(batch))):
+            yield [
+                item.order_id, item.product_id, item.product_name, item.quantity,
+                _amount(item.unit_price_cents, currency), _amount(item.line_total_cents, currency),
+                currency.upper(), status.value,
+            ]  # fmt: skip
+        db.session.expunge_all()
 
 
 def event_rows() -> Iterator[list[Any]]:
     """Header, then every webhook received (without its payload)."""
     yield ["event_id", "type", "order", "received_at", "processed_at", "signature_valid", "outcome", "error"]
     columns = PaymentEvent.__table__.c
-    statement = (
-        select(columns.stripe_event_id, columns.type, columns.order_id, columns.received_at, columns.processed_at,
-               columns.signature_valid, columns.outcome, columns.error)
-        .order_by(columns.id)
-        .execution_options(yield_per=BATCH)
-    )  # fmt: skip
-    for row in db.session.execute(statement):
-        event_id, kind, order_id, received, processed, valid, outcome, error = row
-        yield [event_id, kind, order_id, received, processed, valid, outcome, error or ""]
+    statement = select(
+        columns.stripe_event_id, columns.type, columns.order_id, columns.received_at, columns.processed_at,
+        columns.signature_valid, columns.outcome, columns.error,
+    ).order_by(columns.id)  # fmt: skip
+    for batch in _id_batches(select(columns.id), columns.id):
+        for event_id, kind, order_id, received, processed, valid, outcome, error in db.session.execute(
+            statement.where(columns.id.in_(batch))
+        ):
+            yield [event_id, kind, order_id, received, processed, valid, outcome, error or ""]
 
 
 def user_rows() -> Iterator[list[Any]]:
     """Header, then every account (never password hashes or session tokens)."""
     yield ["user", "email", "is_staff", "created_at"]
     statement = select(User.id, User.email, User.is_staff, User.created_at).order_by(User.id)
-    for row in db.session.execute(statement.execution_options(yield_per=BATCH)):
-        yield list(row)
+    for batch in _id_batches(select(User.id), User.id):
+        for row in db.session.execute(statement.where(User.id.in_(batch))):
+            yield list(row)
 
 
 ROWS = {"orders": order_rows, "items": item_rows, "events": event_rows, "users": user_rows}
