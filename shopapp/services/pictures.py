@@ -17,6 +17,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -70,19 +71,19 @@ def verify_and_reencode(data: bytes, *, max_bytes: int, max_pixels: int) -> tupl
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+            opened = Image.open(io.BytesIO(data), formats=list(FORMATS))
     except UnidentifiedImageError:
         raise PictureError("This file is not a JPEG, PNG or WebP picture.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own guard (Image.MAX_IMAGE_PIXELS) fired while reading the header.
         raise PictureError(_too_many_pixels(max_pixels)) from None
-    width, height = image.size  # from the header: nothing decoded yet
+    width, height = opened.size  # from the header: nothing decoded yet
     if width <= 0 or height <= 0 or width * height > max_pixels:
         raise PictureError(f"The picture is {width} x {height} pixels: " + _too_many_pixels(max_pixels))
-    extension = FORMATS[str(image.format)]
+    extension = FORMATS[str(opened.format)]
     try:
-        image.load()
-        image = ImageOps.exif_transpose(image)  # keep the orientation the camera meant, then drop EXIF
+        opened.load()
+        image: Image.Image = ImageOps.exif_transpose(opened)  # keep the orientation the camera meant, then drop EXIF
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise PictureError(f"This picture could not be read ({type(error).__name__}); it may be damaged.") from None
     image.thumbnail((MAX_SIDE, MAX_SIDE))
@@ -93,7 +94,9 @@ def verify_and_reencode(data: bytes, *, max_bytes: int, max_pixels: int) -> tupl
     # Only the pixels go out: with the info dict emptied no EXIF, XMP, ICC profile or text chunk is written.
     image.info = {}
     out = io.BytesIO()
-    options = {"JPEG": {"quality": 85, "optimize": True}, "PNG": {"optimize": True}, "WEBP": {"quality": 85}}
+    options: dict[str, dict[str, Any]] = {
+        "JPEG": {"quality": 85, "optimize": True}, "PNG": {"optimize": True}, "WEBP": {"quality": 85},
+    }
     pillow_format = next(name for name, ext in FORMATS.items() if ext == extension)
     image.save(out, format=pillow_format, **options[pillow_format])
     return out.getvalue(), extension, image.width, image.height

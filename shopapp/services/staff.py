@@ -257,7 +257,7 @@ def _low_stock() -> list[LowStock]:
         )
         .order_by(Product.stock, Product.id)
     )
-    return [LowStock(*row) for row in rows]
+    return [LowStock(i, name, int(stock or 0), int(threshold or 0)) for i, name, stock, threshold in rows]
 
 
 def _failed_events() -> list[FailedEvent]:
