@@ -446,6 +446,7 @@ class OrderView(StaffModelView):
         "paid_at",
     )
     column_labels = {
+        "id": "Order",
         "user.email": "Shopper",
         "total_cents": "Total",
         "refunded_cents": "Refunded",
@@ -463,7 +464,7 @@ class OrderView(StaffModelView):
     )
     # Searched by order_search_condition (see _apply_search); listed so Flask-Admin shows the box.
     column_searchable_list = ("user.email", "stripe_session_id", "stripe_payment_intent_id")
-    search_placeholder_text = "Order number (51 or #51), email, cs_… or pi_…"
+
     column_default_sort = ("id", True)
     column_export_list = (
         "id",
@@ -622,6 +623,10 @@ class OrderView(StaffModelView):
 
     # --- Finding orders (staff helper "staff") ------------------------------------------------------------------
 
+    def search_placeholder(self) -> str:
+        """What the search box takes."""
+        return "Order number (51 or #51), email, cs_… or pi_…"
+
     def _apply_search(self, query: Any, count_query: Any, joins: Any, count_joins: Any, search: str) -> Any:
         """Search by what staff are told: the order number ("51" or "#51"), the shopper's email (any case,
         whole or part), a Checkout Session id (cs_...) or a PaymentIntent id (pi_...)."""
@@ -658,16 +663,8 @@ class PaymentEventView(StaffModelView):
     can_edit = False
     can_delete = False
     can_view_details = True
-    column_list = (
-        "stripe_event_id",
-        "type",
-        "order_id",
-        "received_at",
-        "signature_valid",
-        "processed_at",
-        "outcome",
-        "error",
-    )
+    # Fits 1280 px: when it was processed and whether the signature held are on the event's own page.
+    column_list = ("stripe_event_id", "type", "order_id", "received_at", "outcome", "error")
     column_filters = ("type", "outcome", "signature_valid", *_date_filters(PaymentEvent.received_at, "Received"))
     column_searchable_list = ("stripe_event_id", "type")
     column_default_sort = ("id", True)
