@@ -114,3 +114,31 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     page.get_by_role("button", name="Mark shipped").click()
     expect(page.locator("#shipped")).to_contain_text("UPS 1Z999AA10123456784")
     journey.visit("order-page-shipped")
+
+
+def test_zero_decimal_prices_agree_on_the_page_the_live_total_and_stripe(journey: Journey) -> None:
+    page, shop = journey.page, journey.shop
+    with shop.app.app_context():
+        from shopapp.extensions import db
+        from shopapp.services.products import ProductInput, update_product
+
+        product = shop.product("Product B")
+        update_product(product.id, ProductInput(name="Product B", price="500", currency="jpy"), actor="test")
+        db.session.remove()
+    shop.create_user("yen@example.com")
+    journey.log_in("yen@example.com")
+    journey.goto("/")
+    card = page.locator(".product-card").filter(has_text="Product B")
+    expect(card.locator(".product-price")).to_have_text("¥500")  # Babel, on the server
+    journey.choose(B=2)
+    expect(page.locator("#order-total")).to_have_text("¥1,000")  # Intl in shop.js, with JPY's 0 digits
+    journey.choose(A=1)  # a USD product as well: one cart, one currency
+    expect(page.locator("#currency-mix")).to_be_visible()
+    expect(page.get_by_role("button", name="Buy")).to_be_disabled()
+    journey.visit("shop-mixed-currencies")
+    journey.choose(A=0)
+    expect(page.locator("#currency-mix")).to_be_hidden()
+    page.get_by_role("button", name="Buy").click()
+    page.wait_for_url(re.compile(r"/pay/cs_test_"))
+    session = shop.stripe.sessions()[re.search(r"(cs_test_[A-Za-z0-9]+)", page.url).group(1)]
+    assert (session["amount_total"], session["currency"]) == (1000, "jpy")
