@@ -49,12 +49,23 @@ class Config:
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 64 * 1024)
     WEBHOOK_MAX_BYTES = _env_int("WEBHOOK_MAX_BYTES", 256 * 1024)
 
+    # Product pictures: stored under UPLOAD_FOLDER as "<sha256>.<ext>"; refused above these sizes.
+    UPLOAD_FOLDER = _env("UPLOAD_FOLDER", str(BASE_DIR / "instance" / "uploads"))
+    PICTURE_MAX_BYTES = _env_int("PICTURE_MAX_BYTES", 5 * 1024 * 1024)
+    PICTURE_MAX_PIXELS = _env_int("PICTURE_MAX_PIXELS", 25_000_000)
+    # The upload request's body cap: the picture plus the form's other fields.
+    PICTURE_UPLOAD_MAX_BYTES = PICTURE_MAX_BYTES + 64 * 1024
+    # Checkout collects a shipping address for these ISO 3166-1 alpha-2 countries ("US,CA"); empty: off.
+    SHIPPING_COUNTRIES = [c.strip().upper() for c in (_env("SHIPPING_COUNTRIES", "") or "").split(",") if c.strip()]
+
     # Shop rules.
     SHOP_NAME = _env("SHOP_NAME", "Tidy Shop")
     MAX_QUANTITY_PER_LINE = _env_int("MAX_QUANTITY_PER_LINE", 10)
     ORDERS_PER_PAGE = _env_int("ORDERS_PER_PAGE", 20)
     DEFAULT_CURRENCY = (_env("DEFAULT_CURRENCY", "usd") or "usd").lower()
     DISPLAY_LOCALE = _env("DISPLAY_LOCALE", "en_US")
+    # Staff pages show times in this IANA zone (e.g. Europe/Paris); stored times stay UTC.
+    SHOP_TIMEZONE = _env("SHOP_TIMEZONE", "UTC")
 
     # Stripe. With no secret key the run script starts the local Stripe service and points us at it.
     STRIPE_SECRET_KEY = _env("STRIPE_SECRET_KEY")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -47,6 +47,11 @@ def init_error_handlers(app: Flask) -> None:
             log.warning("Rate limit hit by %s: %s %s", request.remote_addr, request.method, request.path)
         elif status == 413:
             log.warning("Oversize body refused: %s %s (%s bytes)", request.method, request.path, request.content_length)
+            # A view may say what its limit means to the person (e.g. the picture upload's size).
+            view = current_app.view_functions.get(request.endpoint or "")
+            too_large = getattr(view, "too_large_message", None)
+            if too_large:
+                return render_error(status, too_large(current_app.config))
         return render_error(status)
 
     @app.errorhandler(Exception)

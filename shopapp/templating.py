@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, has_request_context, request, url_for
 
+from shopapp import currencies
 from shopapp.services.catalog import format_money
 
 
@@ -19,12 +22,26 @@ def _fingerprint(path: Path, cache: dict[tuple[str, float], str]) -> str:
     return cache[key]
 
 
+def local_time(moment: datetime | None) -> str:
+    """A stored UTC time as the shop's local time, to the minute: "2026-11-29 18:05 EST" ("" for None).
+
+    The zone is config SHOP_TIMEZONE (an IANA name, default UTC); no seconds or microseconds.
+    """
+    if moment is None:
+        return ""
+    zone = ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def init_templating(app: Flask) -> None:
     """Register the money filter, the fingerprinted static_url() and site-wide template values."""
     fingerprints: dict[tuple[str, float], str] = {}
 
     # Read once: the filter runs dozens of times per page, and each config lookup goes through a proxy.
     locale = app.config["DISPLAY_LOCALE"]
+
+    app.add_template_filter(local_time, "local_time")
+    app.add_template_filter(currencies.minor_units, "minor_units")
 
     @app.template_filter("money")
     def money_filter(cents: int, currency: str) -> str:
@@ -52,4 +69,5 @@ def init_templating(app: Flask) -> None:
         return {
             "shop_name": current_app.config["SHOP_NAME"],
             "payments_local_mode": bool(current_app.config.get("STRIPE_API_BASE")),
+            "display_locale": locale.replace("_", "-"),
         }

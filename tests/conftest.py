@@ -24,6 +24,7 @@ from shopapp.extensions import db as _db
 from shopapp.models import Order, Product, User
 from shopapp.services import accounts, catalog
 from stripe_emulator import Emulator, EmulatorHTTPClient
+from tests.support import writes_only_in_write_transaction
 
 WEBHOOK_SECRET = TestingConfig.STRIPE_WEBHOOK_SECRET
 PASSWORD = "correct horse battery"
@@ -59,6 +60,13 @@ def _reset_schema(app: Flask) -> None:
         _db.create_all()
 
 
+@pytest.fixture(autouse=True)
+def _writes_only_in_write_transaction() -> Iterator[None]:
+    """Every test: a request that writes outside write_transaction fails loudly (tests/support.py)."""
+    with writes_only_in_write_transaction():
+        yield
+
+
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """The local Stripe service, in process, delivering webhooks synchronously when asked."""
@@ -80,6 +88,7 @@ def app_factory(emulator: Emulator, tmp_path: Any) -> Iterator[Callable[..., Fla
         settings = {
             "STRIPE_HTTP_CLIENT": EmulatorHTTPClient(emulator),
             "SQLALCHEMY_DATABASE_URI": TestingConfig.TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'shop.db'}",
+            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
             **overrides,
         }
         app = create_app("testing", **settings)

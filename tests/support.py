@@ -6,9 +6,14 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+from flask import has_request_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
 
 T = TypeVar("T")
 
@@ -54,3 +59,47 @@ def refused_checkout(response: Any) -> str:
     assert [r.status_code for r in response.history] == [303], (response.status_code, response.history)
     assert response.request.path == "/" and response.status_code == 200
     return str(response.get_data(as_text=True))
+
+
+# --- Writes only inside write_transaction (staff helper "staff") ------------------------------------------------
+
+
+class WriteOutsideTransaction(AssertionError):
+    """App code wrote to the database outside shopapp.services.tx.write_transaction."""
+
+
+def _in_write_transaction(session: Any) -> bool:
+    # write_transaction opens its connection with execution_options(shop_write=True) (shopapp.database.WRITE);
+    # a read transaction (or none) has no such option.
+    if not session.in_transaction():
+        return False
+    return bool(session.connection().get_execution_options().get("shop_write"))
+
+
+def _guard_flush(session: Any, _flush_context: Any, _instances: Any) -> None:
+    changes = session.new or session.dirty or session.deleted
+    if changes and has_request_context() and not _in_write_transaction(session):
+        raise WriteOutsideTransaction(
+                "a request flushed ORM changes outside write_transaction: route the write through a service"
+            )
+
+
+def _guard_execute(state: Any) -> None:
+    writes = state.is_insert or state.is_update or state.is_delete
+    if writes and has_request_context() and not _in_write_transaction(state.session):
+        raise WriteOutsideTransaction(
+                f"a request ran {state.statement!s:.60} outside write_transaction: route it through a service"
+            )
+
+
+@contextmanager
+def writes_only_in_write_transaction() -> Iterator[None]:
+    """While active, any ORM flush or INSERT/UPDATE/DELETE made while handling a request outside
+    write_transaction raises WriteOutsideTransaction (tests' own set-up writes, outside requests, are allowed)."""
+    event.listen(OrmSession, "before_flush", _guard_flush)
+    event.listen(OrmSession, "do_orm_execute", _guard_execute)
+    try:
+        yield
+    finally:
+        event.remove(OrmSession, "do_orm_execute", _guard_execute)
+        event.remove(OrmSession, "before_flush", _guard_flush)

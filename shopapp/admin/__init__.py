@@ -7,6 +7,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
 from shopapp.admin.views import (
+    ExportView,
     OrderView,
     PaymentEventView,
     ProductView,
@@ -30,4 +31,5 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(OrderView(Order, db, name="Orders", endpoint="orders"))
     admin.add_view(PaymentEventView(PaymentEvent, db, name="Payment events", endpoint="payment_events"))
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
+    admin.add_view(ExportView(name="Exports", endpoint="exports", url="/admin/exports"))
     return admin

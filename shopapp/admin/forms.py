@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, IntegerField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    IntegerField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import HiddenInput
 
+from shopapp import currencies
 from shopapp.services.refunds import MAX_REASON_LENGTH
 
 
@@ -35,3 +46,64 @@ class RefundForm(StaffForm):
         validators=[InputRequired(message="Give a reason."), Length(max=MAX_REASON_LENGTH)],
     )
     sequence = IntegerField(widget=HiddenInput(), validators=[InputRequired(), NumberRange(min=1, max=10_000)])
+
+
+# --- Catalogue (staff helper "staff") ------------------------------------------------------------------------
+
+
+class ProductForm(StaffForm):
+    """A product as staff edit it; the rules (Stripe's minimum, currency list, ...) are checked by
+    shopapp.services.products.validate, whose messages are attached to these fields."""
+
+    name = StringField("Name", validators=[InputRequired(message="Give the product a name."), Length(max=120)])
+    description = TextAreaField("Description", validators=[Optional()])
+    price = StringField(
+        "Price",
+        validators=[InputRequired(message="Enter a price.")],
+        description="In the product's currency: 19.99 for USD, 500 for JPY (no decimals).",
+    )
+    currency = SelectField(
+        "Currency", choices=[SelectChoice(code, label) for code, label in currencies.choices()], default="usd"
+    )
+    active = BooleanField("Active (shown in the shop)", default=True)
+    display_order = IntegerField("Order", default=0, validators=[Optional(), NumberRange(min=0, max=1_000_000)])
+    stock = IntegerField(
+        "Stock", validators=[Optional(), NumberRange(min=0, max=100_000)],
+        description="Units available; leave empty for unlimited.",
+    )
+    low_stock_threshold = IntegerField(
+        "Low-stock alert at",
+        validators=[Optional(), NumberRange(min=0, max=100_000)],
+        description="The dashboard lists the product once its stock is at or below this; empty for no alert.",
+    )
+    image_alt = StringField(
+        "Picture description (alt text)",
+        validators=[Optional(), Length(max=200)],
+        description="Read aloud to shoppers who cannot see the picture; the product name if empty.",
+    )
+
+
+class UserStaffForm(StaffForm):
+    """The one thing staff change on an account: whether it is staff."""
+
+    is_staff = BooleanField("Staff (may use this admin)")
+
+
+class PictureForm(StaffForm):
+    """Upload (or remove) a product's picture; shopapp.services.pictures decides what is accepted."""
+
+    picture = FileField("Picture (JPEG, PNG or WebP)")
+    alt = StringField(
+        "Picture description (alt text)",
+        validators=[Optional(), Length(max=200)],
+        description="Leave empty to use the product name.",
+    )
+    upload = SubmitField("Upload picture")
+    remove = SubmitField("Remove picture")
+
+
+class ShipForm(StaffForm):
+    """Mark a paid order shipped; carrier and tracking number are optional."""
+
+    carrier = StringField("Carrier", validators=[Optional(), Length(max=80)])
+    tracking_number = StringField("Tracking number", validators=[Optional(), Length(max=120)])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
-from flask_admin import AdminIndexView, expose
+from flask import abort, current_app, flash, redirect, request, stream_with_context, url_for
+from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
@@ -16,14 +17,18 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.orm import joinedload, lazyload
 from werkzeug.wrappers import Response
-from wtforms import DecimalField, IntegerField, SubmitField
+from wtforms import IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from shopapp.admin.forms import RefundForm, StaffForm
+from shopapp import currencies
+from shopapp.admin.forms import PictureForm, ProductForm, RefundForm, ShipForm, StaffForm, UserStaffForm
 from shopapp.models import EventOutcome, Order, OrderStatus, PaymentEvent, User
-from shopapp.services import outbox, refunds, staff, stock
+from shopapp.security import body_limit
+from shopapp.services import exports, outbox, pictures, products, refunds, shipping, staff, stock
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
+from shopapp.services.staff import order_search_condition
+from shopapp.templating import local_time
 
 
 class StaffOnly:
@@ -39,17 +44,88 @@ class StaffOnly:
         abort(403)
 
 
+@dataclass(frozen=True)
+class ChartBar:
+    """One day's bar in SVG user units (y grows downwards), with its label for tooltips and the table."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    negative: bool
+    label: str
+
+
+@dataclass(frozen=True)
+class RevenueChart:
+    """A server-drawn bar chart of net revenue per day: plain SVG attributes, no script or inline style (CSP)."""
+
+    currency: str
+    width: int
+    height: int
+    baseline: float
+    bars: list[ChartBar]
+    ticks: list[tuple[float, str]]  # x position, day label
+    top_label: str
+    bottom_label: str
+    total: str
+    days: list[staff.DayRevenue]
+
+
+CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_TOP, CHART_BOTTOM = 640, 220, 72, 12, 28
+
+
+def revenue_chart(currency: str, days: list[staff.DayRevenue]) -> RevenueChart:
+    """Lay out one currency's daily net revenue as bars scaled between the lowest (or 0) and highest value."""
+    values = [d.net for d in days]
+    high, low = max(0, *values), min(0, *values)
+    span = (high - low) or 1
+    plot_width = CHART_WIDTH - CHART_LEFT - 8
+    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    step = plot_width / max(1, len(days))
+
+    def y(value: int) -> float:
+        return round(CHART_TOP + (high - value) / span * plot_height, 1)
+
+    bars = []
+    for n, d in enumerate(days):
+        top, bottom = sorted((y(d.net), y(0)))
+        bars.append(ChartBar(
+            x=round(CHART_LEFT + n * step + step * 0.15, 1), y=top, width=round(step * 0.7, 1),
+            height=max(round(bottom - top, 1), 0.5 if d.net else 0), negative=d.net < 0,
+            label=f"{d.day.isoformat()}: {format_money(d.net, currency)} net "
+                  f"({format_money(d.paid, currency)} paid, {format_money(d.refunded, currency)} refunded)",
+        ))  # fmt: skip
+    # A label every 7 days counted back from today, so the last bar is always labelled and none collide.
+    ticks = [(round(CHART_LEFT + n * step + step / 2, 1), d.day.strftime("%b %d")) for n, d in enumerate(days)
+             if (len(days) - 1 - n) % 7 == 0]  # fmt: skip
+    return RevenueChart(
+        currency=currency, width=CHART_WIDTH, height=CHART_HEIGHT, baseline=y(0), bars=bars, ticks=ticks,
+        top_label=format_money(high, currency), bottom_label=format_money(low, currency),
+        total=format_money(sum(values), currency), days=days,
+    )  # fmt: skip
+
+
 class StaffIndexView(StaffOnly, AdminIndexView):
-    """The admin landing page: today's and the week's figures, and what needs attention."""
+    """The admin landing page: the owner's dashboard (figures, 30-day revenue chart, what needs attention)."""
 
     @expose("/")
     def index(self) -> str:
-        return self.render("admin/index.html", dashboard=staff.dashboard(), money=format_money)
+        dashboard = staff.dashboard()
+        charts = [revenue_chart(currency, days) for currency, days in dashboard.revenue_by_day.items()]
+        return self.render(
+            "admin/index.html", dashboard=dashboard, charts=charts, money=format_money, statuses=list(OrderStatus)
+        )
 
 
 def _yes_no(view: Any, value: Any, name: str) -> str:
     # Flask-Admin shows True as a bare icon and False as nothing: a link or cell without a name for screen readers.
     return "Yes" if value else "No"
+
+
+def _local_time(view: Any, value: Any, name: str = "") -> str:
+    # Lists show the shop's local time to the minute (config SHOP_TIMEZONE), not ISO with microseconds.
+    return local_time(value)
 
 
 class StaffModelView(StaffOnly, ModelView):
@@ -62,10 +138,26 @@ class StaffModelView(StaffOnly, ModelView):
     # A Flask-WTF form, not Flask-Admin's SecureForm: the site-wide CSRFProtect checks every POST for a
     # Flask-WTF token and refused SecureForm's own (every staff save failed with CSRF on). One token for all.
     form_base_class = StaffForm
-    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _yes_no}
-    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _yes_no}
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _yes_no, datetime: _local_time}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _yes_no, datetime: _local_time}
     page_size = 50
     can_set_page_size = True
+
+
+def csv_download(kind: str, **selection: Any) -> Response:
+    """Stream one of the formula-safe CSV exports (services.exports) as an attachment."""
+    return Response(
+        stream_with_context(exports.export_csv(kind, **selection)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={kind}.csv"},
+    )
+
+
+def _bad_input_is_400(response: Any) -> Any:
+    """A POST that re-renders its form (instead of redirecting) was refused: answer 400, not 200."""
+    if request.method == "POST" and isinstance(response, str):
+        return response, 400
+    return response
 
 
 def _money(view: Any, context: Any, model: Any, name: str) -> str:
@@ -98,7 +190,10 @@ def _stock(view: Any, context: Any, model: Any, name: str) -> Markup:
 
 
 class ProductView(StaffModelView):
-    """Products: create, edit, deactivate (no delete: past orders point at them); stock changes via its page."""
+    """Products: create, edit, deactivate (no delete: past orders point at them); stock changes via its page.
+
+    Every save goes through shopapp.services.products (Stripe's price rules, one transaction, audit trail).
+    """
 
     can_delete = False
     column_list = ("name", "price_cents", "currency", "active", "display_order", "stock", "reserved")
@@ -110,16 +205,14 @@ class ProductView(StaffModelView):
     }
     column_formatters = {"price_cents": _money, "stock": _stock}
     column_default_sort = ("display_order", False)
-    form_columns = ("name", "description", "price", "currency", "active", "display_order", "stock")
-    form_extra_fields = {
-        "price": DecimalField(
-            "Price",
-            places=2,
-            validators=[InputRequired(), NumberRange(min=0, max=999999.99)],
-            description="In the product's currency, e.g. 19.99",
-        )
-    }
-    form_args = {"stock": {"description": "Units available; leave empty for unlimited."}}
+    form = ProductForm
+    edit_template = "admin/product_edit.html"
+
+    def create_form(self, obj: Any = None) -> Any:
+        form = super().create_form(obj)
+        if request.method == "GET":
+            form.currency.data = current_app.config["DEFAULT_CURRENCY"]  # the setting "currency for new products"
+        return form
 
     def edit_form(self, obj: Any = None) -> Any:
         # Saving the edit form would write back the stock it was loaded with, undoing every unit
@@ -127,6 +220,109 @@ class ProductView(StaffModelView):
         form = super().edit_form(obj)
         del form.stock
         return form
+
+    def _product_input(self, form: Any) -> products.ProductInput:
+        return products.ProductInput(
+            name=form.name.data or "",
+            price=form.price.data,
+            currency=form.currency.data or "",
+            description=form.description.data or "",
+            active=bool(form.active.data),
+            display_order=form.display_order.data or 0,
+            low_stock_threshold=form.low_stock_threshold.data,
+            image_alt=form.image_alt.data or "",
+            stock=form.stock.data if getattr(form, "stock", None) is not None else None,
+        )
+
+    def _refused(self, form: Any, error: products.ProductInputError) -> bool:
+        for name, message in error.errors.items():
+            field = getattr(form, name, None)
+            if field is not None:
+                field.errors = [*field.errors, message]
+            else:
+                flash(message, "error")
+        return False
+
+    def create_model(self, form: Any) -> Any:
+        try:
+            return products.create_product(self._product_input(form), actor=f"staff {current_user.email}")
+        except products.ProductInputError as error:
+            return self._refused(form, error)
+
+    def update_model(self, form: Any, model: Any) -> bool:
+        try:
+            products.update_product(model.id, self._product_input(form), actor=f"staff {current_user.email}")
+        except products.ProductInputError as error:
+            return self._refused(form, error)
+        except LookupError:
+            flash("This product no longer exists.", "error")
+            return False
+        return True
+
+    def delete_model(self, model: Any) -> bool:
+        return False  # never: past orders point at products (can_delete is off; this closes the door)
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self) -> Any:
+        """Flask-Admin's create page; a refused save answers 400 with the messages beside the fields."""
+        return _bad_input_is_400(super().create_view())
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self) -> Any:
+        """Flask-Admin's edit page with the product's change history; a refused save answers 400."""
+        return _bad_input_is_400(super().edit_view())
+
+    @expose("/picture/<int:id>", methods=("GET", "POST"))
+    @body_limit("PICTURE_UPLOAD_MAX_BYTES")
+    def picture_view(self, id: int) -> Any:
+        """Upload, replace or remove a product's picture (verified and re-encoded by the pictures service)."""
+        product = stock.get_product(id)
+        if product is None:
+            abort(404)
+        form = PictureForm(request.form if request.method == "POST" else None, data={"alt": product.image_alt})
+        status = 200
+        if request.method == "POST":
+            actor = f"staff {current_user.email}"
+            config = current_app.config
+            try:
+                if not form.validate():
+                    status = 400
+                elif form.remove.data:
+                    pictures.remove_picture(id, actor=actor)
+                    flash(f"Picture removed from {product.name}.", "success")
+                    return redirect(url_for(".picture_view", id=id), code=303)
+                else:
+                    upload = request.files.get("picture")
+                    pictures.store_picture(
+                        id,
+                        upload.read(config["PICTURE_MAX_BYTES"] + 1) if upload else b"",
+                        folder=Path(config["UPLOAD_FOLDER"]),
+                        max_bytes=config["PICTURE_MAX_BYTES"],
+                        max_pixels=config["PICTURE_MAX_PIXELS"],
+                        actor=actor,
+                        alt=form.alt.data or "",
+                    )
+                    flash(f"Picture saved for {product.name}.", "success")
+                    return redirect(url_for(".picture_view", id=id), code=303)
+            except pictures.PictureError as error:
+                form.picture.errors = [*form.picture.errors, str(error)]
+                status = 400
+            except products.ProductInputError as error:
+                form.alt.errors = [*form.alt.errors, *error.errors.values()]
+                status = 400
+            except LookupError:
+                abort(404)
+        return self.render("admin/product_picture.html", product=product, form=form), status
+
+    picture_view.too_large_message = lambda config: (  # type: ignore[attr-defined]
+        f"The picture is larger than {config['PICTURE_MAX_BYTES'] // (1024 * 1024)} MB; choose a smaller file."
+    )
+
+    def render(self, template: str, **kwargs: Any) -> Any:
+        model = kwargs.get("model")
+        if template == self.edit_template and model is not None:
+            kwargs["history"] = products.history(model.id)
+        return super().render(template, **kwargs)
 
     @expose("/stock/<int:id>", methods=("GET", "POST"))
     def stock_view(self, id: int) -> Any:
@@ -141,9 +337,9 @@ class ProductView(StaffModelView):
         if request.method == "POST":
             try:
                 if restock_form.restock.data and restock_form.validate():
-                    level = stock.restock(id, restock_form.add.data)
+                    level = stock.restock(id, restock_form.add.data, actor=f"staff {current_user.email}")
                 elif on_hand_form.set_on_hand.data and on_hand_form.validate():
-                    level = stock.set_on_hand(id, on_hand_form.on_hand.data)
+                    level = stock.set_on_hand(id, on_hand_form.on_hand.data, actor=f"staff {current_user.email}")
                 else:
                     level = None
                     status = 400
@@ -203,6 +399,23 @@ class OutcomeEqualFilter(sqla_filters.FilterEqual):
         return EventOutcome(value)  # ValueError marks the filter invalid, so it is ignored
 
 
+class ShippedFilter(sqla_filters.BaseSQLAFilter):
+    """Shipped or not yet (?flt0_shipped_equals=1 / 0)."""
+
+    def apply(self, query: Any, value: Any, alias: Any = None) -> Any:
+        return query.filter(Order.shipped_at.is_not(None) if value == "1" else Order.shipped_at.is_(None))
+
+    def operation(self) -> str:
+        return "equals"
+
+
+def _order_link(view: Any, context: Any, model: Any, name: str) -> Markup | str:
+    if model.order_id is None:
+        return ""
+    link = url_for("orders.details_view", id=model.order_id)
+    return Markup('<a href="{}">Order #{}</a>').format(link, model.order_id)
+
+
 def _status(view: Any, context: Any, model: Any, name: str) -> str:
     return model.status.label
 
@@ -240,6 +453,7 @@ class OrderView(StaffModelView):
         "paid_at",
     )
     column_labels = {
+        "id": "Order",
         "user.email": "Shopper",
         "total_cents": "Total",
         "refunded_cents": "Refunded",
@@ -253,8 +467,11 @@ class OrderView(StaffModelView):
         "currency",
         *_date_filters(Order.created_at, "Created"),
         *_date_filters(Order.paid_at, "Paid"),
+        ShippedFilter(Order.shipped_at, "Shipped", options=[("1", "Yes"), ("0", "No")]),
     )
+    # Searched by order_search_condition (see _apply_search); listed so Flask-Admin shows the box.
     column_searchable_list = ("user.email", "stripe_session_id", "stripe_payment_intent_id")
+
     column_default_sort = ("id", True)
     column_export_list = (
         "id",
@@ -286,26 +503,73 @@ class OrderView(StaffModelView):
     def get_export_name(self, export_type: str = "csv") -> str:
         return f"orders.{export_type}"
 
-    def _render_detail(self, order_id: int, form: RefundForm | None = None, status: int = 200) -> Any:
+    def _render_detail(
+        self, order_id: int, form: RefundForm | None = None, status: int = 200, ship_form: ShipForm | None = None
+    ) -> Any:
         detail = staff.order_detail(order_id)
         if detail is None:
             abort(404)
         if form is None:
-            form = RefundForm(
-                formdata=None,
-                amount=Decimal(detail.refundable_cents) / 100 if detail.refundable_cents else None,
-                sequence=detail.next_refund_sequence,
-            )
+            # Starts empty: staff type the amount, so a slip of the Enter key cannot refund everything.
+            form = RefundForm(formdata=None, sequence=detail.next_refund_sequence)
         page = self.render(
             self.details_template,
             detail=detail,
             order=detail.order,
             form=form,
+            ship_form=ship_form or ShipForm(formdata=None),
+            address=shipping.address_lines(detail.order.shipping_address),
+            shippable=detail.order.status in shipping.SHIPPABLE and detail.order.shipped_at is None,
             money=format_money,
             return_url=self.get_url(".index_view"),
             emails=outbox.messages_for_order(order_id),
         )
         return page, status
+
+    # --- Shipping (staff helper "staff") --------------------------------------------------------------------------
+
+    @expose("/<int:order_id>/ship/", methods=("POST",))
+    def ship_view(self, order_id: int) -> Any:
+        """Mark a paid order shipped with an optional carrier and tracking number (timeline entry)."""
+        form = ShipForm()
+        if not form.validate():
+            return self._render_detail(order_id, status=400, ship_form=form)
+        try:
+            result = shipping.mark_shipped(
+                order_id,
+                carrier=form.carrier.data or "",
+                tracking_number=form.tracking_number.data or "",
+                actor=f"staff {current_user.email}",
+            )
+        except shipping.ShippingError as error:
+            form.form_errors.append(str(error))
+            return self._render_detail(order_id, status=409, ship_form=form)
+        except LookupError:
+            abort(404)
+        if result.repeated:
+            flash(f"Order #{order_id} was already marked shipped.", "info")
+        else:
+            flash(f"Order #{order_id} marked shipped.", "success")
+        return redirect(self.get_url(".details_view", id=order_id), code=303)
+
+    @action("ship", "Mark shipped", "Mark the selected paid orders shipped (no carrier or tracking number)?")
+    def action_ship(self, ids: list[str]) -> None:
+        """Mark each selected paid order shipped; the others are named in the message."""
+        order_ids = [parse_ascii_int(i, max_digits=11) for i in ids]
+        if not ids or None in order_ids:
+            flash("Choose the orders to mark shipped.", "error")
+            return
+        done, refused = [], []
+        for order_id in [i for i in order_ids if i is not None]:
+            try:
+                shipping.mark_shipped(order_id, actor=f"staff {current_user.email}")
+                done.append(order_id)
+            except (shipping.ShippingError, LookupError):
+                refused.append(order_id)
+        message = f"Marked {len(done)} order(s) shipped."
+        if refused:
+            message += " Not paid, so not shipped: " + ", ".join(f"#{i}" for i in refused) + "."
+        flash(message, "error" if refused else "success")
 
     @expose("/details/")
     def details_view(self) -> Any:
@@ -321,6 +585,9 @@ class OrderView(StaffModelView):
         form = RefundForm()
         if not form.validate():
             return self._render_detail(order_id, form, 400)
+        confirmation = self._full_refund_confirmation(order_id, form)
+        if confirmation is not None:
+            return confirmation
         try:
             result = refunds.request_refund(
                 order_id,
@@ -343,6 +610,52 @@ class OrderView(StaffModelView):
             )
         return redirect(self.get_url(".details_view", id=order_id), code=303)
 
+    def _full_refund_confirmation(self, order_id: int, form: RefundForm) -> Any:
+        """A full refund is sent only from its confirmation step (amount and shopper shown); None otherwise."""
+        if request.form.get("confirm") == "yes":
+            return None
+        detail = staff.order_detail(order_id)
+        if detail is None:
+            abort(404)
+        try:
+            amount = currencies.parse_amount(form.amount.data, detail.order.currency)
+        except currencies.AmountError:
+            return None  # the refund service explains what is wrong with the amount
+        if detail.refundable_cents <= 0 or amount != detail.refundable_cents:
+            return None
+        page = self.render(
+            "admin/refund_confirm.html", detail=detail, order=detail.order, form=form, amount_cents=amount,
+            money=format_money,
+        )
+        return page, 200
+
+    # --- Finding orders (staff helper "staff") ------------------------------------------------------------------
+
+    def search_placeholder(self) -> str:
+        """What the search box takes."""
+        return "Order number (51 or #51), email, cs_… or pi_…"
+
+    def _apply_search(self, query: Any, count_query: Any, joins: Any, count_joins: Any, search: str) -> Any:
+        """Search by what staff are told: the order number ("51" or "#51"), the shopper's email (any case,
+        whole or part), a Checkout Session id (cs_...) or a PaymentIntent id (pi_...)."""
+        condition = order_search_condition(search)
+        if condition is None:
+            return query, count_query, joins, count_joins
+        query = query.filter(condition)
+        if count_query is not None:
+            count_query = count_query.filter(condition)
+        return query, count_query, joins, count_joins
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type: str) -> Any:
+        """The orders CSV (one row per line item, with addresses), formula-safe: see services.exports.
+
+        Exports the orders the list shows with its current filters and search (all pages)."""
+        view_args = self._get_list_extra_args()
+        _, query = self.get_list(0, None, False, view_args.search, view_args.filters, execute=False, page_size=0)
+        order_ids = query.with_entities(Order.id).order_by(None).options().subquery()
+        return csv_download("orders", order_ids=order_ids)
+
     def get_one(self, id: Any) -> Any:
         try:
             order_id = int(id)
@@ -358,16 +671,8 @@ class PaymentEventView(StaffModelView):
     can_edit = False
     can_delete = False
     can_view_details = True
-    column_list = (
-        "stripe_event_id",
-        "type",
-        "order_id",
-        "received_at",
-        "signature_valid",
-        "processed_at",
-        "outcome",
-        "error",
-    )
+    # Fits 1280 px: when it was processed and whether the signature held are on the event's own page.
+    column_list = ("stripe_event_id", "type", "order_id", "received_at", "outcome", "error")
     column_filters = (
         "type",
         OutcomeEqualFilter(PaymentEvent.outcome, "Outcome", options=[(o.value, o.value) for o in EventOutcome]),
@@ -377,7 +682,15 @@ class PaymentEventView(StaffModelView):
     column_searchable_list = ("stripe_event_id", "type")
     column_default_sort = ("id", True)
     column_labels = {"stripe_event_id": "Event id", "order_id": "Order"}
+    column_formatters = {"order_id": _order_link}
     named_filter_urls = True
+    can_export = True
+    export_types = ["csv"]
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type: str) -> Any:
+        """Every webhook received as a formula-safe CSV (services.exports)."""
+        return csv_download("events")
 
     @action("reprocess", "Reprocess", "Run the selected events again? Events already applied are left as they are.")
     def action_reprocess(self, ids: list[str]) -> None:
@@ -391,7 +704,10 @@ class PaymentEventView(StaffModelView):
 
 
 class UserView(StaffModelView):
-    """Users: list and toggle staff; password hashes and session tokens are never shown."""
+    """Users: list and toggle staff; password hashes and session tokens are never shown.
+
+    The one write (the staff flag) goes through shopapp.services.staff.set_staff, in one transaction.
+    """
 
     can_create = False
     can_delete = False
@@ -399,4 +715,47 @@ class UserView(StaffModelView):
     column_details_exclude_list = ("password_hash", "session_token")
     column_searchable_list = ("email",)
     column_filters = ("is_staff", *_date_filters(User.created_at, "Created"))
-    form_columns = ("is_staff",)
+    form = UserStaffForm
+    edit_template = "admin/user_edit.html"
+    can_export = True
+    export_types = ["csv"]
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type: str) -> Any:
+        """Every account as a formula-safe CSV (services.exports); never hashes or tokens."""
+        return csv_download("users")
+
+    def update_model(self, form: Any, model: Any) -> bool:
+        try:
+            staff.set_staff(model.id, bool(form.is_staff.data), actor_id=current_user.id)
+        except staff.StaffChangeError as error:
+            form.is_staff.errors = [*form.is_staff.errors, str(error)]
+            return False
+        return True
+
+    def create_model(self, form: Any) -> Any:
+        return False  # accounts are made by signing up (can_create is off)
+
+    def delete_model(self, model: Any) -> bool:
+        return False
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self) -> Any:
+        """Flask-Admin's edit page, headed with whose account it is; a refused change answers 400."""
+        return _bad_input_is_400(super().edit_view())
+
+
+class ExportView(StaffOnly, BaseView):
+    """All staff exports on one page: orders (with items and addresses), items, payment events, users."""
+
+    @expose("/")
+    def index(self) -> str:
+        """Links to each CSV."""
+        return self.render("admin/exports.html", kinds=exports.KINDS)
+
+    @expose("/<kind>.csv")
+    def download(self, kind: str) -> Any:
+        """One export as CSV; 404 for an unknown kind."""
+        if kind not in exports.KINDS:
+            abort(404)
+        return csv_download(kind)

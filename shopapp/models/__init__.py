@@ -16,7 +16,7 @@ from shopapp.models.order import (
 )
 from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
-from shopapp.models.product import Product
+from shopapp.models.product import Product, ProductChange
 from shopapp.models.user import User
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "OutboxMessage",
     "PaymentEvent",
     "Product",
+    "ProductChange",
     "Refund",
     "RefundOrigin",
     "RefundStatus",

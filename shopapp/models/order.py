@@ -82,6 +82,8 @@ class Order(Base):
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index("ix_orders_status_created_at", "status", "created_at"),
         Index("ix_orders_created_at", "created_at"),
+        # The dashboard's paid-today/7-day figures and its 30-day revenue chart read paid orders by paid_at.
+        Index("ix_orders_paid_at", "paid_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -110,6 +112,14 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # SHA-256 of the exact line_items sent with the current Checkout Session (amounts, currency, names,
+    # quantities): an open session is reused only while the cart would send Stripe the very same lines.
+    line_items_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The shipping address Checkout collected (JSON of Stripe's shipping_details: name, address), if any.
+    shipping_address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    shipping_carrier: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    tracking_number: Mapped[str] = mapped_column(String(120), default="", server_default="")
 
     user: Mapped[User] = relationship()
     items: Mapped[list[OrderItem]] = relationship(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, CheckConstraint, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shopapp import currencies
 from shopapp.extensions import Base
+from shopapp.models.base import UTCDateTime, utcnow
 
 
 class Product(Base):
@@ -30,21 +33,41 @@ class Product(Base):
     # Units available to start a checkout with (None = unlimited), and units held by open checkouts.
     stock: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reserved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The dashboard lists the product as low on stock once `stock` is at or below this (staff-set).
+    low_stock_threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The product picture as stored under UPLOAD_FOLDER: "<sha256 of the bytes>.<ext>" (content-addressed,
+    # so the URL changes with the picture and can be cached for a year), its pixel size and alt text.
+    image_name: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_alt: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     @property
     def price(self) -> Decimal | None:
-        """The price as a decimal amount (for staff forms); stored as cents."""
-        return None if self.price_cents is None else Decimal(self.price_cents) / 100
-
-    @price.setter
-    def price(self, value: Decimal) -> None:
-        cents = Decimal(value) * 100
-        if cents != cents.to_integral_value():
-            raise ValueError("A price can have at most two decimal places.")
-        self.price_cents = int(cents)
+        """The price as a decimal amount in the product's currency (for staff forms); stored in minor units."""
+        if self.price_cents is None:
+            return None
+        return currencies.to_major(self.price_cents, self.currency or "usd")
 
     def __repr__(self) -> str:
         return f"<Product {self.id} {self.name}>"
 
     def __str__(self) -> str:
         return self.name
+
+
+class ProductChange(Base):
+    """The audit trail of a product: who changed which field when, from what to what (values as text)."""
+
+    __tablename__ = "product_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(40))
+    old_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.old_value} -> {self.new_value} by {self.actor}"

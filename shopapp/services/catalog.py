@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import Any
 from babel.numbers import format_currency
 from sqlalchemy import Row, select
 
+from shopapp import currencies
 from shopapp.extensions import db
 from shopapp.models import Product
 from shopapp.services.tx import write_transaction
@@ -61,6 +64,13 @@ class Cart:
         return self.lines[0].product.currency
 
     @property
+    def line_items(self) -> list[dict[str, Any]]:
+        """The Checkout Session line_items this cart sends to Stripe (see line_items_for)."""
+        return line_items_for(
+            self.currency, [(line.product.name, line.product.price_cents, line.quantity) for line in self.lines]
+        )
+
+    @property
     def key(self) -> str:
         """Canonical description of what is bought (and at which prices), to recognise a repeated submit."""
         return ",".join(
@@ -69,12 +79,38 @@ class Cart:
         )
 
 
+def line_items_for(currency: str, lines: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
+    """Stripe Checkout line_items for (name, unit amount in minor units, quantity) lines in one currency.
+
+    The one builder of what a session charges: checkout sends it, and its hash decides whether an
+    open session still charges what the cart would (line_items_hash).
+    """
+    return [
+        {
+            "price_data": {"currency": currency, "unit_amount": unit, "product_data": {"name": name}},
+            "quantity": quantity,
+        }
+        for name, unit, quantity in lines
+    ]
+
+
+def line_items_hash(line_items: list[dict[str, Any]]) -> str:
+    """SHA-256 (hex) of line_items in canonical JSON: equal exactly when Stripe would be sent the same lines."""
+    canonical = json.dumps(line_items, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 @lru_cache(maxsize=8192)
 def format_money(cents: int, currency: str, locale: str = "en_US") -> str:
-    """Format integer cents as money with its currency symbol, e.g. 1999 USD -> $19.99."""
+    """Format an amount in the currency's minor units with its symbol: 1999 USD -> $19.99, 500 JPY -> ¥500."""
     # Cached: Babel takes ~50 us per call and a shopper's order list formats dozens of amounts,
     # most of them the same few prices. The result depends only on the arguments.
-    return format_currency(Decimal(cents) / 100, currency.upper(), locale=locale)
+    # Stripe's minor units decide the digits, not CLDR's: Stripe charges HUF with two decimals where CLDR
+    # shows none (175.50 would print as 176). Zero-decimal currencies use CLDR's 0; the rest the pattern's 2.
+    digits = currencies.minor_units(currency)
+    return format_currency(
+        currencies.to_major(cents, currency), currency.upper(), locale=locale, currency_digits=digits == 0
+    )
 
 
 def parse_money(value: Decimal) -> int:
@@ -100,14 +136,16 @@ def list_active_products() -> list[Product]:
 _products = Product.__table__.c
 _ACTIVE_PRODUCT_ROWS = (
     select(_products.id, _products.name, _products.description, _products.price_cents, _products.currency,
-           _products.stock)
+           _products.stock, _products.image_name, _products.image_width, _products.image_height,
+           _products.image_alt)
     .where(_products.active.is_(True))
     .order_by(_products.display_order, _products.id)
 )
 
 
 def active_product_rows() -> Sequence[Row[Any]]:
-    """Active products in display order as read-only rows (id, name, description, price_cents, currency, stock)."""
+    """Active products in display order as read-only rows (id, name, description, price_cents, currency, stock,
+    image_name, image_width, image_height, image_alt); the page cache keys on every one of them."""
     return db.session.execute(_ACTIVE_PRODUCT_ROWS).all()
 
 

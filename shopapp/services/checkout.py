@@ -23,8 +23,8 @@ from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_
 from shopapp.models import PAID_STATUSES, Order, OrderStatus, User
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
-from shopapp.services import outbox, stock
-from shopapp.services.catalog import Cart
+from shopapp.services import outbox, shipping, stock
+from shopapp.services.catalog import Cart, line_items_for, line_items_hash
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
 
@@ -127,27 +127,22 @@ def _expires_at(now: datetime, ttl_minutes: int) -> datetime:
     return (now + ttl).replace(microsecond=0)
 
 
-def _session_params(order: Order, email: str, urls: CheckoutUrls) -> dict[str, Any]:
+def _session_params(
+    order: Order, email: str, urls: CheckoutUrls, shipping_countries: tuple[str, ...] = ()
+) -> dict[str, Any]:
     assert order.session_expires_at is not None
     return {
         "mode": "payment",
-        "line_items": [
-            {
-                "price_data": {
-                    "currency": order.currency,
-                    "unit_amount": item.unit_price_cents,
-                    "product_data": {"name": item.product_name},
-                },
-                "quantity": item.quantity,
-            }
-            for item in order.items
-        ],
+        "line_items": line_items_for(
+            order.currency, [(item.product_name, item.unit_price_cents, item.quantity) for item in order.items]
+        ),
         "success_url": urls.success_url,
         "cancel_url": urls.cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
         "client_reference_id": str(order.id),
         "metadata": {"order_id": str(order.id), "attempt": str(order.checkout_attempt)},
         "customer_email": email,
         "expires_at": int(order.session_expires_at.timestamp()),
+        **shipping.session_params(shipping_countries),
     }
 
 
@@ -155,7 +150,9 @@ def _idempotency_key(order: Order) -> str:
     return f"order-{order.id}-attempt-{order.checkout_attempt}"
 
 
-def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL) -> _Plan:
+def _plan_checkout(
+    user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL, shipping_countries: tuple[str, ...] = ()
+) -> _Plan:
     """In one write transaction, decide: reuse the open session, retire a stale one, or create."""
     now = utcnow()
     with write_transaction() as session:
@@ -173,7 +170,9 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
             .limit(1)
         )
         if current is not None:
-            same_cart = current.cart_key == cart.key
+            # Everything that reaches Stripe must match (amounts, currency, names, quantities), not a subset:
+            # any difference closes the old session (e.g. staff changed only a product's currency).
+            same_cart = current.cart_key == cart.key and current.line_items_hash == line_items_hash(cart.line_items)
             live = current.session_expires_at is not None and current.session_expires_at > now
             if current.stripe_session_id and same_cart and live and current.checkout_url:
                 return _Plan("reuse", current.id, url=current.checkout_url, session_id=current.stripe_session_id)
@@ -186,7 +185,7 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
                 return _Plan(
                     "create",
                     current.id,
-                    params=_session_params(current, email, urls),
+                    params=_session_params(current, email, urls, shipping_countries),
                     idempotency_key=_idempotency_key(current),
                 )
             if not same_cart:
@@ -202,13 +201,10 @@ def _plan_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
         # Units held for a checkout are unavailable to everyone else: hold them only briefly.
         ttl_minutes = ttl.with_stock if current.stock_reserved else ttl.default
         current.session_expires_at = _expires_at(now, ttl_minutes)
+        params = _session_params(current, email, urls, shipping_countries)
+        current.line_items_hash = line_items_hash(params["line_items"])
         session.flush()
-        return _Plan(
-            "create",
-            current.id,
-            params=_session_params(current, email, urls),
-            idempotency_key=_idempotency_key(current),
-        )
+        return _Plan("create", current.id, params=params, idempotency_key=_idempotency_key(current))
 
 
 def _store_session(order_id: int, created: Mapping[str, Any]) -> None:
@@ -225,8 +221,12 @@ def _store_session(order_id: int, created: Mapping[str, Any]) -> None:
         )
 
 
-def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL) -> CheckoutStarted:
+def start_checkout(
+    user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL, *, shipping_countries: tuple[str, ...] = ()
+) -> CheckoutStarted:
     """Create (or reuse) the shopper's PENDING order for `cart` and its Checkout Session.
+
+    `shipping_countries` (ISO 3166-1 alpha-2) makes Checkout collect a shipping address; empty: none.
 
     Raises CheckoutError with a message for the shopper when Stripe cannot be used right now, and
     stock.OutOfStock (nothing held, nothing created) when a limited product does not have enough left.
@@ -236,7 +236,7 @@ def start_checkout(user_id: int, cart: Cart, urls: CheckoutUrls, ttl: SessionTTL
         raise NothingToPay("This selection costs nothing, so there is nothing to pay. Please choose a priced product.")
     gateway = get_gateway()
     for _ in range(4):  # at most: find a reused session dead, retire one stale session, then create
-        plan = _plan_checkout(user_id, cart, urls, ttl)
+        plan = _plan_checkout(user_id, cart, urls, ttl, shipping_countries)
         if plan.kind == "reuse":
             if _still_open(plan.order_id, plan.session_id):
                 log.info("Order %s: reusing open session %s", plan.order_id, plan.session_id)
@@ -436,6 +436,7 @@ def apply_session(
                 "paid_at": utcnow(),
                 "stripe_session_id": session_id,
                 "stripe_payment_intent_id": _payment_intent_id(checkout_session),
+                "shipping_address": shipping.shipping_address_json(checkout_session),
             },
         )
         if not won:

@@ -126,6 +126,9 @@ class OrderSummary:
     currency: str
     checkout_url: str | None
     items: list[ItemLine]
+    shipped_at: datetime | None = None
+    shipping_carrier: str = ""
+    tracking_number: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ _STATE_COLUMNS = (
     _orders.checkout_url,
     _orders.total_cents,
     _orders.currency,
+    # Staff marking it shipped changes what the shopper sees.
+    _orders.shipped_at,
+    _orders.shipping_carrier,
+    _orders.tracking_number,
 )
 
 
@@ -214,9 +221,14 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
     state: list[tuple[Any, ...]] = []
     width = len(_STATE_COLUMNS)
     for row in rows:
-        oid, status, processing, shortfall, url, total, currency, created, qty, name, price = row
+        oid, status, processing, shortfall, url, total, currency, shipped, carrier, tracking = row[:width]
+        created, qty, name, price = row[width:]
         if not summaries or summaries[-1].id != oid:
-            summaries.append(OrderSummary(oid, status, processing, shortfall, created, total, currency, url, []))
+            summaries.append(
+                OrderSummary(
+                    oid, status, processing, shortfall, created, total, currency, url, [], shipped, carrier, tracking
+                )
+            )
             state.append(tuple(row[:width]))
         if qty is not None:
             summaries[-1].items.append(ItemLine(qty, name, price))

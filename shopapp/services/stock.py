@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
-from shopapp.models import Order, OrderItem, OrderStatus, Product, Refund, RefundOrigin, RefundStatus
+from shopapp.models import Order, OrderItem, OrderStatus, Product, ProductChange, Refund, RefundOrigin, RefundStatus
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services import refunds
@@ -257,12 +257,27 @@ def _check_amount(value: int, what: str) -> None:
         raise StockError(f"{what} must be between 0 and {MAX_STOCK_CHANGE}.")
 
 
-def restock(product_id: int, add: int) -> StockLevel:
-    """Add `add` units to a limited product's available stock (atomic; open holds are untouched)."""
+def _audit_stock(session: Session, product_id: int, actor: str | None, before: int | None, note: str) -> None:
+    """The product's audit row for a staff stock change (same transaction); nothing when no actor is given."""
+    if actor is None:
+        return
+    shown = "unlimited" if before is None else str(before)
+    session.add(ProductChange(product_id=product_id, actor=actor, field="stock", old_value=shown, new_value=note))
+
+
+def _available(session: Session, product_id: int) -> int | None:
+    return session.scalar(select(Product.stock).where(Product.id == product_id))
+
+
+def restock(product_id: int, add: int, *, actor: str | None = None) -> StockLevel:
+    """Add `add` units to a limited product's available stock (atomic; open holds are untouched).
+
+    With `actor`, the change is recorded in the product's audit trail in the same transaction."""
     _check_amount(add, "Units to add")
     if add == 0:
         raise StockError("Units to add must be at least 1.")
     with write_transaction() as session:
+        before = _available(session, product_id) if actor else None
         result = session.execute(
             update(Product)
             .where(Product.id == product_id, Product.stock.is_not(None))
@@ -273,17 +288,20 @@ def restock(product_id: int, add: int) -> StockLevel:
             level = _level(session, product_id)
             raise StockError(f"{level.name} has unlimited stock; set units on hand to start counting it.")
         level = _level(session, product_id)
+        _audit_stock(session, product_id, actor, before, f"{level.stock} (restocked +{add})")
     log.info("Restocked product %s by %s: %s available, %s held", product_id, add, level.stock, level.reserved)
     return level
 
 
-def set_on_hand(product_id: int, on_hand: int | None) -> StockLevel:
+def set_on_hand(product_id: int, on_hand: int | None, *, actor: str | None = None) -> StockLevel:
     """Set units on hand (available + held by open checkouts), e.g. after a count; None makes it unlimited.
 
     Held units stay held: available becomes on_hand - reserved, computed in the UPDATE itself, and a
     count below what open checkouts hold is refused rather than letting those checkouts oversell.
+    With `actor`, the change is recorded in the product's audit trail in the same transaction.
     """
     with write_transaction() as session:
+        before = _available(session, product_id) if actor else None
         if on_hand is None:
             # Open holds are given back exactly per order line (OrderItem.reserved_quantity), so
             # `reserved` stays correct and drains to zero as those checkouts finish.
@@ -293,6 +311,7 @@ def set_on_hand(product_id: int, on_hand: int | None) -> StockLevel:
                 .values(stock=None)
                 .execution_options(synchronize_session=False)
             )
+            _audit_stock(session, product_id, actor, before, "unlimited")
             return _level(session, product_id)
         _check_amount(on_hand, "Units on hand")
         result = session.execute(
@@ -307,6 +326,7 @@ def set_on_hand(product_id: int, on_hand: int | None) -> StockLevel:
                 f"{level.reserved} units of {level.name} are held by open checkouts; "
                 f"units on hand cannot be fewer than that."
             )
+        _audit_stock(session, product_id, actor, before, f"{level.stock} (counted {on_hand} on hand)")
     log.info("Set product %s on hand to %s: %s available, %s held", product_id, on_hand, level.stock, level.reserved)
     return level
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from shopapp.extensions import limiter
-from shopapp.services import catalog, checkout, orders, stock
+from shopapp.services import catalog, checkout, orders, pictures, stock
 from shopapp.shop import bp, page_cache
 
 log = logging.getLogger("shopapp.shop")
@@ -66,6 +67,7 @@ def buy() -> Response | tuple[str, int]:
                 default=current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
                 with_stock=current_app.config["CHECKOUT_SESSION_TTL_MINUTES_WITH_STOCK"],
             ),
+            shipping_countries=tuple(current_app.config["SHIPPING_COUNTRIES"]),
         )
     except (catalog.SelectionError, stock.OutOfStock, checkout.CheckoutError) as error:
         # Back to the shop page (303), not a page rendered at POST /checkout that a refresh would resubmit:
@@ -153,3 +155,19 @@ def checkout_canceled() -> Response:
         flash("Payment canceled: nothing was charged. Your selection is below, ready when you are.", "info")
     session[SELECTION_KEY] = selection
     return redirect(url_for("shop.index"))
+# One year, and "immutable": a picture's URL is the hash of its bytes, so a new picture is a new URL.
+PICTURE_MAX_AGE_SECONDS = 365 * 24 * 3600
+
+
+@bp.get("/pictures/<name>")
+def picture(name: str) -> Response:
+    """A stored product picture by its content-hashed name, cached for a year; 404 for any other name."""
+    path = pictures.stored_file(Path(current_app.config["UPLOAD_FOLDER"]), name)
+    if path is None:
+        abort(404)
+    response = send_file(
+        path, mimetype=pictures.MEDIA_TYPES[path.suffix[1:]], max_age=PICTURE_MAX_AGE_SECONDS, conditional=True
+    )
+    response.cache_control.public = True
+    response.cache_control.immutable = True
+    return response

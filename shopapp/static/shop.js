@@ -14,8 +14,17 @@
   if (!form) { return; }
   var button = document.getElementById("buy-button");
   var totalEl = document.getElementById("order-total");
-  var currency = (form.getAttribute("data-currency") || "usd").toUpperCase();
-  var money = new Intl.NumberFormat("en-US", { style: "currency", currency: currency });
+  var locale = form.getAttribute("data-locale") || "en-US";
+  var mixNote = document.getElementById("currency-mix");
+  // Amounts are in the currency's minor unit (cents for USD, yen for JPY): the page says how many digits,
+  // so the total agrees with the server's Babel formatting and with what Stripe charges.
+  function format(minor, currency, digits) {
+    var money = new Intl.NumberFormat(locale, {
+      style: "currency", currency: currency.toUpperCase(),
+      minimumFractionDigits: digits, maximumFractionDigits: digits
+    });
+    return money.format(minor / Math.pow(10, digits));
+  }
   var inputs = Array.prototype.slice.call(form.querySelectorAll(".qty-input"));
 
   function quantity(input) {
@@ -54,18 +63,30 @@
   }
 
   function update() {
-    var cents = 0;
+    var totals = {};
+    var currencies = [];
     var count = 0;
     var valid = true;
     inputs.forEach(function (input) {
       if (!input.disabled && !check(input)) { valid = false; }
       var card = input.closest(".product-card");
       var q = quantity(input);
+      if (q === 0) { return; }
+      var currency = card.getAttribute("data-currency");
+      if (!(currency in totals)) {
+        totals[currency] = { minor: 0, digits: parseInt(card.getAttribute("data-minor-units"), 10) };
+        currencies.push(currency);
+      }
       count += q;
-      cents += q * parseInt(card.getAttribute("data-price-cents"), 10);
+      totals[currency].minor += q * parseInt(card.getAttribute("data-price-cents"), 10);
     });
-    if (totalEl) { totalEl.textContent = money.format(cents / 100); }
-    if (button && !form.classList.contains("submitting")) { button.disabled = count === 0 || !valid; }
+    var mixed = currencies.length > 1;
+    if (totalEl) {
+      totalEl.textContent = currencies.length === 1 ?
+        format(totals[currencies[0]].minor, currencies[0], totals[currencies[0]].digits) : "\u2014";
+    }
+    if (mixNote) { mixNote.hidden = !mixed; }
+    if (button && !form.classList.contains("submitting")) { button.disabled = count === 0 || !valid || mixed; }
   }
 
   inputs.forEach(function (input) {

@@ -225,6 +225,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
             STRIPE_API_BASE=stripe.url,
             STRIPE_SECRET_KEY="sk_test_browser",
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            UPLOAD_FOLDER=str(work / "uploads"),
             # Real forms in a real browser: CSRF protection on, as in production.
             WTF_CSRF_ENABLED=True,
             # An admin view error becomes a logged 500 the journey sees, not a quiet "Failed to save" flash.

@@ -160,6 +160,10 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = 1
         elif name == "token":  # a password reset link's token (an invalid one: the page answers 404)
             values[name] = "not-a-valid-reset-token"
+        elif name == "kind":  # the staff exports (/admin/exports/<kind>.csv)
+            values[name] = "orders"
+        elif name == "name":  # a product picture by its content-hashed name
+            values[name] = "0" * 64 + ".jpg"
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")
     path = rule.build(values, append_unknown=False)

@@ -47,7 +47,7 @@ def test_order_detail_shows_items_totals_ids_timeline_and_flag(staff_client, pai
     ):
         assert expected in html, expected
     assert 'name="sequence" type="hidden" value="1"' in html
-    assert 'value="79.97"' in html  # the refund form offers what remains
+    assert 'value="79.97"' not in html  # the refund form starts empty (a full refund asks to confirm)
 
 
 def test_refund_through_the_order_page(staff_client, staff_post, paid_order, emulator):
@@ -70,7 +70,7 @@ def test_refund_through_the_order_page(staff_client, staff_post, paid_order, emu
 
 def test_double_click_on_refund_makes_one_refund_at_stripe(staff_client, staff_post, paid_order, emulator):
     order = paid_order()
-    form = {"amount": "79.97", "reason": "Customer asked", "sequence": "1"}
+    form = {"amount": "79.97", "reason": "Customer asked", "sequence": "1", "confirm": "yes"}
     first = staff_post(f"/admin/orders/{order.id}/refund/", data=form)
     second = staff_post(f"/admin/orders/{order.id}/refund/", data=form)
     assert first.status_code == second.status_code == 303
@@ -133,7 +133,7 @@ def test_orders_list_filters_and_search(staff_client, paid_order, place_order):
 
     def ids(query: str) -> set[int]:
         rows = _csv(staff_client.get(f"/admin/orders/export/csv/?{query}", buffered=True))
-        return {int(r["Id"]) for r in rows}
+        return {int(r["order"]) for r in rows}
 
     assert staff_client.get("/admin/orders/?flt0_status_equals=pending").status_code == 200
     assert ids("") == {flagged.id, older.id, pending.id}
@@ -158,24 +158,27 @@ def test_csv_export_content_of_the_filtered_list(staff_client, paid_order, place
     assert "attachment" in response.headers["Content-Disposition"]
     assert "orders.csv" in response.headers["Content-Disposition"]
     rows = _csv(response)
-    assert rows == [
-        {
-            "Id": str(flagged.id),
-            "Shopper": "shopper@example.com",
-            "Status": "Paid",
-            "Total": "19.99",
-            "Refunded": "0.00",
-            "Currency": "usd",
-            "Needs Review": "True",
-            "Review Reason": "currency eur != order currency usd",
-            "Checkout Session": flagged.stripe_session_id,
-            "Payment intent": flagged.stripe_payment_intent_id,
-            "Created At": rows[0]["Created At"],
-            "Paid At": rows[0]["Paid At"],
-        }
-    ]
-    assert rows[0]["Created At"] == flagged.created_at.isoformat(timespec="seconds")
-    assert rows[0]["Paid At"].endswith("+00:00")
+    assert len(rows) == 1  # one line item
+    [row] = rows
+    expected = {
+        "order": str(flagged.id),
+        "shopper_email": "shopper@example.com",
+        "status": "paid",
+        "order_total": "19.99",
+        "refunded": "0.00",
+        "currency": "USD",
+        "needs_review": "yes",
+        "review_reason": "currency eur != order currency usd",
+        "checkout_session": flagged.stripe_session_id,
+        "payment_intent": flagged.stripe_payment_intent_id,
+        "product": "Product A",
+        "quantity": "1",
+        "unit_price": "19.99",
+        "line_total": "19.99",
+    }
+    assert {key: row[key] for key in expected} == expected
+    assert row["created_at"] == flagged.created_at.isoformat(timespec="seconds")
+    assert row["paid_at"].endswith("+00:00")
 
 
 def test_payment_events_list_and_reprocess_action(staff_client, staff_post, paid_order, emulator):

@@ -1,0 +1,113 @@
+"""Shipping: the address Checkout collected, and staff marking a paid order shipped.
+
+Checkout collects an address when config SHIPPING_COUNTRIES lists countries (`shipping_address_collection
+[allowed_countries]`). Where the completed session carries it depends on the API version: current versions
+put it at `collected_information.shipping_details` (stripe-python's checkout/_session.py,
+Session.CollectedInformation.ShippingDetails: name + address); versions before 2025-03-31 at the top-level
+`shipping_details`; versions before 2022-08-01 at `shipping`. `shipping_details_from_session` is the one
+reader of all three.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from shopapp.models import Order, OrderStatus
+from shopapp.models.base import utcnow
+from shopapp.services import orders as order_rules
+from shopapp.services.tx import write_transaction
+
+ADDRESS_KEYS = ("line1", "line2", "city", "postal_code", "state", "country")
+MAX_CARRIER = 80
+MAX_TRACKING = 120
+# Only an order Stripe says is paid (and not wholly refunded) can be shipped.
+SHIPPABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
+
+
+class ShippingError(ValueError):
+    """A refused shipping change (the message is for staff)."""
+
+
+def session_params(countries: Sequence[str]) -> dict[str, Any]:
+    """The Checkout Session parameters that make Stripe collect a shipping address ({} when off)."""
+    if not countries:
+        return {}
+    return {"shipping_address_collection": {"allowed_countries": [c.upper() for c in countries]}}
+
+
+def shipping_details_from_session(checkout_session: Mapping[str, Any]) -> dict[str, Any] | None:
+    """{"name": ..., "address": {line1, line2, city, postal_code, state, country}} from a completed
+    Checkout Session of any supported API version, or None when it collected no address."""
+    collected = checkout_session.get("collected_information")
+    candidates = [
+        collected.get("shipping_details") if isinstance(collected, Mapping) else None,
+        checkout_session.get("shipping_details"),
+        checkout_session.get("shipping"),
+    ]
+    for details in candidates:
+        if isinstance(details, Mapping) and isinstance(details.get("address"), Mapping):
+            address = details["address"]
+            if not any(address.get(key) for key in ADDRESS_KEYS):
+                continue
+            return {
+                "name": str(details.get("name") or ""),
+                "address": {key: (str(address[key]) if address.get(key) else None) for key in ADDRESS_KEYS},
+            }
+    return None
+
+
+def shipping_address_json(checkout_session: Mapping[str, Any]) -> str | None:
+    """The collected address as stored on Order.shipping_address (JSON), or None."""
+    details = shipping_details_from_session(checkout_session)
+    return None if details is None else json.dumps(details, sort_keys=True)
+
+
+def address_lines(shipping_address: str | None) -> list[str]:
+    """The stored address as printable lines (name, street, city line, country); [] when none."""
+    if not shipping_address:
+        return []
+    data = json.loads(shipping_address)
+    address = data.get("address") or {}
+    city = " ".join(part for part in (address.get("postal_code"), address.get("city"), address.get("state")) if part)
+    lines = [data.get("name"), address.get("line1"), address.get("line2"), city, address.get("country")]
+    return [str(line) for line in lines if line]
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What mark_shipped did: `repeated` when the order was already marked shipped."""
+
+    order_id: int
+    repeated: bool
+
+
+def mark_shipped(order_id: int, *, carrier: str = "", tracking_number: str = "", actor: str) -> Shipped:
+    """Mark a paid order shipped (optional carrier and tracking number) with a timeline entry, in one transaction.
+
+    Raises ShippingError for an order that is not paid (or wholly refunded) and LookupError for an unknown one.
+    Marking it again changes nothing (repeated=True). The shopper's notice is sent through the outbox once
+    that exists (not part of this change).
+    """
+    carrier, tracking_number = carrier.strip(), tracking_number.strip()
+    if len(carrier) > MAX_CARRIER or len(tracking_number) > MAX_TRACKING:
+        raise ShippingError(f"Carrier at most {MAX_CARRIER} characters, tracking number at most {MAX_TRACKING}.")
+    with write_transaction() as session:
+        order = session.scalar(
+            select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+        )
+        if order is None:
+            raise LookupError(order_id)
+        if order.shipped_at is not None:
+            return Shipped(order_id, repeated=True)
+        if order.status not in SHIPPABLE:
+            raise ShippingError(f"Order #{order_id} is {order.status.label.lower()}; only paid orders can be shipped.")
+        order.shipped_at = utcnow()
+        order.shipping_carrier, order.tracking_number = carrier, tracking_number
+        via = " ".join(part for part in (carrier, tracking_number) if part)
+        order_rules.record_order_event(session, order, actor=actor, note="Shipped" + (f" via {via}" if via else ""))
+    return Shipped(order_id, repeated=False)
