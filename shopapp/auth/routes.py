@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -12,6 +11,7 @@ from werkzeug.wrappers import Response
 from shopapp.auth import bp
 from shopapp.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, SignupForm
 from shopapp.extensions import limiter, login_manager
+from shopapp.security import safe_redirect_target
 from shopapp.services import accounts
 
 log = logging.getLogger("shopapp.auth")
@@ -29,16 +29,8 @@ def load_user(token: str) -> accounts.SignedInUser | None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Return `target` only if it is a path on this site (no scheme, host, or protocol-relative trick)."""
-    if not target:
-        return None
-    target = target.strip()
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return None
-    if any(ch in target for ch in "\\\r\n\t"):
-        return None
-    return target
+    """Return `target` only if it is a path on this site (the one check: security.safe_redirect_target)."""
+    return safe_redirect_target(target)
 
 
 def _start_session(user: accounts.User | accounts.SignedInUser, remember: bool) -> None:
