@@ -8,7 +8,7 @@ from flask import abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
 from shopapp.extensions import csrf
-from shopapp.gateway import WebhookSignatureError
+from shopapp.gateway import WebhookPayloadError, WebhookSignatureError
 from shopapp.payments import bp
 from shopapp.security import body_limit
 from shopapp.services import checkout, webhooks
@@ -45,6 +45,9 @@ def webhook() -> tuple[str, int]:
         abort(413)  # a chunked body is cut off at the cap (no Content-Length to refuse up front): refuse it too
     try:
         result = webhooks.receive_webhook(payload, request.headers.get("Stripe-Signature"))
+    except WebhookPayloadError as error:
+        log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
+        return "malformed event\n", 400
     except WebhookSignatureError as error:
         log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
         return "invalid signature\n", 400
