@@ -104,6 +104,9 @@ class Config:
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 
+    # The shop page's rendered-HTML cache (shopapp/shop/page_cache.py). Off: every view renders the template.
+    PAGE_CACHE_ENABLED = _env_bool("PAGE_CACHE_ENABLED", True)
+
     # Argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile).
     ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)
     ARGON2_MEMORY_KIB = _env_int("ARGON2_MEMORY_KIB", 65536)

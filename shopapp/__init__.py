@@ -22,7 +22,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     config_class.validate(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from shopapp import admin, cli, database, errors, gateway, logs, security, sessions, templating
+    from shopapp import admin, cli, database, errors, gateway, logs, security, templating
     from shopapp.auth import bp as auth_bp
     from shopapp.payments import bp as payments_bp
     from shopapp.shop import bp as shop_bp
@@ -35,7 +35,6 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     init_limiter(app)
     gateway.init_gateway(app)
     security.init_security(app)
-    sessions.init_sessions(app)
     templating.init_templating(app)
 
     app.register_blueprint(auth_bp)
