@@ -7,6 +7,7 @@ import logging
 from flask import abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
+from shopapp.database import RETRY_AFTER_SECONDS, is_unavailable
 from shopapp.extensions import csrf
 from shopapp.gateway import WebhookPayloadError, WebhookSignatureError
 from shopapp.payments import bp
@@ -35,7 +36,7 @@ def success() -> str:
 @csrf.exempt
 # Stripe's events are a few KiB; the webhook has its own cap instead of the site-wide one.
 @body_limit("WEBHOOK_MAX_BYTES")
-def webhook() -> tuple[str, int]:
+def webhook() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     """Stripe's signed events: 400 for anything unverifiable, 5xx when applying failed (Stripe retries)."""
     if not current_app.config.get("STRIPE_WEBHOOK_SECRET"):
         log.error("Webhook refused: STRIPE_WEBHOOK_SECRET is not configured")
@@ -57,6 +58,9 @@ def webhook() -> tuple[str, int]:
     except webhooks.WebhookNotReady:
         # 409, not 5xx: nothing is broken, the event is early; any non-2xx makes Stripe redeliver it.
         return "not applicable yet; please retry\n", 409
-    except webhooks.WebhookProcessingError:
+    except webhooks.WebhookProcessingError as error:
+        if is_unavailable(error):
+            # The database is down, locked or read-only: Stripe retries a 503 like any 5xx, later.
+            return "database unavailable; please retry\n", 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return "processing failed; please retry\n", 500
     return f"{result.outcome}\n", 200
