@@ -84,6 +84,9 @@ class Config:
     # If Redis is unreachable, each worker limits in memory meanwhile instead of failing every request.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = _env_bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
+    # Failed log-ins per account from any address; browsers that logged in to it before are exempt
+    # (shopapp/auth/known_devices.py, docs/SECURITY.md).
+    LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour")
     SIGNUP_RATE_LIMIT = _env("SIGNUP_RATE_LIMIT", "5 per minute")
     CHECKOUT_RATE_LIMIT = _env("CHECKOUT_RATE_LIMIT", "20 per minute")
 

@@ -8,7 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from shopapp.auth import bp
+from shopapp.auth import bp, known_devices
 from shopapp.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, SignupForm
 from shopapp.extensions import limiter, login_manager
 from shopapp.security import safe_redirect_target
@@ -67,8 +67,20 @@ def signup() -> Response | tuple[str, int] | str:
     return render_template("auth/signup.html", form=form), status
 
 
+def _login_account_limit() -> str:
+    return str(current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"])
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+# Failed attempts per account, whatever the address; the account's own known browsers are exempt.
+@limiter.limit(
+    _login_account_limit,
+    methods=["POST"],
+    key_func=known_devices.submitted_account,
+    deduct_when=known_devices.failed_attempt,
+    exempt_when=known_devices.is_known_device,
+)
 def login() -> Response | tuple[str, int] | str:
     """Log in with email and password."""
     if current_user.is_authenticated:
@@ -80,7 +92,8 @@ def login() -> Response | tuple[str, int] | str:
         if user is not None:
             _start_session(user, remember=bool(form.remember.data))
             flash("You are logged in.", "success")
-            return redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
+            response = redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
+            return known_devices.remember_device(response, user.email)
         log.warning("Failed log-in attempt from %s", request.remote_addr)
         error = "Invalid email or password."
     status = 400 if request.method == "POST" else 200
