@@ -89,6 +89,8 @@ class Config:
     LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour")
     SIGNUP_RATE_LIMIT = _env("SIGNUP_RATE_LIMIT", "5 per minute")
     CHECKOUT_RATE_LIMIT = _env("CHECKOUT_RATE_LIMIT", "20 per minute")
+    # Success-page views per shopper (each may ask Stripe about a pending order; see services/checkout.py).
+    SUCCESS_PAGE_RATE_LIMIT = _env("SUCCESS_PAGE_RATE_LIMIT", "60 per minute")
 
     # Cookies.
     SESSION_COOKIE_HTTPONLY = True

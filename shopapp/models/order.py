@@ -103,6 +103,9 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When a success-page view last asked Stripe about this pending order: shared by every worker and node,
+    # set by compare-and-set so that at most one retrieve per interval happens (services/checkout.py).
+    stripe_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     user: Mapped[User] = relationship()
     items: Mapped[list[OrderItem]] = relationship(

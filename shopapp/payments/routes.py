@@ -8,7 +8,7 @@ from flask import abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
 from shopapp.database import RETRY_AFTER_SECONDS, is_unavailable
-from shopapp.extensions import csrf
+from shopapp.extensions import csrf, limiter
 from shopapp.gateway import WebhookPayloadError, WebhookSignatureError
 from shopapp.payments import bp
 from shopapp.security import body_limit
@@ -17,8 +17,18 @@ from shopapp.services import checkout, webhooks
 log = logging.getLogger("shopapp.payments")
 
 
+def _success_limit() -> str:
+    return str(current_app.config["SUCCESS_PAGE_RATE_LIMIT"])
+
+
+def _shopper_key() -> str:
+    return f"success-page:user:{current_user.id}"
+
+
 @bp.get("/success/")
 @login_required
+# Per shopper (inside login_required, so there is one), on top of the per-order Stripe interval.
+@limiter.limit(_success_limit, key_func=_shopper_key)
 def success() -> str:
     """Where Stripe returns the shopper; never trusts the query string beyond looking the session up."""
     session_id = request.args.get("session_id", "")

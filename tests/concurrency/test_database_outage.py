@@ -192,7 +192,7 @@ def test_after_a_postgresql_restart_every_workers_first_request_succeeds(
         statuses = [status for _ in range(5) for status in pool.map(lambda _: page(), range(WORKERS * 2))]
     pooled_after = _shop_backends(stack)
     record(
-        8,
+        10,
         kind,
         {
             "workers": WORKERS,
