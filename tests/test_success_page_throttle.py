@@ -9,8 +9,8 @@ from sqlalchemy import update
 
 from shopapp.models import Order, OrderStatus
 from shopapp.models.base import utcnow
-from shopapp.services.checkout import SUCCESS_PAGE_STRIPE_INTERVAL_SECONDS
 from shopapp.services import catalog
+from shopapp.services.checkout import SUCCESS_PAGE_STRIPE_INTERVAL_SECONDS
 from tests.conftest import PASSWORD, fresh, order_for_session, session_id_from
 
 RETRIEVE = "GET /v1/checkout/sessions/{id}"
