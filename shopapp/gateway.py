@@ -49,6 +49,12 @@ class GatewayRejected(GatewayError):
     user_message = "The payment provider refused this checkout. Nothing was charged; please contact us."
 
 
+# Stripe's error code for a request whose idempotency key another request is still using; and how long to
+# wait before asking again (times the attempt number): a checkout create takes a few hundred milliseconds.
+IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
+IN_FLIGHT_WAIT_SECONDS = 0.25
+
+
 class WebhookSignatureError(Exception):
     """The webhook payload or its Stripe-Signature header did not verify."""
 
@@ -119,19 +125,30 @@ class PaymentGateway:
         self._backoff_seconds = backoff_seconds
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one SDK call; on 429 back off once and retry (same idempotency key), then give up politely."""
-        for attempt in (1, 2):
+        """Run one SDK call; on 429 back off once and retry (same idempotency key), then give up politely.
+
+        A 409 "idempotency_key_in_use" (the same request still in flight elsewhere, e.g. a double submit
+        landing on two workers or nodes) is waited out and retried the same way: the retry is answered
+        with the first request's result (Stripe docs, "Idempotent requests").
+        """
+        for attempt in (1, 2, 3):
             try:
                 return fn()
             except stripe.RateLimitError as error:
                 log.warning("Stripe rate limit on %s (attempt %d)", what, attempt)
-                if attempt == 2:
+                if attempt >= 2:
                     raise GatewayBusy(str(error), code="rate_limit", status=429) from error
                 time.sleep(self._backoff_seconds)
             except stripe.APIConnectionError as error:
                 log.warning("Stripe unreachable on %s: %s", what, error.user_message)
                 raise GatewayUnavailable(str(error)) from error
             except (stripe.InvalidRequestError, stripe.IdempotencyError, stripe.CardError) as error:
+                if error.http_status == 409 and getattr(error, "code", None) == IDEMPOTENCY_KEY_IN_USE:
+                    log.warning("Stripe: %s still in flight elsewhere (attempt %d)", what, attempt)
+                    if attempt == 3:
+                        raise GatewayUnavailable(str(error.user_message), status=409) from error
+                    time.sleep(IN_FLIGHT_WAIT_SECONDS * attempt)
+                    continue
                 log.warning("Stripe refused %s: %s", what, error.user_message)
                 raise GatewayRejected(
                     str(error.user_message), code=getattr(error, "code", None), status=error.http_status

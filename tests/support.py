@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -37,3 +41,31 @@ def stripe_service_command(port: int, shop_port: int, webhook_secret: str, *extr
         sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(port),
         "--webhook-url", f"http://127.0.0.1:{shop_port}/webhook/", "--webhook-secret", webhook_secret, *extra,
     ]
+
+
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free 127.0.0.1 port (no persistence)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (scripts/test.sh installs it)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+
+        wait_until(up, "redis-server", 10)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
