@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -69,3 +70,15 @@ def redis_server(tmp: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+_CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+(")')
+
+
+def without_csrf_tokens(html: str) -> str:
+    """The page with every CSRF token's value blanked, for comparing two views of one page.
+
+    Flask-WTF signs each token with the current second, so the text of two tokens of one session differs
+    whenever the clock ticks between two requests: comparing pages with their tokens depends on the clock.
+    """
+    return _CSRF_VALUE.sub(r"\1\2", html)
