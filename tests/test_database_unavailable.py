@@ -9,14 +9,17 @@ tests/concurrency/test_database_outage.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from config import TestingConfig
 from shopapp import create_app
@@ -27,7 +30,7 @@ from shopapp.services import accounts, catalog
 from stripe_emulator import EmulatorHTTPClient
 from tests.conftest import PASSWORD, WEBHOOK_SECRET, IsolatedClient
 
-pytestmark = pytest.mark.skipif(bool(TestingConfig.TEST_DATABASE_URL), reason="SQLite files only (PG: concurrency)")
+sqlite_only = pytest.mark.skipif(bool(TestingConfig.TEST_DATABASE_URL), reason="SQLite files (PG: below, concurrency)")
 
 
 def _assert_busy(response) -> None:
@@ -43,8 +46,9 @@ def open_app(emulator) -> Iterator:
     contexts = []
 
     def make(url: str, **overrides):
-        app = create_app("testing", SQLALCHEMY_DATABASE_URI=url, STRIPE_HTTP_CLIENT=EmulatorHTTPClient(emulator),
-                         **overrides)
+        app = create_app(
+            "testing", SQLALCHEMY_DATABASE_URI=url, STRIPE_HTTP_CLIENT=EmulatorHTTPClient(emulator), **overrides
+        )
         app.test_client_class = IsolatedClient
         context = app.app_context()
         context.push()
@@ -91,6 +95,7 @@ def _signed_event(emulator) -> tuple[bytes, dict[str, str]]:
     return body, {"Stripe-Signature": emulator.sign(body), "Content-Type": "application/json"}
 
 
+@sqlite_only
 def test_read_only_database_file(open_app, shop_file: Path, emulator) -> None:
     app = open_app(f"sqlite:///file:{shop_file}?mode=ro&uri=true")
     browser = app.test_client()
@@ -118,6 +123,7 @@ def write_lock_held(path: Path) -> Iterator[None]:
         locker.close()
 
 
+@sqlite_only
 def test_database_locked_past_its_busy_timeout(open_app, shop_file: Path, emulator) -> None:
     app = open_app(f"sqlite:///{shop_file}", SQLITE_BUSY_TIMEOUT_MS=200)
     emulator.deliverer.sender = lambda url, body, headers: 200
@@ -139,6 +145,7 @@ def test_database_locked_past_its_busy_timeout(open_app, shop_file: Path, emulat
     assert _db.session.scalar(select(func.count()).select_from(PaymentEvent)) == 1
 
 
+@sqlite_only
 def test_database_gone(open_app, shop_file: Path, emulator) -> None:
     app = open_app(f"sqlite:///{shop_file}")
     browser = _logged_in(app)
@@ -151,3 +158,30 @@ def test_database_gone(open_app, shop_file: Path, emulator) -> None:
     body, headers = _signed_event(emulator)
     assert app.test_client().post("/webhook/", data=body, headers=headers).status_code == 503
     assert WEBHOOK_SECRET  # signed with the app's own secret above
+
+
+@pytest.mark.skipif(not os.environ.get("PG_ADMIN_URL"), reason="PostgreSQL run only (needs PG_ADMIN_URL)")
+def test_read_only_postgresql_database(app, client, products, emulator) -> None:
+    """A database switched to read-only (a failover replica, a full disk's emergency setting): 503, nothing changes."""
+    database = _db.engine.url.database
+    admin = psycopg.connect(
+        make_url(os.environ["PG_ADMIN_URL"]).set(drivername="postgresql").render_as_string(hide_password=False),
+        autocommit=True,
+    )
+    try:
+        admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        _db.session.remove()
+        _db.engine.dispose()  # new connections take the setting
+        assert client.get("/").status_code == 200  # reads still work
+        _assert_busy(
+            client.post("/account/signup", data={"email": "n@example.com", "password": PASSWORD, "confirm": PASSWORD})
+        )
+        body, headers = _signed_event(emulator)
+        response = client.post("/webhook/", data=body, headers=headers)
+        assert response.status_code == 503 and response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    finally:
+        admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        admin.close()
+        _db.session.remove()
+        _db.engine.dispose()
+    assert _db.session.scalar(select(func.count()).select_from(PaymentEvent)) == 0
