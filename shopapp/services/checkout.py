@@ -470,7 +470,7 @@ def claim_stripe_check(order_id: int, interval_seconds: float = SUCCESS_PAGE_STR
             .values(stripe_checked_at=now)
             .execution_options(synchronize_session=False)
         )
-        return claimed.rowcount == 1
+        return claimed.rowcount == 1  # type: ignore[attr-defined]
 
 
 def settle_from_success_page(user_id: int, session_id: str) -> Order | None:
