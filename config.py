@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -92,8 +95,13 @@ class Config:
     # If Redis is unreachable, each worker limits in memory meanwhile instead of failing every request.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = _env_bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
+    # Failed log-ins per account from any address; browsers that logged in to it before are exempt
+    # (shopapp/auth/known_devices.py, docs/SECURITY.md).
+    LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour")
     SIGNUP_RATE_LIMIT = _env("SIGNUP_RATE_LIMIT", "5 per minute")
     CHECKOUT_RATE_LIMIT = _env("CHECKOUT_RATE_LIMIT", "20 per minute")
+    # Success-page views per shopper (each may ask Stripe about a pending order; see services/checkout.py).
+    SUCCESS_PAGE_RATE_LIMIT = _env("SUCCESS_PAGE_RATE_LIMIT", "60 per minute")
 
     # Cookies.
     SESSION_COOKIE_HTTPONLY = True
@@ -107,6 +115,8 @@ class Config:
     # Development conveniences: the run script creates this staff account and prints it.
     DEMO_STAFF_EMAIL = _env("DEMO_STAFF_EMAIL", "staff@example.com")
     DEMO_STAFF_PASSWORD = _env("DEMO_STAFF_PASSWORD", "staff-demo-password")
+    # `flask demo-staff` creates that publicly known log-in: never where real orders live.
+    DEMO_STAFF_ALLOWED = True
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 
@@ -139,6 +149,8 @@ class Config:
     RESET_RATE_LIMIT = _env("RESET_RATE_LIMIT", "10 per hour")
     RESET_PER_EMAIL_RATE_LIMIT = _env("RESET_PER_EMAIL_RATE_LIMIT", "3 per hour")
 
+    # The shop page's rendered-HTML cache (shopapp/shop/page_cache.py). Off: every view renders the template.
+    PAGE_CACHE_ENABLED = _env_bool("PAGE_CACHE_ENABLED", True)
 
     # Argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile).
     ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)
@@ -186,33 +198,117 @@ class TestingConfig(Config):
     MAIL_TIMEOUT_SECONDS = 5.0
 
 
+# ---------------------------------------------------------------------------------- production checks
+
+# Secret keys written in this repository (public, so no secret): production refuses each.
+PUBLIC_SECRET_KEYS = frozenset(
+    {DEFAULT_SECRET_KEY, "testing-secret-key", "bench-only-secret-key-not-for-production-0123456789"}
+)
+# The signing key needs about as much entropy as a 128-bit random value; secrets.token_hex(32) has 256.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_BITS = 128
+# Stripe's one API host (docs.stripe.com/api): any other base would receive the live key and could
+# answer "paid" for payments that never happened.
+STRIPE_API_HOST = "https://api.stripe.com"
+# Flask-Limiter storages shared by every worker and node (limits' storage URI schemes); memory:// is per
+# process, so N workers let N times the limit through.
+SHARED_RATELIMIT_SCHEMES = frozenset(
+    {"redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster", "valkey", "valkeys", "valkey+unix",
+     "valkey+sentinel", "valkey+cluster", "memcached", "mongodb", "mongodb+srv"}
+)
+
+
+def secret_key_bits(key: str) -> float:
+    """A rough entropy estimate of a key in bits: its length times the Shannon entropy of its characters.
+
+    Repetition ("aaaa...") and short keys score low; a random hex or base64 string of 32+ characters
+    scores well above MIN_SECRET_KEY_BITS. An estimate, not a proof: it refuses obvious mistakes only.
+    """
+    if not key:
+        return 0.0
+    counts = Counter(key)
+    per_char = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
+    return per_char * len(key)
+
+
+def production_problems(settings: dict[str, Any]) -> list[str]:
+    """Every unsafe production setting, each as "SETTING: what is wrong; the fix"."""
+    problems = []
+    key = str(settings.get("SECRET_KEY") or "")
+    if key in PUBLIC_SECRET_KEYS or not key:
+        problems.append("SECRET_KEY is unset or a key published in this repository; set a new random one, "
+                        "e.g. python -c 'import secrets; print(secrets.token_hex(32))'")
+    elif len(key) < MIN_SECRET_KEY_LENGTH or secret_key_bits(key) < MIN_SECRET_KEY_BITS:
+        problems.append(f"SECRET_KEY is too short or too regular (needs {MIN_SECRET_KEY_LENGTH}+ random "
+                        "characters); set python -c 'import secrets; print(secrets.token_hex(32))'")
+    if settings.get("DEBUG"):
+        problems.append("DEBUG must be off; unset FLASK_DEBUG")
+    stripe_key = str(settings.get("STRIPE_SECRET_KEY") or "")
+    if not stripe_key.startswith(("sk_live_", "rk_live_")):
+        problems.append("STRIPE_SECRET_KEY must be a live key (sk_live_... or rk_live_...) from the Stripe "
+                        "dashboard; test keys and the local service's key take no money")
+    webhook_secret = str(settings.get("STRIPE_WEBHOOK_SECRET") or "")
+    if not webhook_secret.startswith("whsec_") or webhook_secret in ("whsec_testing", "whsec_local_emulator"):
+        problems.append("STRIPE_WEBHOOK_SECRET must be set to the endpoint's signing secret (whsec_...) from the "
+                        "Stripe dashboard")
+    api_base = str(settings.get("STRIPE_API_BASE") or "")
+    if api_base and api_base.rstrip("/") != STRIPE_API_HOST:
+        problems.append(f"STRIPE_API_BASE points at {api_base!r}, not Stripe; unset it (or set {STRIPE_API_HOST})")
+    if settings.get("STRIPE_HTTP_CLIENT") is not None:
+        problems.append("STRIPE_HTTP_CLIENT is a test transport; unset it")
+    storage = str(settings.get("RATELIMIT_STORAGE_URI") or "")
+    if not settings.get("RATELIMIT_ENABLED"):
+        problems.append("RATELIMIT_ENABLED is off; unset it (log-in and checkout limits protect accounts)")
+    elif urlsplit(storage).scheme.lower() not in SHARED_RATELIMIT_SCHEMES:
+        problems.append(f"RATELIMIT_STORAGE_URI is {storage!r}, counted per worker; set a shared storage, "
+                        "e.g. redis://127.0.0.1:6379/0")
+    return problems
+
+
 class ProductionConfig(Config):
     """Production: secure cookies, and a refusal to start with unsafe settings."""
 
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
+    DEMO_STAFF_ALLOWED = False
 
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:
-        """Raise RuntimeError when a production app would start with a default secret, DEBUG, or no webhook secret."""
-        problems = []
-        if not settings.get("SECRET_KEY") or settings["SECRET_KEY"] == DEFAULT_SECRET_KEY:
-            problems.append("SECRET_KEY must be set to a long random value")
-        if settings.get("DEBUG"):
-            problems.append("DEBUG must be off")
-        if not settings.get("STRIPE_SECRET_KEY"):
-            problems.append("STRIPE_SECRET_KEY must be set")
-        if not settings.get("STRIPE_WEBHOOK_SECRET"):
-            problems.append("STRIPE_WEBHOOK_SECRET must be set")
+        """Raise RuntimeError naming each unsafe setting and its fix (see production_problems)."""
+        problems = production_problems(settings)
         if problems:
             raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
+
+
+class StagingConfig(ProductionConfig):
+    """A production rehearsal: every production setting, but Stripe may be test mode or the local service.
+
+    For load tests, benchmarks and the multi-process proofs, which run the production code paths against
+    the local Stripe service. It refuses a live key outright, so it can never take (or fake) real money,
+    and it accepts per-worker (memory://) rate limits.
+    """
+
+    RELAXED = ("STRIPE_SECRET_KEY must be", "STRIPE_API_BASE", "STRIPE_HTTP_CLIENT", "RATELIMIT_STORAGE_URI",
+               "RATELIMIT_ENABLED", "STRIPE_WEBHOOK_SECRET must")
+
+    @classmethod
+    def validate(cls, settings: dict[str, Any]) -> None:
+        """Production's checks minus the Stripe host, key kind and shared rate limits; no live key at all."""
+        problems = [p for p in production_problems(settings) if not p.startswith(cls.RELAXED)]
+        if not settings.get("STRIPE_SECRET_KEY") or not settings.get("STRIPE_WEBHOOK_SECRET"):
+            problems.append("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set (test-mode values)")
+        if "_live_" in str(settings.get("STRIPE_SECRET_KEY") or ""):
+            problems.append("STRIPE_SECRET_KEY is a live key; staging takes test keys (live: SHOP_CONFIG=production)")
+        if problems:
+            raise RuntimeError("Refusing to start in staging: " + "; ".join(problems))
 
 
 CONFIGS: dict[str, type[Config]] = {
     "development": DevelopmentConfig,
     "testing": TestingConfig,
     "production": ProductionConfig,
+    "staging": StagingConfig,
 }
 
 

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -36,7 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "lua"
 PY = sys.executable
-SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789"
+# A fresh key per run (child processes get it through the environment): a key written here is public.
+SECRET_KEY = secrets.token_hex(32)
 STRIPE_KEY = "sk_test_bench"
 WEBHOOK_SECRET = "whsec_bench"
 STAFF_EMAIL, STAFF_PASSWORD = "bench-staff@example.com", "bench-staff-password"
@@ -261,7 +263,7 @@ class Bench:
         self.hello = f"http://127.0.0.1:{self.hello_port}"
         self.env = {
             **os.environ,
-            "SHOP_CONFIG": "production",
+            "SHOP_CONFIG": "staging",
             "SECRET_KEY": SECRET_KEY,
             "DATABASE_URL": url,
             "STRIPE_SECRET_KEY": STRIPE_KEY,
@@ -284,7 +286,7 @@ class Bench:
             from shopapp import create_app
 
             self._app = create_app(
-                "production", SQLALCHEMY_DATABASE_URI=self.url, SECRET_KEY=SECRET_KEY,
+                "staging", SQLALCHEMY_DATABASE_URI=self.url, SECRET_KEY=SECRET_KEY,
                 STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, STRIPE_API_BASE=self.emu_base,
             )
         return self._app

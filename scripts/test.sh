@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-apt_install chromium postgresql redis-server
+apt_install chromium postgresql redis-server haproxy
 ensure_venv requirements-dev.txt
 
 echo "== Tests on SQLite"

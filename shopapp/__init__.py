@@ -22,7 +22,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     config_class.validate(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from shopapp import admin, cli, database, errors, gateway, logs, mailer, security, sessions, templating
+    from shopapp import admin, cli, database, errors, gateway, logs, mailer, security, templating
     from shopapp.auth import bp as auth_bp
     from shopapp.payments import bp as payments_bp
     from shopapp.shop import bp as shop_bp
@@ -36,7 +36,6 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     gateway.init_gateway(app)
     mailer.init_mailer(app)
     security.init_security(app)
-    sessions.init_sessions(app)
     templating.init_templating(app)
 
     app.register_blueprint(auth_bp)

@@ -64,6 +64,11 @@ def create_staff_command(email: str, password: str | None) -> None:
 @click.command("demo-staff")
 def demo_staff_command() -> None:
     """Development only: make sure the demo staff account exists and print its log-in."""
+    if not current_app.config.get("DEMO_STAFF_ALLOWED"):
+        raise click.ClickException(
+            "demo-staff is refused in production (its log-in is published in this repository); "
+            "create a real staff account with: flask create-staff EMAIL"
+        )
     email = current_app.config["DEMO_STAFF_EMAIL"]
     password = current_app.config["DEMO_STAFF_PASSWORD"]
     if accounts.authenticate(email, password) is None:

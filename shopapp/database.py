@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import sqlite3
 import time
 import weakref
 from typing import Any
@@ -76,8 +78,16 @@ def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         last_used = record.info.get("shop_last_used")
-        if last_used is None or time.monotonic() - last_used < IDLE_PING_SECONDS:
-            return  # new (just connected), or in use moments ago
+        if last_used is None:
+            return  # just connected
+        if server_has_hung_up(dbapi_connection):
+            # A restarted or stopping server sends its goodbye (FATAL 57P01) and closes the socket, so an
+            # idle connection with bytes waiting is dead. Found without a round trip (a poll of the
+            # socket, microseconds), so the first request after a restart gets a fresh connection
+            # instead of failing once per pooled connection.
+            raise exc.DisconnectionError("the server closed this pooled connection")
+        if time.monotonic() - last_used < IDLE_PING_SECONDS:
+            return  # in use moments ago
         try:
             autocommit = dbapi_connection.autocommit
             dbapi_connection.autocommit = True
@@ -85,6 +95,62 @@ def _configure_postgresql(engine: Engine) -> None:
             dbapi_connection.autocommit = autocommit
         except Exception as error:  # any failure: this connection is unusable
             raise exc.DisconnectionError(f"idle connection failed its ping: {type(error).__name__}") from error
+
+
+# SQLSTATEs of a database that is there but cannot serve now (PostgreSQL Appendix A): read-only transaction,
+# admin/crash shutdown, cannot connect now, too many connections, lock or statement timeout.
+_UNAVAILABLE_SQLSTATES = frozenset({"25006", "57P01", "57P02", "57P03", "53300", "55P03", "57014"})
+# The drivers' own classes, for errors raised outside SQLAlchemy's wrapping (the BEGIN of _on_begin below).
+_DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (sqlite3.OperationalError, sqlite3.InterfaceError)
+try:
+    import psycopg
+
+    _DRIVER_UNAVAILABLE += (psycopg.OperationalError, psycopg.InterfaceError)
+except ImportError:  # psycopg is installed only where PostgreSQL is used
+    pass
+
+# How long a shopper (or Stripe) is told to wait before trying again when the database is unavailable.
+RETRY_AFTER_SECONDS = 5
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True if `error` (or what caused it) means the database is down, locked past its timeout or read-only.
+
+    Those are outages to wait out (503, Retry-After), not bugs (500): OperationalError covers a refused or
+    dropped connection, "database is locked" and "attempt to write a readonly database" on SQLite;
+    InterfaceError a connection already closed; the SQLSTATEs above PostgreSQL's read-only and shutdown cases.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)):
+            return True
+        if isinstance(current, _DRIVER_UNAVAILABLE):
+            return True
+        if getattr(current, "sqlstate", None) in _UNAVAILABLE_SQLSTATES:
+            return True
+        if isinstance(current, exc.DBAPIError):
+            if current.connection_invalidated:
+                return True
+            if getattr(current.orig, "sqlstate", None) in _UNAVAILABLE_SQLSTATES:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def server_has_hung_up(dbapi_connection: Any) -> bool:
+    """True if an idle psycopg connection's socket has something to read: the server's FATAL and EOF.
+
+    Between requests nothing is in flight, so a healthy idle connection has nothing waiting (PostgreSQL
+    sends unsolicited messages only for LISTEN, which this shop does not use).
+    """
+    try:
+        fileno = dbapi_connection.fileno()
+    except Exception:  # closed or broken: certainly unusable
+        return True
+    readable, _, _ = select.select([fileno], [], [], 0)
+    return bool(readable)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

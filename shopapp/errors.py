@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request, session
+from flask_login import AnonymousUserMixin
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response
+
+from shopapp.database import RETRY_AFTER_SECONDS, is_unavailable
 
 log = logging.getLogger("shopapp.errors")
 
@@ -26,6 +30,29 @@ def render_error(status: int, detail: str | None = None) -> tuple[str, int]:
     """The error page for `status`, with an optional more specific message."""
     title, message = MESSAGES.get(status, MESSAGES[500 if status >= 500 else 400])
     return render_template("errors/error.html", status=status, title=title, message=detail or message), status
+
+
+def render_busy_page() -> Response:
+    """The 503 "busy, try again" page with Retry-After, rendered without touching the database.
+
+    render_template would run Flask-Login's context processor, which loads the signed-in user from the
+    very database that is unavailable (and a failing error handler is a bare 500): so the template is
+    rendered straight from the Jinja environment, as seen by a visitor.
+    """
+    title, message = MESSAGES[503]
+    html = current_app.jinja_env.get_template("errors/error.html").render(
+        status=503,
+        title=title,
+        message=message,
+        current_user=AnonymousUserMixin(),
+        shop_name=current_app.config["SHOP_NAME"],
+        payments_local_mode=bool(current_app.config.get("STRIPE_API_BASE")),
+        request=request,
+        session=session,
+        g=g,
+        config=current_app.config,
+    )
+    return Response(html, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}, mimetype="text/html")
 
 
 def init_error_handlers(app: Flask) -> None:
@@ -55,8 +82,12 @@ def init_error_handlers(app: Flask) -> None:
         return render_error(status)
 
     @app.errorhandler(Exception)
-    def unexpected_error(error: Exception) -> tuple[str, int]:
+    def unexpected_error(error: Exception) -> tuple[str, int] | Response:
         if isinstance(error, HTTPException):
             return http_error(error)
+        if is_unavailable(error):
+            # An outage, not a bug: one line without the traceback, and the shopper is asked to retry.
+            log.error("Database unavailable on %s %s: %s", request.method, request.path, type(error).__name__)
+            return render_busy_page()
         log.exception("Unhandled error on %s %s", request.method, request.path)
         return render_error(InternalServerError.code)

@@ -38,17 +38,5 @@ mail = Mail()
 
 
 def init_limiter(app: Flask) -> None:
-    """Bind the limiter, keeping only the checks this app uses: the per-view `@limiter.limit` decorators.
-
-    Every limit here is such a decorator (login, signup, password, checkout), and a decorated view checks
-    its own limits when it runs. Flask-Limiter's before_request hook adds only default, application-wide
-    and blueprint limits, of which this app has none, yet resolving that empty set cost about 20 us on
-    every request (a tenth of a duplicate webhook delivery). So the hook is removed, unless such a limit
-    is configured (RATELIMIT_DEFAULT, RATELIMIT_APPLICATION, a limited blueprint), which keeps it.
-    """
+    """Bind the limiter (its limits are the per-view `@limiter.limit` decorators)."""
     limiter.init_app(app)
-    manager = limiter.limit_manager
-    if manager.default_limits or manager.application_limits or manager._blueprint_limits:
-        return
-    hooks = app.before_request_funcs.get(None, [])
-    hooks[:] = [hook for hook in hooks if hook != limiter._check_request_limit]

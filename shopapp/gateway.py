@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -60,8 +61,67 @@ def _missing(error: GatewayRejected) -> bool:
     return error.status == 404 and error.code == "resource_missing"
 
 
+# Stripe's error code for a request whose idempotency key another request is still using; and how long to
+# wait before asking again (times the attempt number): a checkout create takes a few hundred milliseconds.
+IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
+IN_FLIGHT_WAIT_SECONDS = 0.25
+
+
 class WebhookSignatureError(Exception):
     """The webhook payload or its Stripe-Signature header did not verify."""
+
+
+class WebhookPayloadError(WebhookSignatureError):
+    """A correctly signed body that is not JSON within limits (depth, keys, items): refused, changes nothing."""
+
+
+# Stripe's signature tolerance (the SDK's DEFAULT_TOLERANCE, 300 s): a signed timestamp older than this is
+# a replay, and one further ahead than this (the SDK checks only the past) is refused just the same.
+WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
+
+# Limits of a webhook body while parsing. Stripe's events nest about eight levels and hold a few hundred
+# keys; these leave ample room and stop a signed body from exhausting the parser (a recursion error) or
+# building an object tree far larger than any event.
+WEBHOOK_MAX_DEPTH = 64
+WEBHOOK_MAX_KEYS = 10_000
+WEBHOOK_MAX_ITEMS = 50_000
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b"[]{}:,")
+
+
+def check_json_limits(payload: bytes, max_depth: int, max_keys: int, max_items: int) -> None:
+    """Raise WebhookPayloadError if the JSON text nests deeper than max_depth or has too many keys/items.
+
+    Counts the structure outside string literals before any parsing: brackets for depth, colons for
+    keys, commas for items. Linear in the body's size; a body that is not JSON at all passes here and
+    fails in json.loads.
+    """
+    structure = _JSON_STRING.sub(b"", payload).translate(None, _NOT_STRUCTURE)
+    if structure.count(b":") > max_keys:
+        raise WebhookPayloadError(f"malformed payload: more than {max_keys} keys")
+    if structure.count(b",") > max_items:
+        raise WebhookPayloadError(f"malformed payload: more than {max_items} items")
+    brackets = structure.translate(None, b":,")
+    if len(brackets) // 2 <= max_depth:
+        return  # too few brackets to nest that deep
+    depth = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            if depth > max_depth:
+                raise WebhookPayloadError(f"malformed payload: nested deeper than {max_depth} levels")
+        else:
+            depth -= 1
+
+
+def signed_timestamp(signature: str) -> int | None:
+    """The `t=` value of a Stripe-Signature header (seconds since the epoch), or None."""
+    for item in signature.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t":
+            return int(value) if value.isascii() and value.isdigit() else None
+    return None
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -77,19 +137,30 @@ class PaymentGateway:
         self._backoff_seconds = backoff_seconds
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one SDK call; on 429 back off once and retry (same idempotency key), then give up politely."""
-        for attempt in (1, 2):
+        """Run one SDK call; on 429 back off once and retry (same idempotency key), then give up politely.
+
+        A 409 "idempotency_key_in_use" (the same request still in flight elsewhere, e.g. a double submit
+        landing on two workers or nodes) is waited out and retried the same way: the retry is answered
+        with the first request's result (Stripe docs, "Idempotent requests").
+        """
+        for attempt in (1, 2, 3):
             try:
                 return fn()
             except stripe.RateLimitError as error:
                 log.warning("Stripe rate limit on %s (attempt %d)", what, attempt)
-                if attempt == 2:
+                if attempt >= 2:
                     raise GatewayBusy(str(error), code="rate_limit", status=429) from error
                 time.sleep(self._backoff_seconds)
             except stripe.APIConnectionError as error:
                 log.warning("Stripe unreachable on %s: %s", what, error.user_message)
                 raise GatewayUnavailable(str(error)) from error
             except (stripe.InvalidRequestError, stripe.IdempotencyError, stripe.CardError) as error:
+                if error.http_status == 409 and getattr(error, "code", None) == IDEMPOTENCY_KEY_IN_USE:
+                    log.warning("Stripe: %s still in flight elsewhere (attempt %d)", what, attempt)
+                    if attempt == 3:
+                        raise GatewayUnavailable(str(error.user_message), status=409) from error
+                    time.sleep(IN_FLIGHT_WAIT_SECONDS * attempt)
+                    continue
                 log.warning("Stripe refused %s: %s", what, error.user_message)
                 raise GatewayRejected(
                     str(error.user_message), code=getattr(error, "code", None), status=error.http_status
@@ -187,16 +258,22 @@ class PaymentGateway:
             # The SDK's own check (HMAC over "timestamp.body", constant-time compare, 5-minute tolerance),
             # then a plain json.loads: construct_event would build a tree of StripeObjects that this method
             # only turned back into dicts, a fifth of the cost of every delivery.
-            stripe.WebhookSignature.verify_header(
-                payload, signature, self._webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
-            )
-            event = json.loads(payload)
+            stripe.WebhookSignature.verify_header(payload, signature, self._webhook_secret, WEBHOOK_TOLERANCE_SECONDS)
         except stripe.SignatureVerificationError as error:
             raise WebhookSignatureError(f"signature verification failed: {error.user_message}") from error
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
-            raise WebhookSignatureError(f"malformed payload: {type(error).__name__}") from error
+        except UnicodeDecodeError as error:  # the SDK decodes the body as UTF-8 to sign it
+            raise WebhookPayloadError(f"malformed payload: {type(error).__name__}") from error
+        # The SDK refuses only old timestamps; one from the future is as suspect (a presigned replay).
+        timestamp = signed_timestamp(signature)
+        if timestamp is None or timestamp > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+            raise WebhookSignatureError("signature verification failed: timestamp outside the tolerance zone")
+        check_json_limits(payload, WEBHOOK_MAX_DEPTH, WEBHOOK_MAX_KEYS, WEBHOOK_MAX_ITEMS)
+        try:
+            event = json.loads(payload)
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError) as error:
+            raise WebhookPayloadError(f"malformed payload: {type(error).__name__}") from error
         if not isinstance(event, dict):
-            raise WebhookSignatureError(f"malformed payload: a JSON {type(event).__name__}, not an object")
+            raise WebhookPayloadError(f"malformed payload: a JSON {type(event).__name__}, not an object")
         return event
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from typing import Any
 
 from flask import Flask
@@ -17,12 +18,102 @@ _BEARER = re.compile(r"\b(Bearer)\s+\S+", re.IGNORECASE)
 _RESET = re.compile(r"(/reset/)[A-Za-z0-9_.\-]+")
 
 
+# What people (and encoders) put between the digit groups of a card number, after NFKC: spaces of every
+# width (NBSP, thin, ideographic after NFKC), hyphens and dashes, dots, slashes, underscores, "+" (a
+# form-encoded space). Up to three in a row ("4242 - 4242").
+_SEPARATORS = frozenset(" \t\r\n-._/+\u00a0\u2007\u202f\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc")
+_MAX_SEPARATORS = 3
+_DIGIT_LIKE = re.compile(r"\d")  # Unicode decimals, and the hex digits of %XX escapes
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
+CARD_MIN_DIGITS, CARD_MAX_DIGITS = 13, 19  # ISO/IEC 7812 primary account numbers
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check every card number passes; `digits` is ASCII 0-9 only."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _normalised(text: str) -> list[tuple[str, int, int]]:
+    """Each character of text as "0"-"9", " " (a separator) or "x", with its span in text.
+
+    Percent-escapes are decoded (twice nested at most: "%2520"), and each character NFKC-normalised, so
+    full-width digits and ideographic spaces count as what they look like.
+    """
+    out: list[tuple[str, int, int]] = []
+    index = 0
+    while index < len(text):
+        end, char = index + 1, text[index]
+        match = _PERCENT.match(text, index) if char == "%" else None
+        if match is not None:
+            char, end = chr(int(match.group(1), 16)), match.end()
+            nested = _HEX_PAIR.match(text, end) if char == "%" else None
+            if nested is not None:  # "%2520": an escaped escape
+                char, end = chr(int(nested.group(), 16)), nested.end()
+        folded = unicodedata.normalize("NFKC", char)
+        if len(folded) == 1 and unicodedata.decimal(folded, None) is not None:
+            out.append((str(unicodedata.decimal(folded)), index, end))
+        elif folded and all(c in _SEPARATORS for c in folded):
+            out.append((" ", index, end))
+        else:
+            out.append(("x", index, end))
+        index = end
+    return out
+
+
+def _card_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of text holding 13-19 digits that pass the Luhn check, separated and encoded in any way above."""
+    chars = _normalised(text)
+    flat = "".join(kind for kind, _, _ in chars)
+    spans = []
+    for run in re.finditer(rf"[0-9]+(?: {{1,{_MAX_SEPARATORS}}}[0-9]+)*", flat):
+        groups = [(m.start() + run.start(), m.end() + run.start()) for m in re.finditer(r"[0-9]+", run.group())]
+        # Every sequence of whole groups (a card is never split inside a group) with 13-19 digits.
+        for first in range(len(groups)):
+            digits = ""
+            for last in range(first, len(groups)):
+                digits += flat[groups[last][0] : groups[last][1]]
+                if len(digits) > CARD_MAX_DIGITS:
+                    break
+                if len(digits) >= CARD_MIN_DIGITS and luhn_valid(digits):
+                    spans.append((chars[groups[first][0]][1], chars[groups[last][1] - 1][2]))
+    return spans
+
+
+def redact_cards(text: str) -> str:
+    """Replace every Luhn-valid 13-19 digit card number in text, however separated or encoded."""
+    if len(_DIGIT_LIKE.findall(text)) < CARD_MIN_DIGITS:
+        return text  # the common case: too few digits of any kind to hold a card number
+    spans = _card_spans(text)
+    if not spans:
+        return text
+    # Merge overlapping spans, then cut from the end so earlier offsets stay valid.
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text = text[:start] + "[card-redacted]" + text[end:]
+    return text
+
+
 def redact(text: str) -> str:
-    """Mask card-number-like digit runs, Stripe secret keys, cookie or bearer values and reset tokens in text."""
+    """Mask card numbers (any separators or encoding), Stripe secret keys, cookie or bearer values and reset
+    tokens in text."""
     text = _SECRET.sub(lambda m: f"{m.group(1)}_***", text)
     text = _COOKIE.sub(lambda m: f"{m.group(1)}=***", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
     text = _RESET.sub(lambda m: f"{m.group(1)}***", text)
+    text = redact_cards(text)
+    # Any other 13-19 digit run grouped by spaces or dashes (an unchecked card-like number) as before.
     return _CARD.sub("[card-redacted]", text)
 
 

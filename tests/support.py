@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -103,3 +106,43 @@ def writes_only_in_write_transaction() -> Iterator[None]:
     finally:
         event.remove(OrmSession, "do_orm_execute", _guard_execute)
         event.remove(OrmSession, "before_flush", _guard_flush)
+
+
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free 127.0.0.1 port (no persistence)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (scripts/test.sh installs it)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+
+        wait_until(up, "redis-server", 10)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+_CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+(")')
+
+
+def without_csrf_tokens(html: str) -> str:
+    """The page with every CSRF token's value blanked, for comparing two views of one page.
+
+    Flask-WTF signs each token with the current second, so the text of two tokens of one session differs
+    whenever the clock ticks between two requests: comparing pages with their tokens depends on the clock.
+    """
+    return _CSRF_VALUE.sub(r"\1\2", html)

@@ -8,10 +8,11 @@ from config import DEFAULT_SECRET_KEY, DevelopmentConfig, ProductionConfig, Test
 from shopapp import create_app
 
 SAFE = {
-    "SECRET_KEY": "a-long-random-production-secret-value",
-    "STRIPE_SECRET_KEY": "sk_test_123",
+    "SECRET_KEY": "9f2c4e7a1b8d3f60e5a7c2b9d4f1e8a3c6b0d5f2e9a4c7b1",
+    "STRIPE_SECRET_KEY": "sk_live_51AbCdEfGhIjKlMnOp",
     "STRIPE_WEBHOOK_SECRET": "whsec_123",
     "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
 }
 
 
@@ -37,7 +38,7 @@ def test_get_config_names_and_unknown():
     assert get_config("development") is DevelopmentConfig
     assert get_config("production") is ProductionConfig
     with pytest.raises(RuntimeError, match="Unknown SHOP_CONFIG"):
-        get_config("staging")
+        get_config("preproduction")
 
 
 def test_production_starts_with_safe_settings():
@@ -53,11 +54,51 @@ def test_production_starts_with_safe_settings():
         ({"DEBUG": True}, "DEBUG"),
         ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET"),
         ({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY"),
+        # Issue 17, finding 2: each unsafe setting is refused by name, with its fix.
+        ({"STRIPE_API_BASE": "http://127.0.0.1:12111"}, "STRIPE_API_BASE points at .* unset it"),
+        ({"STRIPE_API_BASE": "https://api.stripe.com.evil.example"}, "STRIPE_API_BASE"),
+        ({"STRIPE_API_BASE": "http://api.stripe.com"}, "STRIPE_API_BASE"),
+        ({"STRIPE_SECRET_KEY": "sk_test_emulated"}, "STRIPE_SECRET_KEY must be a live key"),
+        ({"STRIPE_SECRET_KEY": "sk_test_local_emulator"}, "STRIPE_SECRET_KEY must be a live key"),
+        ({"STRIPE_SECRET_KEY": "sk_test_concurrency_proofs"}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_WEBHOOK_SECRET": "whsec_testing"}, "STRIPE_WEBHOOK_SECRET"),
+        ({"SECRET_KEY": "a"}, "SECRET_KEY is too short"),
+        ({"SECRET_KEY": "ab" * 32}, "SECRET_KEY is too short or too regular"),
+        ({"SECRET_KEY": TestingConfig.SECRET_KEY}, "SECRET_KEY is unset or a key published"),
+        ({"RATELIMIT_STORAGE_URI": "memory://"}, "RATELIMIT_STORAGE_URI is 'memory://'.*redis://"),
+        ({"RATELIMIT_ENABLED": False}, "RATELIMIT_ENABLED"),
     ],
 )
 def test_production_refuses_unsafe_settings(override, message):
     with pytest.raises(RuntimeError, match=message):
         create_app("production", **{**SAFE, **override})
+
+
+def test_production_names_every_problem_at_once():
+    with pytest.raises(RuntimeError) as refused:
+        create_app("production", SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY="a", STRIPE_SECRET_KEY="sk_test_x",
+                   STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE="http://127.0.0.1:1")
+    message = str(refused.value)
+    for setting in ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_API_BASE", "RATELIMIT_STORAGE_URI"):
+        assert setting in message
+
+
+def test_staging_takes_test_keys_and_the_local_service_but_never_a_live_key():
+    rehearsal = {**SAFE, "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_API_BASE": "http://127.0.0.1:1",
+                 "RATELIMIT_STORAGE_URI": "memory://"}
+    assert create_app("staging", **rehearsal).config["SESSION_COOKIE_SECURE"]
+    with pytest.raises(RuntimeError, match="live key"):
+        create_app("staging", **{**rehearsal, "STRIPE_SECRET_KEY": "sk_live_x"})
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app("staging", **{**rehearsal, "SECRET_KEY": "a"})
+
+
+def test_demo_staff_is_refused_in_production():
+    app = create_app("production", **SAFE)
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["demo-staff"])
+    assert result.exit_code != 0
+    assert "refused in production" in result.output and "flask create-staff" in result.output
 
 
 def test_error_pages_use_the_layout_and_never_a_traceback(client, app):

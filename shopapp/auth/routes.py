@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -13,7 +12,7 @@ from flask_wtf import FlaskForm
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
-from shopapp.auth import bp
+from shopapp.auth import bp, known_devices
 from shopapp.auth.forms import (
     ChangePasswordForm,
     ForgotPasswordForm,
@@ -23,6 +22,7 @@ from shopapp.auth.forms import (
     SignupForm,
 )
 from shopapp.extensions import limiter, login_manager
+from shopapp.security import safe_redirect_target
 from shopapp.services import accounts
 
 log = logging.getLogger("shopapp.auth")
@@ -40,16 +40,8 @@ def load_user(token: str) -> accounts.SignedInUser | None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Return `target` only if it is a path on this site (no scheme, host, or protocol-relative trick)."""
-    if not target:
-        return None
-    target = target.strip()
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return None
-    if any(ch in target for ch in "\\\r\n\t"):
-        return None
-    return target
+    """Return `target` only if it is a path on this site (the one check: security.safe_redirect_target)."""
+    return safe_redirect_target(target)
 
 
 def _start_session(user: accounts.User | accounts.SignedInUser, remember: bool) -> None:
@@ -89,8 +81,20 @@ def signup() -> Response | tuple[str, int] | str:
     return render_template("auth/signup.html", form=form), status
 
 
+def _login_account_limit() -> str:
+    return str(current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"])
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+# Failed attempts per account, whatever the address; the account's own known browsers are exempt.
+@limiter.limit(
+    _login_account_limit,
+    methods=["POST"],
+    key_func=known_devices.submitted_account,
+    deduct_when=known_devices.failed_attempt,
+    exempt_when=known_devices.is_known_device,
+)
 def login() -> Response | tuple[str, int] | str:
     """Log in with email and password."""
     if current_user.is_authenticated:
@@ -102,7 +106,8 @@ def login() -> Response | tuple[str, int] | str:
         if user is not None:
             _start_session(user, remember=bool(form.remember.data))
             flash("You are logged in.", "success")
-            return redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
+            response = redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
+            return known_devices.remember_device(response, user.email)
         log.warning("Failed log-in attempt from %s", request.remote_addr)
         error = "Invalid email or password."
     status = 400 if request.method == "POST" else 200

@@ -120,6 +120,9 @@ class Order(Base):
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     shipping_carrier: Mapped[str] = mapped_column(String(80), default="", server_default="")
     tracking_number: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    # When a success-page view last asked Stripe about this pending order: shared by every worker and node,
+    # set by compare-and-set so that at most one retrieve per interval happens (services/checkout.py).
+    stripe_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     user: Mapped[User] = relationship()
     items: Mapped[list[OrderItem]] = relationship(

@@ -514,16 +514,47 @@ def finalize_checkout(checkout_session: Mapping[str, Any], *, actor: str, paymen
     return outcome
 
 
+# At most one Stripe retrieve per pending order in this many seconds, whoever refreshes the success page on
+# whichever worker or node: 300 refreshes made 300 calls (and drew Stripe's 429s) before. In between, the
+# page shows the last known state (and the webhook usually settles the order first anyway).
+SUCCESS_PAGE_STRIPE_INTERVAL_SECONDS = 5
+
+
+def claim_stripe_check(order_id: int, interval_seconds: float = SUCCESS_PAGE_STRIPE_INTERVAL_SECONDS) -> bool:
+    """Compare-and-set on orders.stripe_checked_at: True for the one caller allowed to ask Stripe now.
+
+    The database is the shared clock and lock: the conditional UPDATE succeeds for exactly one request
+    while the last check is older than `interval_seconds` (seconds) and the order is still pending.
+    """
+    now = utcnow()
+    with write_transaction() as session:
+        claimed = session.execute(
+            update(Order)
+            .where(
+                Order.id == order_id,
+                Order.status == OrderStatus.PENDING,
+                or_(
+                    Order.stripe_checked_at.is_(None),
+                    Order.stripe_checked_at <= now - timedelta(seconds=interval_seconds),
+                ),
+            )
+            .values(stripe_checked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return claimed.rowcount == 1  # type: ignore[attr-defined]
+
+
 def settle_from_success_page(user_id: int, session_id: str) -> Order | None:
     """The success page: the shopper's own order for this session, refreshed from Stripe if not yet final.
 
     Returns None for a session that is not this shopper's (the caller answers 404). Makes at most one
-    Stripe call, and none once the order is final.
+    Stripe call, none once the order is final, and none if any request asked Stripe about this order in
+    the last SUCCESS_PAGE_STRIPE_INTERVAL_SECONDS (claim_stripe_check).
     """
     order = db.session.scalar(select(Order).where(Order.stripe_session_id == session_id, Order.user_id == user_id))
     if order is None:
         return None
-    if order.status == OrderStatus.PENDING:
+    if order.status == OrderStatus.PENDING and claim_stripe_check(order.id):
         try:
             checkout_session = get_gateway().retrieve_checkout_session(session_id)
         except SessionNotFound:

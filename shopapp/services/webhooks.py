@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
-from shopapp.gateway import GatewayError, WebhookSignatureError, get_gateway
+from shopapp.gateway import GatewayError, WebhookPayloadError, WebhookSignatureError, get_gateway
 from shopapp.models import EventOutcome, PaymentEvent
 from shopapp.models.base import utcnow
 from shopapp.services import stock
@@ -100,6 +100,8 @@ def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
     """
     try:
         event = get_gateway().parse_event(payload, signature)
+    except WebhookPayloadError as error:  # authentic, but beyond the parse limits (depth, keys, items)
+        raise MalformedEvent(str(error)) from error
     except WebhookSignatureError as error:
         raise WebhookSignatureInvalid(str(error)) from error
     # A NUL (JSON-escaped; a raw one is invalid JSON) could reach a text column, which PostgreSQL refuses.

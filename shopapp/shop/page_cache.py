@@ -18,7 +18,6 @@ so memory stays flat however many shoppers visit.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
@@ -31,9 +30,6 @@ from shopapp.services import catalog, orders, stock
 
 # Entries per process; one entry is the page's HTML (about 10 KB with 20 orders) plus its key.
 MAX_ENTRIES = 512
-
-# How long one signed CSRF token is reused for a session (see csrf_token).
-TOKEN_REUSE_SECONDS = 60.0
 
 V = TypeVar("V")
 
@@ -84,32 +80,6 @@ def _cache() -> PageCache:
     return cache
 
 
-def _signed_tokens() -> LRU[tuple[float, str]]:
-    tokens = current_app.extensions.get("shop_signed_csrf_tokens")
-    if tokens is None:
-        tokens = current_app.extensions.setdefault("shop_signed_csrf_tokens", LRU[tuple[float, str]]())
-    return tokens
-
-
-def csrf_token() -> str:
-    """This session's CSRF token, as Flask-WTF's generate_csrf() makes it, reused for up to a minute.
-
-    generate_csrf() signs the session's secret with the current time on every request (a twentieth of
-    a page view). A token signed up to TOKEN_REUSE_SECONDS ago is just as valid: Flask-WTF accepts it for
-    WTF_CSRF_TIME_LIMIT (8 hours) and checks it against the same session secret. Keyed by that secret,
-    so no two sessions ever share a token.
-    """
-    secret = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME") or "csrf_token")
-    if not isinstance(secret, str):
-        return generate_csrf()  # no secret yet: Flask-WTF creates it (and the session changes)
-    tokens, now = _signed_tokens(), time.monotonic()
-    entry = tokens.get(secret)
-    if entry is None or now - entry[0] > TOKEN_REUSE_SECONDS:
-        entry = (now, generate_csrf())
-        tokens.put(secret, entry)
-    return entry[1]
-
-
 def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, selection: dict[str, str]) -> str:
     """The shop page for this viewer: products, and for a shopper (page > 0) that page of their orders.
 
@@ -130,7 +100,13 @@ def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, se
         "error": error,
         "notice": notice,
     }
-    if error is not None or selection or "_flashes" in session or current_app.debug:
+    if (
+        error is not None
+        or selection
+        or "_flashes" in session
+        or current_app.debug
+        or not current_app.config["PAGE_CACHE_ENABLED"]
+    ):
         order_page = orders.orders_for_user(user.id, page, per_page) if page else None
         return render_template("shop/index.html", order_page=order_page, **context)
 
@@ -152,5 +128,5 @@ def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, se
         cache.put(key(order_page.state if order_page else None), html)
     # This session's token in place of the placeholder (a page without forms has none).
     if CSRF_PLACEHOLDER in html:
-        html = html.replace(CSRF_PLACEHOLDER, str(escape(csrf_token())))
+        html = html.replace(CSRF_PLACEHOLDER, str(escape(generate_csrf())))
     return html

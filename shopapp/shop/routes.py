@@ -26,7 +26,7 @@ CANCELED_NOTICE = (
 
 
 def _render_shop(*, error: str | None = None, status: int = 200, selection: dict[str, str] | None = None):
-    user = current_user._get_current_object()  # once: each access through the proxy costs a lookup
+    user = current_user
     # 0 for a visitor (no orders to show); a shopper's page number, bounded like the orders query's.
     page = min(max(1, request.args.get("page", default=1, type=int)), orders.MAX_PAGE) if user.is_authenticated else 0
     notice = CANCELED_NOTICE if request.args.get("checkout") == "canceled" else None

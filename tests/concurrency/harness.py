@@ -1,6 +1,7 @@
 """Real processes for the concurrency proofs: the shop under gunicorn, the local Stripe service, a database.
 
-Nothing here is a test double: gunicorn runs `wsgi:app` with SHOP_CONFIG=production and 4 sync workers,
+Nothing here is a test double: gunicorn runs `wsgi:app` with SHOP_CONFIG=staging (production, test-mode Stripe)
+and 4 sync workers,
 the Stripe service is `python -m stripe_emulator` on its own port delivering signed webhooks to gunicorn,
 and the database is a SQLite file or a fresh PostgreSQL database migrated with `flask db upgrade`.
 """
@@ -85,7 +86,7 @@ def shop_environment(database_url: str, stripe_base: str, **extra: str) -> dict[
     """Production settings for the shop processes, all through the environment (config.py reads them)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_DATABASE_URL", "PG_ADMIN_URL"))}
     env.update(
-        SHOP_CONFIG="production",
+        SHOP_CONFIG="staging",  # production code paths; Stripe is the local service
         SECRET_KEY=secrets.token_hex(32),
         DATABASE_URL=database_url,
         STRIPE_SECRET_KEY=STRIPE_KEY,

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.concurrency.conftest import Setup
 from tests.concurrency.harness import (
     ROOT,
+    WORKERS,
     Stack,
     database_kind,
     free_port,
@@ -151,3 +153,54 @@ def test_scenario_7_database_unavailable_during_a_webhook(
     assert after_outage == {"event_rows": 0, "paid_transitions": 0, "status": "pending"}
     assert in_flight_rows == 0
     assert converged == {"event_rows": 1, "paid_transitions": 1, "status": "paid"}
+
+
+def _shop_backends(stack: Stack) -> int:
+    """Connections the shop's workers hold to the database (the test's own engine excluded)."""
+    return int(
+        stack.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+    )
+
+
+def test_after_a_postgresql_restart_every_workers_first_request_succeeds(
+    stack: Stack, setup: Setup, cluster: str | None, kind: str
+) -> None:
+    """Issue 17: the first request on each worker after a restart used to fail once per pooled connection."""
+    if cluster is None:
+        pytest.skip("PostgreSQL only: a SQLite file has no server to restart")
+    setup.product()
+    http = requests.Session()
+
+    def page() -> int:
+        return http.get(stack.base_url + "/", timeout=60).status_code
+
+    # Every worker holds a pooled connection: concurrent waves until the server counts one per worker.
+    with ThreadPoolExecutor(WORKERS * 2) as pool:
+        wait_until(
+            lambda: all(s == 200 for s in pool.map(lambda _: page(), range(WORKERS * 4)))
+            and _shop_backends(stack) >= WORKERS,
+            "a pooled connection in every worker",
+        )
+        pooled_before = _shop_backends(stack)
+        data_dir = cluster.split("#")[1]
+        _pg("halt", data_dir)
+        _pg("resume", data_dir)
+        # Concurrent waves again, so that each worker's pooled (now dead) connections are checked out.
+        statuses = [status for _ in range(5) for status in pool.map(lambda _: page(), range(WORKERS * 2))]
+    pooled_after = _shop_backends(stack)
+    record(
+        10,
+        kind,
+        {
+            "workers": WORKERS,
+            "pooled_connections_before_restart": pooled_before,
+            "requests_after_restart": len(statuses),
+            "non_200": len([s for s in statuses if s != 200]),
+            "connections_after": pooled_after,
+        },
+    )
+    assert statuses.count(200) == len(statuses), statuses
+    assert pooled_after >= 1

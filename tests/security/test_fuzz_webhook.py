@@ -8,6 +8,7 @@ import time
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from shopapp import gateway
 from tests.security.conftest import report, snapshot
 from tests.security.fuzzing import FUZZ, VALUE, Tally
 
@@ -81,7 +82,10 @@ def run_target(tally: Tally, client, body: bytes, headers: dict[str, str], expec
 def test_fuzz_webhook(make_world, emulator):
     world = make_world()
     client = world.app.test_client()
-    tallies = {name: Tally(f"webhook {name}") for name in ("unsigned", "bad signature", "timestamps", "signed events")}
+    tallies = {
+        name: Tally(f"webhook {name}")
+        for name in ("unsigned", "bad signature", "timestamps", "nesting", "signed events")
+    }
 
     @FUZZ
     @given(
@@ -112,7 +116,33 @@ def test_fuzz_webhook(make_world, emulator):
             client,
             body,
             {"Stripe-Signature": emulator.sign(body, int(time.time()) - age)},
-            expect_refused=age > 305,  # 300 s tolerance, plus slack for the clock moving on
+            # 300 s tolerance both ways (issue 17: ten days ahead was accepted), plus slack for the clock moving on.
+            expect_refused=abs(age) > 305,
+        )
+
+    @FUZZ
+    @given(
+        depth=st.one_of(st.integers(1, 80), st.integers(60, 70), st.integers(80, 120_000)),
+        width=st.one_of(st.integers(0, 50), st.integers(9_000, 11_000), st.integers(11_000, 30_000)),
+        shape=st.sampled_from(["[", "{"]),
+    )
+    @example(depth=100_000, width=0, shape="[")  # the review's recursion error
+    @example(depth=50_000, width=0, shape="{")
+    @example(depth=3, width=10_001, shape="{")
+    def nesting(depth, width, shape):
+        # Correctly signed bodies nested `depth` deep around an object with `width` keys: refused (400, or 413
+        # beyond the byte cap) when over the parser's limits, never a recursion error (500).
+        inner = "{" + ",".join(f'"k{i}":0' for i in range(width)) + "}"
+        nested = ('{"a":' * depth + inner + "}" * depth) if shape == "{" else ("[" * depth + inner + "]" * depth)
+        body = ('{"id":"evt_nest","object":"event","type":"unknown.type","data":{"object":' + nested + "}}").encode()
+        too_deep = depth + 3 > gateway.WEBHOOK_MAX_DEPTH
+        too_wide = width + depth * (shape == "{") + 5 > gateway.WEBHOOK_MAX_KEYS
+        run_target(
+            tallies["nesting"],
+            client,
+            body,
+            {"Stripe-Signature": emulator.sign(body)},
+            expect_refused=too_deep or too_wide,
         )
 
     @FUZZ
@@ -172,6 +202,7 @@ def test_fuzz_webhook(make_world, emulator):
     unsigned()
     bad_signature()
     timestamps()
+    nesting()
     signed_events()
     for tally in tallies.values():
         report(tally.line())
@@ -181,3 +212,27 @@ def test_fuzz_webhook(make_world, emulator):
         f"fuzz webhook total: {sum(t.tried for t in tallies.values())} inputs, 0 responses 5xx, "
         "0 rows changed by rejected input"
     )
+
+
+def test_a_signed_body_ten_days_ahead_is_refused_and_changes_nothing(make_world, emulator):
+    client = make_world().app.test_client()
+    body = json.dumps({"id": "evt_future", "object": "event", "type": "unknown.type", "data": {"object": {}}}).encode()
+    before = snapshot()
+    ahead = client.post(
+        "/webhook/", data=body, headers={"Stripe-Signature": emulator.sign(body, int(time.time()) + 864_000)}
+    )
+    assert ahead.status_code == 400 and snapshot() == before
+    # Within the tolerance (a clock a little ahead) is still accepted.
+    near = client.post(
+        "/webhook/", data=body, headers={"Stripe-Signature": emulator.sign(body, int(time.time()) + 120)}
+    )
+    assert near.status_code == 200
+
+
+def test_a_signed_body_nested_deeper_than_python_recurses_is_a_400(make_world, emulator):
+    client = make_world().app.test_client()
+    body = b'{"id":"evt_deep","type":"unknown.type","data":{"object":' + b"[" * 120_000 + b"]" * 120_000 + b"}}"
+    before = snapshot()
+    response = client.post("/webhook/", data=body, headers={"Stripe-Signature": emulator.sign(body)})
+    assert response.status_code == 400 and response.get_data() == b"malformed event\n"
+    assert snapshot() == before

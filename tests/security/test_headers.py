@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from config import DEFAULT_SECRET_KEY, ProductionConfig
+from config import DEFAULT_SECRET_KEY, ProductionConfig, StagingConfig
 from shopapp import create_app
 from shopapp.extensions import db as _db
 from shopapp.services import accounts
@@ -69,9 +69,9 @@ def test_every_route_carries_the_headers(make_world):
 
 @pytest.fixture
 def production_app(emulator):
-    """An app on the real ProductionConfig (secrets supplied), on its own in-memory database."""
+    """An app on StagingConfig (ProductionConfig's cookies and headers, test-mode Stripe), in-memory database."""
     app = create_app(
-        ProductionConfig,
+        StagingConfig,
         SECRET_KEY="a-long-random-production-secret-for-this-test",
         STRIPE_SECRET_KEY="sk_test_emulated",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,

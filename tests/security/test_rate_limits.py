@@ -4,9 +4,7 @@ across 4 gunicorn workers, while per-process memory:// storage lets several time
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -20,7 +18,7 @@ from shopapp import create_app
 from shopapp.extensions import db as _db
 from tests.logscan import scan_lines
 from tests.security.conftest import page_token, report, row_count
-from tests.support import free_port, wait_until
+from tests.support import free_port, redis_server, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 5
@@ -68,34 +66,6 @@ def answers(url: str) -> bool:
             return True
     except (OSError, urllib.error.HTTPError):
         return False
-
-
-@contextmanager
-def redis_server(tmp: Path) -> Iterator[str]:
-    """A throwaway redis-server on a free 127.0.0.1 port (no persistence)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (scripts/test.sh installs it)"
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-
-        def up() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    return sock.recv(16).startswith(b"+PONG")
-            except OSError:
-                return False
-
-        wait_until(up, "redis-server", 10)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @contextmanager
