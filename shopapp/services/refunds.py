@@ -630,10 +630,12 @@ def complete_charge(charge: Mapping[str, Any]) -> Mapping[str, Any]:
     """Before `charge.refunded` is applied: add the charge's refunds when the event does not list them.
 
     Since API version 2022-11-15 a Charge includes `refunds` only when expanded, so the event says how
-    much was refunded but not which refunds, nor their status. Then one Stripe call lists them, unless
-    the shop already knows every refund of the order as settled and they add up to `amount_refunded`.
-    Runs outside the write transaction (no Stripe call while holding it). Raises GatewayError when Stripe
-    cannot answer (the event is then retried).
+    much was refunded but not which refunds, nor their status. Then one Stripe call lists them, always:
+    `amount_refunded` cannot tell a new refund from a known one whose failure is not announced yet (a
+    failed refund gives its amount back to the charge, so a new refund of the same amount leaves the sum
+    the shop believes unchanged). Duplicates of the event are answered before this runs, so it costs one
+    call per distinct `charge.refunded`. Runs outside the write transaction (no Stripe call while holding
+    it). Raises GatewayError when Stripe cannot answer (the event is then retried).
     """
     if _listed_refunds(charge) is not None or not str(charge.get("id") or "").startswith(("ch_", "py_")):
         return charge
@@ -641,17 +643,9 @@ def complete_charge(charge: Mapping[str, Any]) -> Mapping[str, Any]:
     if payment_intent is None:
         return charge  # a Checkout payment always has one: not a charge of ours
     order_id = db.session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == payment_intent))
-    if order_id is None:
-        db.session.commit()
-        return charge  # not an order of ours (or not paid yet): the handler says which
-    rows = db.session.execute(
-        select(Refund.status, Refund.amount_cents, Refund.stripe_refund_id).where(Refund.order_id == order_id)
-    ).all()
     db.session.commit()  # end the read before calling Stripe
-    settled = all(stripe_id and status.rank > 0 for status, _amount, stripe_id in rows)
-    succeeded = sum(amount for status, amount, _id in rows if status == RefundStatus.SUCCEEDED)
-    if settled and succeeded == charge.get("amount_refunded"):
-        return charge
+    if order_id is None:
+        return charge  # not an order of ours (or not paid yet): the handler says which
     refunds = get_gateway().list_refunds(charge=str(charge["id"]))
     return {**charge, "refunds": {"object": "list", "data": refunds, "has_more": False}}
 

@@ -1,0 +1,64 @@
+"""Refund event orders found by review (issue 14): a known refund's status can be stale when a new one arrives.
+
+Same harness as test_refund_lifecycle.py: events shaped like Stripe's per webhook API version, the local Stripe
+service playing the account.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from shopapp.models import OrderStatus, RefundOrigin, RefundStatus
+from shopapp.services import refunds
+from tests.conftest import fresh
+from tests.payments.stripe_shapes import VERSIONS, set_stripe_refund_status
+from tests.payments.test_refund_lifecycle import (
+    TOTAL,
+    assert_all_ok,
+    charge_snapshot,
+    refund_rows,
+    refund_snapshot,
+    reload,
+    staff_refund,
+    versioned,
+)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_new_refund_announced_while_an_older_one_has_failed_unannounced(
+    version, paid_order, emulator, deliver, drop_service_events, stripe_dashboard
+):
+    """Refund A (19.99) succeeds and the shop knows it; at Stripe A then fails (expired card), giving its
+    19.99 back to the charge; someone refunds 19.99 from Stripe's dashboard (B). B's `charge.refunded`
+    arrives before A's failure events. Its `amount_refunded` (1999) equals what the shop believes refunded
+    (A's 1999), yet it announces another refund: the shop must still learn of B."""
+    order = paid_order()
+    shapes = versioned(version)
+    first = staff_refund(order, "19.99")
+    drop_service_events()
+    succeeded = refund_snapshot(shapes, emulator, first.stripe_refund_id)
+    charge = charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999)
+    assert_all_ok([deliver(e) for e in shapes.refund_created(succeeded, charge)])
+    assert reload(order.id).refunded_cents == 1999
+
+    set_stripe_refund_status(emulator, first.stripe_refund_id, "failed", "expired_or_canceled_card")
+    failed = shapes.refund_changed(refund_snapshot(shapes, emulator, first.stripe_refund_id), "succeeded")
+    outside = stripe_dashboard.v1.refunds.create(
+        params={"payment_intent": order.stripe_payment_intent_id, "amount": 1999}
+    )
+    drop_service_events()
+    b_snapshot = refund_snapshot(shapes, emulator, outside.id)
+    b_charge = charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999)
+    # B's announcement overtakes A's failure.
+    assert_all_ok([deliver(e) for e in shapes.refund_created(b_snapshot, b_charge) + failed])
+
+    rows = {row.stripe_refund_id: row for row in refund_rows(order.id)}
+    assert set(rows) == {first.stripe_refund_id, outside.id}
+    assert (rows[first.stripe_refund_id].status, rows[outside.id].status, rows[outside.id].origin) == (
+        RefundStatus.FAILED,
+        RefundStatus.SUCCEEDED,
+        RefundOrigin.OUTSIDE_SHOP,
+    )
+    after = reload(order.id)
+    assert (after.status, after.refunded_cents, after.needs_review) == (OrderStatus.PARTIALLY_REFUNDED, 1999, True)
+    assert refunds.remaining_refundable_cents(fresh(), after) == TOTAL - 1999
