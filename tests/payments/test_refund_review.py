@@ -62,3 +62,42 @@ def test_new_refund_announced_while_an_older_one_has_failed_unannounced(
     after = reload(order.id)
     assert (after.status, after.refunded_cents, after.needs_review) == (OrderStatus.PARTIALLY_REFUNDED, 1999, True)
     assert refunds.remaining_refundable_cents(fresh(), after) == TOTAL - 1999
+
+
+@pytest.mark.parametrize("arrival", ["in-order", "reversed"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_dashboard_refund_pending_then_succeeded_each_event_twice(
+    version, arrival, paid_order, emulator, deliver, drop_service_events, stripe_dashboard
+):
+    """A refund made in Stripe's dashboard that starts pending and then succeeds, announced by what the
+    endpoint's version sends (refund.created / charge.refunded, then charge.refund.updated / refund.updated),
+    in either order and each twice: one row made outside the shop, the order settled once."""
+    order = paid_order()
+    shapes = versioned(version)
+    outside = stripe_dashboard.v1.refunds.create(
+        params={"payment_intent": order.stripe_payment_intent_id, "amount": 1999}
+    )
+    drop_service_events()
+    set_stripe_refund_status(emulator, outside.id, "pending")
+    created = shapes.refund_created(
+        refund_snapshot(shapes, emulator, outside.id),
+        charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999),
+    )
+    set_stripe_refund_status(emulator, outside.id, "succeeded")
+    changed = shapes.refund_changed(refund_snapshot(shapes, emulator, outside.id), previous_status="pending")
+    events = created + changed
+    if arrival == "reversed":
+        events.reverse()
+
+    assert_all_ok([deliver(e) for e in events + events])
+
+    [row] = refund_rows(order.id)
+    assert (row.stripe_refund_id, row.origin, row.status, row.amount_cents) == (
+        outside.id,
+        RefundOrigin.OUTSIDE_SHOP,
+        RefundStatus.SUCCEEDED,
+        1999,
+    )
+    after = reload(order.id)
+    assert (after.status, after.refunded_cents, after.needs_review) == (OrderStatus.PARTIALLY_REFUNDED, 1999, False)
+    assert refunds.remaining_refundable_cents(fresh(), after) == TOTAL - 1999
