@@ -177,6 +177,10 @@ class PaymentGateway:
 
         return self._call("list refunds", fetch)
 
+    def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
+        """One refund as Stripe holds it now (its status and failure_reason), as a plain dict."""
+        return _plain(self._call("retrieve refund", lambda: self._client.v1.refunds.retrieve(refund_id)))
+
     def parse_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """Verify the Stripe-Signature over the raw body and return the event as a dict."""
         if not self._webhook_secret:

@@ -6,10 +6,12 @@ service playing the account.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from shopapp.models import OrderStatus, RefundOrigin, RefundStatus
-from shopapp.services import refunds
+from shopapp.services import reconcile, refunds
 from tests.conftest import fresh
 from tests.payments.stripe_shapes import VERSIONS, set_stripe_refund_status
 from tests.payments.test_refund_lifecycle import (
@@ -101,3 +103,63 @@ def test_dashboard_refund_pending_then_succeeded_each_event_twice(
     after = reload(order.id)
     assert (after.status, after.refunded_cents, after.needs_review) == (OrderStatus.PARTIALLY_REFUNDED, 1999, False)
     assert refunds.remaining_refundable_cents(fresh(), after) == TOTAL - 1999
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_reconcile_settles_an_in_flight_refund_whose_events_were_lost(
+    version, outcome, paid_order, emulator, deliver, drop_service_events, stripe_calls
+):
+    """A refund the shop saw `pending` settles at Stripe, but none of its events reach the shop (endpoint down
+    past Stripe's retries, or a wrong secret for days). Nothing else would ever tell the shop: reconcile asks
+    Stripe for refunds still in flight (one GET per refund) and applies the answer."""
+    order = paid_order()
+    made = staff_refund(order, "19.99")
+    drop_service_events()
+    set_stripe_refund_status(emulator, made.stripe_refund_id, "pending")
+    shapes = versioned(version)
+    pending = refund_snapshot(shapes, emulator, made.stripe_refund_id)
+    assert_all_ok([deliver(e) for e in shapes.refund_created(
+        pending, charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999))])
+    [row] = refund_rows(order.id)
+    assert row.status == RefundStatus.PENDING
+    set_stripe_refund_status(
+        emulator, made.stripe_refund_id, outcome, "expired_or_canceled_card" if outcome == "failed" else None
+    )
+    drop_service_events()  # lost
+    stripe_calls.calls.clear()
+
+    summary = reconcile.reconcile_pending(timedelta(minutes=15), now=row.created_at + timedelta(hours=2))
+
+    assert summary.errors == 0
+    assert stripe_calls.refund_calls() == {"GET /v1/refunds/{id}": 1}
+    [after] = refund_rows(order.id)
+    settled = reload(order.id)
+    if outcome == "succeeded":
+        assert after.status == RefundStatus.SUCCEEDED
+        assert (settled.status, settled.refunded_cents) == (OrderStatus.PARTIALLY_REFUNDED, 1999)
+    else:
+        assert (after.status, after.failure_reason) == (RefundStatus.FAILED, "expired_or_canceled_card")
+        assert (settled.status, settled.refunded_cents, settled.needs_review) == (OrderStatus.PAID, 0, True)
+    assert refunds.remaining_refundable_cents(fresh(), settled) == TOTAL - settled.refunded_cents
+    stripe_calls.calls.clear()
+    reconcile.reconcile_pending(timedelta(minutes=15), now=row.created_at + timedelta(hours=3))
+    assert stripe_calls.refund_calls() == {}  # settled: not asked again
+
+
+def test_reconcile_leaves_a_recent_in_flight_refund_to_its_events(
+    paid_order, emulator, deliver, drop_service_events, stripe_calls
+):
+    order = paid_order()
+    made = staff_refund(order, "19.99")
+    drop_service_events()
+    set_stripe_refund_status(emulator, made.stripe_refund_id, "pending")
+    shapes = versioned(VERSIONS[0])
+    assert_all_ok([deliver(e) for e in shapes.refund_created(
+        refund_snapshot(shapes, emulator, made.stripe_refund_id),
+        charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999))])
+    [row] = refund_rows(order.id)
+    stripe_calls.calls.clear()
+    reconcile.reconcile_pending(timedelta(minutes=15), now=row.created_at + timedelta(minutes=5))
+    assert stripe_calls.refund_calls() == {}
+    assert refund_rows(order.id)[0].status == RefundStatus.PENDING
