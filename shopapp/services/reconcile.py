@@ -44,7 +44,8 @@ class ReconcileSummary:
     checked: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_early: bool = False
-    # Unanswered refunds re-sent (or given up), per refunds.SendOutcome value.
+    # Refunds re-sent (or given up), per refunds.SendOutcome value, and in-flight refunds looked up, per
+    # refunds.RefreshOutcome value.
     refund_outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -59,7 +60,7 @@ class ReconcileSummary:
         refund_part = ""
         if self.refund_outcomes:
             counts = ", ".join(f"{n} {name}" for name, n in sorted(self.refund_outcomes.items()))
-            refund_part = f" Unanswered refunds: {counts}."
+            refund_part = f" Refunds asked about: {counts}."
         return f"Reconciled {self.checked} stale pending order(s): {parts}.{tail}{refund_part}"
 
 
