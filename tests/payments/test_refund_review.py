@@ -10,9 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from shopapp.models import OrderStatus, RefundOrigin, RefundStatus
+from shopapp.extensions import db
+from shopapp.models import OrderStatus, PaymentEvent, RefundOrigin, RefundStatus
 from shopapp.services import reconcile, refunds
-from tests.conftest import fresh
+from tests.conftest import fresh, order_for_session, session_id_from
 from tests.payments.stripe_shapes import VERSIONS, set_stripe_refund_status
 from tests.payments.test_refund_lifecycle import (
     TOTAL,
@@ -163,3 +164,40 @@ def test_reconcile_leaves_a_recent_in_flight_refund_to_its_events(
     reconcile.reconcile_pending(timedelta(minutes=15), now=row.created_at + timedelta(minutes=5))
     assert stripe_calls.refund_calls() == {}
     assert refund_rows(order.id)[0].status == RefundStatus.PENDING
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_services_own_events_at_each_endpoint_version(version, client, shopper, buy, emulator, stripe_dashboard):
+    """End to end with the local service's own deliveries to an endpoint of `version`: card 4000 0000 0000 5126
+    pays, a full staff refund succeeds and then fails (expired_or_canceled_card), then a dashboard refund."""
+    for endpoint in emulator.store.webhook_endpoints.values():
+        endpoint["api_version"] = version
+    session_id = session_id_from(buy(A=2, C=1))
+    assert emulator.pay(session_id, card="4000000000005126").status == 303
+    emulator.deliver_pending()
+    order = order_for_session(session_id)
+    made = staff_refund(order, "79.97")
+    emulator.deliver_pending()
+    assert reload(order.id).status == OrderStatus.REFUNDED
+    emulator.settle_refund(made.stripe_refund_id)  # the card's refund fails
+    emulator.deliver_pending()
+    failed = reload(order.id)
+    assert (failed.status, failed.refunded_cents, failed.needs_review) == (OrderStatus.PAID, 0, True)
+    assert "expired_or_canceled_card" in (failed.review_reason or "")
+    outside = stripe_dashboard.v1.refunds.create(
+        params={"payment_intent": order.stripe_payment_intent_id, "amount": 1999}
+    )
+    emulator.deliver_pending()
+
+    rows = {row.stripe_refund_id: row for row in refund_rows(order.id)}
+    assert (rows[made.stripe_refund_id].status, rows[outside.id].status, rows[outside.id].origin) == (
+        RefundStatus.FAILED,
+        RefundStatus.SUCCEEDED,
+        RefundOrigin.OUTSIDE_SHOP,
+    )
+    final = reload(order.id)
+    assert (final.status, final.refunded_cents) == (OrderStatus.PARTIALLY_REFUNDED, 1999)
+    received = {e.type for e in fresh().scalars(db.select(PaymentEvent).where(PaymentEvent.order_id == order.id))}
+    refund_events = {"refund.created", "refund.updated", "refund.failed"}
+    assert (received & refund_events) == (refund_events if version >= "2024-10-28" else set())
+    assert {"charge.refunded", "charge.refund.updated"} <= received
