@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
-from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
+from shopapp.gateway import GatewayBusy, GatewayError, GatewayRejected, get_gateway
 from shopapp.models import (
     PAID_STATUSES,
     REFUND_IN_FLIGHT,
@@ -470,6 +470,10 @@ def refresh_in_flight(older_than: timedelta, *, actor: str, now: datetime | None
     for order_id, stripe_refund_id in due:
         try:
             current = get_gateway().retrieve_refund(str(stripe_refund_id))
+        except GatewayBusy:
+            log.warning("Refund %s: Stripe is rate limiting; the rest waits for the next run", stripe_refund_id)
+            outcomes[SendOutcome.UNREACHABLE.value] += 1
+            break
         except GatewayError as error:
             log.warning("Refund %s: Stripe could not say how it stands (%s)", stripe_refund_id, error)
             outcomes[SendOutcome.UNREACHABLE.value] += 1

@@ -201,3 +201,25 @@ def test_the_services_own_events_at_each_endpoint_version(version, client, shopp
     refund_events = {"refund.created", "refund.updated", "refund.failed"}
     assert (received & refund_events) == (refund_events if version >= "2024-10-28" else set())
     assert {"charge.refunded", "charge.refund.updated"} <= received
+
+
+def test_reconcile_counts_an_unanswered_in_flight_look_up_as_an_error(
+    paid_order, emulator, deliver, drop_service_events, runner
+):
+    order = paid_order()
+    made = staff_refund(order, "19.99")
+    drop_service_events()
+    set_stripe_refund_status(emulator, made.stripe_refund_id, "pending")
+    shapes = versioned(VERSIONS[0])
+    assert_all_ok([deliver(e) for e in shapes.refund_created(
+        refund_snapshot(shapes, emulator, made.stripe_refund_id),
+        charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999))])
+    set_stripe_refund_status(emulator, made.stripe_refund_id, "succeeded")
+    drop_service_events()
+    emulator.inject_fault("GET /v1/refunds/{id}", status=500)
+    result = runner.invoke(args=["payments", "reconcile", "--older-than", "0s"])
+    assert result.exit_code == 1 and "1 unreachable" in result.output, result.output
+    assert refund_rows(order.id)[0].status == RefundStatus.PENDING  # unchanged; asked again next run
+    result = runner.invoke(args=["payments", "reconcile", "--older-than", "0s"])
+    assert result.exit_code == 0 and "1 updated" in result.output, result.output
+    assert reload(order.id).refunded_cents == 1999
