@@ -516,8 +516,30 @@ def _payment_intent_of(obj: Mapping[str, Any]) -> str | None:
     return str(pi) if pi else None
 
 
+# Set by the webhook's preparer on a refund or charge whose payment Stripe says no session of this shop made.
+NOT_OURS = "_shop_payment_not_ours"
+
+
+def unknown_payment_intent(obj: Mapping[str, Any]) -> str | None:
+    """The payment intent of a refund or charge that no paid order has and whose metadata names no order;
+    None when the shop knows it (or there is nothing to ask about). A plain read, ended before returning."""
+    payment_intent = _payment_intent_of(obj)
+    if payment_intent is None or parse_ascii_int(str(_metadata_of(obj).get("order_id") or "")) is not None:
+        return None
+    known = db.session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == payment_intent))
+    db.session.commit()
+    return None if known is not None else payment_intent
+
+
+def mark_not_ours(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` marked as a payment this shop never took: its handler acknowledges and ignores it."""
+    return {**obj, NOT_OURS: True}
+
+
 def _order_for(session: Session, obj: Mapping[str, Any]) -> Order:
     """The order a refund or charge belongs to, locked; RefundNotApplicable when it is not known to be paid."""
+    if obj.get(NOT_OURS) is True:
+        raise RefundNotOurs("Stripe has no Checkout Session of this shop for its payment")
     payment_intent = _payment_intent_of(obj)
     order_id = None
     if payment_intent:

@@ -223,3 +223,64 @@ def test_reconcile_counts_an_unanswered_in_flight_look_up_as_an_error(
     result = runner.invoke(args=["payments", "reconcile", "--older-than", "0s"])
     assert result.exit_code == 0 and "1 updated" in result.output, result.output
     assert reload(order.id).refunded_cents == 1999
+
+
+def _foreign_payment(stripe_dashboard, emulator) -> str:
+    """A payment another integration of the same Stripe account took (its session names no order of ours)."""
+    session = stripe_dashboard.v1.checkout.sessions.create(params={
+        "mode": "payment",
+        "success_url": "https://elsewhere.example/ok", "cancel_url": "https://elsewhere.example/",
+        "line_items": [{"quantity": 1, "price_data": {
+            "currency": "usd", "unit_amount": 5000, "product_data": {"name": "Gift card"}}}],
+    })
+    assert emulator.pay(session.id).status == 303
+    return str(emulator.sessions[session.id]["payment_intent"])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_refund_of_a_payment_not_ours_is_acknowledged_not_retried_for_days(
+    version, paid_order, emulator, deliver, drop_service_events, stripe_dashboard
+):
+    """An account shared with another integration: its refunds reach the shop's endpoint too. Answering them
+    non-2xx makes Stripe retry each for days and mark the endpoint failing (then disable it, and with it the
+    shop's checkout events). They name a payment intent the shop never had: one look at Stripe tells."""
+    order = paid_order()
+    payment_intent = _foreign_payment(stripe_dashboard, emulator)
+    drop_service_events()
+    outside = stripe_dashboard.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 5000})
+    drop_service_events()
+    shapes = versioned(version)
+    events = shapes.refund_created(
+        refund_snapshot(shapes, emulator, outside.id), charge_snapshot(shapes, emulator, payment_intent, 5000)
+    )
+    responses = [deliver(e) for e in events]
+    assert_all_ok(responses)
+    assert {r.get_data(as_text=True).strip() for r in responses} == {"ignored"}
+    assert refund_rows(order.id) == [] and reload(order.id).status == OrderStatus.PAID
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_refund_before_its_payment_event_heals_the_order_first(
+    version, client, shopper, buy, emulator, deliver, drop_service_events, stripe_dashboard
+):
+    """The shop's own payment whose checkout.session.completed is late or lost, refunded from the dashboard:
+    the refund event finds the session at Stripe, settles the order as paid, then applies the refund."""
+    session_id = session_id_from(buy(A=2, C=1))
+    assert emulator.pay(session_id).status == 303
+    drop_service_events()  # the paid event is lost
+    order = order_for_session(session_id)
+    assert order.status == OrderStatus.PENDING
+    payment_intent = str(emulator.sessions[session_id]["payment_intent"])
+    outside = stripe_dashboard.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 1999})
+    drop_service_events()
+    shapes = versioned(version)
+    events = shapes.refund_created(
+        refund_snapshot(shapes, emulator, outside.id), charge_snapshot(shapes, emulator, payment_intent, 1999)
+    )
+    assert_all_ok([deliver(e) for e in events + events])
+    after = reload(order.id)
+    assert (after.status, after.refunded_cents) == (OrderStatus.PARTIALLY_REFUNDED, 1999)
+    [row] = refund_rows(order.id)
+    assert (row.stripe_refund_id, row.origin, row.status) == (
+        outside.id, RefundOrigin.OUTSIDE_SHOP, RefundStatus.SUCCEEDED
+    )
