@@ -248,6 +248,19 @@ class PaymentGateway:
 
         return self._call("list refunds", fetch)
 
+    def list_checkout_sessions(self, *, payment_intent: str) -> list[dict[str, Any]]:
+        """The Checkout Sessions that made a payment intent (all pages), as plain dicts; empty when none did."""
+
+        def fetch() -> list[dict[str, Any]]:
+            page = self._client.v1.checkout.sessions.list(params={"payment_intent": payment_intent, "limit": 100})
+            return [_plain(session) for session in page.auto_paging_iter()]
+
+        return self._call("list checkout sessions", fetch)
+
+    def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
+        """One refund as Stripe holds it now (its status and failure_reason), as a plain dict."""
+        return _plain(self._call("retrieve refund", lambda: self._client.v1.refunds.retrieve(refund_id)))
+
     def parse_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """Verify the Stripe-Signature over the raw body and return the event as a dict."""
         if not self._webhook_secret:

@@ -127,7 +127,7 @@ def _message_page(error: EmulatorStateError, store: Store, session_id: str, busi
                      f"{link}</div>", complete_status)
     if session is not None and session["status"] == "expired":
         heading = "Checkout expired"
-        link = _back_link(_origin(session["cancel_url"]) + "/", business)
+        link = _back_link(_origin(session["cancel_url"] or session["success_url"]) + "/", business)
     body = (f'<div><p class="business">{escape(business)}</p><h1>{heading}</h1>\n'
             f'<p role="alert">{escape(error.message)}</p>\n{link}</div>')
     return _page(f"{heading} - {business}", body, error.status)
@@ -201,6 +201,8 @@ def _form(session: dict[str, Any], items: list[dict[str, Any]], error: str | Non
                 f'value="{value}"{checked}> <label for="method-{value}">{label}</label></div>')
 
     card_hidden = " hidden" if method != "card" else ""
+    cancel = (f'<p><a href="{escape(session["cancel_url"])}">Cancel and return to the shop</a></p>\n'
+              if session.get("cancel_url") else "")
     return f"""<div>
 <p class="business">{escape(business)}</p>
 <h1 class="amount-due">Pay {escape(total)}</h1>
@@ -224,8 +226,7 @@ def _form(session: dict[str, Any], items: list[dict[str, Any]], error: str | Non
 </fieldset>
 <button type="submit">Pay {escape(total)}</button>
 </form>
-<p><a href="{escape(session['cancel_url'])}">Cancel and return to the shop</a></p>
-</div>"""
+{cancel}</div>"""
 
 
 def show(request: Request, store: Store, session_id: str, business: str) -> Response:

@@ -85,7 +85,9 @@ def create_session(
             "mode", "parameter_invalid_string",
         )
     success_url = _url(params, "success_url")
-    cancel_url = _url(params, "cancel_url")
+    # Optional at Stripe (SessionCreateParams: `cancel_url: NotRequired[str]`): without it the page has no
+    # cancel link.
+    cancel_url = _url(params, "cancel_url") if params.get("cancel_url") is not None else None
     now = store.clock.timestamp()
     expires_at = _expires_at(params.get("expires_at"), now)
     metadata = _metadata(params.get("metadata", {}))

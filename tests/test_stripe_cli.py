@@ -97,3 +97,30 @@ def test_a_refused_url_is_reported_and_creates_nothing(runner: FlaskCliRunner, e
     assert result.exit_code == 1
     assert "Stripe did not register the endpoint" in result.output
     assert emulator.store.webhook_endpoints == before
+
+
+def test_a_failed_recreate_keeps_the_old_endpoint(runner: FlaskCliRunner, emulator: Emulator) -> None:
+    """Stripe delivers an event only to the endpoints that exist when it happens: deleting the old endpoint
+    before its replacement exists would lose events for good if the create then fails (review of issue 14)."""
+    old = _sdk(emulator).v1.webhook_endpoints.create(params={
+        "url": URL, "enabled_events": ["*"], "api_version": "2022-11-15"})
+    emulator.inject_fault("POST /v1/webhook_endpoints", status=500)
+    code, output, secret = _register(runner)
+    assert code == 1 and secret is None, output
+    assert [e["id"] for e in _endpoints_at(emulator, URL)] == [old.id]  # still receiving events
+    code, output, secret = _register(runner)  # run again once Stripe answers: replaced
+    assert code == 0 and ": recreated." in output and secret is not None
+    [endpoint] = _endpoints_at(emulator, URL)
+    assert endpoint["id"] != old.id and endpoint["api_version"] == stripe.api_version
+
+
+def test_a_failed_delete_after_a_recreate_still_prints_the_new_secret(
+        runner: FlaskCliRunner, emulator: Emulator) -> None:
+    old = _sdk(emulator).v1.webhook_endpoints.create(params={
+        "url": URL, "enabled_events": ["*"], "api_version": "2022-11-15"})
+    emulator.inject_fault("DELETE /v1/webhook_endpoints/{id}", status=500)
+    code, output, secret = _register(runner)
+    assert code == 0 and ": recreated." in output, output
+    [new] = [e for e in _endpoints_at(emulator, URL) if e["id"] != old.id]
+    assert old.id in {e["id"] for e in _endpoints_at(emulator, URL)}  # the delete did fail
+    assert secret == new["_secret"]  # shown once by Stripe: printed although the old one is still there

@@ -44,7 +44,8 @@ class ReconcileSummary:
     checked: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_early: bool = False
-    # Unanswered refunds re-sent (or given up), per refunds.SendOutcome value.
+    # Refunds re-sent (or given up), per refunds.SendOutcome value, and in-flight refunds looked up, per
+    # refunds.RefreshOutcome value.
     refund_outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -59,7 +60,7 @@ class ReconcileSummary:
         refund_part = ""
         if self.refund_outcomes:
             counts = ", ".join(f"{n} {name}" for name, n in sorted(self.refund_outcomes.items()))
-            refund_part = f" Unanswered refunds: {counts}."
+            refund_part = f" Refunds asked about: {counts}."
         return f"Reconciled {self.checked} stale pending order(s): {parts}.{tail}{refund_part}"
 
 
@@ -129,7 +130,8 @@ def _reconcile_one(order: StaleOrder, now: datetime) -> str:
 def reconcile_pending(older_than: timedelta, *, limit: int = 500, now: datetime | None = None) -> ReconcileSummary:
     """Finalize or expire every stale PENDING order from a fresh look at its Checkout Session, then re-send
     refunds older than `older_than` that Stripe never answered (refunds.resend_unanswered: with their
-    original key while Stripe keeps it, else looked up or marked failed)."""
+    original key while Stripe keeps it, else looked up or marked failed), and ask Stripe about refunds
+    still in flight that long (refunds.refresh_in_flight: their events may all have been lost)."""
     now = now or utcnow()
     summary = ReconcileSummary()
     for order in stale_pending_orders(older_than, limit, now):
@@ -147,6 +149,9 @@ def reconcile_pending(older_than: timedelta, *, limit: int = 500, now: datetime 
         summary.outcomes[outcome] += 1
         log.info("Reconcile order %s: %s", order.id, outcome)
     if not summary.stopped_early:
+        # Refunds still in flight whose settling events may never come (all deliveries lost); first, so
+        # that one re-sent below is left to its events until the next run.
+        summary.refund_outcomes.update(refunds.refresh_in_flight(older_than, actor=ACTOR, now=now))
         summary.refund_outcomes.update(refunds.resend_unanswered(older_than, actor=ACTOR, now=now))
     log.info(summary.line())
     return summary

@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
-from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
+from shopapp.gateway import GatewayBusy, GatewayError, GatewayRejected, get_gateway
 from shopapp.models import (
     PAID_STATUSES,
     REFUND_IN_FLIGHT,
@@ -438,6 +438,64 @@ def resend_unanswered(older_than: timedelta, *, actor: str, now: datetime | None
     return outcomes
 
 
+class RefreshOutcome(enum.StrEnum):
+    """What asking Stripe about a refund still in flight did (unreachable: SendOutcome.UNREACHABLE)."""
+
+    UPDATED = "updated"  # Stripe reports it moved on (succeeded, failed, canceled...): applied
+    STILL_IN_FLIGHT = "still in flight"  # still pending or requires_action at Stripe
+
+
+def refresh_in_flight(older_than: timedelta, *, actor: str, now: datetime | None = None) -> Counter[str]:
+    """Ask Stripe about refunds still in flight (pending/requires_action, with a Stripe id) recorded longer
+    ago than `older_than`, and apply what it reports, as its events would have; counts per outcome.
+
+    Their events are the usual messenger, but they can all be lost (endpoint down past Stripe's days of
+    retries, a wrong signing secret): then nothing else would ever move such a refund, and the amount would
+    stay blocked as "in flight". One GET per such refund per run (refunds are rare). Never raises for
+    Stripe's answers: an unreachable Stripe counts as SendOutcome.UNREACHABLE and is retried next run.
+    """
+    cutoff = (now or utcnow()) - older_than
+    due = list(
+        db.session.execute(
+            select(Refund.order_id, Refund.stripe_refund_id)
+            .where(
+                Refund.status.in_(REFUND_IN_FLIGHT),
+                Refund.stripe_refund_id.is_not(None),
+                Refund.created_at <= cutoff,
+            )
+            .order_by(Refund.id)
+        )
+    )
+    db.session.commit()  # end the read before any call to Stripe
+    outcomes: Counter[str] = Counter()
+    for order_id, stripe_refund_id in due:
+        try:
+            current = get_gateway().retrieve_refund(str(stripe_refund_id))
+        except GatewayBusy:
+            log.warning("Refund %s: Stripe is rate limiting; the rest waits for the next run", stripe_refund_id)
+            outcomes[SendOutcome.UNREACHABLE.value] += 1
+            break
+        except GatewayError as error:
+            log.warning("Refund %s: Stripe could not say how it stands (%s)", stripe_refund_id, error)
+            outcomes[SendOutcome.UNREACHABLE.value] += 1
+            continue
+        try:
+            with write_transaction() as session:
+                order = _lock_order(session, order_id)
+                changed = order is not None and _record_refund(session, order, current, actor)
+                if order is not None:
+                    _settle(session, order, actor)
+        except RefundNotApplicable as error:
+            # The order moved meanwhile: nothing stored; the next run asks again.
+            log.warning("Refund %s: not applied this run (%s)", stripe_refund_id, error)
+            outcomes[SendOutcome.UNREACHABLE.value] += 1
+            continue
+        outcome = RefreshOutcome.UPDATED if changed else RefreshOutcome.STILL_IN_FLIGHT
+        outcomes[outcome.value] += 1
+        log.info("Refund %s: %s (%s)", stripe_refund_id, outcome.value, actor)
+    return outcomes
+
+
 # ---------------------------------------------------------------------------------------------
 # Applying Stripe's refund events (called by the webhook service inside its transaction)
 
@@ -459,8 +517,30 @@ def _payment_intent_of(obj: Mapping[str, Any]) -> str | None:
     return str(pi) if pi else None
 
 
+# Set by the webhook's preparer on a refund or charge whose payment Stripe says no session of this shop made.
+NOT_OURS = "_shop_payment_not_ours"
+
+
+def unknown_payment_intent(obj: Mapping[str, Any]) -> str | None:
+    """The payment intent of a refund or charge that no paid order has and whose metadata names no order;
+    None when the shop knows it (or there is nothing to ask about). A plain read, ended before returning."""
+    payment_intent = _payment_intent_of(obj)
+    if payment_intent is None or parse_ascii_int(str(_metadata_of(obj).get("order_id") or "")) is not None:
+        return None
+    known = db.session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == payment_intent))
+    db.session.commit()
+    return None if known is not None else payment_intent
+
+
+def mark_not_ours(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` marked as a payment this shop never took: its handler acknowledges and ignores it."""
+    return {**obj, NOT_OURS: True}
+
+
 def _order_for(session: Session, obj: Mapping[str, Any]) -> Order:
     """The order a refund or charge belongs to, locked; RefundNotApplicable when it is not known to be paid."""
+    if obj.get(NOT_OURS) is True:
+        raise RefundNotOurs("Stripe has no Checkout Session of this shop for its payment")
     payment_intent = _payment_intent_of(obj)
     order_id = None
     if payment_intent:
@@ -633,10 +713,12 @@ def complete_charge(charge: Mapping[str, Any]) -> Mapping[str, Any]:
     """Before `charge.refunded` is applied: add the charge's refunds when the event does not list them.
 
     Since API version 2022-11-15 a Charge includes `refunds` only when expanded, so the event says how
-    much was refunded but not which refunds, nor their status. Then one Stripe call lists them, unless
-    the shop already knows every refund of the order as settled and they add up to `amount_refunded`.
-    Runs outside the write transaction (no Stripe call while holding it). Raises GatewayError when Stripe
-    cannot answer (the event is then retried).
+    much was refunded but not which refunds, nor their status. Then one Stripe call lists them, always:
+    `amount_refunded` cannot tell a new refund from a known one whose failure is not announced yet (a
+    failed refund gives its amount back to the charge, so a new refund of the same amount leaves the sum
+    the shop believes unchanged). Duplicates of the event are answered before this runs, so it costs one
+    call per distinct `charge.refunded`. Runs outside the write transaction (no Stripe call while holding
+    it). Raises GatewayError when Stripe cannot answer (the event is then retried).
     """
     if _listed_refunds(charge) is not None or not str(charge.get("id") or "").startswith(("ch_", "py_")):
         return charge
@@ -644,17 +726,9 @@ def complete_charge(charge: Mapping[str, Any]) -> Mapping[str, Any]:
     if payment_intent is None:
         return charge  # a Checkout payment always has one: not a charge of ours
     order_id = db.session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == payment_intent))
-    if order_id is None:
-        db.session.commit()
-        return charge  # not an order of ours (or not paid yet): the handler says which
-    rows = db.session.execute(
-        select(Refund.status, Refund.amount_cents, Refund.stripe_refund_id).where(Refund.order_id == order_id)
-    ).all()
     db.session.commit()  # end the read before calling Stripe
-    settled = all(stripe_id and status.rank > 0 for status, _amount, stripe_id in rows)
-    succeeded = sum(amount for status, amount, _id in rows if status == RefundStatus.SUCCEEDED)
-    if settled and succeeded == charge.get("amount_refunded"):
-        return charge
+    if order_id is None:
+        return charge  # not an order of ours (or not paid yet): the handler says which
     refunds = get_gateway().list_refunds(charge=str(charge["id"]))
     return {**charge, "refunds": {"object": "list", "data": refunds, "has_more": False}}
 

@@ -9,10 +9,13 @@ secret only on creation (docs.stripe.com/api/webhook_endpoints), hence "recreate
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 
 from shopapp import gateway
 from shopapp.services import webhooks
+
+log = logging.getLogger("shopapp.webhook_endpoints")
 
 
 def handled_event_types() -> list[str]:
@@ -53,9 +56,18 @@ def register_webhook_endpoint(url: str, *, new_secret: bool = False) -> Endpoint
     version = gateway.sdk_api_version()
     existing = [e for e in gateway.list_webhook_endpoints(client) if e["url"] == url]
     if existing and (new_secret or existing[0].get("api_version") != version):
+        # The replacement first: Stripe delivers an event only to endpoints that exist when it happens, so a
+        # delete before a failed create would lose events for good. While both exist, each event reaches the
+        # shop twice (same event id): the webhook service applies it once.
+        created = _created(url, events, version, EndpointAction.RECREATED)
         for endpoint in existing:
-            gateway.delete_webhook_endpoint(client, endpoint["id"])
-        return _created(url, events, version, EndpointAction.RECREATED)
+            try:
+                gateway.delete_webhook_endpoint(client, endpoint["id"])
+            except gateway.GatewayError as error:
+                # The new endpoint's secret is shown only now: never lose it over a leftover endpoint.
+                log.warning("Old webhook endpoint %s for %s not deleted (%s): delete it in Stripe's dashboard",
+                            endpoint["id"], url, error)
+        return created
     if not existing:
         return _created(url, events, version, EndpointAction.CREATED)
     endpoint = existing[0]

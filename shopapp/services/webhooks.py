@@ -17,8 +17,22 @@ from shopapp.gateway import GatewayError, WebhookPayloadError, WebhookSignatureE
 from shopapp.models import EventOutcome, PaymentEvent
 from shopapp.models.base import utcnow
 from shopapp.services import stock
-from shopapp.services.checkout import OrderNotFound, Outcome, SessionNotOurs, apply_session
-from shopapp.services.refunds import RefundNotApplicable, apply_charge_refunded, apply_refund_event, complete_charge
+from shopapp.services.checkout import (
+    OrderNotFound,
+    Outcome,
+    SessionNotOurs,
+    apply_session,
+    finalize_checkout,
+    order_id_for_session,
+)
+from shopapp.services.refunds import (
+    RefundNotApplicable,
+    apply_charge_refunded,
+    apply_refund_event,
+    complete_charge,
+    mark_not_ours,
+    unknown_payment_intent,
+)
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.webhooks")
@@ -82,8 +96,42 @@ SUBSCRIBED_EVENTS: tuple[str, ...] = tuple(HANDLERS)
 
 # Run before the write transaction for these types: completes an event that lacks what the handler needs
 # with a Stripe call (never made while holding the database's write lock).
+def recognise_payment(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Preparer for refund events: settle who took the payment a refund or charge names, if the shop does not know.
+
+    A refund can announce a payment whose own event is late or lost (the order still PENDING): the Checkout
+    Session that made it names the order, so it is settled first from that fresh snapshot (finalize_checkout,
+    as reconcile would), then the refund applies in the same delivery. A payment no session of the shop made
+    (another integration on the same Stripe account) is marked so the handler acknowledges it: answering
+    non-2xx would have Stripe retry it for days and flag, then disable, the endpoint. One Stripe call, only for
+    a payment intent no paid order has. Raises GatewayError when Stripe cannot answer (retried).
+    """
+    payment_intent = unknown_payment_intent(obj)
+    if payment_intent is None:
+        return obj
+    ours = False
+    for checkout_session in get_gateway().list_checkout_sessions(payment_intent=payment_intent):
+        try:
+            order_id_for_session(checkout_session)
+            finalize_checkout(checkout_session, actor="webhook (a refund arrived before its payment's event)")
+        except SessionNotOurs:
+            continue
+        except OrderNotFound:
+            pass  # names an order of ours not committed yet: the handler asks Stripe to retry
+        ours = True
+    return obj if ours else mark_not_ours(obj)
+
+
+def _prepare_charge_refunded(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return complete_charge(recognise_payment(obj))
+
+
 PREPARERS: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
-    "charge.refunded": complete_charge,
+    "charge.refunded": _prepare_charge_refunded,
+    "charge.refund.updated": recognise_payment,
+    "refund.created": recognise_payment,
+    "refund.updated": recognise_payment,
+    "refund.failed": recognise_payment,
 }
 
 

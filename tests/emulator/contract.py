@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import json
 import re
 import sys
+import textwrap
 import time
 import typing
 from collections.abc import Iterator
@@ -84,6 +86,33 @@ def _literals(hint: Any) -> list[Any]:
             for v in typing.get_args(arg)]
 
 
+# A `str` field whose values the SDK names only in its docstring, e.g. Refund.status: "This can be `pending`,
+# `requires_action`, `succeeded`, `failed`, or `canceled`." (the class types it Optional[str]).
+_VALUES_SENTENCE = re.compile(r"(?:This can be|Possible values are:?|One of)\s+((?:`[^`]+`,?\s*(?:or\s+)?)+)")
+_DOCUMENTED: dict[type, dict[str, list[str]]] = {}
+
+
+def documented_values(cls: type) -> dict[str, list[str]]:
+    """Per field, the values its docstring in the generated class lists (for fields typed plain str)."""
+    if cls not in _DOCUMENTED:
+        found: dict[str, list[str]] = {}
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError):
+            tree = None
+        body = tree.body[0].body if tree and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in itertools.pairwise(body):
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                continue
+            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(
+                    after.value.value, str):
+                match = _VALUES_SENTENCE.search(" ".join(after.value.value.split()))
+                if match:
+                    found[node.target.id] = re.findall(r"`([^`]+)`", match.group(1))
+        _DOCUMENTED[cls] = found
+    return _DOCUMENTED[cls]
+
+
 def check_object(value: Any, cls: type, path: str) -> list[str]:
     """Problems of one JSON object against an SDK class (recursively)."""
     if not isinstance(value, dict):
@@ -97,9 +126,14 @@ def check_object(value: Any, cls: type, path: str) -> list[str]:
     problems += [f"{path}.{key}: required by {cls.__qualname__} but missing"
                  for key, hint in declared.items()
                  if not _optional(hint) and key not in value and not deleted_stub]
+    documented = documented_values(cls)
     for key, item in value.items():
         if key in declared:
             problems += check_value(item, declared[key], f"{path}.{key}")
+            if isinstance(item, str) and not _literals(declared[key]) and key in documented \
+                    and item not in documented[key]:
+                problems.append(f"{path}.{key}: {item!r} is not one of the values documented in "
+                                f"{cls.__qualname__} {documented[key]}")
     return problems
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import stripe
+from werkzeug.test import Client
 
 from stripe_emulator import Emulator, EmulatorHTTPClient
 
@@ -148,3 +149,12 @@ def test_every_response_has_a_request_id(client: stripe.StripeClient, make_sessi
     with pytest.raises(stripe.InvalidRequestError) as info:
         client.v1.checkout.sessions.retrieve("cs_test_nope")
     assert info.value.request_id.startswith("req_")
+
+
+def test_cancel_url_is_optional_as_at_stripe(client: stripe.StripeClient, session_params: Any, emu: Emulator) -> None:
+    """SessionCreateParams types `cancel_url` NotRequired: Stripe makes the session; the page has no cancel link."""
+    params = {k: v for k, v in session_params(cancel_url=None).items() if v is not None}
+    session = client.v1.checkout.sessions.create(params=params)
+    assert session.status == "open" and session.cancel_url is None
+    page = Client(emu.wsgi_app).get(f"/pay/{session.id}")
+    assert page.status_code == 200 and "Cancel and return" not in page.get_data(as_text=True)

@@ -66,6 +66,10 @@ def test_coverage_table(samples: list[tuple[str, dict[str, Any]]], capsys: pytes
      "refund.amount: required by Refund but missing"),
     ({"id": "re_1", "object": "refund", "amount": "1", "created": 1, "currency": "usd"},
      "refund.amount: expected int"),
+    # Refund.status is typed Optional[str]; its values are named only in the class's docstring.
+    ({"id": "re_1", "object": "refund", "amount": 1, "created": 1, "currency": "usd", "status": "done"},
+     "refund.status: 'done' is not one of the values documented in Refund "
+     "['pending', 'requires_action', 'succeeded', 'failed', 'canceled']"),
 ])
 def test_the_checker_catches_what_it_should(obj: dict[str, Any], problem: str) -> None:
     assert problem in contract.check_object(obj, stripe.Refund, "refund")

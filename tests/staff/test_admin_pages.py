@@ -206,6 +206,8 @@ def test_reprocess_applies_a_failed_event(staff_client, staff_post, place_order,
         emulator.deliver_pending()
     payment_intent = emulator.sessions[order.stripe_session_id]["payment_intent"]
     stripe_dashboard.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 999})
+    # Stripe cannot say which session made the payment (twice per event: delivery and the first reprocess).
+    emulator.inject_fault("GET /v1/checkout/sessions", status=500, times=4)
     emulator.deliver_pending()  # the refund's events cannot be placed yet: stored as failed
     failed = fresh().scalars(db.select(PaymentEvent).where(PaymentEvent.outcome == "failed")).all()
     assert len(failed) == 2  # refund.created and charge.refunded (Stripe sends no refund.updated on create)
