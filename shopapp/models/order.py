@@ -48,7 +48,10 @@ S = OrderStatus
 # goes back to PENDING.
 ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELED}),
-    S.EXPIRED: frozenset({S.PAID}),
+    # EXPIRED -> CANCELED only when the shopper's own cancel made Stripe expire the session and Stripe's
+    # checkout.session.expired event was applied first (services/checkout.py `_close_session`): same closed
+    # order, labelled with what actually happened. Nothing was paid and the stock was already released.
+    S.EXPIRED: frozenset({S.PAID, S.CANCELED}),
     S.CANCELED: frozenset({S.PAID}),
     S.FAILED: frozenset(),
     S.PAID: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),

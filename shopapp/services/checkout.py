@@ -318,10 +318,14 @@ def _close_session(order_id: int, session_id: str, *, actor: str, note: str) -> 
     if closed is not None and closed.get("status") == "expired":
         with write_transaction() as session:
             order = session.get(Order, order_id, populate_existing=True)
-            if order is not None and order.status == OrderStatus.PENDING and order_rules.transition(
-                session, order, OrderStatus.CANCELED, actor=actor, note=note
-            ):
-                stock.release(session, order)
+            if order is None or order.status not in (OrderStatus.PENDING, OrderStatus.EXPIRED):
+                return Outcome.NOOP
+            # Stripe sends checkout.session.expired as soon as it expires the session, so its webhook may have
+            # closed the order (EXPIRED, stock released) before this transaction: it was still our request.
+            was_pending = order.status == OrderStatus.PENDING
+            if order_rules.transition(session, order, OrderStatus.CANCELED, actor=actor, note=note):
+                if was_pending:
+                    stock.release(session, order)
                 return Outcome.EXPIRED
         return Outcome.NOOP
     try:

@@ -209,13 +209,15 @@ class CountingStripeClient(EmulatorHTTPClient):
     """The SDK's transport to the in-process local Stripe service, counting calls per endpoint.
 
     `after_refund_create`, when set, runs after Stripe made a refund and before the SDK gets the reply
-    (a webhook arriving while the shop's create call is in flight).
+    (a webhook arriving while the shop's create call is in flight); `after_session_expire` likewise after
+    Stripe expired a Checkout Session at the shop's request.
     """
 
     def __init__(self, emulator: Emulator) -> None:
         super().__init__(emulator)
         self.calls: Counter[str] = Counter()
         self.after_refund_create: Callable[[], None] | None = None
+        self.after_session_expire: Callable[[], None] | None = None
 
     def request(self, method: str, url: str, headers: Any, post_data: Any = None, **kwargs: Any) -> Any:
         parts = url.split("?", 1)
@@ -225,6 +227,8 @@ class CountingStripeClient(EmulatorHTTPClient):
         body, status, response_headers = super().request(method, url, headers, post_data, **kwargs)
         if endpoint == "POST /v1/refunds" and status == 200 and self.after_refund_create is not None:
             self.after_refund_create()
+        if endpoint == "POST /v1/checkout/sessions/{id}/expire" and status == 200 and self.after_session_expire:
+            self.after_session_expire()
         return body, status, response_headers
 
     def refund_calls(self) -> dict[str, int]:
