@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
@@ -103,3 +104,13 @@ def writes_only_in_write_transaction() -> Iterator[None]:
     finally:
         event.remove(OrmSession, "do_orm_execute", _guard_execute)
         event.remove(OrmSession, "before_flush", _guard_flush)
+
+
+_CSRF_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+def csrf_token(page: str) -> str:
+    """The first CSRF token in an HTML page."""
+    match = _CSRF_TOKEN.search(page)
+    assert match, "no csrf_token in page"
+    return match.group(1) or match.group(2)
