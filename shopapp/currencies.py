@@ -3,9 +3,19 @@
 A leaf module (imports nothing from shopapp), so models, services and templates share one table.
 
 Sources (Stripe docs, "Supported currencies", https://docs.stripe.com/currencies):
-- "Minimum and maximum charge amounts": the minimum charge per settlement currency (USD 0.50, GBP 0.30,
-  JPY 50 ...). Stripe publishes a minimum only for these currencies; a currency without a published
-  minimum is not offered, because the shop could not tell staff which prices Stripe will refuse.
+- "Minimum and maximum charge amounts"
+  (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts): the minimum charge per
+  settlement currency (USD 0.50, GBP 0.30, JPY 50 ...). Stripe publishes a minimum only for these
+  currencies; a currency without a published minimum is not offered, because the shop could not tell staff
+  which prices Stripe will refuse. The table checks a price against the minimum of its own currency; Stripe
+  also converts a charge in another currency to the account's settlement currency and refuses it below that
+  currency's minimum ("Amount must convert to at least ..."), so an account settling in USD needs a JPY price
+  worth at least $0.50 too.
+  Checked 2026-11-30 against that section: all 24 values below (USD 0.50, AED 2.00, AUD 0.50, BGN 1.00,
+  BRL 0.50, CAD 0.50, CHF 0.50, CZK 15.00, DKK 2.50, EUR 0.50, GBP 0.30, HKD 4.00, HUF 175.00, INR 0.50,
+  JPY 50, MXN 10, MYR 2, NOK 3.00, NZD 0.50, PLN 2.00, RON 2.00, SEK 3.00, SGD 0.50, THB 10) agree. BGN
+  stays while the table lists it, although Bulgaria moved to the euro on 2026-01-01 (Stripe's changelog
+  2026-01-28.clover, "Changes currency mapping for Bulgaria from BGN to EUR", names Terminal tipping only).
 - The same section: "The amount value supports up to eight digits (e.g., a value of 99999999 for a USD
   charge of $999,999.99)" -- the maximum, in minor units, for every currency listed here.
 - "Zero-decimal currencies": amounts are whole units (JPY 500 is sent as 500). Every other currency

@@ -75,9 +75,15 @@ def asset(path: str) -> Response:
 
 
 def money(amount: int, currency: str) -> str:
-    """An amount in the smallest currency unit as money: 7997 usd -> "$79.97"."""
+    """An amount in the currency's smallest unit as money: 7997 usd -> "$79.97", 1500 jpy -> "¥1,500".
+
+    Stripe's minor units decide the digits, not CLDR's (Stripe docs, "Supported currencies" > "Zero-decimal
+    currencies", the list in objects.ZERO_DECIMAL; every other currency is sent with two decimals, HUF
+    included, where CLDR would round 175.50 Ft to 176).
+    """
     exponent = 0 if currency.lower() in ZERO_DECIMAL else 2
-    return format_currency(Decimal(amount).scaleb(-exponent), currency.upper(), locale=_LOCALE)
+    return format_currency(Decimal(amount).scaleb(-exponent), currency.upper(), locale=_LOCALE,
+                           format=None if exponent else "¤#,##0", currency_digits=False)
 
 
 def _origin(url: str) -> str:

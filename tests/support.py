@@ -146,3 +146,11 @@ def without_csrf_tokens(html: str) -> str:
     whenever the clock ticks between two requests: comparing pages with their tokens depends on the clock.
     """
     return _CSRF_VALUE.sub(r"\1\2", html)
+_CSRF_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+def csrf_token(page: str) -> str:
+    """The first CSRF token in an HTML page."""
+    match = _CSRF_TOKEN.search(page)
+    assert match, "no csrf_token in page"
+    return match.group(1) or match.group(2)

@@ -37,9 +37,9 @@ class RefundForm(StaffForm):
 
     amount = DecimalField(
         "Amount",
-        places=2,
+        places=None,  # shown as typed: JPY has no decimals (the order's currency decides, shopapp.currencies)
         validators=[InputRequired(message="Enter an amount.")],
-        description="In the order's currency, e.g. 12.50; at most what remains refundable.",
+        description="In the order's currency (12.50 for $12.50, 1500 for ¥1,500); at most what remains refundable.",
     )
     reason = TextAreaField(
         "Reason",

@@ -438,8 +438,9 @@ def _status(view: Any, context: Any, model: Any, name: str) -> str:
 
 
 def _cents_plain(view: Any, context: Any, model: Any, name: str) -> str:
+    # In the order's currency: 7997 USD -> "79.97", 1500 JPY -> "1500" (its minor units, shopapp.currencies).
     cents = getattr(model, name)
-    return f"{cents / 100:.2f}" if cents is not None else ""
+    return str(currencies.to_major(cents, model.currency)) if cents is not None else ""
 
 
 def _iso_time(view: Any, context: Any, model: Any, name: str) -> str:

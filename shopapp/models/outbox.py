@@ -20,6 +20,7 @@ class MailKind(enum.StrEnum):
     REFUND_NOTICE = "refund_notice"
     PASSWORD_RESET = "password_reset"
     PASSWORD_CHANGED = "password_changed"
+    SHIPPING_NOTICE = "shipping_notice"
 
 
 class MailStatus(enum.StrEnum):

@@ -7,7 +7,6 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -111,14 +110,6 @@ def format_money(cents: int, currency: str, locale: str = "en_US") -> str:
     return format_currency(
         currencies.to_major(cents, currency), currency.upper(), locale=locale, currency_digits=digits == 0
     )
-
-
-def parse_money(value: Decimal) -> int:
-    """Convert a decimal amount to integer cents, refusing fractions of a cent."""
-    cents = value * 100
-    if cents != cents.to_integral_value():
-        raise SelectionError("Amounts can have at most two decimal places.")
-    return int(cents)
 
 
 # Built once: the shop page runs it on every view.

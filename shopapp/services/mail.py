@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from shopapp.extensions import db
 from shopapp.models import MailKind, Order, OutboxMessage, Refund, RefundStatus, User
 from shopapp.services import passwords
+from shopapp.services import shipping as shipping_rules  # module, not name: shipping imports the outbox
 from shopapp.services.catalog import format_money
 
 SUBJECTS = {
@@ -28,6 +29,7 @@ SUBJECTS = {
     MailKind.REFUND_NOTICE: "{shop} refunded {amount} on order #{order_id}",
     MailKind.PASSWORD_RESET: "Reset your {shop} password",
     MailKind.PASSWORD_CHANGED: "Your {shop} password was changed",
+    MailKind.SHIPPING_NOTICE: "Your {shop} order #{order_id} has shipped",
 }
 
 
@@ -98,7 +100,7 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
         values["forgot_url"] = link("auth.forgot_password")
     elif row.kind == MailKind.PASSWORD_CHANGED:
         values["forgot_url"] = link("auth.forgot_password")
-    elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE):
+    elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE, MailKind.SHIPPING_NOTICE):
         order = db.session.get(Order, row.order_id) if row.order_id is not None else None
         if order is None:
             raise CannotCompose("the order no longer exists")
@@ -108,6 +110,10 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
             values["refunded_total"] = _money(int(context["refunded_total_cents"]), order.currency)
             values["remaining"] = _money(int(context["remaining_cents"]), order.currency)
             values["remaining_cents"] = int(context["remaining_cents"])
+        elif row.kind == MailKind.SHIPPING_NOTICE:
+            values["carrier"] = str(context.get("carrier") or "")
+            values["tracking_number"] = str(context.get("tracking_number") or "")
+            values["address"] = shipping_rules.address_lines(order.shipping_address)
     return values
 
 

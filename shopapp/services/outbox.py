@@ -108,6 +108,14 @@ def enqueue_refund_notice(refund: Refund) -> None:
            user_id=user.id, order_id=order.id, context=mail.refund_context(refund, order))
 
 
+def enqueue_shipping_notice(order: Order) -> None:
+    """Queue the "your order has shipped" notice of an order staff just marked shipped (one per order: an
+    order is marked shipped once). Carrier and tracking number are fixed in the row's context as sent."""
+    _queue(_session_of(order), key=f"order-{order.id}-shipped", kind=MailKind.SHIPPING_NOTICE,
+           recipient=_email_of(order.user_id), user_id=order.user_id, order_id=order.id,
+           context={"carrier": order.shipping_carrier, "tracking_number": order.tracking_number})
+
+
 def enqueue_welcome(user: User) -> None:
     """Queue the welcome message of a new account."""
     session = _session_of(user)

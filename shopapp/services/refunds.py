@@ -24,12 +24,13 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shopapp import currencies
 from shopapp.extensions import db
 from shopapp.gateway import GatewayBusy, GatewayError, GatewayRejected, get_gateway
 from shopapp.models import (
@@ -149,18 +150,17 @@ def remaining_refundable_cents(session: Session, order: Order) -> int:
     return max(0, order.total_cents - refunded - pending_refund_cents(session, order.id))
 
 
-def to_cents(amount: Decimal | str) -> int:
-    """A positive amount in currency units (at most two decimals) as integer cents; RefundError otherwise."""
+def to_cents(amount: Decimal | str, currency: str) -> int:
+    """A positive amount typed in the currency's major units as integer minor units of that currency
+    (shopapp.currencies: 12.50 USD -> 1250, 1500 JPY -> 1500, as Stripe's zero-decimal currencies are sent
+    as is); RefundError with a message for staff otherwise."""
     try:
-        value = Decimal(amount)
-    except (InvalidOperation, TypeError, ValueError):
-        raise RefundError("Enter the amount as a number, e.g. 12.50.") from None
-    cents = value * 100
-    if not value.is_finite() or cents != cents.to_integral_value():
-        raise RefundError("An amount can have at most two decimal places.")
-    if cents <= 0:
+        minor = currencies.parse_amount(amount, currency)
+    except currencies.AmountError as error:
+        raise RefundError(str(error).replace("the price", "the amount")) from None
+    if minor <= 0:
         raise RefundError("The refund amount must be more than zero.")
-    return int(cents)
+    return minor
 
 
 def _lock_order(session: Session, order_id: int) -> Order | None:
@@ -220,13 +220,15 @@ def record_refund_request(
     return refund
 
 
-def _plan_refund(order_id: int, amount_cents: int, reason: str, requested_by: str, sequence: int) -> _Ask:
-    """Record the request (or find the earlier identical one) in one transaction, before Stripe is called."""
+def _plan_refund(order_id: int, amount: Decimal | str, reason: str, requested_by: str, sequence: int) -> _Ask:
+    """Record the request (or find the earlier identical one) in one transaction, before Stripe is called.
+    `amount` is as staff typed it, read in the order's currency (its minor units) once the order is known."""
     key = refund_key(order_id, sequence)
     with write_transaction() as session:
         order = _lock_order(session, order_id)
         if order is None:
             raise RefundError("That order does not exist.", status=404)
+        amount_cents = to_cents(amount, order.currency)
         existing = session.scalar(select(Refund).where(Refund.idempotency_key == key))
         if existing is not None:
             if existing.order_id != order.id or existing.amount_cents != amount_cents:
@@ -272,8 +274,8 @@ def request_refund(
         raise RefundError(f"The reason can be at most {MAX_REASON_LENGTH} characters.")
     if sequence < 1:
         raise RefundError("This refund form is out of date. Reload the order and try again.", status=409)
-    amount_cents = to_cents(amount)
-    ask = _plan_refund(order_id, amount_cents, reason, requested_by, sequence)
+    ask = _plan_refund(order_id, amount, reason, requested_by, sequence)
+    amount_cents = ask.amount_cents
     if ask.stripe_refund_id is not None:
         log.info("Order %s: refund %s already requested (%s)", order_id, ask.key, ask.stripe_refund_id)
         return RefundRequested(ask.refund_id, ask.stripe_refund_id, amount_cents, ask.currency, repeated=True)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from shopapp.models import Order, OrderStatus
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
+from shopapp.services import outbox
 from shopapp.services.tx import write_transaction
 
 ADDRESS_KEYS = ("line1", "line2", "city", "postal_code", "state", "country")
@@ -90,8 +91,9 @@ def mark_shipped(order_id: int, *, carrier: str = "", tracking_number: str = "",
     """Mark a paid order shipped (optional carrier and tracking number) with a timeline entry, in one transaction.
 
     Raises ShippingError for an order that is not paid (or wholly refunded) and LookupError for an unknown one.
-    Marking it again changes nothing (repeated=True). The shopper's notice is sent through the outbox once
-    that exists (not part of this change).
+    Marking it again changes nothing (repeated=True). The shopper's notice (carrier, tracking number, a link
+    to the order page) is queued in the outbox in the same transaction as the mark, so it goes exactly when
+    the mark commits, once (dedupe key "order-<id>-shipped").
     """
     carrier, tracking_number = carrier.strip(), tracking_number.strip()
     if len(carrier) > MAX_CARRIER or len(tracking_number) > MAX_TRACKING:
@@ -110,4 +112,5 @@ def mark_shipped(order_id: int, *, carrier: str = "", tracking_number: str = "",
         order.shipping_carrier, order.tracking_number = carrier, tracking_number
         via = " ".join(part for part in (carrier, tracking_number) if part)
         order_rules.record_order_event(session, order, actor=actor, note="Shipped" + (f" via {via}" if via else ""))
+        outbox.enqueue_shipping_notice(order)
     return Shipped(order_id, repeated=False)

@@ -11,7 +11,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import ColumnElement, and_, func, select
 
 from shopapp.extensions import db
-from shopapp.models import Order, OrderEvent, OrderStatus, PaymentEvent, Product, Refund, User
+from shopapp.models import (
+    MailKind,
+    MailStatus,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OutboxMessage,
+    PaymentEvent,
+    Product,
+    Refund,
+    User,
+)
 from shopapp.models.base import utcnow
 from shopapp.services import refunds
 from shopapp.services.tx import write_transaction
@@ -144,6 +155,18 @@ class FailedEvent:
 
 
 @dataclass(frozen=True)
+class FailedEmail:
+    """An outbox message the mail server refused for good (status failed): never retried, so staff act."""
+
+    id: int
+    kind: MailKind
+    recipient: str
+    order_id: int | None
+    created_at: datetime
+    error: str
+
+
+@dataclass(frozen=True)
 class Dashboard:
     """The staff landing page's figures."""
 
@@ -157,6 +180,7 @@ class Dashboard:
     recent_orders: list[RecentOrder] = field(default_factory=list)
     low_stock: list[LowStock] = field(default_factory=list)
     failed_events: list[FailedEvent] = field(default_factory=list)
+    failed_emails: list[FailedEmail] = field(default_factory=list)
 
 
 def _paid_since(since: datetime) -> ColumnElement[bool]:
@@ -194,6 +218,7 @@ def _period(label: str, since: datetime) -> PeriodFigures:
 REVENUE_DAYS = 30
 RECENT_ORDERS = 10
 FAILED_EVENTS_SHOWN = 10
+FAILED_EMAILS_SHOWN = 10
 
 
 def _day(value: object) -> date:
@@ -270,12 +295,26 @@ def _failed_events() -> list[FailedEvent]:
     return [FailedEvent(i, e, t, o, r, err or "") for i, e, t, o, r, err in rows]
 
 
+def _failed_emails() -> list[FailedEmail]:
+    # One query on ix_outbox_messages_status_next_attempt_at (status is its first column), newest first.
+    rows = db.session.execute(
+        select(
+            OutboxMessage.id, OutboxMessage.kind, OutboxMessage.recipient, OutboxMessage.order_id,
+            OutboxMessage.created_at, OutboxMessage.last_error,
+        )
+        .where(OutboxMessage.status == MailStatus.FAILED)
+        .order_by(OutboxMessage.id.desc())
+        .limit(FAILED_EMAILS_SHOWN)
+    )  # fmt: skip
+    return [FailedEmail(i, kind, to, order, at, err or "") for i, kind, to, order, at, err in rows]
+
+
 def dashboard(now: datetime | None = None) -> Dashboard:
     """Everything the owner's landing page shows, in a fixed number of queries whatever the number of orders.
 
     Paid orders and revenue today (UTC) and over the last 7 days; a count for every status, needing review
     and payment processing; net revenue per day for 30 days; the last 10 orders; products at or below their
-    low-stock threshold; the last failed payment events.
+    low-stock threshold; the last failed payment events; the last emails the mail server refused for good.
     """
     now = now or utcnow()
     midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
@@ -308,6 +347,7 @@ def dashboard(now: datetime | None = None) -> Dashboard:
         recent_orders=_recent_orders(),
         low_stock=_low_stock(),
         failed_events=_failed_events(),
+        failed_emails=_failed_emails(),
     )
 
 

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from shopapp.extensions import limiter
-from shopapp.services import catalog, checkout, orders, pictures, stock
+from shopapp.services import catalog, checkout, orders, pictures, shipping, stock
 from shopapp.shop import bp, page_cache
 
 log = logging.getLogger("shopapp.shop")
@@ -110,7 +110,10 @@ def order_page(order_id: int) -> tuple[str, int]:
     if order is None:
         log.warning("Order page refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
         abort(404)
-    return render_template("shop/order.html", order=order, history=orders.status_history(order)), 200
+    return render_template(
+        "shop/order.html", order=order, history=orders.status_history(order),
+        address=shipping.address_lines(order.shipping_address),
+    ), 200
 
 
 # ---------------------------------------------------------------------------------------------

@@ -200,3 +200,22 @@ def test_shipping_address_is_collected_on_the_page(web: Client, emu: Emulator, m
     assert web.post(f"/pay/{session.id}", data={**form, "name": "Ann Lee"}).status_code == 303
     shipped = client.v1.checkout.sessions.retrieve(session.id).collected_information.shipping_details
     assert (shipped.name, shipped.address.country, shipped.address.postal_code) == ("Ann Lee", "GB", "N1 9GU")
+
+
+@pytest.mark.parametrize(
+    ("currency", "unit_amount", "unit", "total"),
+    [
+        ("jpy", 1500, "¥1,500", "¥3,000"),  # zero-decimal: 1500 is 1,500 yen, not 15
+        ("krw", 5000, "₩5,000", "₩10,000"),
+        ("huf", 17550, "HUF175.50", "HUF351.00"),  # Stripe charges HUF with two decimals (CLDR would round)
+        ("usd", 1999, "$19.99", "$39.98"),
+    ],
+)
+def test_amounts_follow_the_currencys_minor_units(web: Client, make_session: Any, currency: str, unit_amount: int,
+                                                  unit: str, total: str) -> None:  # fmt: skip
+    line = {"quantity": 2, "price_data": {"currency": currency, "unit_amount": unit_amount,
+                                          "product_data": {"name": "Tea bowl"}}}  # fmt: skip
+    html = web.get(f"/pay/{make_session(line_items=[line]).id}").get_data(as_text=True)
+    assert f'<h1 class="amount-due">Pay {total}</h1>' in html and f"<title>Pay {total} - Your business</title>" in html
+    assert f'Tea bowl<span class="unit">Qty 2 &times; {unit}</span></td><td class="num">{total}</td>' in html
+    assert f'<button type="submit">Pay {total}</button>' in html

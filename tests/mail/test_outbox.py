@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from sqlalchemy import select
@@ -124,3 +125,24 @@ def test_two_senders_never_send_one_message_twice(app, make_user, mailbox):
     assert outbox._claim(row.id, now) is None  # ... a second sender cannot, until the claim is stale
     assert outbox.send_pending().sent == 0
     assert mailbox.messages() == []
+
+
+def test_the_dashboard_lists_emails_that_failed_with_their_order(app, make_user, auth, buy, emulator, mailbox):
+    make_user("refused@example.com")
+    auth.login("refused@example.com")
+    from tests.conftest import order_for_session, session_id_from
+
+    order = order_for_session(session_id_from(buy(A=1)))
+    emulator.pay(order.stripe_session_id)
+    emulator.deliver_pending()
+    assert outbox.send_pending().failed == 2  # the welcome and the receipt, refused with 550
+    staff = app.test_client()
+    make_user("ann@example.com", staff=True)
+    staff.post("/account/login", data={"email": "ann@example.com", "password": "correct horse battery"})
+    html = staff.get("/admin/").get_data(as_text=True)
+    failed = re.search(r'<ul id="failed-emails".*?</ul>', html, re.S).group(0)
+    receipt, welcome = re.findall(r"<li>(.*?)</li>", failed, re.S)  # newest first
+    assert receipt.startswith("Order receipt to refused@example.com")
+    assert f'<a href="/admin/orders/details/?id={order.id}">order #{order.id}</a>' in receipt and "550" in receipt
+    assert welcome.startswith("Welcome to refused@example.com") and "order #" not in welcome
+    assert 'id="failed-emails-none"' not in html

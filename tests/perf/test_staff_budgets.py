@@ -13,12 +13,14 @@ import pytest
 from flask.testing import FlaskClient
 
 from shopapp.extensions import db as _db
+from shopapp.models import MailKind, MailStatus, Order, OutboxMessage
+from shopapp.models.base import utcnow
 from shopapp.services import bulk_seed
 from tests.conftest import PASSWORD
 
 # user by session token; today + 7 days (2); counts per status, needing review, processing (3); revenue per
-# day paid + refunded (2); latest orders (1); low stock (1); failed events (1).
-DASHBOARD = 11
+# day paid + refunded (2); latest orders (1); low stock (1); failed events (1); failed emails (1).
+DASHBOARD = 12
 # user; the page of 50 orders with their shoppers (1) and the count (1).
 ORDERS_LIST = 3
 ORDERS_SEARCH_BY_NUMBER = 3
@@ -39,10 +41,27 @@ def staff_fetch(app: Any, make_user: Callable[..., Any]) -> Callable[..., Any]:
     return get
 
 
+def add_failed_emails(every: int) -> int:
+    """A refused receipt (outbox status failed) for every `every`-th order, as the mail server's 550 leaves
+    them: the dashboard lists the newest; their number grows with the orders. Returns how many."""
+    now = utcnow()
+    orders = _db.session.execute(_db.select(Order.id, Order.user_id).where(Order.id % every == 0)).all()
+    _db.session.execute(
+        _db.insert(OutboxMessage),
+        [{"dedupe_key": f"order-{order_id}-receipt", "kind": MailKind.ORDER_RECEIPT, "recipient": "x@example.com",
+          "user_id": user_id, "order_id": order_id, "context": "{}", "status": MailStatus.FAILED, "attempts": 1,
+          "next_attempt_at": now, "created_at": now, "last_error": "recipient refused: 550"}
+         for order_id, user_id in orders],
+    )  # fmt: skip
+    _db.session.commit()
+    return len(orders)
+
+
 @pytest.mark.parametrize("order_count", [100, 100_000])
 def test_dashboard_and_orders_list_are_flat_in_the_number_of_orders(staff_fetch, queries, order_count, capsys):
     result = bulk_seed.seed_bulk(order_count, shoppers=max(1, order_count // 50), password=PASSWORD)
     assert result.orders == order_count
+    assert add_failed_emails(every=50) == order_count // 50
     timings = {}
     for path, budget in (("/admin/", DASHBOARD), ("/admin/orders/", ORDERS_LIST),
                          ("/admin/orders/?search=%2351", ORDERS_SEARCH_BY_NUMBER)):  # fmt: skip
@@ -52,6 +71,8 @@ def test_dashboard_and_orders_list_are_flat_in_the_number_of_orders(staff_fetch,
             response = staff_fetch(path)
             timings[path] = time.perf_counter() - started
         assert response.status_code == 200, path
+        if path == "/admin/":
+            assert response.get_data(as_text=True).count("recipient refused: 550") == min(10, order_count // 50)
         assert queries.count == budget, f"{path}\n{queries}"
         assert queries.writes == []
     with capsys.disabled():

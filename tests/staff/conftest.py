@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,15 +16,7 @@ from shopapp.extensions import db as _db
 from shopapp.models import Order, OrderStatus, Refund, User
 from stripe_emulator import Clock, Emulator, EmulatorHTTPClient
 from tests.conftest import PASSWORD, WEBHOOK_SECRET, fresh, order_for_session, session_id_from
-
-TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
-
-
-def csrf_token(page: str) -> str:
-    """The first CSRF token in an HTML page."""
-    match = TOKEN.search(page)
-    assert match, "no csrf_token in page"
-    return match.group(1) or match.group(2)
+from tests.support import csrf_token
 
 
 def fresh_order(order_id: int) -> Order:

@@ -58,4 +58,5 @@ def test_dashboard_counts_chart_recent_low_stock_and_failures(staff_client, staf
 def test_empty_dashboard_says_so(staff_client):
     html = staff_client.get("/admin/").get_data(as_text=True)
     assert 'id="revenue-none"' in html and "No orders yet." in html and 'id="failed-events-none"' in html
+    assert 'id="failed-emails-none"' in html
     assert fresh().scalar(db.select(db.func.count(Order.id))) == 0
