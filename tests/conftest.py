@@ -11,7 +11,6 @@ import contextvars
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -24,7 +23,7 @@ from shopapp.extensions import db as _db
 from shopapp.models import Order, Product, User
 from shopapp.services import accounts, catalog
 from stripe_emulator import Emulator, EmulatorHTTPClient
-from tests.support import writes_only_in_write_transaction
+from tests.support import deliver_webhooks_to, writes_only_in_write_transaction
 
 WEBHOOK_SECRET = TestingConfig.STRIPE_WEBHOOK_SECRET
 PASSWORD = "correct horse battery"
@@ -112,13 +111,7 @@ def app_factory(emulator: Emulator, tmp_path: Any) -> Iterator[Callable[..., Fla
 def app(app_factory: Callable[..., Flask], emulator: Emulator) -> Flask:
     """A testing app whose webhooks from the emulator go to its own test client."""
     application = app_factory()
-    webhook_client = application.test_client()
-
-    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
-        response = webhook_client.post(urlsplit(url).path, data=body, headers=headers)
-        return response.status_code
-
-    emulator.deliverer.sender = send
+    deliver_webhooks_to(application, emulator)
     return application
 
 

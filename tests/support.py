@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from flask import has_request_context
+from flask import Flask, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 
@@ -29,6 +30,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def deliver_webhooks_to(app: Flask, emulator: Any) -> None:
+    """Send the in-process local Stripe service's webhook deliveries to `app`'s own test client."""
+    webhook_client = app.test_client()
+
+    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
+        return webhook_client.post(urlsplit(url).path, data=body, headers=headers).status_code
+
+    emulator.deliverer.sender = send
 
 
 def wait_until(condition: Callable[[], T], what: str, timeout: float = 30.0, every: float = 0.05) -> T:

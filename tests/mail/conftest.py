@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -16,6 +15,7 @@ from shopapp.models import Order, OrderStatus, User
 from stripe_emulator import Emulator
 from tests.conftest import fresh, order_for_session, session_id_from
 from tests.mail.mailbox import Mailbox
+from tests.support import deliver_webhooks_to
 
 
 @pytest.fixture
@@ -31,12 +31,7 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
 def app(app_factory: Callable[..., Flask], emulator: Emulator, mailbox: Mailbox, tmp_path: Path) -> Flask:
     """The testing app, sending mail to `mailbox`; webhooks from the emulator go to its own test client."""
     application = app_factory(MAIL_PORT=mailbox.port, MAIL_DEV_DIR=str(mailbox.folder))
-    webhook_client = application.test_client()
-
-    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
-        return webhook_client.post(urlsplit(url).path, data=body, headers=headers).status_code
-
-    emulator.deliverer.sender = send
+    deliver_webhooks_to(application, emulator)
     return application
 
 

@@ -8,7 +8,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -21,7 +20,7 @@ from stripe_emulator import Emulator
 from tests.conftest import PASSWORD, fresh, order_for_session, session_id_from
 from tests.mail.conftest import links_in
 from tests.mail.mailbox import Mailbox
-from tests.support import csrf_token
+from tests.support import csrf_token, deliver_webhooks_to
 
 ADDRESS = {"name": "Marge Simpson", "line1": "742 Evergreen Terrace", "line2": "", "city": "Springfield",
            "state": "OR", "postal_code": "97403", "country": "US"}  # fmt: skip
@@ -31,12 +30,7 @@ ADDRESS = {"name": "Marge Simpson", "line1": "742 Evergreen Terrace", "line2": "
 def app(app_factory: Callable[..., Flask], emulator: Emulator, mailbox: Mailbox, tmp_path: Path) -> Flask:
     """The mail tests' app, with Checkout collecting a shipping address (SHIPPING_COUNTRIES)."""
     application = app_factory(MAIL_PORT=mailbox.port, MAIL_DEV_DIR=str(mailbox.folder), SHIPPING_COUNTRIES=["US", "CA"])
-    webhook_client = application.test_client()
-
-    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
-        return webhook_client.post(urlsplit(url).path, data=body, headers=headers).status_code
-
-    emulator.deliverer.sender = send
+    deliver_webhooks_to(application, emulator)
     return application
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import stripe
@@ -15,6 +14,7 @@ from shopapp.models import Order, OrderStatus, User
 from stripe_emulator import Emulator, EmulatorHTTPClient
 from tests.conftest import PASSWORD, WEBHOOK_SECRET, order_for_session, session_id_from
 from tests.payments.stripe_shapes import CountingStripeClient, post_event
+from tests.support import deliver_webhooks_to
 
 
 @pytest.fixture
@@ -27,12 +27,7 @@ def stripe_calls(emulator: Emulator) -> CountingStripeClient:
 def app(app_factory: Callable[..., Flask], emulator: Emulator, stripe_calls: CountingStripeClient) -> Flask:
     """A testing app whose Stripe calls go through `stripe_calls`; the service's webhooks go to its client."""
     application = app_factory(STRIPE_HTTP_CLIENT=stripe_calls)
-    webhook_client = application.test_client()
-
-    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
-        return webhook_client.post(urlsplit(url).path, data=body, headers=headers).status_code
-
-    emulator.deliverer.sender = send
+    deliver_webhooks_to(application, emulator)
     return application
 
 

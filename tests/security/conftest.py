@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -19,6 +18,7 @@ from shopapp.models import Order, Product, User
 from shopapp.services import accounts, catalog
 from stripe_emulator import Emulator
 from tests.conftest import PASSWORD, session_id_from
+from tests.support import deliver_webhooks_to
 
 WEBHOOK_ENDPOINTS = {"payments.webhook", "payments.webhook_no_slash"}
 _CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
@@ -98,12 +98,7 @@ def make_app(app_factory: Callable[..., Flask], emulator: Emulator) -> Callable[
 
     def make(**overrides: Any) -> Flask:
         application = app_factory(**overrides)
-        webhook_client = application.test_client()
-
-        def send(url: str, body: bytes, headers: dict[str, str]) -> int:
-            return webhook_client.post(urlsplit(url).path, data=body, headers=headers).status_code
-
-        emulator.deliverer.sender = send
+        deliver_webhooks_to(application, emulator)
         return application
 
     return make

@@ -31,6 +31,7 @@ from shopapp.models import OrderStatus, PaymentEvent
 from stripe_emulator import Clock, Emulator
 from tests.conftest import WEBHOOK_SECRET, fresh, order_for_session, session_id_from
 from tests.staff.conftest import fresh_order
+from tests.support import deliver_webhooks_to
 
 SDK_PIN = stripe.api_version
 TYPED = {"name": "Marge Simpson", "line1": "742 Evergreen Terrace", "line2": "Apt 2", "city": "Springfield",
@@ -52,12 +53,7 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
 def app(app_factory: Callable[..., Flask], emulator: Emulator) -> Flask:
     """The shop collecting addresses for the US and Canada; the service's webhooks go to its test client."""
     application = app_factory(SHIPPING_COUNTRIES=["US", "CA"])
-    webhook_client = application.test_client()
-
-    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
-        return webhook_client.post(urlsplit(url).path, data=body, headers=headers).status_code
-
-    emulator.deliverer.sender = send
+    deliver_webhooks_to(application, emulator)
     return application
 
 
