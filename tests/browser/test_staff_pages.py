@@ -115,6 +115,18 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     expect(page.locator("#shipped")).to_contain_text("UPS 1Z999AA10123456784")
     journey.visit("order-page-shipped")
 
+    # With a refund and its notice listed, the order page still fits a phone: wide tables (refunds, emails,
+    # timeline) scroll inside their own box, not the page.
+    page.get_by_label("Amount").fill("10.00")
+    page.get_by_label("Reason").fill("One mug arrived chipped; the customer keeps it")
+    page.get_by_role("button", name="Refund").click()
+    expect(page.locator("#order-refunds")).to_contain_text("$10.00")
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for table in ("#order-refunds", "#order-emails", "#order-timeline"):
+        expect(page.locator(f".table-responsive > {table}")).to_have_count(1)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
 
 def test_zero_decimal_prices_agree_on_the_page_the_live_total_and_stripe(journey: Journey) -> None:
     page, shop = journey.page, journey.shop
