@@ -125,6 +125,19 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     for table in ("#order-refunds", "#order-emails", "#order-timeline"):
         expect(page.locator(f".table-responsive > {table}")).to_have_count(1)
+    # The same kind on the other detail pages: a stored event's payload (long ids, no spaces) and a user's
+    # address in the page heading wrap instead of widening the page.
+    with shop.app.app_context():
+        from sqlalchemy import select
+
+        from shopapp.extensions import db
+        from shopapp.models import PaymentEvent
+
+        event_id = db.session.scalar(select(PaymentEvent.id).where(PaymentEvent.order_id == order.id).limit(1))
+        db.session.remove()
+    for path in (f"/admin/payment_events/details/?id={event_id}", f"/admin/users/edit/?id={order.user_id}"):
+        journey.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
