@@ -138,6 +138,13 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     for path in (f"/admin/payment_events/details/?id={event_id}", f"/admin/users/edit/?id={order.user_id}"):
         journey.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+    # The dashboard's latest orders scroll sideways in their box with one line per order (the date in the last,
+    # scrolled-away column used to wrap onto four lines, making every row four lines high).
+    journey.goto("/admin/")
+    row = page.locator("#recent-orders tbody tr").first
+    line = page.locator("#recent-orders thead tr").bounding_box()
+    box = row.bounding_box()
+    assert line and box and box["height"] < 1.5 * line["height"], (box, line)
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
