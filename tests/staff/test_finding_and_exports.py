@@ -151,3 +151,5 @@ def test_exports_page_lists_every_export(staff_client):
     page = staff_client.get("/admin/exports/").get_data(as_text=True)
     for kind in ("orders", "items", "events", "users"):
         assert f"/admin/exports/{kind}.csv" in page
+    # The characters staff are told about are the ones typed in a cell: "-" (U+002D), not the minus sign (U+2212).
+    assert "starting with =, +, -, @," in page and "\u2212" not in page
