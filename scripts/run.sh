@@ -57,7 +57,8 @@ else
   STRIPE_MODE="Stripe (keys from .env); forward webhooks with: stripe listen --latest --forward-to localhost:$PORT/webhook/"
 fi
 
-.venv/bin/flask db upgrade >/dev/null
+# Alembic logs each step; keep it in a file and show it only if the upgrade fails (e.g. a migration refusing).
+.venv/bin/flask db upgrade >instance/migrate.log 2>&1 || { cat instance/migrate.log; exit 1; }
 .venv/bin/flask seed
 STAFF_LINE=$(.venv/bin/flask demo-staff)
 
