@@ -121,6 +121,7 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     page.get_by_label("Reason").fill("One mug arrived chipped; the customer keeps it")
     page.get_by_role("button", name="Refund").click()
     expect(page.locator("#order-refunds")).to_contain_text("$10.00")
+    journey.visit("order-page-refunded")
     page.set_viewport_size(PHONE)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     for table in ("#order-refunds", "#order-emails", "#order-timeline"):
