@@ -74,4 +74,9 @@ cat <<MSG
                 refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending
 
 MSG
+# Development stand-in for the cron job production runs every minute (README, "Email"): mail whose
+# after-response send did not happen (a client hung up mid-response, or a command such as create-staff queued it)
+# still goes out, within 30 s. Its output: instance/mail-send-pending.log.
+( while sleep 30; do .venv/bin/flask mail send-pending >>instance/mail-send-pending.log 2>&1 || true; done ) &
+BACKGROUND_PIDS+=($!)
 .venv/bin/flask run --host "$HOST" --port "$PORT" --no-reload
