@@ -139,6 +139,17 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     for path in (f"/admin/payment_events/details/?id={event_id}", f"/admin/users/edit/?id={order.user_id}"):
         journey.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+    # ... while at desktop width the labels keep whole words ("Processed At", not "Pr/oc/es/se/d At").
+    page.set_viewport_size({"width": 1280, "height": 900})
+    journey.goto(f"/admin/payment_events/details/?id={event_id}")
+    label_lines = page.evaluate(
+        """() => Array.from(document.querySelectorAll('table.searchable tr > td:first-child')).map(td => {
+             const range = document.createRange(); range.selectNodeContents(td);
+             return [td.innerText.trim(), new Set(Array.from(range.getClientRects()).map(r => r.top)).size];
+           })"""
+    )
+    assert label_lines and all(lines <= len(label.split()) for label, lines in label_lines), label_lines
+    page.set_viewport_size(PHONE)
     # The dashboard's latest orders scroll sideways in their box with one line per order (the date in the last,
     # scrolled-away column used to wrap onto four lines, making every row four lines high).
     journey.goto("/admin/")
