@@ -57,7 +57,8 @@ else
   STRIPE_MODE="Stripe (keys from .env); forward webhooks with: stripe listen --latest --forward-to localhost:$PORT/webhook/"
 fi
 
-.venv/bin/flask db upgrade >/dev/null
+# Alembic logs each step; keep it in a file and show it only if the upgrade fails (e.g. a migration refusing).
+.venv/bin/flask db upgrade >instance/migrate.log 2>&1 || { cat instance/migrate.log; exit 1; }
 .venv/bin/flask seed
 STAFF_LINE=$(.venv/bin/flask demo-staff)
 
@@ -73,4 +74,9 @@ cat <<MSG
                 refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending
 
 MSG
+# Development stand-in for the cron job production runs every minute (README, "Email"): mail whose
+# after-response send did not happen (a client hung up mid-response, or a command such as create-staff queued it)
+# still goes out, within 30 s. Its output: instance/mail-send-pending.log.
+( while sleep 30; do .venv/bin/flask mail send-pending >>instance/mail-send-pending.log 2>&1 || true; done ) &
+BACKGROUND_PIDS+=($!)
 .venv/bin/flask run --host "$HOST" --port "$PORT" --no-reload

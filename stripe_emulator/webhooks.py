@@ -24,6 +24,8 @@ Order = Literal["fifo", "reverse", "shuffle"]
 # Stripe retries for days; the emulator compresses that into seconds.
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 MAX_ATTEMPTS = 8
+# How much of an endpoint's answer the sender reads (and discards) before closing the connection.
+ANSWER_READ_BYTES = 1 << 20
 
 
 def sign(secret: str, payload: bytes, timestamp: int | None = None) -> str:
@@ -35,12 +37,18 @@ def sign(secret: str, payload: bytes, timestamp: int | None = None) -> str:
 
 
 def urllib_sender(url: str, body: bytes, headers: dict[str, str], timeout: float = 10.0) -> int:
-    """POST `body` to `url` over HTTP and return the status code (HTTP errors included)."""
+    """POST `body` to `url` over HTTP and return the status code (HTTP errors included).
+
+    The answer is read (up to ANSWER_READ_BYTES) before hanging up: closing with it unread resets the
+    connection, and Werkzeug's development server then skips the response's close callbacks (where the
+    shop sends the mail a webhook queued)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(ANSWER_READ_BYTES)
             return int(response.status)
     except urllib.error.HTTPError as exc:
+        exc.read(ANSWER_READ_BYTES)
         return int(exc.code)
 
 

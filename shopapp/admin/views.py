@@ -700,7 +700,8 @@ class PaymentEventView(StaffModelView):
     column_searchable_list = ("stripe_event_id", "type")
     column_default_sort = ("id", True)
     column_labels = {"stripe_event_id": "Event id", "order_id": "Order"}
-    column_formatters = {"order_id": _order_link}
+    # The outcome as the Outcome filter and events.csv name it ("no-op"), not the enum's Python name ("NO_OP").
+    column_formatters = {"order_id": _order_link, "outcome": lambda v, c, m, n: m.outcome.value if m.outcome else ""}
     named_filter_urls = True
     can_export = True
     export_types = ["csv"]

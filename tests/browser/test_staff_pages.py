@@ -115,6 +115,50 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     expect(page.locator("#shipped")).to_contain_text("UPS 1Z999AA10123456784")
     journey.visit("order-page-shipped")
 
+    # With a refund and its notice listed, the order page still fits a phone: wide tables (refunds, emails,
+    # timeline) scroll inside their own box, not the page.
+    page.get_by_label("Amount").fill("10.00")
+    page.get_by_label("Reason").fill("One mug arrived chipped; the customer keeps it")
+    page.get_by_role("button", name="Refund").click()
+    expect(page.locator("#order-refunds")).to_contain_text("$10.00")
+    journey.visit("order-page-refunded")
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for table in ("#order-refunds", "#order-emails", "#order-timeline"):
+        expect(page.locator(f".table-responsive > {table}")).to_have_count(1)
+    # The same kind on the other detail pages: a stored event's payload (long ids, no spaces) and a user's
+    # address in the page heading wrap instead of widening the page.
+    with shop.app.app_context():
+        from sqlalchemy import select
+
+        from shopapp.extensions import db
+        from shopapp.models import PaymentEvent
+
+        event_id = db.session.scalar(select(PaymentEvent.id).where(PaymentEvent.order_id == order.id).limit(1))
+        db.session.remove()
+    for path in (f"/admin/payment_events/details/?id={event_id}", f"/admin/users/edit/?id={order.user_id}"):
+        journey.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+    # ... while at desktop width the labels keep whole words ("Processed At", not "Pr/oc/es/se/d At").
+    page.set_viewport_size({"width": 1280, "height": 900})
+    journey.goto(f"/admin/payment_events/details/?id={event_id}")
+    label_lines = page.evaluate(
+        """() => Array.from(document.querySelectorAll('table.searchable tr > td:first-child')).map(td => {
+             const range = document.createRange(); range.selectNodeContents(td);
+             return [td.innerText.trim(), new Set(Array.from(range.getClientRects()).map(r => r.top)).size];
+           })"""
+    )
+    assert label_lines and all(lines <= len(label.split()) for label, lines in label_lines), label_lines
+    page.set_viewport_size(PHONE)
+    # The dashboard's latest orders scroll sideways in their box with one line per order (the date in the last,
+    # scrolled-away column used to wrap onto four lines, making every row four lines high).
+    journey.goto("/admin/")
+    row = page.locator("#recent-orders tbody tr").first
+    line = page.locator("#recent-orders thead tr").bounding_box()
+    box = row.bounding_box()
+    assert line and box and box["height"] < 1.5 * line["height"], (box, line)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
 
 def test_zero_decimal_prices_agree_on_the_page_the_live_total_and_stripe(journey: Journey) -> None:
     page, shop = journey.page, journey.shop

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from shopapp.models import PaymentEvent
+from shopapp.extensions import db
+from shopapp.models import EventOutcome, PaymentEvent
 from tests.conftest import PASSWORD, fresh
 from tests.staff.conftest import refunds_of, stripe_refunds
 
@@ -55,6 +56,18 @@ def test_lists_show_readable_local_times_and_events_link_to_orders(app, staff_cl
     events_page = staff_client.get("/admin/payment_events/").get_data(as_text=True)
     assert f'<a href="/admin/orders/details/?id={order.id}">Order #{order.id}</a>' in events_page
     assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d+", events_page)
+
+
+def test_event_outcomes_read_as_in_the_filter_and_the_export(app, staff_client, paid_order):
+    # The list and the event's page say "applied", as the Outcome filter and events.csv do, not the enum's
+    # Python name ("APPLIED", "NO_OP").
+    paid_order(A=1)
+    with app.app_context():
+        event_id = db.session.scalar(db.select(PaymentEvent.id).where(PaymentEvent.outcome == EventOutcome.APPLIED))
+    for path in ("/admin/payment_events/", f"/admin/payment_events/details/?id={event_id}"):
+        page = staff_client.get(path).get_data(as_text=True)
+        assert re.search(r">\s*applied\s*<", page), path
+        assert "APPLIED" not in page and "NO_OP" not in page, path
 
 
 def test_shipped_filter(staff_client, paid_order):
@@ -138,3 +151,5 @@ def test_exports_page_lists_every_export(staff_client):
     page = staff_client.get("/admin/exports/").get_data(as_text=True)
     for kind in ("orders", "items", "events", "users"):
         assert f"/admin/exports/{kind}.csv" in page
+    # The characters staff are told about are the ones typed in a cell: "-" (U+002D), not the minus sign (U+2212).
+    assert "starting with =, +, -, @," in page and "\u2212" not in page
