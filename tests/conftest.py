@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import stripe
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
@@ -20,7 +21,7 @@ from sqlalchemy import text
 from config import TestingConfig
 from shopapp import create_app
 from shopapp.extensions import db as _db
-from shopapp.models import Order, Product, User
+from shopapp.models import Order, OrderStatus, Product, User
 from shopapp.services import accounts, catalog
 from stripe_emulator import Emulator, EmulatorHTTPClient
 from tests.support import deliver_webhooks_to, writes_only_in_write_transaction
@@ -225,3 +226,30 @@ def signed_post(client: FlaskClient, emulator: Emulator) -> Callable[..., Any]:
 
 # Whole-run log scan for secrets and card-like numbers (fails the run on a hit); see tests/logscan.py.
 from tests.logscan import log_scan, pytest_terminal_summary  # noqa: E402, F401
+
+
+@pytest.fixture
+def stripe_dashboard(emulator: Emulator) -> stripe.StripeClient:
+    """The Stripe account seen from outside the shop (like Stripe's dashboard), via the real SDK."""
+    return stripe.StripeClient(
+        "sk_test_dashboard",
+        http_client=EmulatorHTTPClient(emulator),
+        base_addresses={"api": "http://127.0.0.1:12111"},
+        max_network_retries=0,
+    )
+
+
+
+@pytest.fixture
+def paid_order(client: FlaskClient, shopper: User, buy: Callable[..., Any], emulator: Emulator) -> Callable[..., Order]:
+    """A PAID order (2 x A + 1 x C = 79.97 by default), paid at the local service with its webhook delivered."""
+
+    def make(**quantities: int) -> Order:
+        session_id = session_id_from(buy(**(quantities or {"A": 2, "C": 1})))
+        assert emulator.pay(session_id).status == 303
+        emulator.deliver_pending()
+        order = order_for_session(session_id)
+        assert order.status == OrderStatus.PAID
+        return order
+
+    return make

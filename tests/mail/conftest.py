@@ -5,15 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
-from shopapp.models import Order, OrderStatus, User
 from stripe_emulator import Emulator
-from tests.conftest import fresh, order_for_session, session_id_from
 from tests.mail.mailbox import Mailbox
 from tests.support import deliver_webhooks_to
 
@@ -34,20 +30,6 @@ def app(app_factory: Callable[..., Flask], emulator: Emulator, mailbox: Mailbox,
     deliver_webhooks_to(application, emulator)
     return application
 
-
-@pytest.fixture
-def paid_order(client: FlaskClient, shopper: User, buy: Callable[..., Any], emulator: Emulator) -> Callable[..., Order]:
-    """A PAID order of the logged-in shopper, paid at the local Stripe service with its webhook delivered."""
-
-    def make(**quantities: int) -> Order:
-        order = order_for_session(session_id_from(buy(**(quantities or {"A": 2, "C": 1}))))
-        assert emulator.pay(order.stripe_session_id).status == 303
-        emulator.deliver_pending()
-        paid = fresh().get(Order, order.id, populate_existing=True)
-        assert paid is not None and paid.status == OrderStatus.PAID
-        return paid
-
-    return make
 
 
 LINK = re.compile(r"http://shop\.test(/[^\s\"<>]+)")

@@ -6,13 +6,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import stripe
 from flask import Flask
 from flask.testing import FlaskClient
 
-from shopapp.models import Order, OrderStatus, User
-from stripe_emulator import Emulator, EmulatorHTTPClient
-from tests.conftest import PASSWORD, WEBHOOK_SECRET, order_for_session, session_id_from
+from shopapp.models import User
+from stripe_emulator import Emulator
+from tests.conftest import PASSWORD, WEBHOOK_SECRET
 from tests.payments.stripe_shapes import CountingStripeClient, post_event
 from tests.support import deliver_webhooks_to
 
@@ -57,20 +56,6 @@ def drop_service_events(emulator: Emulator) -> Callable[[], None]:
     return drop
 
 
-@pytest.fixture
-def paid_order(client: FlaskClient, shopper: User, buy: Callable[..., Any], emulator: Emulator) -> Callable[..., Order]:
-    """A PAID order (2 x A + 1 x C = 79.97 by default), paid at the local service with its webhook delivered."""
-
-    def make(**quantities: int) -> Order:
-        session_id = session_id_from(buy(**(quantities or {"A": 2, "C": 1})))
-        assert emulator.pay(session_id).status == 303
-        emulator.deliver_pending()
-        order = order_for_session(session_id)
-        assert order.status == OrderStatus.PAID
-        return order
-
-    return make
-
 
 @pytest.fixture
 def second_shopper(app: Flask, make_user: Callable[..., User]) -> Iterator[FlaskClient]:
@@ -80,14 +65,3 @@ def second_shopper(app: Flask, make_user: Callable[..., User]) -> Iterator[Flask
     assert browser.post("/account/login", data={"email": user.email, "password": PASSWORD}).status_code in (302, 303)
     yield browser
 
-
-
-@pytest.fixture
-def stripe_dashboard(emulator: Emulator) -> stripe.StripeClient:
-    """The Stripe account seen from outside the shop (like Stripe's dashboard), via the real SDK."""
-    return stripe.StripeClient(
-        "sk_test_dashboard",
-        http_client=EmulatorHTTPClient(emulator),
-        base_addresses={"api": "http://127.0.0.1:12111"},
-        max_network_retries=0,
-    )

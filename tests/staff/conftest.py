@@ -8,13 +8,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import stripe
 from flask import Flask
 from flask.testing import FlaskClient
 
 from shopapp.extensions import db as _db
 from shopapp.models import Order, OrderStatus, Refund, User
-from stripe_emulator import Clock, Emulator, EmulatorHTTPClient
+from stripe_emulator import Clock, Emulator
 from tests.conftest import PASSWORD, WEBHOOK_SECRET, fresh, order_for_session, session_id_from
 from tests.support import csrf_token
 
@@ -101,16 +100,6 @@ def staff_post(staff_client: FlaskClient) -> Callable[..., Any]:
 
     return post
 
-
-@pytest.fixture
-def stripe_dashboard(emulator: Emulator) -> stripe.StripeClient:
-    """The Stripe account seen from outside the shop (like Stripe's dashboard), via the real SDK."""
-    return stripe.StripeClient(
-        "sk_test_dashboard",
-        http_client=EmulatorHTTPClient(emulator),
-        base_addresses={"api": "http://127.0.0.1:12111"},
-        max_network_retries=0,
-    )
 
 
 def stripe_refunds(emulator: Emulator, payment_intent: str) -> list[dict[str, Any]]:
