@@ -213,8 +213,21 @@ STRIPE_API_HOST = "https://api.stripe.com"
 # Flask-Limiter storages shared by every worker and node (limits' storage URI schemes); memory:// is per
 # process, so N workers let N times the limit through.
 SHARED_RATELIMIT_SCHEMES = frozenset(
-    {"redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster", "valkey", "valkeys", "valkey+unix",
-     "valkey+sentinel", "valkey+cluster", "memcached", "mongodb", "mongodb+srv"}
+    {
+        "redis",
+        "rediss",
+        "redis+unix",
+        "redis+sentinel",
+        "redis+cluster",
+        "valkey",
+        "valkeys",
+        "valkey+unix",
+        "valkey+sentinel",
+        "valkey+cluster",
+        "memcached",
+        "mongodb",
+        "mongodb+srv",
+    }
 )
 
 
@@ -236,21 +249,28 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
     problems = []
     key = str(settings.get("SECRET_KEY") or "")
     if key in PUBLIC_SECRET_KEYS or not key:
-        problems.append("SECRET_KEY is unset or a key published in this repository; set a new random one, "
-                        "e.g. python -c 'import secrets; print(secrets.token_hex(32))'")
+        problems.append(
+            "SECRET_KEY is unset or a key published in this repository; set a new random one, "
+            "e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
     elif len(key) < MIN_SECRET_KEY_LENGTH or secret_key_bits(key) < MIN_SECRET_KEY_BITS:
-        problems.append(f"SECRET_KEY is too short or too regular (needs {MIN_SECRET_KEY_LENGTH}+ random "
-                        "characters); set python -c 'import secrets; print(secrets.token_hex(32))'")
+        problems.append(
+            f"SECRET_KEY is too short or too regular (needs {MIN_SECRET_KEY_LENGTH}+ random "
+            "characters); set python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
     if settings.get("DEBUG"):
         problems.append("DEBUG must be off; unset FLASK_DEBUG")
     stripe_key = str(settings.get("STRIPE_SECRET_KEY") or "")
     if not stripe_key.startswith(("sk_live_", "rk_live_")):
-        problems.append("STRIPE_SECRET_KEY must be a live key (sk_live_... or rk_live_...) from the Stripe "
-                        "dashboard; test keys and the local service's key take no money")
+        problems.append(
+            "STRIPE_SECRET_KEY must be a live key (sk_live_... or rk_live_...) from the Stripe "
+            "dashboard; test keys and the local service's key take no money"
+        )
     webhook_secret = str(settings.get("STRIPE_WEBHOOK_SECRET") or "")
     if not webhook_secret.startswith("whsec_") or webhook_secret in ("whsec_testing", "whsec_local_emulator"):
-        problems.append("STRIPE_WEBHOOK_SECRET must be set to the endpoint's signing secret (whsec_...) from the "
-                        "Stripe dashboard")
+        problems.append(
+            "STRIPE_WEBHOOK_SECRET must be set to the endpoint's signing secret (whsec_...) from the Stripe dashboard"
+        )
     api_base = str(settings.get("STRIPE_API_BASE") or "")
     if api_base and api_base.rstrip("/") != STRIPE_API_HOST:
         problems.append(f"STRIPE_API_BASE points at {api_base!r}, not Stripe; unset it (or set {STRIPE_API_HOST})")
@@ -260,8 +280,10 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
     if not settings.get("RATELIMIT_ENABLED"):
         problems.append("RATELIMIT_ENABLED is off; unset it (log-in and checkout limits protect accounts)")
     elif urlsplit(storage).scheme.lower() not in SHARED_RATELIMIT_SCHEMES:
-        problems.append(f"RATELIMIT_STORAGE_URI is {storage!r}, counted per worker; set a shared storage, "
-                        "e.g. redis://127.0.0.1:6379/0")
+        problems.append(
+            f"RATELIMIT_STORAGE_URI is {storage!r}, counted per worker; set a shared storage, "
+            "e.g. redis://127.0.0.1:6379/0"
+        )
     return problems
 
 
@@ -289,8 +311,14 @@ class StagingConfig(ProductionConfig):
     and it accepts per-worker (memory://) rate limits.
     """
 
-    RELAXED = ("STRIPE_SECRET_KEY must be", "STRIPE_API_BASE", "STRIPE_HTTP_CLIENT", "RATELIMIT_STORAGE_URI",
-               "RATELIMIT_ENABLED", "STRIPE_WEBHOOK_SECRET must")
+    RELAXED = (
+        "STRIPE_SECRET_KEY must be",
+        "STRIPE_API_BASE",
+        "STRIPE_HTTP_CLIENT",
+        "RATELIMIT_STORAGE_URI",
+        "RATELIMIT_ENABLED",
+        "STRIPE_WEBHOOK_SECRET must",
+    )
 
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:

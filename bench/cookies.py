@@ -20,9 +20,14 @@ CLIENT_ADDR = "127.0.0.1"
 def mint(app: Flask, session_token: str) -> tuple[str, str]:
     """(session cookie value, CSRF form token) for the user whose session token is given."""
     # A fresh app context: Flask-WTF caches the token on `g`, which an outer context would share.
-    with app.app_context(), app.test_request_context(
-        "/", base_url="http://127.0.0.1/", headers={"User-Agent": USER_AGENT},
-        environ_base={"REMOTE_ADDR": CLIENT_ADDR},
+    with (
+        app.app_context(),
+        app.test_request_context(
+            "/",
+            base_url="http://127.0.0.1/",
+            headers={"User-Agent": USER_AGENT},
+            environ_base={"REMOTE_ADDR": CLIENT_ADDR},
+        ),
     ):
         session["_user_id"] = session_token
         session["_fresh"] = True

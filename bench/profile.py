@@ -84,9 +84,22 @@ def stripe_service(webhook_url: str) -> Iterator[str]:
     """The local Stripe service on a free port; its base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [PY, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(port),
-         "--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRET],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            PY,
+            "-m",
+            "stripe_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webhook-url",
+            webhook_url,
+            "--webhook-secret",
+            WEBHOOK_SECRET,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -111,17 +124,34 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
     from stripe_emulator.webhooks import sign
 
     app = create_app(
-        "staging", SQLALCHEMY_DATABASE_URI=db_url, SECRET_KEY=SECRET_KEY, STRIPE_SECRET_KEY=STRIPE_KEY,
-        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, STRIPE_API_BASE=stripe_base,
-        CHECKOUT_RATE_LIMIT="1000000 per minute", LOGIN_RATE_LIMIT="1000000 per minute",
+        "staging",
+        SQLALCHEMY_DATABASE_URI=db_url,
+        SECRET_KEY=SECRET_KEY,
+        STRIPE_SECRET_KEY=STRIPE_KEY,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_API_BASE=stripe_base,
+        CHECKOUT_RATE_LIMIT="1000000 per minute",
+        LOGIN_RATE_LIMIT="1000000 per minute",
     )
     rounds = requests * 2 + 50  # timed + profiled + warm-up, each needing its own shopper or order
     # Migrated in a child process, as bench.run does: Alembic's logging set-up would otherwise add a
     # second log handler to this process and every logged request would pay for it twice.
-    env = {**os.environ, "SHOP_CONFIG": "staging", "SECRET_KEY": SECRET_KEY, "DATABASE_URL": db_url,
-           "STRIPE_SECRET_KEY": STRIPE_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
-    subprocess.run([PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=300)
+    env = {
+        **os.environ,
+        "SHOP_CONFIG": "staging",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": db_url,
+        "STRIPE_SECRET_KEY": STRIPE_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    subprocess.run(
+        [PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     with app.app_context():
         catalog.seed_demo_products()
         (s20,) = bulk_seed.add_shoppers(1, SHOPPER_PASSWORD, prefix="profile-main")
@@ -138,31 +168,54 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
     main_cookie, _ = mint(app, tokens[s20])
     buyer_cookies = [mint(app, tokens[uid]) for uid in buyers]
 
-    def environ(path: str = "/", method: str = "GET", headers: dict[str, str] | None = None,
-                data: bytes | str | None = None) -> dict[str, Any]:
+    def environ(
+        path: str = "/", method: str = "GET", headers: dict[str, str] | None = None, data: bytes | str | None = None
+    ) -> dict[str, Any]:
         return EnvironBuilder(
-            path=path, method=method, base_url="http://127.0.0.1/", data=data,
-            headers={"User-Agent": USER_AGENT, **(headers or {})}, environ_base={"REMOTE_ADDR": "127.0.0.1"},
+            path=path,
+            method=method,
+            base_url="http://127.0.0.1/",
+            data=data,
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
         ).get_environ()
 
     def event(n: int) -> tuple[dict[str, str], bytes]:
         order_id, total = pending[n]
-        body = json.dumps({
-            "id": f"evt_profile_{n}", "object": "event", "type": "checkout.session.completed",
-            "created": int(time.time()), "livemode": False, "data": {"object": {
-                "id": f"cs_test_profile_{n}", "object": "checkout.session", "mode": "payment",
-                "status": "complete", "payment_status": "paid", "amount_total": total, "currency": "usd",
-                "client_reference_id": str(order_id), "metadata": {"order_id": str(order_id), "attempt": "1"},
-                "payment_intent": f"pi_profile_{n}",
-            }},
-        }).encode()
+        body = json.dumps(
+            {
+                "id": f"evt_profile_{n}",
+                "object": "event",
+                "type": "checkout.session.completed",
+                "created": int(time.time()),
+                "livemode": False,
+                "data": {
+                    "object": {
+                        "id": f"cs_test_profile_{n}",
+                        "object": "checkout.session",
+                        "mode": "payment",
+                        "status": "complete",
+                        "payment_status": "paid",
+                        "amount_total": total,
+                        "currency": "usd",
+                        "client_reference_id": str(order_id),
+                        "metadata": {"order_id": str(order_id), "attempt": "1"},
+                        "payment_intent": f"pi_profile_{n}",
+                    }
+                },
+            }
+        ).encode()
         return {"Content-Type": "application/json", "Stripe-Signature": sign(WEBHOOK_SECRET, body)}, body
 
     def checkout(n: int) -> dict[str, Any]:
         cookie, token = buyer_cookies[n]
         form = f"csrf_token={token}&qty-{product_ids[0]}=2&qty-{product_ids[2]}=1"
-        return environ("/checkout", "POST", {"Cookie": f"session={cookie}",
-                                             "Content-Type": "application/x-www-form-urlencoded"}, form)
+        return environ(
+            "/checkout",
+            "POST",
+            {"Cookie": f"session={cookie}", "Content-Type": "application/x-www-form-urlencoded"},
+            form,
+        )
 
     def webhook_first(n: int) -> dict[str, Any]:
         headers, body = event(n + 1)
@@ -222,8 +275,11 @@ def main(argv: list[str] | None = None) -> int:
         db_url = args.db_url or f"sqlite:///{Path(tmp) / 'profile.db'}"
         with stripe_service(f"http://127.0.0.1:{free_port()}/webhook/") as stripe_base:
             targets = build(db_url, stripe_base, args.requests)
-            results = [measure(t, args.requests, args.top) for t in targets
-                       if t.name == "hello" or not args.only or t.name in args.only.split(",")]
+            results = [
+                measure(t, args.requests, args.top)
+                for t in targets
+                if t.name == "hello" or not args.only or t.name in args.only.split(",")
+            ]
     hello_ms = results[0]["ms"]
     phases = list(PHASE_ENTRY)
     print(f"In-process cost per request ({db_url.split(':')[0]}, {args.requests} requests each; shares from cProfile)")

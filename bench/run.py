@@ -116,8 +116,9 @@ class Processes:
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         """Start a child with stdout/stderr going to logdir/name.log."""
         logfile = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.children.append(proc)
         return proc
 
@@ -167,12 +168,18 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, seconds: float, *, headers: dict[str, str] | None = None, script: Path | None = None,
-            script_args: list[str] | None = None, threads: int = WRK_THREADS,
-            connections: int = WRK_CONNECTIONS) -> WrkResult:
+def run_wrk(
+    url: str,
+    seconds: float,
+    *,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
+    script_args: list[str] | None = None,
+    threads: int = WRK_THREADS,
+    connections: int = WRK_CONNECTIONS,
+) -> WrkResult:
     """Run wrk and parse its summary."""
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-            "--timeout", "10s"]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -199,8 +206,13 @@ def run_wrk(url: str, seconds: float, *, headers: dict[str, str] | None = None, 
     used = re.search(r"BENCH_USED (\d+)", out)
     wrapped = re.search(r"BENCH_WRAPPED (\d+)", out)
     return WrkResult(
-        rps=float(rps.group(1)), p50_ms=_ms(p50.group(1)), p99_ms=_ms(p99.group(1)), requests=int(total.group(1)),
-        errors=errors, used=int(used.group(1)) if used else None, wrapped=int(wrapped.group(1)) if wrapped else None,
+        rps=float(rps.group(1)),
+        p50_ms=_ms(p50.group(1)),
+        p99_ms=_ms(p99.group(1)),
+        requests=int(total.group(1)),
+        errors=errors,
+        used=int(used.group(1)) if used else None,
+        wrapped=int(wrapped.group(1)) if wrapped else None,
     )
 
 
@@ -286,15 +298,25 @@ class Bench:
             from shopapp import create_app
 
             self._app = create_app(
-                "staging", SQLALCHEMY_DATABASE_URI=self.url, SECRET_KEY=SECRET_KEY,
-                STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, STRIPE_API_BASE=self.emu_base,
+                "staging",
+                SQLALCHEMY_DATABASE_URI=self.url,
+                SECRET_KEY=SECRET_KEY,
+                STRIPE_SECRET_KEY=STRIPE_KEY,
+                STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                STRIPE_API_BASE=self.emu_base,
             )
         return self._app
 
     def seed(self) -> None:
         """Schema by migrations, then the small data set every target needs."""
-        subprocess.run([PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=self.env, check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         from sqlalchemy import select
 
         from shopapp.extensions import db
@@ -330,10 +352,23 @@ class Bench:
 
     def start_servers(self) -> None:
         """The local Stripe service, the shop and the hello-world, each under its own log."""
-        self.procs.start("stripe-emulator-" + self.db, [
-            PY, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(self.emu_port),
-            "--webhook-url", f"{self.shop}/webhook/", "--webhook-secret", WEBHOOK_SECRET,
-        ], self.env)
+        self.procs.start(
+            "stripe-emulator-" + self.db,
+            [
+                PY,
+                "-m",
+                "stripe_emulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.emu_port),
+                "--webhook-url",
+                f"{self.shop}/webhook/",
+                "--webhook-secret",
+                WEBHOOK_SECRET,
+            ],
+            self.env,
+        )
         self.shop_proc = self.start_shop()
         self.procs.start("hello-" + self.db, self.gunicorn_argv(self.hello_port, "bench.hello:app"), self.env)
         wait_for_http(self.emu_base + "/_emulator/clock")
@@ -341,8 +376,7 @@ class Bench:
 
     def gunicorn_argv(self, port: int, app: str) -> list[str]:
         """Identical gunicorn settings for the shop and the baseline."""
-        return [PY, "-m", "gunicorn", "-c", str(ROOT / "bench" / "gunicorn_conf.py"),
-                "-b", f"127.0.0.1:{port}", app]
+        return [PY, "-m", "gunicorn", "-c", str(ROOT / "bench" / "gunicorn_conf.py"), "-b", f"127.0.0.1:{port}", app]
 
     def start_shop(self) -> subprocess.Popen[bytes]:
         """Start (or restart) the shop's gunicorn and wait until it answers."""
@@ -352,16 +386,21 @@ class Bench:
 
     def check_pages(self) -> None:
         """Each GET target answers 200 as the right user, and no page sets a cookie (it would mean a write)."""
-        for name, marker in (("shop_20_orders", b"My orders"), ("shop_1000_orders", b"Older orders"),
-                             ("admin_orders", b"Orders")):
+        for name, marker in (
+            ("shop_20_orders", b"My orders"),
+            ("shop_1000_orders", b"Older orders"),
+            ("admin_orders", b"Orders"),
+        ):
             cookie, _ = self.cookies[name]
             path = "/admin/orders/" if name == "admin_orders" else "/"
             status, headers, body = http("GET", self.shop + path, headers=self.headers(cookie))
             if status != 200 or marker not in body:
                 raise RuntimeError(f"{name}: GET {path} gave {status}, marker {marker!r} missing")
             if "Set-Cookie" in headers:
-                raise RuntimeError(f"{name}: GET {path} set a cookie ({headers['Set-Cookie'][:300]}): "
-                                   "the minted session was not accepted as is")
+                raise RuntimeError(
+                    f"{name}: GET {path} set a cookie ({headers['Set-Cookie'][:300]}): "
+                    "the minted session was not accepted as is"
+                )
         status, headers, _ = http("GET", self.shop + "/")
         if status != 200 or "Set-Cookie" in headers:
             raise RuntimeError(f"anonymous GET / gave {status} and headers {headers}")
@@ -411,8 +450,12 @@ class Bench:
             headers = {**self.headers(cookie), "Content-Type": "application/x-www-form-urlencoded"}
             items.append((headers, f"csrf_token={csrf}&qty-{product_ids[0]}=2&qty-{product_ids[2]}=1"))
         data = lua_items(self.workdir / f"checkout-{self.db}-{round_no}.lua", items)
-        return run_wrk(self.shop + "/checkout", seconds, script=LUA / "replay.lua",
-                       script_args=[str(data), str(WRK_THREADS), "POST", "/checkout"])
+        return run_wrk(
+            self.shop + "/checkout",
+            seconds,
+            script=LUA / "replay.lua",
+            script_args=[str(data), str(WRK_THREADS), "POST", "/checkout"],
+        )
 
     def _product_ids(self) -> list[int]:
         from shopapp.services import catalog
@@ -437,36 +480,48 @@ class Bench:
     def _event(self, order_id: int, total: int, n: str) -> tuple[dict[str, str], str]:
         from stripe_emulator.webhooks import sign
 
-        body = json.dumps({
-            "id": f"evt_bench_{self.db}_{n}",
-            "object": "event",
-            "api_version": "2025-01-27.acacia",
-            "created": int(time.time()),
-            "livemode": False,
-            "type": "checkout.session.completed",
-            "data": {"object": {
-                "id": f"cs_test_bench_{self.db}_{n}",
-                "object": "checkout.session",
-                "mode": "payment",
-                "status": "complete",
-                "payment_status": "paid",
-                "amount_total": total,
-                "currency": "usd",
-                "client_reference_id": str(order_id),
-                "metadata": {"order_id": str(order_id), "attempt": "1"},
-                "payment_intent": f"pi_bench_{self.db}_{n}",
-            }},
-        }, separators=(",", ":"))
-        return {"Content-Type": "application/json", "Stripe-Signature": sign(WEBHOOK_SECRET, body.encode()),
-                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}, body
+        body = json.dumps(
+            {
+                "id": f"evt_bench_{self.db}_{n}",
+                "object": "event",
+                "api_version": "2025-01-27.acacia",
+                "created": int(time.time()),
+                "livemode": False,
+                "type": "checkout.session.completed",
+                "data": {
+                    "object": {
+                        "id": f"cs_test_bench_{self.db}_{n}",
+                        "object": "checkout.session",
+                        "mode": "payment",
+                        "status": "complete",
+                        "payment_status": "paid",
+                        "amount_total": total,
+                        "currency": "usd",
+                        "client_reference_id": str(order_id),
+                        "metadata": {"order_id": str(order_id), "attempt": "1"},
+                        "payment_intent": f"pi_bench_{self.db}_{n}",
+                    }
+                },
+            },
+            separators=(",", ":"),
+        )
+        return {
+            "Content-Type": "application/json",
+            "Stripe-Signature": sign(WEBHOOK_SECRET, body.encode()),
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        }, body
 
     def run_webhook_first(self, seconds: float, round_no: int) -> WrkResult:
         """Distinct signed checkout.session.completed events for distinct PENDING orders (signed just now)."""
         orders = self._slice(self._pending_orders_cache, round_no)
         items = [self._event(oid, total, f"{oid}") for oid, total in orders]
         data = lua_items(self.workdir / f"webhook-{self.db}-{round_no}.lua", items)
-        return run_wrk(self.shop + "/webhook/", seconds, script=LUA / "replay.lua",
-                       script_args=[str(data), str(WRK_THREADS), "POST", "/webhook/"])
+        return run_wrk(
+            self.shop + "/webhook/",
+            seconds,
+            script=LUA / "replay.lua",
+            script_args=[str(data), str(WRK_THREADS), "POST", "/webhook/"],
+        )
 
     def run_webhook_duplicate(self, seconds: float, round_no: int) -> WrkResult:
         """The same already-processed event again and again (re-signed each round, as Stripe does)."""
@@ -476,8 +531,12 @@ class Bench:
         if status != 200:
             raise RuntimeError(f"duplicate webhook set-up: {status} {reply[:200]!r}")
         data = lua_items(self.workdir / f"webhook-dup-{self.db}-{round_no}.lua", [(headers, body)])
-        return run_wrk(self.shop + "/webhook/", seconds, script=LUA / "replay.lua",
-                       script_args=[str(data), "1", "POST", "/webhook/"])
+        return run_wrk(
+            self.shop + "/webhook/",
+            seconds,
+            script=LUA / "replay.lua",
+            script_args=[str(data), "1", "POST", "/webhook/"],
+        )
 
     def measure_targets(self, only: list[str] | None = None, key: str = "targets") -> list[dict[str, Any]]:
         """Warm up, then `repeats` rounds of (baseline, target) pairs per target."""
@@ -496,8 +555,10 @@ class Bench:
                 runs[name].target.append(run(seconds, round_no))
         summaries = [runs[name].summary() for name, _, _ in chosen]
         self.results[key] = summaries
-        self.results[key + "_raw"] = {n: {"baseline": [asdict(b) for b in r.baseline],
-                                          "target": [asdict(t) for t in r.target]} for n, r in runs.items()}
+        self.results[key + "_raw"] = {
+            n: {"baseline": [asdict(b) for b in r.baseline], "target": [asdict(t) for t in r.target]}
+            for n, r in runs.items()
+        }
         return summaries
 
     # -------------------------------------------------------------- extra checks
@@ -510,13 +571,21 @@ class Bench:
         log(f"{self.db}: seeding {self.args.scale_orders} orders for the scale check")
         started = time.monotonic()
         with self.app().app_context():
-            result = bulk_seed.seed_bulk(self.args.scale_orders, shoppers=max(1, self.args.scale_orders // 100),
-                                         password=SHOPPER_PASSWORD)
+            result = bulk_seed.seed_bulk(
+                self.args.scale_orders, shoppers=max(1, self.args.scale_orders // 100), password=SHOPPER_PASSWORD
+            )
             db.session.remove()
         seed_seconds = time.monotonic() - started
         if self.db == "postgres":
-            subprocess.run([PY, "-c", "import psycopg,sys; c=psycopg.connect(sys.argv[1], autocommit=True); "
-                            "c.execute('VACUUM ANALYZE')", self.url.replace("+psycopg", "")], check=True)
+            subprocess.run(
+                [
+                    PY,
+                    "-c",
+                    "import psycopg,sys; c=psycopg.connect(sys.argv[1], autocommit=True); c.execute('VACUUM ANALYZE')",
+                    self.url.replace("+psycopg", ""),
+                ],
+                check=True,
+            )
         large = self.measure_targets(only=list(SCALE_LIMITS), key="scale_targets")
         small_by = {s["name"]: s for s in small}
         rows = []
@@ -524,11 +593,23 @@ class Bench:
             base = small_by[big["name"]]
             # Time per request grows as throughput falls: compare the baseline-normalised ratios.
             slowdown = base["ratio"] / big["ratio"] if big["ratio"] else float("inf")
-            rows.append({"name": big["name"], "small_ratio": base["ratio"], "large_ratio": big["ratio"],
-                         "small_p50_ms": base["p50_ms"], "large_p50_ms": big["p50_ms"],
-                         "slowdown": slowdown, "limit": SCALE_LIMITS[big["name"]]})
-        self.results["scale"] = {"orders_added": result.orders, "items_added": result.items,
-                                 "seed_seconds": round(seed_seconds, 1), "rows": rows}
+            rows.append(
+                {
+                    "name": big["name"],
+                    "small_ratio": base["ratio"],
+                    "large_ratio": big["ratio"],
+                    "small_p50_ms": base["p50_ms"],
+                    "large_p50_ms": big["p50_ms"],
+                    "slowdown": slowdown,
+                    "limit": SCALE_LIMITS[big["name"]],
+                }
+            )
+        self.results["scale"] = {
+            "orders_added": result.orders,
+            "items_added": result.items,
+            "seed_seconds": round(seed_seconds, 1),
+            "rows": rows,
+        }
 
     def memory_check(self) -> None:
         """Worker RSS after 100 and after N more logged-in shop page requests, on a fresh server."""
@@ -564,17 +645,24 @@ class Bench:
         then = first + send(self.args.memory_requests - first)
         after_large = rss_kib()
         growth = sum(after_large) / sum(after_small) - 1
-        self.results["memory"] = {"requests_first": first, "requests_then": then,
-                                  "rss_kib_after_first": after_small, "rss_kib_after_then": after_large,
-                                  "growth": growth, "limit": MEMORY_GROWTH_LIMIT}
+        self.results["memory"] = {
+            "requests_first": first,
+            "requests_then": then,
+            "rss_kib_after_first": after_small,
+            "rss_kib_after_then": after_large,
+            "growth": growth,
+            "limit": MEMORY_GROWTH_LIMIT,
+        }
 
     def stripe_calls_check(self) -> None:
         """Stripe API calls per paid order, counted at the local Stripe service, for both arrival orders."""
         with self.app().app_context():
             product_ids = self._product_ids()
         users = self.checkout_users[-2 * self.args.paid_orders :]
-        paths = {"webhook_before_success_page": users[: self.args.paid_orders],
-                 "success_page_before_webhook": users[self.args.paid_orders :]}
+        paths = {
+            "webhook_before_success_page": users[: self.args.paid_orders],
+            "success_page_before_webhook": users[self.args.paid_orders :],
+        }
         report: dict[str, Any] = {}
         for path, path_users in paths.items():
             before = json.loads(http("GET", self.emu_base + "/_emulator/call_counts")[2])
@@ -585,8 +673,12 @@ class Bench:
                 if hold:
                     http("POST", self.emu_base + "/_emulator/deliveries/hold", data=b"")
                 body = f"csrf_token={csrf}&qty-{product_ids[1]}=1".encode()
-                status, headers, _ = http("POST", self.shop + "/checkout", data=body, headers={
-                    **self.headers(cookie), "Content-Type": "application/x-www-form-urlencoded"})
+                status, headers, _ = http(
+                    "POST",
+                    self.shop + "/checkout",
+                    data=body,
+                    headers={**self.headers(cookie), "Content-Type": "application/x-www-form-urlencoded"},
+                )
                 session_id = re.search(r"(cs_test_\w+)", headers.get("Location", ""))
                 if status != 303 or not session_id:
                     raise RuntimeError(f"checkout for the Stripe-call count gave {status}")
@@ -596,8 +688,7 @@ class Bench:
                     raise RuntimeError(f"paying {sid} at the local service gave {status}: {reply[:200]!r}")
                 if not hold:
                     self._wait_paid(sid)
-                page_status, _, _ = http("GET", f"{self.shop}/success/?session_id={sid}",
-                                            headers=self.headers(cookie))
+                page_status, _, _ = http("GET", f"{self.shop}/success/?session_id={sid}", headers=self.headers(cookie))
                 if page_status != 200:
                     raise RuntimeError(f"success page for {sid} gave {page_status}")
                 if hold:
@@ -605,8 +696,12 @@ class Bench:
                 paid += self._wait_paid(sid)
             after = json.loads(http("GET", self.emu_base + "/_emulator/call_counts")[2])
             delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
-            report[path] = {"orders": len(path_users), "paid": paid, "calls": delta,
-                            "calls_per_order": sum(delta.values()) / len(path_users)}
+            report[path] = {
+                "orders": len(path_users),
+                "paid": paid,
+                "calls": delta,
+                "calls_per_order": sum(delta.values()) / len(path_users),
+            }
         worst = max(r["calls_per_order"] for r in report.values())
         # Test mode limits each endpoint separately: every paid order needs one create, so creates bound it.
         # Live mode limits all operations together: the worst path's calls per order divide the budget.
@@ -656,8 +751,12 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
         return
     pgdir = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     port = free_port()
-    subprocess.run(["bash", str(ROOT / "scripts" / "pg.sh"), "start", str(pgdir), str(port)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "pg.sh"), "start", str(pgdir), str(port)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     try:
         import psycopg
 
@@ -665,8 +764,9 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
             conn.execute("CREATE DATABASE shop_bench")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/shop_bench"
     finally:
-        subprocess.run(["bash", str(ROOT / "scripts" / "pg.sh"), "stop", str(pgdir)], check=False,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "pg.sh"), "stop", str(pgdir)], check=False, capture_output=True, timeout=120
+        )
 
 
 def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -705,57 +805,100 @@ def goals(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
     by = {t["name"]: t for t in result["targets"]}
     out = []
     for name, floor in GOALS.items():
-        out.append((f"{by[name]['label']} >= {floor:.2f}x hello-world", by[name]["ratio"] >= floor,
-                    f"{by[name]['ratio']:.2f}x"))
+        out.append(
+            (
+                f"{by[name]['label']} >= {floor:.2f}x hello-world",
+                by[name]["ratio"] >= floor,
+                f"{by[name]['ratio']:.2f}x",
+            )
+        )
     rel = by["shop_1000_orders"]["ratio"] / by["shop_20_orders"]["ratio"]
-    out.append((f"1,000-order shopper >= {SHOPPER_1000_VS_20}x the 20-order shopper", rel >= SHOPPER_1000_VS_20,
-                f"{rel:.2f}x"))
+    out.append(
+        (f"1,000-order shopper >= {SHOPPER_1000_VS_20}x the 20-order shopper", rel >= SHOPPER_1000_VS_20, f"{rel:.2f}x")
+    )
     for row in result["scale"]["rows"]:
-        out.append((f"{row['name']} with +{result['scale']['orders_added']:,} orders within {row['limit']}x",
-                    row["slowdown"] <= row["limit"], f"{row['slowdown']:.2f}x"))
+        out.append(
+            (
+                f"{row['name']} with +{result['scale']['orders_added']:,} orders within {row['limit']}x",
+                row["slowdown"] <= row["limit"],
+                f"{row['slowdown']:.2f}x",
+            )
+        )
     mem = result["memory"]
-    out.append((f"worker memory after {mem['requests_then']:,} requests within 10% of after 100",
-                mem["growth"] <= MEMORY_GROWTH_LIMIT, f"{mem['growth']:+.1%}"))
+    out.append(
+        (
+            f"worker memory after {mem['requests_then']:,} requests within 10% of after 100",
+            mem["growth"] <= MEMORY_GROWTH_LIMIT,
+            f"{mem['growth']:+.1%}",
+        )
+    )
     calls = result["stripe_calls"]
-    out.append(("Stripe calls per paid order <= 2", calls["worst_calls_per_order"] <= 2,
-                f"{calls['worst_calls_per_order']:.2f}"))
+    out.append(
+        (
+            "Stripe calls per paid order <= 2",
+            calls["worst_calls_per_order"] <= 2,
+            f"{calls['worst_calls_per_order']:.2f}",
+        )
+    )
     return out
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The Markdown report (also printed)."""
-    lines = [f"# Benchmark {report['started']}", "", f"Command: `{report['command']}`  ",
-             f"Machine: {report['machine']}; wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {report['duration']} s runs, "
-             f"{report['repeats']} rounds, each target run right after a hello-world run.", ""]
+    lines = [
+        f"# Benchmark {report['started']}",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Machine: {report['machine']}; wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {report['duration']} s runs, "
+        f"{report['repeats']} rounds, each target run right after a hello-world run.",
+        "",
+    ]
     for result in report["databases"]:
-        lines += [f"## {result['db']}", "",
-                  "| target | req/s | p50 ms | p99 ms | hello req/s | ratio | errors |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {result['db']}",
+            "",
+            "| target | req/s | p50 ms | p99 ms | hello req/s | ratio | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for t in result["targets"]:
             note = f" (wrapped {t['wrapped']})" if t.get("wrapped") else ""
-            lines.append(f"| {t['label']}{note} | {t['rps']:.0f} | {t['p50_ms']:.1f} | {t['p99_ms']:.1f} | "
-                         f"{t['baseline_rps']:.0f} | {t['ratio']:.2f}x | {t['errors']} |")
+            lines.append(
+                f"| {t['label']}{note} | {t['rps']:.0f} | {t['p50_ms']:.1f} | {t['p99_ms']:.1f} | "
+                f"{t['baseline_rps']:.0f} | {t['ratio']:.2f}x | {t['errors']} |"
+            )
         scale = result["scale"]
-        lines += ["", f"Scale: +{scale['orders_added']:,} orders, +{scale['items_added']:,} items "
-                  f"(seeded in {scale['seed_seconds']} s).", "",
-                  "| target | ratio small DB | ratio large DB | p50 small | p50 large | slowdown | limit |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Scale: +{scale['orders_added']:,} orders, +{scale['items_added']:,} items "
+            f"(seeded in {scale['seed_seconds']} s).",
+            "",
+            "| target | ratio small DB | ratio large DB | p50 small | p50 large | slowdown | limit |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for row in scale["rows"]:
-            lines.append(f"| {row['name']} | {row['small_ratio']:.2f}x | {row['large_ratio']:.2f}x | "
-                         f"{row['small_p50_ms']:.1f} | {row['large_p50_ms']:.1f} | {row['slowdown']:.2f}x | "
-                         f"{row['limit']}x |")
+            lines.append(
+                f"| {row['name']} | {row['small_ratio']:.2f}x | {row['large_ratio']:.2f}x | "
+                f"{row['small_p50_ms']:.1f} | {row['large_p50_ms']:.1f} | {row['slowdown']:.2f}x | "
+                f"{row['limit']}x |"
+            )
         mem = result["memory"]
-        lines += ["", f"Worker RSS (KiB) after {mem['requests_first']} requests: {mem['rss_kib_after_first']}; "
-                  f"after {mem['requests_then']:,}: {mem['rss_kib_after_then']} ({mem['growth']:+.1%})."]
+        lines += [
+            "",
+            f"Worker RSS (KiB) after {mem['requests_first']} requests: {mem['rss_kib_after_first']}; "
+            f"after {mem['requests_then']:,}: {mem['rss_kib_after_then']} ({mem['growth']:+.1%}).",
+        ]
         calls = result["stripe_calls"]
         lines += ["", "Stripe calls per paid order (counted at the local service):"]
         for path in ("webhook_before_success_page", "success_page_before_webhook"):
             c = calls[path]
-            lines.append(f"- {path.replace('_', ' ')}: {c['calls_per_order']:.2f} ({c['calls']}, "
-                         f"{c['paid']}/{c['orders']} paid)")
-        lines.append(f"- one Stripe account sustains about {calls['checkouts_per_second_test_mode']} checkouts/s in "
-                     f"test mode (25 creates/s per endpoint) and {calls['checkouts_per_second_live_mode']:.0f}/s in "
-                     f"live mode (100 operations/s / {calls['worst_calls_per_order']:.0f} calls per order).")
+            lines.append(
+                f"- {path.replace('_', ' ')}: {c['calls_per_order']:.2f} ({c['calls']}, {c['paid']}/{c['orders']} paid)"
+            )
+        lines.append(
+            f"- one Stripe account sustains about {calls['checkouts_per_second_test_mode']} checkouts/s in "
+            f"test mode (25 creates/s per endpoint) and {calls['checkouts_per_second_live_mode']:.0f}/s in "
+            f"live mode (100 operations/s / {calls['worst_calls_per_order']:.0f} calls per order)."
+        )
         lines.append(f"- webhook event outcomes in the database: {result.get('webhook_event_outcomes')}")
         lines += ["", "Goals:"]
         for goal, met, measured in goals(result):
@@ -773,8 +916,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="rounds of baseline/target pairs (default 3; quick 1)")
     parser.add_argument("--scale-orders", type=int, help="orders added for the scale check (default 100000)")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
-    parser.add_argument("--only", help="comma-separated target names; skips the scale, memory and Stripe checks "
-                        "(for profiling one target; no report is written)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated target names; skips the scale, memory and Stripe checks "
+        "(for profiling one target; no report is written)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.duration = args.duration or (1.0 if quick else 5.0)
@@ -794,7 +940,9 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "command": "scripts/bench.sh " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start",
-        "duration": args.duration, "repeats": args.repeats, "databases": [],
+        "duration": args.duration,
+        "repeats": args.repeats,
+        "databases": [],
     }
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
@@ -812,8 +960,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         for result in report["databases"]:
             for t in result["targets"]:
-                print(f"{result['db']:8} {t['name']:18} {t['rps']:7.0f} req/s  p50 {t['p50_ms']:6.1f} ms  "
-                      f"hello {t['baseline_rps']:6.0f}  ratio {t['ratio']:.2f}x  errors {t['errors']}")
+                print(
+                    f"{result['db']:8} {t['name']:18} {t['rps']:7.0f} req/s  p50 {t['p50_ms']:6.1f} ms  "
+                    f"hello {t['baseline_rps']:6.0f}  ratio {t['ratio']:.2f}x  errors {t['errors']}"
+                )
         return 0
     text = markdown(report)
     out = Path(args.out)

@@ -26,11 +26,20 @@ from shopapp.services import (
 
 @click.command("seed")
 @click.option("--orders", type=click.IntRange(min=0), default=0, help="Also bulk-insert this many orders.")
-@click.option("--shoppers", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="New shoppers the bulk orders are spread over.")
+@click.option(
+    "--shoppers",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="New shoppers the bulk orders are spread over.",
+)
 @click.option("--items-per-order", type=click.IntRange(min=1, max=20), default=3, show_default=True)
-@click.option("--password", default="bulk-shopper-password", show_default=True,
-              help="Password of every bulk shopper (demo data only).")
+@click.option(
+    "--password",
+    default="bulk-shopper-password",
+    show_default=True,
+    help="Password of every bulk shopper (demo data only).",
+)
 def seed_command(orders: int, shoppers: int, items_per_order: int, password: str) -> None:
     """Create the three demo products (running it again changes nothing); --orders N adds bulk demo orders."""
     created = catalog.seed_demo_products()
@@ -154,8 +163,9 @@ stripe_cli = AppGroup("stripe", help="Set up the shop's side of the Stripe accou
 
 @stripe_cli.command("webhook-endpoint")
 @click.argument("url")
-@click.option("--new-secret", is_flag=True,
-              help="Replace the endpoint (Stripe shows a signing secret only when one is created).")
+@click.option(
+    "--new-secret", is_flag=True, help="Replace the endpoint (Stripe shows a signing secret only when one is created)."
+)
 def webhook_endpoint_command(url: str, new_secret: bool) -> None:
     """Create or update the webhook endpoint for URL with the events the shop handles, at the SDK's API version.
 
@@ -173,6 +183,8 @@ def webhook_endpoint_command(url: str, new_secret: bool) -> None:
         click.echo(f"STRIPE_WEBHOOK_SECRET={setup.secret}")
     else:
         click.echo("Signing secret unchanged (Stripe shows it only on creation; --new-secret replaces the endpoint).")
+
+
 mail_cli = AppGroup("mail", help="The mail outbox, and the development mailbox (instance/mail/).")
 
 

@@ -57,9 +57,7 @@ class MailFolderHandler:
 
 def start(host: str, port: int, folder: Path, refuse: Iterable[str] = ()) -> Controller:
     """Start the server in a background thread; returns the aiosmtpd Controller (call .stop())."""
-    controller = Controller(
-        MailFolderHandler(folder, refuse), hostname=host, port=port, enable_SMTPUTF8=True
-    )
+    controller = Controller(MailFolderHandler(folder, refuse), hostname=host, port=port, enable_SMTPUTF8=True)
     controller.start()
     return controller
 

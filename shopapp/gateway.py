@@ -330,8 +330,9 @@ def sdk_api_version() -> str:
 
 def list_webhook_endpoints(gateway: PaymentGateway) -> list[dict[str, Any]]:
     """Every webhook endpoint of the account (all pages)."""
-    page = gateway._call("list webhook endpoints", lambda: gateway._client.v1.webhook_endpoints.list(
-        params={"limit": 100}))
+    page = gateway._call(
+        "list webhook endpoints", lambda: gateway._client.v1.webhook_endpoints.list(params={"limit": 100})
+    )
     return [_plain(endpoint) for endpoint in page.auto_paging_iter()]
 
 
@@ -339,16 +340,27 @@ def create_webhook_endpoint(
     gateway: PaymentGateway, url: str, event_types: list[str], api_version: str
 ) -> dict[str, Any]:
     """Create an endpoint for `url` taking `event_types`, rendered in `api_version`; the result has `secret`."""
-    return _plain(gateway._call("create webhook endpoint", lambda: gateway._client.v1.webhook_endpoints.create(
-        params={"url": url, "enabled_events": event_types, "api_version": api_version},  # type: ignore[typeddict-item]
-    )))
+    return _plain(
+        gateway._call(
+            "create webhook endpoint",
+            lambda: gateway._client.v1.webhook_endpoints.create(
+                params={"url": url, "enabled_events": event_types, "api_version": api_version},  # type: ignore[typeddict-item]
+            ),
+        )
+    )
 
 
 def update_webhook_endpoint(gateway: PaymentGateway, endpoint_id: str, event_types: list[str]) -> dict[str, Any]:
     """Set an endpoint's event types and enable it (its API version cannot change: Stripe's rule)."""
-    return _plain(gateway._call("update webhook endpoint", lambda: gateway._client.v1.webhook_endpoints.update(
-        endpoint_id, params={"enabled_events": event_types, "disabled": False},  # type: ignore[arg-type]
-    )))
+    return _plain(
+        gateway._call(
+            "update webhook endpoint",
+            lambda: gateway._client.v1.webhook_endpoints.update(
+                endpoint_id,
+                params={"enabled_events": event_types, "disabled": False},  # type: ignore[arg-type]
+            ),
+        )
+    )
 
 
 def delete_webhook_endpoint(gateway: PaymentGateway, endpoint_id: str) -> None:

@@ -26,20 +26,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stripe_emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
-    parser.add_argument("--webhook-url",
-                        help="also register an endpoint taking every event here (tests; the shop registers "
-                             "its own through POST /v1/webhook_endpoints)")
+    parser.add_argument(
+        "--webhook-url",
+        help="also register an endpoint taking every event here (tests; the shop registers "
+        "its own through POST /v1/webhook_endpoints)",
+    )
     parser.add_argument("--webhook-secret", default="whsec_test", help="signing secret of --webhook-url")
-    parser.add_argument("--api-version", default=PINNED_VERSION,
-                        help="the account's default API version (for endpoints created without one)")
-    parser.add_argument("--state", metavar="PATH",
-                        help="SQLite file that keeps all state across restarts (default: in memory)")
-    parser.add_argument("--business-name", default="Your business",
-                        help="the name the hosted payment page shows")
+    parser.add_argument(
+        "--api-version",
+        default=PINNED_VERSION,
+        help="the account's default API version (for endpoints created without one)",
+    )
+    parser.add_argument(
+        "--state", metavar="PATH", help="SQLite file that keeps all state across restarts (default: in memory)"
+    )
+    parser.add_argument("--business-name", default="Your business", help="the name the hosted payment page shows")
     parser.add_argument("--public-url", help="base URL of hosted pages (default http://HOST:PORT)")
     parser.add_argument("--rate-limit", action="store_true", help="25 requests/s per endpoint")
-    parser.add_argument("--async-delay", type=float, default=5.0,
-                        help="seconds until a delayed payment completes on its own")
+    parser.add_argument(
+        "--async-delay", type=float, default=5.0, help="seconds until a delayed payment completes on its own"
+    )
     args = parser.parse_args(argv)
     try:
         check_version(args.api_version, "--api-version")

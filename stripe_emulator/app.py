@@ -102,13 +102,27 @@ class Emulator:
                 endpoints.create_endpoint(self.store, {"url": url, "enabled_events": ["*"]}, secret=secret)
             self.store.save()
 
-    def pay(self, session_id: str, card: str = "4242424242424242", delayed: str | None = None,
-            expiry: str = "12/34", cvc: str = "123",
-            shipping: dict[str, str] | None = None) -> payments.PaymentResult:
+    def pay(
+        self,
+        session_id: str,
+        card: str = "4242424242424242",
+        delayed: str | None = None,
+        expiry: str = "12/34",
+        cvc: str = "123",
+        shipping: dict[str, str] | None = None,
+    ) -> payments.PaymentResult:
         """Pay a session without the browser; raises EmulatorStateError if it is not open."""
         try:
-            return payments.pay(self.store, session_id, card=card, expiry=expiry, cvc=cvc,
-                                delayed=delayed, async_delay=self.async_delay, shipping=shipping)
+            return payments.pay(
+                self.store,
+                session_id,
+                card=card,
+                expiry=expiry,
+                cvc=cvc,
+                delayed=delayed,
+                async_delay=self.async_delay,
+                shipping=shipping,
+            )
         finally:
             self.store.save()
 
@@ -178,8 +192,11 @@ class Emulator:
         2024-10-28.acacia) are listed too.
         """
         with self.store.lock:
-            return [render_event(e, self.store.api_version) for e in self.store.events.values()
-                    if type is None or e["type"] == type]
+            return [
+                render_event(e, self.store.api_version)
+                for e in self.store.events.values()
+                if type is None or e["type"] == type
+            ]
 
     @property
     def sessions(self) -> dict[str, dict[str, Any]]:
@@ -201,12 +218,17 @@ class Emulator:
     def idempotency_keys(self) -> list[dict[str, Any]]:
         """Every idempotency key the service has seen: key, method, path and the stored status (None in flight)."""
         with self.store.lock:
-            return [{"key": key, "method": r.method, "path": r.path,
-                     "status": r.response[1] if r.response is not None else None}
-                    for (_api_key, key), r in self.store.idempotency.items()]
+            return [
+                {
+                    "key": key,
+                    "method": r.method,
+                    "path": r.path,
+                    "status": r.response[1] if r.response is not None else None,
+                }
+                for (_api_key, key), r in self.store.idempotency.items()
+            ]
 
-    def inject_fault(self, endpoint: str, status: FaultStatus = 500, times: int = 1,
-                     process: bool = False) -> None:
+    def inject_fault(self, endpoint: str, status: FaultStatus = 500, times: int = 1, process: bool = False) -> None:
         """Fail the next `times` calls to `endpoint`; `process=True` runs them first (lost reply)."""
         if status != "timeout" and not (isinstance(status, int) and 400 <= status <= 599):
             raise ValueError(f"unsupported fault status {status!r}")
@@ -233,8 +255,7 @@ class Emulator:
         if self._worker is not None:
             return
         self._stopping.clear()
-        self._worker = threading.Thread(
-            target=self._run, args=(interval,), name="stripe-emulator-worker", daemon=True)
+        self._worker = threading.Thread(target=self._run, args=(interval,), name="stripe-emulator-worker", daemon=True)
         self._worker.start()
 
     def close(self) -> None:
@@ -275,8 +296,7 @@ class Emulator:
         response = self._dispatch(request, request_id)
         self.store.save()
         response.headers["Request-Id"] = request_id
-        log.info("%s %s -> %s (%s)", request.method, request.full_path.rstrip("?"),
-                 response.status_code, request_id)
+        log.info("%s %s -> %s (%s)", request.method, request.full_path.rstrip("?"), response.status_code, request_id)
         return response(environ, start_response)
 
     def _dispatch(self, request: Request, request_id: str) -> Response:
@@ -292,8 +312,7 @@ class Emulator:
             return hosted.asset(path)
         if path.startswith("/_emulator/"):
             return controls.handle(self, self._controls, request)
-        return _json_error(StripeAPIError(
-            404, f"Unrecognized request URL ({request.method}: {path})."))
+        return _json_error(StripeAPIError(404, f"Unrecognized request URL ({request.method}: {path})."))
 
     def _api_request(self, request: Request, request_id: str) -> Response:
         method, path = request.method, request.path
@@ -303,9 +322,13 @@ class Emulator:
             self.store.call_counts[key] += 1
         api_key = _api_key(request)
         if api_key is None:
-            return _json_error(StripeAPIError(
-                401, "Invalid API Key provided. The emulator accepts test keys (sk_test_...) sent "
-                     "as `Authorization: Bearer sk_test_...`."))
+            return _json_error(
+                StripeAPIError(
+                    401,
+                    "Invalid API Key provided. The emulator accepts test keys (sk_test_...) sent "
+                    "as `Authorization: Bearer sk_test_...`.",
+                )
+            )
         fault = self._take_fault(key)
         if fault is not None and not fault.process:
             return self._fault_response(fault, request)
@@ -317,8 +340,7 @@ class Emulator:
         pairs = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
         params = parse_params(pairs)
         try:
-            version = check_version(request.headers.get("Stripe-Version") or self.store.api_version,
-                                    "Stripe-Version")
+            version = check_version(request.headers.get("Stripe-Version") or self.store.api_version, "Stripe-Version")
         except StripeAPIError as error:
             return _json_error(error)
         idempotency_key = request.headers.get("Idempotency-Key") if method == "POST" else None
@@ -327,22 +349,21 @@ class Emulator:
         if idempotency_key is None:
             response = _execute(match.handler, call, match.args)
         else:
-            response = self._idempotent(api_key, idempotency_key, method, path, params,
-                                        lambda: _execute(match.handler, call, match.args))
+            response = self._idempotent(
+                api_key, idempotency_key, method, path, params, lambda: _execute(match.handler, call, match.args)
+            )
             response.headers["Idempotency-Key"] = idempotency_key
         if fault is not None:
             return self._fault_response(fault, request)
         return response
 
-    def _idempotent(self, api_key: str, key: str, method: str, path: str,
-                    params: dict[str, Any], run: Any) -> Response:
+    def _idempotent(self, api_key: str, key: str, method: str, path: str, params: dict[str, Any], run: Any) -> Response:
         """Run once per key; replay the stored response; refuse reuse with other params."""
         scope = (api_key, key)
         fingerprint = json.dumps(params, sort_keys=True)
         with self.store.lock:
             now = self.clock.now()
-            for old in [k for k, r in self.store.idempotency.items()
-                        if r.created + IDEMPOTENCY_TTL <= now]:
+            for old in [k for k, r in self.store.idempotency.items() if r.created + IDEMPOTENCY_TTL <= now]:
                 del self.store.idempotency[old]
             record = self.store.idempotency.get(scope)
             if record is not None:
@@ -376,11 +397,17 @@ class Emulator:
         if fault.status == 429:
             return _json_error(_rate_limit_error())
         if fault.status == 409:
-            return _json_error(StripeAPIError(
-                409, "There is currently another in-progress request using this Idempotent Key "
-                     "(injected fault). Please try again later.", code="idempotency_key_in_use"))
-        return _json_error(StripeAPIError(
-            int(fault.status), "An unknown error occurred (injected fault).", type="api_error"))
+            return _json_error(
+                StripeAPIError(
+                    409,
+                    "There is currently another in-progress request using this Idempotent Key "
+                    "(injected fault). Please try again later.",
+                    code="idempotency_key_in_use",
+                )
+            )
+        return _json_error(
+            StripeAPIError(int(fault.status), "An unknown error occurred (injected fault).", type="api_error")
+        )
 
     def _rate_limited(self, key: str) -> Response | None:
         if not self.rate_limit:
@@ -406,14 +433,15 @@ def _api_key(request: Request) -> str | None:
 
 def _rate_limit_error() -> StripeAPIError:
     return StripeAPIError(
-        429, "Request rate limit exceeded. You can learn more about rate limits here "
-             "https://stripe.com/docs/rate-limits.", code="rate_limit")
+        429,
+        "Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.",
+        code="rate_limit",
+    )
 
 
 def _json(obj: dict[str, Any], status: int = 200, version: str = PINNED_VERSION) -> Response:
     body = json.dumps(obj, indent=2)
-    return Response(body, status=status, mimetype="application/json",
-                    headers={"Stripe-Version": version})
+    return Response(body, status=status, mimetype="application/json", headers={"Stripe-Version": version})
 
 
 def _json_error(error: StripeAPIError) -> Response:
@@ -430,25 +458,37 @@ def _execute(handler: api.Handler, call: api.Call, args: dict[str, str]) -> Resp
         return _json_error(StripeAPIError(500, "An unknown error occurred.", type="api_error"))
 
 
-def _replay_or_refuse(record: IdempotencyRecord, key: str, method: str, path: str,
-                      fingerprint: str) -> Response:
+def _replay_or_refuse(record: IdempotencyRecord, key: str, method: str, path: str, fingerprint: str) -> Response:
     if record.response is None:
-        return _json_error(StripeAPIError(
-            409, "There is currently another in-progress request using this Idempotent Key "
-                 "(that probably means you submitted twice, and the other request is still "
-                 "going through): " + key + ". Please try again later.",
-            code="idempotency_key_in_use"))
+        return _json_error(
+            StripeAPIError(
+                409,
+                "There is currently another in-progress request using this Idempotent Key "
+                "(that probably means you submitted twice, and the other request is still "
+                "going through): " + key + ". Please try again later.",
+                code="idempotency_key_in_use",
+            )
+        )
     if (record.method, record.path) != (method, path):
-        return _json_error(StripeAPIError(
-            400, "Keys for idempotent requests can only be used for the same endpoint they were "
-                 f"first used for ('{record.method} {record.path}' vs '{method} {path}'). Try "
-                 f"using a key other than '{key}' if you meant to execute a different request.",
-            type="idempotency_error"))
+        return _json_error(
+            StripeAPIError(
+                400,
+                "Keys for idempotent requests can only be used for the same endpoint they were "
+                f"first used for ('{record.method} {record.path}' vs '{method} {path}'). Try "
+                f"using a key other than '{key}' if you meant to execute a different request.",
+                type="idempotency_error",
+            )
+        )
     if record.fingerprint != fingerprint:
-        return _json_error(StripeAPIError(
-            400, "Keys for idempotent requests can only be used with the same parameters they "
-                 f"were first used with. Try using a key other than '{key}' if you meant to "
-                 "execute a different request.", type="idempotency_error"))
+        return _json_error(
+            StripeAPIError(
+                400,
+                "Keys for idempotent requests can only be used with the same parameters they "
+                f"were first used with. Try using a key other than '{key}' if you meant to "
+                "execute a different request.",
+                type="idempotency_error",
+            )
+        )
     body, status, headers = record.response
     response = Response(body, status=status, headers=headers)
     response.headers["Idempotent-Replayed"] = "true"

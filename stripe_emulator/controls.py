@@ -22,8 +22,15 @@ class Controllable(Protocol):
 
     clock: Clock
 
-    def pay(self, session_id: str, card: str = ..., delayed: str | None = ..., expiry: str = ...,
-            cvc: str = ..., shipping: dict[str, str] | None = ...) -> PaymentResult: ...
+    def pay(
+        self,
+        session_id: str,
+        card: str = ...,
+        delayed: str | None = ...,
+        expiry: str = ...,
+        cvc: str = ...,
+        shipping: dict[str, str] | None = ...,
+    ) -> PaymentResult: ...
     def complete_async(self, session_id: str, succeed: bool = ...) -> dict[str, Any]: ...
     def expire(self, session_id: str) -> dict[str, Any]: ...
     def settle_refund(self, refund_id: str) -> dict[str, Any]: ...
@@ -44,18 +51,20 @@ class Controllable(Protocol):
     def reset(self) -> None: ...
 
 
-
-
 def _bool(value: Any) -> bool:
     return value is True or str(value).lower() in ("1", "true", "yes")
 
 
 def _pay(emu: Controllable, data: dict[str, Any], id: str) -> Any:
     shipping = data.get("shipping")
-    result = emu.pay(id, card=data.get("card", "4242424242424242"),
-                     delayed=data.get("delayed") or None,
-                     expiry=data.get("expiry", "12/34"), cvc=data.get("cvc", "123"),
-                     shipping=shipping if isinstance(shipping, dict) else None)
+    result = emu.pay(
+        id,
+        card=data.get("card", "4242424242424242"),
+        delayed=data.get("delayed") or None,
+        expiry=data.get("expiry", "12/34"),
+        cvc=data.get("cvc", "123"),
+        shipping=shipping if isinstance(shipping, dict) else None,
+    )
     return asdict(result)
 
 
@@ -66,37 +75,40 @@ def _advance(emu: Controllable, data: dict[str, Any]) -> Any:
 
 def _fault(emu: Controllable, data: dict[str, Any]) -> Any:
     status = data.get("status", 500)
-    emu.inject_fault(data["endpoint"], status if status == "timeout" else int(status),
-                     int(data.get("times", 1)), _bool(data.get("process", False)))
+    emu.inject_fault(
+        data["endpoint"],
+        status if status == "timeout" else int(status),
+        int(data.get("times", 1)),
+        _bool(data.get("process", False)),
+    )
     return {"ok": True}
 
 
 def _release(emu: Controllable, data: dict[str, Any]) -> Any:
-    return {"queued": emu.release_deliveries(data.get("order", "fifo"),
-                                             int(data.get("duplicate", 1)))}
+    return {"queued": emu.release_deliveries(data.get("order", "fifo"), int(data.get("duplicate", 1)))}
 
 
 def build_router() -> Router[Control]:
     """The `/_emulator` control routes."""
     r: Router[Control] = Router()
     r.add("POST", "/_emulator/sessions/{id}/pay", _pay)
-    r.add("POST", "/_emulator/sessions/{id}/complete_async",
-          lambda emu, data, id: emu.complete_async(id, _bool(data.get("succeed", True))))
+    r.add(
+        "POST",
+        "/_emulator/sessions/{id}/complete_async",
+        lambda emu, data, id: emu.complete_async(id, _bool(data.get("succeed", True))),
+    )
     r.add("POST", "/_emulator/sessions/{id}/expire", lambda emu, data, id: emu.expire(id))
     r.add("GET", "/_emulator/sessions", lambda emu, data: emu.sessions)
     r.add("POST", "/_emulator/refunds/{id}/settle", lambda emu, data, id: emu.settle_refund(id))
     r.add("GET", "/_emulator/clock", lambda emu, data: {"now": emu.clock.now()})
     r.add("POST", "/_emulator/clock/advance", _advance)
     r.add("POST", "/_emulator/tick", lambda emu, data: emu.tick() or {"ok": True})
-    r.add("POST", "/_emulator/deliveries/deliver_pending",
-          lambda emu, data: {"delivered": emu.deliver_pending()})
+    r.add("POST", "/_emulator/deliveries/deliver_pending", lambda emu, data: {"delivered": emu.deliver_pending()})
     r.add("POST", "/_emulator/deliveries/hold", lambda emu, data: emu.hold_deliveries() or {"ok": True})
     r.add("POST", "/_emulator/deliveries/release", _release)
     r.add("GET", "/_emulator/events", lambda emu, data: {"data": emu.events(data.get("type"))})
-    r.add("POST", "/_emulator/events/{id}/redeliver",
-          lambda emu, data, id: {"status": emu.redeliver(id)})
-    r.add("GET", "/_emulator/events/{id}/attempts",
-          lambda emu, data, id: {"data": emu.delivery_attempts(id)})
+    r.add("POST", "/_emulator/events/{id}/redeliver", lambda emu, data, id: {"status": emu.redeliver(id)})
+    r.add("GET", "/_emulator/events/{id}/attempts", lambda emu, data, id: {"data": emu.delivery_attempts(id)})
     r.add("GET", "/_emulator/call_counts", lambda emu, data: emu.call_counts)
     r.add("GET", "/_emulator/idempotency_keys", lambda emu, data: {"data": emu.idempotency_keys()})
     r.add("POST", "/_emulator/faults", _fault)

@@ -35,8 +35,11 @@ def _enabled_events(value: Any) -> list[str]:
         raise invalid("Invalid array", "enabled_events")
     for i, event_type in enumerate(events):
         if event_type not in EVENT_TYPES:
-            raise invalid(f"Invalid enabled_events[{i}]: {event_type!r} is not a Stripe event type.",
-                          f"enabled_events[{i}]", "parameter_invalid_string")
+            raise invalid(
+                f"Invalid enabled_events[{i}]: {event_type!r} is not a Stripe event type.",
+                f"enabled_events[{i}]",
+                "parameter_invalid_string",
+            )
     return list(dict.fromkeys(events))
 
 

@@ -50,9 +50,7 @@ def missing_param(param: str) -> StripeAPIError:
 
 def no_such(kind: str, object_id: str, param: str = "id") -> StripeAPIError:
     """A 404 resource_missing error for an unknown id."""
-    return StripeAPIError(
-        404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param
-    )
+    return StripeAPIError(404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
 
 
 class EmulatorStateError(Exception):

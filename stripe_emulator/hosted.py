@@ -82,8 +82,13 @@ def money(amount: int, currency: str) -> str:
     included, where CLDR would round 175.50 Ft to 176).
     """
     exponent = 0 if currency.lower() in ZERO_DECIMAL else 2
-    return format_currency(Decimal(amount).scaleb(-exponent), currency.upper(), locale=_LOCALE,
-                           format=None if exponent else "¤#,##0", currency_digits=False)
+    return format_currency(
+        Decimal(amount).scaleb(-exponent),
+        currency.upper(),
+        locale=_LOCALE,
+        format=None if exponent else "¤#,##0",
+        currency_digits=False,
+    )
 
 
 def _origin(url: str) -> str:
@@ -91,8 +96,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _page(title: str, body: str, status: int, form_target: str | None = None,
-          main_class: str = "") -> Response:
+def _page(title: str, body: str, status: int, form_target: str | None = None, main_class: str = "") -> Response:
     html = (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -103,19 +107,25 @@ def _page(title: str, body: str, status: int, form_target: str | None = None,
     )
     # form-action also covers the redirect to the shop after paying, so it names the shop's origin.
     form_action = "'self'" + (f" {form_target}" if form_target else "")
-    csp = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
-           f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'")
-    return Response(html, status=status, mimetype="text/html",
-                    headers={"Content-Security-Policy": csp, "Cache-Control": "no-store",
-                             "Referrer-Policy": "same-origin"})
+    csp = (
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+        f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
+    )
+    return Response(
+        html,
+        status=status,
+        mimetype="text/html",
+        headers={"Content-Security-Policy": csp, "Cache-Control": "no-store", "Referrer-Policy": "same-origin"},
+    )
 
 
 def _back_link(url: str, business: str) -> str:
     return f'<p><a href="{escape(url)}">Return to {escape(business)}</a></p>'
 
 
-def _message_page(error: EmulatorStateError, store: Store, session_id: str, business: str,
-                  complete_status: int = 200) -> Response:
+def _message_page(
+    error: EmulatorStateError, store: Store, session_id: str, business: str, complete_status: int = 200
+) -> Response:
     """Why a session cannot be paid; a completed or expired one links back to the shop.
 
     A completed session answers `complete_status`: 200 when the shopper comes Back to the page, the
@@ -127,15 +137,20 @@ def _message_page(error: EmulatorStateError, store: Store, session_id: str, busi
         heading = "Payment received" if session["payment_status"] == "paid" else "Payment processing"
         # Back after paying lands here: send the shopper to the shop's own confirmation page.
         link = _back_link(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id), business)
-        return _page(f"{heading} - {business}",
-                     f'<div><p class="business">{escape(business)}</p><h1>{heading}</h1>\n'
-                     f'<p role="status">This checkout is already complete; nothing more to pay.</p>\n'
-                     f"{link}</div>", complete_status)
+        return _page(
+            f"{heading} - {business}",
+            f'<div><p class="business">{escape(business)}</p><h1>{heading}</h1>\n'
+            f'<p role="status">This checkout is already complete; nothing more to pay.</p>\n'
+            f"{link}</div>",
+            complete_status,
+        )
     if session is not None and session["status"] == "expired":
         heading = "Checkout expired"
         link = _back_link(_origin(session["cancel_url"] or session["success_url"]) + "/", business)
-    body = (f'<div><p class="business">{escape(business)}</p><h1>{heading}</h1>\n'
-            f'<p role="alert">{escape(error.message)}</p>\n{link}</div>')
+    body = (
+        f'<div><p class="business">{escape(business)}</p><h1>{heading}</h1>\n'
+        f'<p role="alert">{escape(error.message)}</p>\n{link}</div>'
+    )
     return _page(f"{heading} - {business}", body, error.status)
 
 
@@ -158,14 +173,23 @@ def _summary(session: dict[str, Any], items: list[dict[str, Any]]) -> str:
 </table>"""
 
 
-def _field(name: str, label: str, autocomplete: str, values: dict[str, str], error: str | None,
-           placeholder: str = "", numeric: bool = False) -> str:
+def _field(
+    name: str,
+    label: str,
+    autocomplete: str,
+    values: dict[str, str],
+    error: str | None,
+    placeholder: str = "",
+    numeric: bool = False,
+) -> str:
     value = escape(values.get(name, ""))
     described = ' aria-describedby="error"' if error else ""
     mode = ' inputmode="numeric"' if numeric else ""
     hint = f' placeholder="{placeholder}"' if placeholder else ""
-    return (f'<label for="{name}">{label}</label>\n<input type="text" id="{name}" name="{name}" '
-            f'autocomplete="{autocomplete}"{mode}{hint} value="{value}"{described}>')
+    return (
+        f'<label for="{name}">{label}</label>\n<input type="text" id="{name}" name="{name}" '
+        f'autocomplete="{autocomplete}"{mode}{hint} value="{value}"{described}>'
+    )
 
 
 def _shipping(session: dict[str, Any], values: dict[str, str], error: str | None) -> str:
@@ -176,15 +200,18 @@ def _shipping(session: dict[str, Any], values: dict[str, str], error: str | None
     options = "\n".join(
         f'<option value="{code}"{" selected" if code == chosen else ""}>'
         f"{escape(_LOCALE.territories.get(code, code))}</option>"
-        for code in collection["allowed_countries"])
-    fields = "\n".join([
-        _field("name", "Full name", "shipping name", values, error),
-        _field("line1", "Address line 1", "shipping address-line1", values, error),
-        _field("line2", "Address line 2 (optional)", "shipping address-line2", values, error),
-        _field("city", "City", "shipping address-level2", values, error),
-        _field("state", "State or region (optional)", "shipping address-level1", values, error),
-        _field("postal_code", "Postal code", "shipping postal-code", values, error),
-    ])
+        for code in collection["allowed_countries"]
+    )
+    fields = "\n".join(
+        [
+            _field("name", "Full name", "shipping name", values, error),
+            _field("line1", "Address line 1", "shipping address-line1", values, error),
+            _field("line2", "Address line 2 (optional)", "shipping address-line2", values, error),
+            _field("city", "City", "shipping address-level2", values, error),
+            _field("state", "State or region (optional)", "shipping address-level1", values, error),
+            _field("postal_code", "Postal code", "shipping postal-code", values, error),
+        ]
+    )
     return f"""<fieldset>
 <legend>Shipping address</legend>
 {fields}
@@ -195,20 +222,26 @@ def _shipping(session: dict[str, Any], values: dict[str, str], error: str | None
 </fieldset>"""
 
 
-def _form(session: dict[str, Any], items: list[dict[str, Any]], error: str | None,
-          values: dict[str, str], business: str) -> str:
+def _form(
+    session: dict[str, Any], items: list[dict[str, Any]], error: str | None, values: dict[str, str], business: str
+) -> str:
     total = money(session["amount_total"], session["currency"])
     alert = f'<p class="error" role="alert" id="error">{escape(error)}</p>' if error else ""
     method = values.get("method", "card")
 
     def radio(value: str, label: str) -> str:
         checked = " checked" if method == value else ""
-        return (f'<div class="method"><input type="radio" id="method-{value}" name="method" '
-                f'value="{value}"{checked}> <label for="method-{value}">{label}</label></div>')
+        return (
+            f'<div class="method"><input type="radio" id="method-{value}" name="method" '
+            f'value="{value}"{checked}> <label for="method-{value}">{label}</label></div>'
+        )
 
     card_hidden = " hidden" if method != "card" else ""
-    cancel = (f'<p><a href="{escape(session["cancel_url"])}">Cancel and return to the shop</a></p>\n'
-              if session.get("cancel_url") else "")
+    cancel = (
+        f'<p><a href="{escape(session["cancel_url"])}">Cancel and return to the shop</a></p>\n'
+        if session.get("cancel_url")
+        else ""
+    )
     return f"""<div>
 <p class="business">{escape(business)}</p>
 <h1 class="amount-due">Pay {escape(total)}</h1>
@@ -216,7 +249,7 @@ def _form(session: dict[str, Any], items: list[dict[str, Any]], error: str | Non
 </div>
 <div>
 {alert}
-<form method="post" action="/pay/{escape(session['id'])}" id="payment-form">
+<form method="post" action="/pay/{escape(session["id"])}" id="payment-form">
 {_shipping(session, values, error)}
 <fieldset>
 <legend>Payment method</legend>
@@ -254,8 +287,14 @@ def submit(request: Request, store: Store, session_id: str, pay: Pay, business: 
     delayed = {"delayed_succeed": "succeed", "delayed_fail": "fail"}.get(method)
     shipping = {name: form.get(name, "") for name in payments.SHIPPING_FIELDS}
     try:
-        result = pay(session_id, card=form.get("card_number", ""), expiry=form.get("expiry", ""),
-                     cvc=form.get("cvc", ""), delayed=delayed, shipping=shipping)
+        result = pay(
+            session_id,
+            card=form.get("card_number", ""),
+            expiry=form.get("expiry", ""),
+            cvc=form.get("cvc", ""),
+            delayed=delayed,
+            shipping=shipping,
+        )
     except EmulatorStateError as error:
         with store.lock:
             return _message_page(error, store, session_id, business, error.status)
@@ -263,8 +302,11 @@ def submit(request: Request, store: Store, session_id: str, pay: Pay, business: 
         return Response(status=303, headers={"Location": result.redirect_url})
     with store.lock:
         session = store.sessions[session_id]
-        values = {"method": method, "expiry": form.get("expiry", ""),
-                  "card_number": form.get("card_number", ""), **shipping}
+        values = {
+            "method": method,
+            "expiry": form.get("expiry", ""),
+            "card_number": form.get("card_number", ""),
+            **shipping,
+        }
         body = _form(session, store.line_items[session_id], result.message, values, business)
-    return _page(f"Payment failed - {business}", body, result.status, _origin(session["success_url"]),
-                 "checkout")
+    return _page(f"Payment failed - {business}", body, result.status, _origin(session["success_url"]), "checkout")

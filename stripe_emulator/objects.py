@@ -11,8 +11,24 @@ from .errors import invalid
 
 _ALPHABET = string.ascii_letters + string.digits
 
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf",
-                "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+ZERO_DECIMAL = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
 
 
 def new_id(prefix: str, length: int = 24) -> str:
@@ -20,9 +36,7 @@ def new_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def list_object(
-    items: list[dict[str, Any]], url: str, params: dict[str, Any]
-) -> dict[str, Any]:
+def list_object(items: list[dict[str, Any]], url: str, params: dict[str, Any]) -> dict[str, Any]:
     """Paginate `items` (already in API order) like Stripe: limit, starting_after, ending_before."""
     raw_limit = params.get("limit", "10")
     try:
@@ -32,7 +46,8 @@ def list_object(
     if not 1 <= limit <= 100:
         raise invalid(
             "This value must be greater than or equal to 1 and less than or equal to 100.",
-            "limit", "parameter_invalid_integer",
+            "limit",
+            "parameter_invalid_integer",
         )
     ids = [item["id"] for item in items]
     after, before = params.get("starting_after"), params.get("ending_before")
@@ -40,13 +55,13 @@ def list_object(
         if after not in ids:
             raise invalid(f"No such object: '{after}'", "starting_after", "resource_missing")
         start = ids.index(after) + 1
-        page = items[start:start + limit]
+        page = items[start : start + limit]
         has_more = start + limit < len(items)
     elif before is not None:
         if before not in ids:
             raise invalid(f"No such object: '{before}'", "ending_before", "resource_missing")
         end = ids.index(before)
-        page = items[max(0, end - limit):end]
+        page = items[max(0, end - limit) : end]
         has_more = end - limit > 0
     else:
         page = items[:limit]

@@ -22,14 +22,33 @@ EXPANDED_LIST_LIMIT = 10
 
 # Accepted (Stripe knows them) but without effect in the emulator.
 _IGNORED_CREATE_PARAMS = {
-    "allow_promotion_codes", "billing_address_collection", "customer", "customer_creation",
-    "locale", "payment_intent_data", "payment_method_types", "phone_number_collection",
-    "submit_type", "ui_mode", "custom_text", "automatic_tax", "invoice_creation",
+    "allow_promotion_codes",
+    "billing_address_collection",
+    "customer",
+    "customer_creation",
+    "locale",
+    "payment_intent_data",
+    "payment_method_types",
+    "phone_number_collection",
+    "submit_type",
+    "ui_mode",
+    "custom_text",
+    "automatic_tax",
+    "invoice_creation",
 }
 _CREATE_PARAMS = {
-    "mode", "line_items", "success_url", "cancel_url", "expires_at", "metadata",
-    "client_reference_id", "customer_email", "expand", "shipping_address_collection",
+    "mode",
+    "line_items",
+    "success_url",
+    "cancel_url",
+    "expires_at",
+    "metadata",
+    "client_reference_id",
+    "customer_email",
+    "expand",
+    "shipping_address_collection",
 } | _IGNORED_CREATE_PARAMS
+
 
 @dataclass(frozen=True)
 class Decline:
@@ -69,9 +88,7 @@ class PaymentResult:
 # ---------------------------------------------------------------- checkout sessions
 
 
-def create_session(
-    store: Store, params: dict[str, Any], public_url: str, origin: Origin
-) -> dict[str, Any]:
+def create_session(store: Store, params: dict[str, Any], public_url: str, origin: Origin) -> dict[str, Any]:
     """Validate Checkout Session params like Stripe (one-time payments) and store the session."""
     for name in params:
         if name not in _CREATE_PARAMS:
@@ -82,7 +99,8 @@ def create_session(
     if mode != "payment":
         raise invalid(
             f"Invalid mode: {mode!r}. The emulator supports only one-time payments (mode=payment).",
-            "mode", "parameter_invalid_string",
+            "mode",
+            "parameter_invalid_string",
         )
     success_url = _url(params, "success_url")
     # Optional at Stripe (SessionCreateParams: `cancel_url: NotRequired[str]`): without it the page has no
@@ -100,8 +118,9 @@ def create_session(
     total = sum(item["amount_total"] for item in items)
     if total < MINIMUM_AMOUNT:
         raise invalid(
-            "The Checkout Session's total amount due must add up to at least 50 in the "
-            "smallest currency unit.", None, "amount_too_small",
+            "The Checkout Session's total amount due must add up to at least 50 in the smallest currency unit.",
+            None,
+            "amount_too_small",
         )
     shipping_collection = _shipping_address_collection(params.get("shipping_address_collection"))
     session = {
@@ -116,8 +135,12 @@ def create_session(
         "created": now,
         "currency": currency,
         "custom_fields": [],
-        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
-                        "terms_of_service_acceptance": None},
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
         "customer_details": None,
         "customer_email": params.get("customer_email"),
         "expires_at": expires_at,
@@ -155,7 +178,9 @@ def _shipping_address_collection(raw: Any) -> dict[str, Any] | None:
         if country not in SHIPPING_COUNTRIES:
             raise invalid(
                 f"Invalid {param}[{i}]: must be one of {', '.join(SHIPPING_COUNTRIES)}",
-                f"{param}[{i}]", "parameter_invalid_string")
+                f"{param}[{i}]",
+                "parameter_invalid_string",
+            )
     return {"allowed_countries": list(dict.fromkeys(countries))}
 
 
@@ -182,12 +207,14 @@ def _expires_at(raw: Any, now: int) -> int:
     if expires_at < now + MIN_EXPIRY:
         raise invalid(
             "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
-            "expires_at", "parameter_invalid_integer",
+            "expires_at",
+            "parameter_invalid_integer",
         )
     if expires_at > now + MAX_EXPIRY:
         raise invalid(
             "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
-            "expires_at", "parameter_invalid_integer",
+            "expires_at",
+            "parameter_invalid_integer",
         )
     return expires_at
 
@@ -210,9 +237,7 @@ def _metadata(raw: Any) -> dict[str, str]:
 
 def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
     if raw is None:
-        raise invalid(
-            "line_items is required in payment mode.", "line_items", "parameter_missing"
-        )
+        raise invalid("line_items is required in payment mode.", "line_items", "parameter_missing")
     if not isinstance(raw, list) or not raw:
         raise invalid("Invalid array", "line_items")
     items: list[dict[str, Any]] = []
@@ -227,61 +252,68 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
         quantity = _int(line["quantity"], f"{prefix}[quantity]")
         if quantity < 1:
             raise invalid(
-                "This value must be greater than or equal to 1.", f"{prefix}[quantity]",
+                "This value must be greater than or equal to 1.",
+                f"{prefix}[quantity]",
                 "parameter_invalid_integer",
             )
         price_data = line.get("price_data")
         if not isinstance(price_data, dict):
             raise invalid(
                 "You must specify either `price` or `price_data` for each line item.",
-                f"{prefix}[price_data]", "parameter_missing",
+                f"{prefix}[price_data]",
+                "parameter_missing",
             )
         currency = price_data.get("currency")
         if currency is None:
             raise missing_param(f"{prefix}[price_data][currency]")
         if not re.fullmatch(r"[A-Za-z]{3}", currency):
-            raise invalid(f"Invalid currency: {currency}", f"{prefix}[price_data][currency]",
-                          "parameter_invalid_string")
+            raise invalid(
+                f"Invalid currency: {currency}", f"{prefix}[price_data][currency]", "parameter_invalid_string"
+            )
         currency = currency.lower()
         if items and currency != items[0]["currency"]:
-            raise invalid("All line items must use the same currency.",
-                          f"{prefix}[price_data][currency]")
+            raise invalid("All line items must use the same currency.", f"{prefix}[price_data][currency]")
         if "unit_amount" not in price_data:
             raise missing_param(f"{prefix}[price_data][unit_amount]")
         unit_amount = _int(price_data["unit_amount"], f"{prefix}[price_data][unit_amount]")
         if unit_amount < 0:
-            raise invalid("This value must be greater than or equal to 0.",
-                          f"{prefix}[price_data][unit_amount]", "parameter_invalid_integer")
+            raise invalid(
+                "This value must be greater than or equal to 0.",
+                f"{prefix}[price_data][unit_amount]",
+                "parameter_invalid_integer",
+            )
         product = price_data.get("product_data")
         name = product.get("name") if isinstance(product, dict) else None
         if not name:
             raise missing_param(f"{prefix}[price_data][product_data][name]")
         amount = unit_amount * quantity
-        items.append({
-            "id": new_id("li_"),
-            "object": "item",
-            "amount_discount": 0,
-            "amount_subtotal": amount,
-            "amount_tax": 0,
-            "amount_total": amount,
-            "currency": currency,
-            "description": name,
-            "price": {
-                "id": new_id("price_"),
-                "object": "price",
-                "active": False,
-                "billing_scheme": "per_unit",
-                "created": now,
+        items.append(
+            {
+                "id": new_id("li_"),
+                "object": "item",
+                "amount_discount": 0,
+                "amount_subtotal": amount,
+                "amount_tax": 0,
+                "amount_total": amount,
                 "currency": currency,
-                "livemode": False,
-                "metadata": {},
-                "product": new_id("prod_", 14),
-                "type": "one_time",
-                "unit_amount": unit_amount,
-                "unit_amount_decimal": str(unit_amount),
-            },
-            "quantity": quantity,
-        })
+                "description": name,
+                "price": {
+                    "id": new_id("price_"),
+                    "object": "price",
+                    "active": False,
+                    "billing_scheme": "per_unit",
+                    "created": now,
+                    "currency": currency,
+                    "livemode": False,
+                    "metadata": {},
+                    "product": new_id("prod_", 14),
+                    "type": "one_time",
+                    "unit_amount": unit_amount,
+                    "unit_amount_decimal": str(unit_amount),
+                },
+                "quantity": quantity,
+            }
+        )
     return items
 
 
@@ -311,7 +343,8 @@ def render(store: Store, obj: dict[str, Any], expand: list[str], version: str) -
 
     resolvers = {
         ("checkout.session", "line_items"): lambda _: session_line_items(
-            store, view["id"], {"limit": str(EXPANDED_LIST_LIMIT)}),
+            store, view["id"], {"limit": str(EXPANDED_LIST_LIMIT)}
+        ),
         ("checkout.session", "payment_intent"): lambda pid: lookup(store.payment_intents, pid),
         ("payment_intent", "latest_charge"): lambda cid: lookup(store.charges, cid),
         ("charge", "payment_intent"): lambda pid: lookup(store.payment_intents, pid),
@@ -324,8 +357,7 @@ def render(store: Store, obj: dict[str, Any], expand: list[str], version: str) -
 
 def charge_refunds(store: Store, charge_id: str, params: dict[str, Any], version: str) -> dict[str, Any]:
     """A page of a charge's refunds, newest first (what `expand[]=refunds` shows on a Charge)."""
-    refunds = [render_version(r, version) for r in reversed(store.refunds.values())
-               if r["charge"] == charge_id]
+    refunds = [render_version(r, version) for r in reversed(store.refunds.values()) if r["charge"] == charge_id]
     return list_object(refunds, f"/v1/charges/{charge_id}/refunds", params)
 
 
@@ -346,7 +378,9 @@ def expire_session(store: Store, session_id: str, origin: Origin | None = None) 
         if session["status"] != "open":
             raise invalid(
                 'Only Checkout Sessions with a status in ["open"] can be expired. This Checkout '
-                f'Session has a status of "{session["status"]}".', None, "checkout_session_not_open",
+                f'Session has a status of "{session["status"]}".',
+                None,
+                "checkout_session_not_open",
             )
         session["status"] = "expired"
         session["url"] = None
@@ -358,8 +392,7 @@ def expire_due_sessions(store: Store) -> list[str]:
     """Expire every open session whose `expires_at` the clock has reached."""
     with store.lock:
         now = store.clock.timestamp()
-        due = [s["id"] for s in store.sessions.values()
-               if s["status"] == "open" and s["expires_at"] <= now]
+        due = [s["id"] for s in store.sessions.values() if s["status"] == "open" and s["expires_at"] <= now]
         for session_id in due:
             expire_session(store, session_id)
         return due
@@ -368,11 +401,16 @@ def expire_due_sessions(store: Store) -> list[str]:
 # ---------------------------------------------------------------- paying
 
 
-NON_TEST_CARD = Decline("card_declined", "test_mode_live_card",
-                        "Your card was declined. Your request was in test mode, but used a non test card.")
+NON_TEST_CARD = Decline(
+    "card_declined",
+    "test_mode_live_card",
+    "Your card was declined. Your request was in test mode, but used a non test card.",
+)
 
-_EXPIRY = (re.compile(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*"),  # 12/30, 12 / 2030
-           re.compile(r"\s*(\d{2})(\d{2}|\d{4})\s*"))  # 1230, 122030 (typed without the slash)
+_EXPIRY = (
+    re.compile(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*"),  # 12/30, 12 / 2030
+    re.compile(r"\s*(\d{2})(\d{2}|\d{4})\s*"),
+)  # 1230, 122030 (typed without the slash)
 
 
 def card_digits(number: str) -> str:
@@ -408,12 +446,17 @@ def _luhn(digits: str) -> bool:
 
 
 SHIPPING_FIELDS = ("name", "line1", "line2", "city", "state", "postal_code", "country")
-_REQUIRED_SHIPPING = {"name": "Enter the name to ship to.", "line1": "Enter the street address.",
-                      "city": "Enter the city.", "postal_code": "Enter the postal code."}
+_REQUIRED_SHIPPING = {
+    "name": "Enter the name to ship to.",
+    "line1": "Enter the street address.",
+    "city": "Enter the city.",
+    "postal_code": "Enter the postal code.",
+}
 
 
-def check_shipping(session: dict[str, Any], shipping: dict[str, str] | None
-                   ) -> tuple[tuple[int, str, str] | None, dict[str, Any] | None]:
+def check_shipping(
+    session: dict[str, Any], shipping: dict[str, str] | None
+) -> tuple[tuple[int, str, str] | None, dict[str, Any] | None]:
     """Validate a shipping address against the session's allowed countries.
 
     Returns (problem, shipping_details): problem is (400, code, message); shipping_details is Stripe's
@@ -484,8 +527,11 @@ def pay(
                 outcome = decline.decline_code  # e.g. insufficient_funds
             return PaymentResult(402, outcome, decline.message)
         if shipping_details is not None:
-            session["collected_information"] = {"business_name": None, "individual_name": None,
-                                                 "shipping_details": shipping_details}
+            session["collected_information"] = {
+                "business_name": None,
+                "individual_name": None,
+                "shipping_details": shipping_details,
+            }
         session["status"] = "complete"
         session["url"] = None  # Stripe shows the hosted page URL only while the session is open
         session["customer_details"] = {"email": session["customer_email"]}
@@ -538,8 +584,9 @@ def _intent_for(store: Store, session: dict[str, Any], method_types: list[str]) 
     return intent
 
 
-def _new_charge(store: Store, session: dict[str, Any], intent: dict[str, Any], card: str | None,
-                decline: Decline | None) -> dict[str, Any]:
+def _new_charge(
+    store: Store, session: dict[str, Any], intent: dict[str, Any], card: str | None, decline: Decline | None
+) -> dict[str, Any]:
     succeeded = decline is None
     charge = {
         "id": new_id("ch_"),
@@ -549,9 +596,17 @@ def _new_charge(store: Store, session: dict[str, Any], intent: dict[str, Any], c
         "amount_refunded": 0,
         "balance_transaction": new_id("txn_") if succeeded else None,
         "billing_details": {
-            "address": {"city": None, "country": None, "line1": None, "line2": None,
-                        "postal_code": None, "state": None},
-            "email": session["customer_email"], "name": None, "phone": None,
+            "address": {
+                "city": None,
+                "country": None,
+                "line1": None,
+                "line2": None,
+                "postal_code": None,
+                "state": None,
+            },
+            "email": session["customer_email"],
+            "name": None,
+            "phone": None,
         },
         "captured": succeeded,
         "created": store.clock.timestamp(),
@@ -575,17 +630,19 @@ def _new_charge(store: Store, session: dict[str, Any], intent: dict[str, Any], c
     return charge
 
 
-def _decline(store: Store, session: dict[str, Any], intent: dict[str, Any], card: str | None,
-             decline: Decline) -> None:
+def _decline(store: Store, session: dict[str, Any], intent: dict[str, Any], card: str | None, decline: Decline) -> None:
     charge = _new_charge(store, session, intent, card, decline)
-    intent.update(status="requires_payment_method", last_payment_error={
-        "charge": charge["id"],
-        "code": decline.code,
-        "decline_code": decline.decline_code,
-        "doc_url": f"https://stripe.com/docs/error-codes/{decline.code.replace('_', '-')}",
-        "message": decline.message,
-        "type": "card_error",
-    })
+    intent.update(
+        status="requires_payment_method",
+        last_payment_error={
+            "charge": charge["id"],
+            "code": decline.code,
+            "decline_code": decline.decline_code,
+            "doc_url": f"https://stripe.com/docs/error-codes/{decline.code.replace('_', '-')}",
+            "message": decline.message,
+            "type": "card_error",
+        },
+    )
     store.emit("charge.failed", charge, None)
     store.emit("payment_intent.payment_failed", intent, None)
 
@@ -610,10 +667,14 @@ def complete_async(store: Store, session_id: str, succeed: bool | None = None) -
             session["payment_status"] = "paid"
             store.emit("checkout.session.async_payment_succeeded", session, None)
         else:
-            intent.update(status="requires_payment_method", last_payment_error={
-                "code": "payment_method_not_available", "type": "card_error",
-                "message": "The payment failed.",
-            })
+            intent.update(
+                status="requires_payment_method",
+                last_payment_error={
+                    "code": "payment_method_not_available",
+                    "type": "card_error",
+                    "message": "The payment failed.",
+                },
+            )
             store.emit("payment_intent.payment_failed", intent, None)
             store.emit("checkout.session.async_payment_failed", session, None)
         return session
@@ -623,8 +684,7 @@ def complete_due_async(store: Store) -> list[str]:
     """Complete every delayed payment whose scheduled time has come."""
     with store.lock:
         now = store.clock.now()
-        due = [sid for sid, p in store.async_payments.items()
-               if p.due_at is not None and p.due_at <= now]
+        due = [sid for sid, p in store.async_payments.items() if p.due_at is not None and p.due_at <= now]
         for session_id in due:
             complete_async(store, session_id)
         return due
@@ -648,18 +708,17 @@ def create_refund(store: Store, params: dict[str, Any], origin: Origin) -> dict[
         charge = _refundable_charge(store, params)
         remaining = charge["amount"] - charge["amount_refunded"]
         if remaining <= 0:
-            raise invalid(f"Charge {charge['id']} has already been refunded.", None,
-                          "charge_already_refunded")
+            raise invalid(f"Charge {charge['id']} has already been refunded.", None, "charge_already_refunded")
         amount = remaining
         if "amount" in params:
             amount = _int(params["amount"], "amount")
             if amount < 1:
-                raise invalid("This value must be greater than or equal to 1.", "amount",
-                              "parameter_invalid_integer")
+                raise invalid("This value must be greater than or equal to 1.", "amount", "parameter_invalid_integer")
             if amount > remaining:
                 raise invalid(
-                    f"Refund amount ({amount}) is greater than unrefunded amount on charge "
-                    f"({remaining})", "amount", "amount_too_large",
+                    f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})",
+                    "amount",
+                    "amount_too_large",
                 )
         reason = params.get("reason")
         if reason not in (None, "duplicate", "fraudulent", "requested_by_customer"):
@@ -688,8 +747,7 @@ def create_refund(store: Store, params: dict[str, Any], origin: Origin) -> dict[
         if card == REFUND_PENDING_CARD:
             store.refund_transitions[refund["id"]] = RefundTransition(due, "succeeded")
         elif card == REFUND_FAILS_LATER_CARD:
-            store.refund_transitions[refund["id"]] = RefundTransition(
-                due, "failed", "expired_or_canceled_card")
+            store.refund_transitions[refund["id"]] = RefundTransition(due, "failed", "expired_or_canceled_card")
         store.emit("refund.created", refund, origin, since_version=CARD_REFUND_EVENTS)
         store.emit("charge.refunded", charge, origin)
         return refund
@@ -716,8 +774,7 @@ def settle_refund(store: Store, refund_id: str) -> dict[str, Any]:
             charge["amount_refunded"] -= refund["amount"]
             charge["refunded"] = charge["amount_refunded"] == charge["amount"]
         store.emit("charge.refund.updated", refund, None, previous_attributes=previous)
-        store.emit("refund.updated", refund, None, since_version=CARD_REFUND_EVENTS,
-                   previous_attributes=previous)
+        store.emit("refund.updated", refund, None, since_version=CARD_REFUND_EVENTS, previous_attributes=previous)
         if transition.status == "failed":
             store.emit("refund.failed", refund, None, since_version=CARD_REFUND_EVENTS)
         return refund
@@ -739,8 +796,11 @@ def _refundable_charge(store: Store, params: dict[str, Any]) -> dict[str, Any]:
         if charge is None:
             raise no_such("charge", params["charge"], "charge")
         if charge["status"] != "succeeded":
-            raise invalid(f"Charge {charge['id']} did not succeed, so there is nothing to refund.",
-                          "charge", "charge_not_refundable")
+            raise invalid(
+                f"Charge {charge['id']} did not succeed, so there is nothing to refund.",
+                "charge",
+                "charge_not_refundable",
+            )
         return charge
     if "payment_intent" in params:
         intent = store.payment_intents.get(params["payment_intent"])
@@ -749,8 +809,10 @@ def _refundable_charge(store: Store, params: dict[str, Any]) -> dict[str, Any]:
         if intent["latest_charge"] is None or intent["status"] != "succeeded":
             raise invalid(
                 f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.",
-                "payment_intent", "charge_not_refundable",
+                "payment_intent",
+                "charge_not_refundable",
             )
         return store.charges[intent["latest_charge"]]
-    raise StripeAPIError(400, "One of `charge` or `payment_intent` is required.",
-                         code="parameter_missing", param="payment_intent")
+    raise StripeAPIError(
+        400, "One of `charge` or `payment_intent` is required.", code="parameter_missing", param="payment_intent"
+    )

@@ -35,6 +35,7 @@ API_VERSIONS: tuple[str, ...] = tuple(_literals(_ENDPOINT["api_version"]))
 EVENT_TYPES: frozenset[str] = frozenset(_literals(_ENDPOINT["enabled_events"]))
 """Every event type a webhook endpoint may subscribe to (`*` included)."""
 
-SHIPPING_COUNTRIES: tuple[str, ...] = tuple(_literals(
-    _session_params.SessionCreateParamsShippingAddressCollection.__annotations__["allowed_countries"]))
+SHIPPING_COUNTRIES: tuple[str, ...] = tuple(
+    _literals(_session_params.SessionCreateParamsShippingAddressCollection.__annotations__["allowed_countries"])
+)
 """Two-letter country codes Checkout can collect a shipping address for."""

@@ -68,8 +68,17 @@ class Delivery:
 
 
 # Object tables persisted as JSON, in insertion order.
-_OBJECT_TABLES = ("sessions", "line_items", "payment_intents", "charges", "refunds", "events",
-                  "webhook_endpoints", "attempts")
+_OBJECT_TABLES = (
+    "sessions",
+    "line_items",
+    "payment_intents",
+    "charges",
+    "refunds",
+    "events",
+    "webhook_endpoints",
+    "attempts",
+)
+
 
 def _differs(saved: Any, value: Any) -> bool:
     return bool(saved != value)
@@ -144,16 +153,24 @@ class Store:
         with self.lock:
             view = copy.deepcopy(obj)
             if obj.get("object") == "charge":
-                view["_refunds"] = [copy.deepcopy(r) for r in reversed(self.refunds.values())
-                                    if r["charge"] == obj["id"]]
+                view["_refunds"] = [
+                    copy.deepcopy(r) for r in reversed(self.refunds.values()) if r["charge"] == obj["id"]
+                ]
             elif obj.get("object") == "payment_intent":
-                view["_charges"] = [self.snapshot(c) for c in reversed(self.charges.values())
-                                    if c["payment_intent"] == obj["id"]]
+                view["_charges"] = [
+                    self.snapshot(c) for c in reversed(self.charges.values()) if c["payment_intent"] == obj["id"]
+                ]
             return view
 
-    def emit(self, type: str, obj: dict[str, Any], origin: Origin | None, *,
-             since_version: str | None = None,
-             previous_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+    def emit(
+        self,
+        type: str,
+        obj: dict[str, Any],
+        origin: Origin | None,
+        *,
+        since_version: str | None = None,
+        previous_attributes: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Record an event holding a snapshot of `obj` and hand it to the deliverer.
 
         `since_version`: the event type is only sent to readers of that API version or newer.
@@ -213,7 +230,9 @@ class Store:
             try:
                 self._db.executemany(
                     "INSERT INTO rows (kind, id, body) VALUES (?, ?, ?) "
-                    "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body", writes)
+                    "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
+                    writes,
+                )
                 self._db.executemany("DELETE FROM rows WHERE kind = ? AND id = ?", deletes)
                 self._db.execute("COMMIT")
             except BaseException:
@@ -241,10 +260,18 @@ class Store:
                 continue  # a request in flight dies with the process, as its connection does
             cached = self._idempotency_rows.get(scope)
             if cached is None or cached[1]["created"] != record.created:
-                cached = self._idempotency_rows[scope] = (json.dumps(list(scope)), {
-                    "method": record.method, "path": record.path, "fingerprint": record.fingerprint,
-                    "created": record.created, "body": base64.b64encode(record.response[0]).decode(),
-                    "status": record.response[1], "headers": dict(record.response[2])})
+                cached = self._idempotency_rows[scope] = (
+                    json.dumps(list(scope)),
+                    {
+                        "method": record.method,
+                        "path": record.path,
+                        "fingerprint": record.fingerprint,
+                        "created": record.created,
+                        "body": base64.b64encode(record.response[0]).decode(),
+                        "status": record.response[1],
+                        "headers": dict(record.response[2]),
+                    },
+                )
             idempotency[cached[0]] = cached[1]
         tables["idempotency"] = idempotency
         tables["meta"] = {"deliveries": [asdict(d) for d in self.deliveries]}
@@ -259,13 +286,18 @@ class Store:
             for name in _OBJECT_TABLES:
                 getattr(self, name).update(copy.deepcopy(loaded.get(name, {})))
             self.async_payments = {k: AsyncPayment(**v) for k, v in loaded.get("async_payments", {}).items()}
-            self.refund_transitions = {k: RefundTransition(**v)
-                                       for k, v in loaded.get("refund_transitions", {}).items()}
+            self.refund_transitions = {
+                k: RefundTransition(**v) for k, v in loaded.get("refund_transitions", {}).items()
+            }
             for scope, r in loaded.get("idempotency", {}).items():
                 api_key, key = json.loads(scope)
                 self.idempotency[(api_key, key)] = IdempotencyRecord(
-                    r["method"], r["path"], r["fingerprint"], r["created"],
-                    (base64.b64decode(r["body"]), r["status"], r["headers"]))
+                    r["method"],
+                    r["path"],
+                    r["fingerprint"],
+                    r["created"],
+                    (base64.b64decode(r["body"]), r["status"], r["headers"]),
+                )
                 self._idempotency_rows[(api_key, key)] = (scope, r)
             meta = loaded.get("meta", {})
             self.deliveries = [Delivery(**d) for d in meta.get("deliveries", [])]

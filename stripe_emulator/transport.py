@@ -26,16 +26,21 @@ class EmulatorHTTPClient(stripe.HTTPClient):
         self.retry_delay = retry_delay
         self.requests: list[dict[str, Any]] = []  # what the SDK sent, for assertions
 
-    def request(self, method: str, url: str, headers: Mapping[str, str] | None,
-                post_data: Any = None, **_: Any) -> tuple[bytes, int, Mapping[str, str]]:
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None, **_: Any
+    ) -> tuple[Any, int, Mapping[str, str]]:
         """Send one request to the WSGI app; injected timeouts raise APIConnectionError."""
         parts = urlsplit(url)
         data = post_data.encode() if isinstance(post_data, str) else post_data
         sent = dict(headers or {})
         self.requests.append({"method": method.upper(), "url": url, "headers": sent, "body": data})
         builder = EnvironBuilder(
-            path=parts.path, base_url=f"{parts.scheme}://{parts.netloc}",
-            query_string=parts.query, method=method.upper(), headers=sent, data=data,
+            path=parts.path,
+            base_url=f"{parts.scheme}://{parts.netloc}",
+            query_string=parts.query,
+            method=method.upper(),
+            headers=list(sent.items()),
+            data=data,
         )
         environ = builder.get_environ()
         environ[IN_PROCESS] = True
@@ -44,13 +49,15 @@ class EmulatorHTTPClient(stripe.HTTPClient):
         if response_headers.get(TIMEOUT_MARKER) == "timeout":
             # The same error the SDK's own clients raise for a read timeout (retryable).
             raise stripe.APIConnectionError(
-                "Unexpected error communicating with Stripe. (Network error: ReadTimeout: "
-                "injected timeout)", should_retry=True)
+                "Unexpected error communicating with Stripe. (Network error: ReadTimeout: injected timeout)",
+                should_retry=True,
+            )
         lowered = {k.lower(): v for k, v in response_headers.items()}
         return body, int(status.split()[0]), lowered
 
-    def request_stream(self, method: str, url: str, headers: Mapping[str, str] | None,
-                       post_data: Any = None, **_: Any) -> tuple[Any, int, Mapping[str, str]]:
+    def request_stream(
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None, **_: Any
+    ) -> tuple[Any, int, Mapping[str, str]]:
         """Streaming is the same call with the body wrapped in a one-chunk iterator."""
         body, status, headers_out = self.request(method, url, headers, post_data)
         return iter([body]), status, headers_out

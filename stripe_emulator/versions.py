@@ -49,7 +49,10 @@ def check_version(version: str, param: str = "api_version") -> str:
     if not at_least(version, OLDEST_RENDERED):
         raise invalid(
             f"The local Stripe service renders API versions from {OLDEST_RENDERED} to {PINNED_VERSION}; "
-            f"{version!r} is older.", param, "parameter_invalid_string")
+            f"{version!r} is older.",
+            param,
+            "parameter_invalid_string",
+        )
     return version
 
 
@@ -63,12 +66,20 @@ def render(obj: Any, version: str) -> Any:
     view = {key: render(value, version) for key, value in obj.items() if not key.startswith("_")}
     if kind == "charge" and not at_least(version, CHARGE_REFUNDS_COLLAPSED):
         refunds = render(obj.get("_refunds", []), version)
-        view["refunds"] = {"object": "list", "data": refunds, "has_more": False,
-                           "url": f"/v1/charges/{obj['id']}/refunds"}
+        view["refunds"] = {
+            "object": "list",
+            "data": refunds,
+            "has_more": False,
+            "url": f"/v1/charges/{obj['id']}/refunds",
+        }
     elif kind == "payment_intent" and not at_least(version, CHARGE_REFUNDS_COLLAPSED):
         charges = render(obj.get("_charges", []), version)
-        view["charges"] = {"object": "list", "data": charges, "has_more": False,
-                           "url": f"/v1/charges?payment_intent={obj['id']}"}
+        view["charges"] = {
+            "object": "list",
+            "data": charges,
+            "has_more": False,
+            "url": f"/v1/charges?payment_intent={obj['id']}",
+        }
         view.pop("latest_charge", None)
     elif kind == "checkout.session":
         collected = obj.get("collected_information") or {}

@@ -81,7 +81,8 @@ class Deliverer:
         """Enabled endpoints subscribed to the event's type whose API version has that event."""
         with self.store.lock:
             return [
-                endpoint for endpoint in self.store.webhook_endpoints.values()
+                endpoint
+                for endpoint in self.store.webhook_endpoints.values()
                 if endpoint["status"] == "enabled"
                 and ("*" in endpoint["enabled_events"] or event["type"] in endpoint["enabled_events"])
                 and event_exists_for(event, self.endpoint_version(endpoint))
@@ -142,8 +143,7 @@ class Deliverer:
                 with self.store.lock:
                     self.in_flight -= 1
             results.append((delivery.event_id, status))
-            if (status is None or not 200 <= status < 300) and \
-                    delivery.endpoint_id in self.store.webhook_endpoints:
+            if (status is None or not 200 <= status < 300) and delivery.endpoint_id in self.store.webhook_endpoints:
                 self._reschedule(delivery)
         return results
 
@@ -198,17 +198,25 @@ class Deliverer:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("webhook %s attempt %d failed", event_id, attempt, exc_info=True)
         with self.store.lock:
-            self.store.attempts.setdefault(event_id, []).append({
-                "event_id": event_id,
-                "endpoint": endpoint_id,
-                "attempt": attempt,
-                "at": self.store.clock.now(),
-                "url": url,
-                "status": status,
-                "error": error,
-            })
+            self.store.attempts.setdefault(event_id, []).append(
+                {
+                    "event_id": event_id,
+                    "endpoint": endpoint_id,
+                    "attempt": attempt,
+                    "at": self.store.clock.now(),
+                    "url": url,
+                    "status": status,
+                    "error": error,
+                }
+            )
             if status is not None and 200 <= status < 300 and event["pending_webhooks"] > 0:
                 event["pending_webhooks"] -= 1
-        log.info("webhook %s %s -> %s attempt %d -> %s", event["type"], event_id, endpoint_id, attempt,
-                 status if status is not None else error)
+        log.info(
+            "webhook %s %s -> %s attempt %d -> %s",
+            event["type"],
+            event_id,
+            endpoint_id,
+            attempt,
+            status if status is not None else error,
+        )
         return status

@@ -239,7 +239,6 @@ def stripe_dashboard(emulator: Emulator) -> stripe.StripeClient:
     )
 
 
-
 @pytest.fixture
 def paid_order(client: FlaskClient, shopper: User, buy: Callable[..., Any], emulator: Emulator) -> Callable[..., Order]:
     """A PAID order (2 x A + 1 x C = 79.97 by default), paid at the local service with its webhook delivered."""

@@ -57,8 +57,18 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = 30.0, eve
 def stripe_service_command(port: int, shop_port: int, webhook_secret: str, *extra: str) -> list[str]:
     """The command line that runs the local Stripe service on `port`, delivering webhooks to the shop."""
     return [
-        sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(port),
-        "--webhook-url", f"http://127.0.0.1:{shop_port}/webhook/", "--webhook-secret", webhook_secret, *extra,
+        sys.executable,
+        "-m",
+        "stripe_emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--webhook-url",
+        f"http://127.0.0.1:{shop_port}/webhook/",
+        "--webhook-secret",
+        webhook_secret,
+        *extra,
     ]
 
 
@@ -94,16 +104,16 @@ def _guard_flush(session: Any, _flush_context: Any, _instances: Any) -> None:
     changes = session.new or session.dirty or session.deleted
     if changes and has_request_context() and not _in_write_transaction(session):
         raise WriteOutsideTransaction(
-                "a request flushed ORM changes outside write_transaction: route the write through a service"
-            )
+            "a request flushed ORM changes outside write_transaction: route the write through a service"
+        )
 
 
 def _guard_execute(state: Any) -> None:
     writes = state.is_insert or state.is_update or state.is_delete
     if writes and has_request_context() and not _in_write_transaction(state.session):
         raise WriteOutsideTransaction(
-                f"a request ran {state.statement!s:.60} outside write_transaction: route it through a service"
-            )
+            f"a request ran {state.statement!s:.60} outside write_transaction: route it through a service"
+        )
 
 
 @contextmanager
@@ -157,6 +167,8 @@ def without_csrf_tokens(html: str) -> str:
     whenever the clock ticks between two requests: comparing pages with their tokens depends on the clock.
     """
     return _CSRF_VALUE.sub(r"\1\2", html)
+
+
 _CSRF_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 
 

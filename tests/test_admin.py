@@ -57,8 +57,15 @@ def staff_client(app, make_user):
 
 
 def test_staff_can_open_every_list_page(staff_client, products):
-    for path in ("/admin/", "/admin/products/", "/admin/orders/", "/admin/users/", "/admin/payment_events/",
-                 "/admin/products/new/", f"/admin/products/edit/?id={products['Product A'].id}"):
+    for path in (
+        "/admin/",
+        "/admin/products/",
+        "/admin/orders/",
+        "/admin/users/",
+        "/admin/payment_events/",
+        "/admin/products/new/",
+        f"/admin/products/edit/?id={products['Product A'].id}",
+    ):
         assert staff_client.get(path).status_code == 200, path
 
 
@@ -80,8 +87,15 @@ def test_staff_create_and_edit_products_with_money_prices(staff_client, products
     token = _csrf(staff_client.get("/admin/products/new/").get_data(as_text=True))
     response = staff_client.post(
         "/admin/products/new/",
-        data={"csrf_token": token, "name": "Product D", "description": "New", "price": "12.34",
-              "currency": "usd", "active": "y", "display_order": "4"},
+        data={
+            "csrf_token": token,
+            "name": "Product D",
+            "description": "New",
+            "price": "12.34",
+            "currency": "usd",
+            "active": "y",
+            "display_order": "4",
+        },
     )
     assert response.status_code == 302
     product = fresh().scalar(select(Product).where(Product.name == "Product D"))
@@ -95,8 +109,14 @@ def test_staff_create_and_edit_products_with_money_prices(staff_client, products
     assert 'value="12.34"' in page
     staff_client.post(
         edit_url,
-        data={"csrf_token": _csrf(page), "name": "Product D", "description": "New", "price": "15.00",
-              "currency": "usd", "display_order": "4"},  # "active" unchecked: deactivated
+        data={
+            "csrf_token": _csrf(page),
+            "name": "Product D",
+            "description": "New",
+            "price": "15.00",
+            "currency": "usd",
+            "display_order": "4",
+        },  # "active" unchecked: deactivated
     )
     product = fresh().scalar(select(Product).where(Product.name == "Product D"))
     assert product.price_cents == 1500 and product.active is False
@@ -126,7 +146,7 @@ def test_orders_list_filters_and_search(staff_client, shopper, buy, emulator):
     none = staff_client.get("/admin/orders/?search=cs_test_nothing").get_data(as_text=True)
     assert "shopper@example.com" not in none
     detail = staff_client.get("/admin/orders/details/?id=1").get_data(as_text=True)
-    assert "<td>Product A</td><td class=\"text-right\">$19.99</td>" in detail
+    assert '<td>Product A</td><td class="text-right">$19.99</td>' in detail
 
 
 def test_users_list_never_shows_password_hashes(staff_client, shopper):

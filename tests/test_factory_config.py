@@ -23,8 +23,15 @@ def test_testing_config_is_used(app):
 def test_factory_registers_blueprints_admin_and_cli(app):
     assert {"auth", "shop", "payments", "admin"} <= set(app.blueprints)
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    assert {"shop.index", "shop.buy", "auth.login", "auth.signup", "auth.logout", "payments.success",
-            "payments.webhook"} <= endpoints
+    assert {
+        "shop.index",
+        "shop.buy",
+        "auth.login",
+        "auth.signup",
+        "auth.logout",
+        "payments.success",
+        "payments.webhook",
+    } <= endpoints
     assert {"seed", "create-staff", "demo-staff"} <= set(app.cli.commands)
 
 
@@ -76,16 +83,26 @@ def test_production_refuses_unsafe_settings(override, message):
 
 def test_production_names_every_problem_at_once():
     with pytest.raises(RuntimeError) as refused:
-        create_app("production", SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY="a", STRIPE_SECRET_KEY="sk_test_x",
-                   STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE="http://127.0.0.1:1")
+        create_app(
+            "production",
+            SQLALCHEMY_DATABASE_URI="sqlite://",
+            SECRET_KEY="a",
+            STRIPE_SECRET_KEY="sk_test_x",
+            STRIPE_WEBHOOK_SECRET="whsec_x",
+            STRIPE_API_BASE="http://127.0.0.1:1",
+        )
     message = str(refused.value)
     for setting in ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_API_BASE", "RATELIMIT_STORAGE_URI"):
         assert setting in message
 
 
 def test_staging_takes_test_keys_and_the_local_service_but_never_a_live_key():
-    rehearsal = {**SAFE, "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_API_BASE": "http://127.0.0.1:1",
-                 "RATELIMIT_STORAGE_URI": "memory://"}
+    rehearsal = {
+        **SAFE,
+        "STRIPE_SECRET_KEY": "sk_test_x",
+        "STRIPE_API_BASE": "http://127.0.0.1:1",
+        "RATELIMIT_STORAGE_URI": "memory://",
+    }
     assert create_app("staging", **rehearsal).config["SESSION_COOKIE_SECURE"]
     with pytest.raises(RuntimeError, match="live key"):
         create_app("staging", **{**rehearsal, "STRIPE_SECRET_KEY": "sk_live_x"})

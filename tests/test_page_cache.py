@@ -166,10 +166,21 @@ CACHE_SAFE_READS = {
     # In the key: the product rows as read.
     "products": "key: product rows",
     "product": "loop over products",
-    **{f"product.{c}": "key: product rows" for c in (
-        "id", "name", "description", "price_cents", "currency", "stock",
-        "image_name", "image_width", "image_height", "image_alt",
-    )},
+    **{
+        f"product.{c}": "key: product rows"
+        for c in (
+            "id",
+            "name",
+            "description",
+            "price_cents",
+            "currency",
+            "stock",
+            "image_name",
+            "image_width",
+            "image_height",
+            "image_alt",
+        )
+    },
     "words": "set from product.name",
     "reserved_minutes": "key: products_key holds the reserved minutes per sold-out product",
     # In the key: order_page.state (the orders' changeable columns) and the page number.
@@ -180,9 +191,21 @@ CACHE_SAFE_READS = {
     "order_page.has_next": "key: order state (one extra row)",
     "order": "loop over order_page.orders",
     "status": "set from order.status",
-    **{f"order.{c}": "key: order state columns" for c in
-       ("id", "status", "payment_processing", "stock_shortfall", "checkout_url", "total_cents", "currency",
-        "shipped_at", "shipping_carrier", "tracking_number")},
+    **{
+        f"order.{c}": "key: order state columns"
+        for c in (
+            "id",
+            "status",
+            "payment_processing",
+            "stock_shortfall",
+            "checkout_url",
+            "total_cents",
+            "currency",
+            "shipped_at",
+            "shipping_carrier",
+            "tracking_number",
+        )
+    },
     "order.created_at": "never changes after the order is created",
     "order.items": "an order's items never change after it is created",
     "item": "loop over order.items",
@@ -212,8 +235,16 @@ CACHE_SAFE_READS = {
 
 # The order columns the key's order state holds: the template may show only these of an order's mutable fields.
 ORDER_STATE_COLUMNS = {
-    "id", "status", "payment_processing", "stock_shortfall", "checkout_url", "total_cents", "currency",
-    "shipped_at", "shipping_carrier", "tracking_number",
+    "id",
+    "status",
+    "payment_processing",
+    "stock_shortfall",
+    "checkout_url",
+    "total_cents",
+    "currency",
+    "shipped_at",
+    "shipping_carrier",
+    "tracking_number",
 }
 
 

@@ -77,9 +77,7 @@ def test_declined_card_charges_nothing_and_a_retry_pays_once(client, shopper, bu
     assert len(emulator.events("checkout.session.completed")) == 1
 
 
-def test_cancel_returns_to_shop_closes_the_checkout_and_keeps_the_selection(
-    client, shopper, buy, emulator, products
-):
+def test_cancel_returns_to_shop_closes_the_checkout_and_keeps_the_selection(client, shopper, buy, emulator, products):
     session_id = session_id_from(buy(A=2, C=1))
     order = order_for_session(session_id)
     cancel_url = emulator.sessions[session_id]["cancel_url"]
@@ -165,9 +163,12 @@ def test_duplicate_deliveries_are_no_ops(client, shopper, buy, emulator):
     assert order.status == OrderStatus.PAID
     transitions = [e for e in order.events if e.to_status == "paid"]
     assert len(transitions) == 1
-    assert fresh().scalar(
-        select(func.count()).select_from(PaymentEvent).where(PaymentEvent.stripe_event_id == completed["id"])
-    ) == 1
+    assert (
+        fresh().scalar(
+            select(func.count()).select_from(PaymentEvent).where(PaymentEvent.stripe_event_id == completed["id"])
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize("late", ["expire", "fail"])
@@ -184,8 +185,15 @@ def test_out_of_order_late_events_never_undo_paid(client, shopper, buy, emulator
         snapshot.update(status="complete", payment_status="unpaid")
         event_type = "checkout.session.async_payment_failed"
     body = json.dumps(
-        {"id": f"evt_late_{late}", "object": "event", "type": event_type, "created": int(time.time()),
-         "data": {"object": snapshot}, "livemode": False, "api_version": "2025-01-01"}
+        {
+            "id": f"evt_late_{late}",
+            "object": "event",
+            "type": event_type,
+            "created": int(time.time()),
+            "data": {"object": snapshot},
+            "livemode": False,
+            "api_version": "2025-01-01",
+        }
     ).encode()
     assert signed_post(body).status_code == 200
     assert order_for_session(session_id).status == OrderStatus.PAID
@@ -239,8 +247,15 @@ def test_success_page_refuses_foreign_unknown_and_forged_sessions(client, shoppe
 def _event_body(emulator, session_id: str) -> bytes:
     emulator.pay(session_id)
     return json.dumps(
-        {"id": "evt_manual_1", "object": "event", "type": "checkout.session.completed", "created": int(time.time()),
-         "data": {"object": emulator.sessions[session_id]}, "livemode": False, "api_version": "2025-01-01"}
+        {
+            "id": "evt_manual_1",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "created": int(time.time()),
+            "data": {"object": emulator.sessions[session_id]},
+            "livemode": False,
+            "api_version": "2025-01-01",
+        }
     ).encode()
 
 
@@ -413,9 +428,21 @@ def test_processing_failure_rolls_back_and_redelivery_converges(client, shopper,
 
 def test_events_for_other_integrations_are_acknowledged_and_ignored(client, signed_post):
     body = json.dumps(
-        {"id": "evt_other", "object": "event", "type": "checkout.session.completed", "created": int(time.time()),
-         "data": {"object": {"id": "cs_test_foreign", "object": "checkout.session", "metadata": {},
-                             "payment_status": "paid", "status": "complete"}}}
+        {
+            "id": "evt_other",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "created": int(time.time()),
+            "data": {
+                "object": {
+                    "id": "cs_test_foreign",
+                    "object": "checkout.session",
+                    "metadata": {},
+                    "payment_status": "paid",
+                    "status": "complete",
+                }
+            },
+        }
     ).encode()
     response = signed_post(body)
     assert response.status_code == 200

@@ -61,9 +61,17 @@ def test_orders_paginate_past_twenty(client, shopper, products, db):
     session = fresh()
     for _ in range(25):
         session.add(
-            Order(user_id=shopper.id, total_cents=1999, currency="usd", status="paid",
-                  items=[OrderItem(product_id=products["Product A"].id, product_name="Product A",
-                                   unit_price_cents=1999, quantity=1)])
+            Order(
+                user_id=shopper.id,
+                total_cents=1999,
+                currency="usd",
+                status="paid",
+                items=[
+                    OrderItem(
+                        product_id=products["Product A"].id, product_name="Product A", unit_price_cents=1999, quantity=1
+                    )
+                ],
+            )
         )
     session.commit()
     first = client.get("/").get_data(as_text=True)

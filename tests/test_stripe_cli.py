@@ -18,8 +18,9 @@ URL = "https://shop.example/webhook/"
 
 
 def _sdk(emulator: Emulator) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_dashboard", http_client=EmulatorHTTPClient(emulator),
-                               base_addresses={"api": "http://127.0.0.1:12111"})
+    return stripe.StripeClient(
+        "sk_test_dashboard", http_client=EmulatorHTTPClient(emulator), base_addresses={"api": "http://127.0.0.1:12111"}
+    )
 
 
 def _endpoints_at(emulator: Emulator, url: str) -> list[dict[str, Any]]:
@@ -42,7 +43,10 @@ def test_creates_the_endpoint_and_prints_its_secret_once(runner: FlaskCliRunner,
     assert code == 0, output
     [endpoint] = _endpoints_at(emulator, URL)
     assert (endpoint["enabled_events"], endpoint["api_version"], endpoint["status"]) == (
-        handled_event_types(), stripe.api_version, "enabled")
+        handled_event_types(),
+        stripe.api_version,
+        "enabled",
+    )
     assert secret == endpoint["_secret"] and f"{endpoint['id']} for {URL}: created." in output
     code, output, secret = _register(runner)  # idempotent: found by URL, nothing to change
     assert code == 0 and secret is None and ": unchanged." in output
@@ -50,14 +54,18 @@ def test_creates_the_endpoint_and_prints_its_secret_once(runner: FlaskCliRunner,
 
 
 def test_events_arrive_signed_with_the_printed_secret_in_the_sdk_version(
-        runner: FlaskCliRunner, emulator: Emulator, shopper: Any, buy: Any) -> None:
+    runner: FlaskCliRunner, emulator: Emulator, shopper: Any, buy: Any
+) -> None:
     _, _, secret = _register(runner)
     received: list[tuple[str, bytes, dict[str, str]]] = []
     emulator.deliverer.sender = lambda url, body, headers: received.append((url, body, headers)) or 200
     emulator.pay(session_id_from(buy(A=1)))
     emulator.deliver_pending()
-    ours = [stripe.Webhook.construct_event(body, headers["Stripe-Signature"], secret)
-            for url, body, headers in received if url == URL]
+    ours = [
+        stripe.Webhook.construct_event(body, headers["Stripe-Signature"], secret)
+        for url, body, headers in received
+        if url == URL
+    ]
     assert [e.type for e in ours] == ["checkout.session.completed"]  # only the types the shop handles
     assert ours[0].api_version == stripe.api_version
 
@@ -65,18 +73,19 @@ def test_events_arrive_signed_with_the_printed_secret_in_the_sdk_version(
 def test_updates_changed_events_and_reenables(runner: FlaskCliRunner, emulator: Emulator) -> None:
     _register(runner)
     [endpoint] = _endpoints_at(emulator, URL)
-    _sdk(emulator).v1.webhook_endpoints.update(endpoint["id"], params={"enabled_events": ["charge.refunded"],
-                                                                       "disabled": True})
+    _sdk(emulator).v1.webhook_endpoints.update(
+        endpoint["id"], params={"enabled_events": ["charge.refunded"], "disabled": True}
+    )
     code, output, secret = _register(runner)
     assert code == 0 and ": updated." in output and secret is None
     [after] = _endpoints_at(emulator, URL)
-    assert (after["id"], after["enabled_events"], after["status"]) == (
-        endpoint["id"], handled_event_types(), "enabled")
+    assert (after["id"], after["enabled_events"], after["status"]) == (endpoint["id"], handled_event_types(), "enabled")
 
 
 def test_recreates_an_endpoint_of_another_api_version(runner: FlaskCliRunner, emulator: Emulator) -> None:
-    old = _sdk(emulator).v1.webhook_endpoints.create(params={
-        "url": URL, "enabled_events": ["*"], "api_version": "2022-11-15"})
+    old = _sdk(emulator).v1.webhook_endpoints.create(
+        params={"url": URL, "enabled_events": ["*"], "api_version": "2022-11-15"}
+    )
     code, output, secret = _register(runner)
     assert code == 0 and ": recreated." in output and secret is not None
     [endpoint] = _endpoints_at(emulator, URL)
@@ -102,8 +111,9 @@ def test_a_refused_url_is_reported_and_creates_nothing(runner: FlaskCliRunner, e
 def test_a_failed_recreate_keeps_the_old_endpoint(runner: FlaskCliRunner, emulator: Emulator) -> None:
     """Stripe delivers an event only to the endpoints that exist when it happens: deleting the old endpoint
     before its replacement exists would lose events for good if the create then fails (review of issue 14)."""
-    old = _sdk(emulator).v1.webhook_endpoints.create(params={
-        "url": URL, "enabled_events": ["*"], "api_version": "2022-11-15"})
+    old = _sdk(emulator).v1.webhook_endpoints.create(
+        params={"url": URL, "enabled_events": ["*"], "api_version": "2022-11-15"}
+    )
     emulator.inject_fault("POST /v1/webhook_endpoints", status=500)
     code, output, secret = _register(runner)
     assert code == 1 and secret is None, output
@@ -115,9 +125,11 @@ def test_a_failed_recreate_keeps_the_old_endpoint(runner: FlaskCliRunner, emulat
 
 
 def test_a_failed_delete_after_a_recreate_still_prints_the_new_secret(
-        runner: FlaskCliRunner, emulator: Emulator) -> None:
-    old = _sdk(emulator).v1.webhook_endpoints.create(params={
-        "url": URL, "enabled_events": ["*"], "api_version": "2022-11-15"})
+    runner: FlaskCliRunner, emulator: Emulator
+) -> None:
+    old = _sdk(emulator).v1.webhook_endpoints.create(
+        params={"url": URL, "enabled_events": ["*"], "api_version": "2022-11-15"}
+    )
     emulator.inject_fault("DELETE /v1/webhook_endpoints/{id}", status=500)
     code, output, secret = _register(runner)
     assert code == 0 and ": recreated." in output, output

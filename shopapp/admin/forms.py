@@ -68,7 +68,8 @@ class ProductForm(StaffForm):
     active = BooleanField("Active (shown in the shop)", default=True)
     display_order = IntegerField("Order", default=0, validators=[Optional(), NumberRange(min=0, max=1_000_000)])
     stock = IntegerField(
-        "Stock", validators=[Optional(), NumberRange(min=0, max=100_000)],
+        "Stock",
+        validators=[Optional(), NumberRange(min=0, max=100_000)],
         description="Units available; leave empty for unlimited.",
     )
     low_stock_threshold = IntegerField(

@@ -185,18 +185,14 @@ def _money(view: Any, context: Any, model: Any, name: str) -> str:
 class RestockForm(StaffForm):
     """Add units to a limited product."""
 
-    add = IntegerField(
-        "Units to add", validators=[InputRequired(), NumberRange(min=1, max=stock.MAX_STOCK_CHANGE)]
-    )
+    add = IntegerField("Units to add", validators=[InputRequired(), NumberRange(min=1, max=stock.MAX_STOCK_CHANGE)])
     restock = SubmitField("Restock")
 
 
 class OnHandForm(StaffForm):
     """Set the counted units on hand (available + held); empty means unlimited."""
 
-    on_hand = IntegerField(
-        "Units on hand", validators=[Optional(), NumberRange(min=0, max=stock.MAX_STOCK_CHANGE)]
-    )
+    on_hand = IntegerField("Units on hand", validators=[Optional(), NumberRange(min=0, max=stock.MAX_STOCK_CHANGE)])
     set_on_hand = SubmitField("Set units on hand")
 
 
@@ -642,7 +638,11 @@ class OrderView(StaffModelView):
         if detail.refundable_cents <= 0 or amount != detail.refundable_cents:
             return None
         page = self.render(
-            "admin/refund_confirm.html", detail=detail, order=detail.order, form=form, amount_cents=amount,
+            "admin/refund_confirm.html",
+            detail=detail,
+            order=detail.order,
+            form=form,
+            amount_cents=amount,
             money=format_money,
         )
         return page, 200

@@ -212,9 +212,7 @@ def create_or_promote_staff(email: str, password: str | None) -> tuple[User, boo
 # Password reset
 
 
-RESET_LINK_INVALID = (
-    "This reset link has expired or was already used. Ask for a new one below; it works for an hour."
-)
+RESET_LINK_INVALID = "This reset link has expired or was already used. Ask for a new one below; it works for an hour."
 
 
 def request_password_reset(email: str) -> None:

@@ -62,7 +62,7 @@ def add_shoppers(count: int, password: str, *, prefix: str = "bulk-shopper") -> 
         ]
         for first in range(0, count, BATCH):
             session.execute(insert(User), rows[first : first + BATCH])
-        emails = [row["email"] for row in rows]
+        emails = [str(row["email"]) for row in rows]
         ids = {email: uid for uid, email in session.execute(select(User.id, User.email).where(User.email.in_(emails)))}
     return [ids[email] for email in emails]
 
@@ -115,8 +115,9 @@ def add_orders(
             for _ in range(per_user):
                 lines = [
                     (pid, name, price, rng.randint(1, 3))
-                    for pid, name, price in (products[(total_orders + len(pending_rows) + k) % len(products)]
-                                             for k in range(items_per_order))
+                    for pid, name, price in (
+                        products[(total_orders + len(pending_rows) + k) % len(products)] for k in range(items_per_order)
+                    )
                 ]
                 order_status = status or rng.choices(statuses, weights)[0]
                 created = now - timedelta(minutes=rng.randint(1, 365 * 24 * 60))

@@ -126,15 +126,24 @@ def list_active_products() -> list[Product]:
 # ORM attributes, so the statement also skips the ORM's execution layer.
 _products = Product.__table__.c
 _ACTIVE_PRODUCT_ROWS = (
-    select(_products.id, _products.name, _products.description, _products.price_cents, _products.currency,
-           _products.stock, _products.image_name, _products.image_width, _products.image_height,
-           _products.image_alt)
+    select(
+        _products.id,
+        _products.name,
+        _products.description,
+        _products.price_cents,
+        _products.currency,
+        _products.stock,
+        _products.image_name,
+        _products.image_width,
+        _products.image_height,
+        _products.image_alt,
+    )
     .where(_products.active.is_(True))
     .order_by(_products.display_order, _products.id)
 )
 
 
-def active_product_rows() -> Sequence[Row[Any]]:
+def active_product_rows() -> Sequence[Row[*tuple[Any, ...]]]:
     """Active products in display order as read-only rows (id, name, description, price_cents, currency, stock,
     image_name, image_width, image_height, image_alt); the page cache keys on every one of them."""
     return db.session.execute(_ACTIVE_PRODUCT_ROWS).all()

@@ -415,11 +415,7 @@ def apply_session(
 
     if payment_status == "paid":
         problem = _mismatch(order, checkout_session)
-        if (
-            problem is None
-            and order.stripe_session_id not in (None, session_id)
-            and order.status in PAID_STATUSES
-        ):
+        if problem is None and order.stripe_session_id not in (None, session_id) and order.status in PAID_STATUSES:
             problem = f"a second paid session {session_id} for an order already paid by {order.stripe_session_id}"
         if problem is not None:
             if not order.needs_review:

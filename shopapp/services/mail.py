@@ -122,9 +122,7 @@ def compose(row: OutboxMessage) -> Composed:
     values = _values(row)
     values["shop"] = current_app.config["SHOP_NAME"]
     env = current_app.jinja_env
-    subject = SUBJECTS[row.kind].format(
-        shop=values["shop"], order_id=row.order_id, amount=values.get("amount", "")
-    )
+    subject = SUBJECTS[row.kind].format(shop=values["shop"], order_id=row.order_id, amount=values.get("amount", ""))
     text = env.get_template(f"mail/{row.kind.value}.txt").render(**values)
     html = env.get_template(f"mail/{row.kind.value}.html").render(subject=subject, **values)
     return Composed(subject, text, html)

@@ -92,8 +92,14 @@ def _email_of(user_id: int) -> Any:
 
 def enqueue_order_receipt(order: Order) -> None:
     """Queue the receipt of an order that just became PAID (one per order, whatever repeats)."""
-    _queue(_session_of(order), key=f"order-{order.id}-receipt", kind=MailKind.ORDER_RECEIPT,
-           recipient=_email_of(order.user_id), user_id=order.user_id, order_id=order.id)
+    _queue(
+        _session_of(order),
+        key=f"order-{order.id}-receipt",
+        kind=MailKind.ORDER_RECEIPT,
+        recipient=_email_of(order.user_id),
+        user_id=order.user_id,
+        order_id=order.id,
+    )
 
 
 def enqueue_refund_notice(refund: Refund) -> None:
@@ -104,16 +110,29 @@ def enqueue_refund_notice(refund: Refund) -> None:
     user = session.get(User, order.user_id) if order is not None else None
     if order is None or user is None:
         return
-    _queue(session, key=f"refund-{refund.id}-notice", kind=MailKind.REFUND_NOTICE, recipient=user.email,
-           user_id=user.id, order_id=order.id, context=mail.refund_context(refund, order))
+    _queue(
+        session,
+        key=f"refund-{refund.id}-notice",
+        kind=MailKind.REFUND_NOTICE,
+        recipient=user.email,
+        user_id=user.id,
+        order_id=order.id,
+        context=mail.refund_context(refund, order),
+    )
 
 
 def enqueue_shipping_notice(order: Order) -> None:
     """Queue the "your order has shipped" notice of an order staff just marked shipped (one per order: an
     order is marked shipped once). Carrier and tracking number are fixed in the row's context as sent."""
-    _queue(_session_of(order), key=f"order-{order.id}-shipped", kind=MailKind.SHIPPING_NOTICE,
-           recipient=_email_of(order.user_id), user_id=order.user_id, order_id=order.id,
-           context={"carrier": order.shipping_carrier, "tracking_number": order.tracking_number})
+    _queue(
+        _session_of(order),
+        key=f"order-{order.id}-shipped",
+        kind=MailKind.SHIPPING_NOTICE,
+        recipient=_email_of(order.user_id),
+        user_id=order.user_id,
+        order_id=order.id,
+        context={"carrier": order.shipping_carrier, "tracking_number": order.tracking_number},
+    )
 
 
 def enqueue_welcome(user: User) -> None:
@@ -125,15 +144,25 @@ def enqueue_welcome(user: User) -> None:
 
 def enqueue_password_reset(user: User) -> None:
     """Queue a reset link (the link itself is signed when the message is sent, and never stored)."""
-    _queue(_session_of(user), key=f"user-{user.id}-reset-{secrets.token_hex(8)}", kind=MailKind.PASSWORD_RESET,
-           recipient=user.email, user_id=user.id)
+    _queue(
+        _session_of(user),
+        key=f"user-{user.id}-reset-{secrets.token_hex(8)}",
+        kind=MailKind.PASSWORD_RESET,
+        recipient=user.email,
+        user_id=user.id,
+    )
 
 
 def enqueue_password_changed(user: User) -> None:
     """Queue the "your password was changed" notice; keyed on the new hash, so one per change."""
     fingerprint = passwords.fingerprint(user.password_hash)[:16]
-    _queue(_session_of(user), key=f"user-{user.id}-password-{fingerprint}", kind=MailKind.PASSWORD_CHANGED,
-           recipient=user.email, user_id=user.id)
+    _queue(
+        _session_of(user),
+        key=f"user-{user.id}-password-{fingerprint}",
+        kind=MailKind.PASSWORD_CHANGED,
+        recipient=user.email,
+        user_id=user.id,
+    )
 
 
 def on_commit(session: Session) -> None:
@@ -192,8 +221,7 @@ def _claim(message_id: int, now: datetime) -> str | None:
         result = session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, _claimable(now))
-            .values(status=MailStatus.SENDING, claimed_at=now, claim_token=token,
-                    attempts=OutboxMessage.attempts + 1)
+            .values(status=MailStatus.SENDING, claimed_at=now, claim_token=token, attempts=OutboxMessage.attempts + 1)
             .execution_options(synchronize_session=False)
         )
     return token if result.rowcount == 1 else None  # type: ignore[attr-defined]
@@ -203,8 +231,11 @@ def _finish(message_id: int, token: str, **values: Any) -> None:
     with write_transaction() as session:
         session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.claim_token == token,
-                   OutboxMessage.status == MailStatus.SENDING)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.claim_token == token,
+                OutboxMessage.status == MailStatus.SENDING,
+            )
             .values(claim_token=None, **values)
             .execution_options(synchronize_session=False)
         )
@@ -224,8 +255,13 @@ def _send_one(message_id: int, summary: SendSummary, now: datetime) -> None:
         summary.failed += 1
         summary.errors.append(f"{row.dedupe_key}: {error}")
     except mail.TemporaryFailure as error:
-        _finish(message_id, token, status=MailStatus.PENDING, last_error=str(error)[:1000],
-                next_attempt_at=utcnow() + _backoff(row.attempts))
+        _finish(
+            message_id,
+            token,
+            status=MailStatus.PENDING,
+            last_error=str(error)[:1000],
+            next_attempt_at=utcnow() + _backoff(row.attempts),
+        )
         log.warning("Mail %s (%s) not sent, will retry: %s", row.dedupe_key, row.kind.value, error)
         summary.retry_later += 1
     else:
@@ -277,6 +313,6 @@ def send_pending(limit: int = 200) -> SendSummary:
 
 def messages_for_order(order_id: int) -> list[OutboxMessage]:
     """The emails about one order, oldest first (for the staff order page)."""
-    return list(db.session.scalars(
-        select(OutboxMessage).where(OutboxMessage.order_id == order_id).order_by(OutboxMessage.id)
-    ))
+    return list(
+        db.session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order_id).order_by(OutboxMessage.id))
+    )

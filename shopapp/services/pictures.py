@@ -95,7 +95,9 @@ def verify_and_reencode(data: bytes, *, max_bytes: int, max_pixels: int) -> tupl
     image.info = {}
     out = io.BytesIO()
     options: dict[str, dict[str, Any]] = {
-        "JPEG": {"quality": 85, "optimize": True}, "PNG": {"optimize": True}, "WEBP": {"quality": 85},
+        "JPEG": {"quality": 85, "optimize": True},
+        "PNG": {"optimize": True},
+        "WEBP": {"quality": 85},
     }
     pillow_format = next(name for name, ext in FORMATS.items() if ext == extension)
     image.save(out, format=pillow_format, **options[pillow_format])

@@ -134,9 +134,7 @@ def _snapshot(product: Product) -> dict[str, str | None]:
     return {name: _shown(product, name) for name in AUDITED}
 
 
-def record_changes(
-    session: Any, product: Product, before: dict[str, str | None], actor: str
-) -> list[ProductChange]:
+def record_changes(session: Any, product: Product, before: dict[str, str | None], actor: str) -> list[ProductChange]:
     """Add one audit row per audited field whose shown value differs from `before` (caller's transaction)."""
     after = _snapshot(product)
     rows = [

@@ -253,8 +253,7 @@ def revenue_by_day(now: datetime, days: int = REVENUE_DAYS) -> dict[str, list[Da
             sums.setdefault(currency, {}).setdefault(_day(day), [0, 0])[index] += int(amount or 0)
     calendar = [first + timedelta(days=n) for n in range(days)]
     return {
-        currency: [DayRevenue(d, *by_day.get(d, [0, 0])) for d in calendar]
-        for currency, by_day in sorted(sums.items())
+        currency: [DayRevenue(d, *by_day.get(d, [0, 0])) for d in calendar] for currency, by_day in sorted(sums.items())
     }
 
 
@@ -330,9 +329,7 @@ def dashboard(now: datetime | None = None) -> Dashboard:
     needs_review = int(db.session.scalar(select(func.count(Order.id)).where(Order.needs_review.is_(True))) or 0)
     in_processing = int(
         db.session.scalar(
-            select(func.count(Order.id)).where(
-                Order.status == OrderStatus.PENDING, Order.payment_processing.is_(True)
-            )
+            select(func.count(Order.id)).where(Order.status == OrderStatus.PENDING, Order.payment_processing.is_(True))
         )
         or 0
     )

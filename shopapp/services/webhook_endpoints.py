@@ -65,8 +65,12 @@ def register_webhook_endpoint(url: str, *, new_secret: bool = False) -> Endpoint
                 gateway.delete_webhook_endpoint(client, endpoint["id"])
             except gateway.GatewayError as error:
                 # The new endpoint's secret is shown only now: never lose it over a leftover endpoint.
-                log.warning("Old webhook endpoint %s for %s not deleted (%s): delete it in Stripe's dashboard",
-                            endpoint["id"], url, error)
+                log.warning(
+                    "Old webhook endpoint %s for %s not deleted (%s): delete it in Stripe's dashboard",
+                    endpoint["id"],
+                    url,
+                    error,
+                )
         return created
     if not existing:
         return _created(url, events, version, EndpointAction.CREATED)

@@ -94,6 +94,7 @@ HANDLERS: dict[str, Handler] = {
 # The event types the shop subscribes its webhook endpoint to: exactly those it has handlers for.
 SUBSCRIBED_EVENTS: tuple[str, ...] = tuple(HANDLERS)
 
+
 # Run before the write transaction for these types: completes an event that lacks what the handler needs
 # with a Stripe call (never made while holding the database's write lock).
 def recognise_payment(obj: Mapping[str, Any]) -> Mapping[str, Any]:

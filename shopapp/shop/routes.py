@@ -111,7 +111,9 @@ def order_page(order_id: int) -> tuple[str, int]:
         log.warning("Order page refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
         abort(404)
     return render_template(
-        "shop/order.html", order=order, history=orders.status_history(order),
+        "shop/order.html",
+        order=order,
+        history=orders.status_history(order),
         address=shipping.address_lines(order.shipping_address),
     ), 200
 
@@ -158,6 +160,8 @@ def checkout_canceled() -> Response:
         flash("Payment canceled: nothing was charged. Your selection is below, ready when you are.", "info")
     session[SELECTION_KEY] = selection
     return redirect(url_for("shop.index"))
+
+
 # One year, and "immutable": a picture's URL is the hash of its bytes, so a new picture is a new URL.
 PICTURE_MAX_AGE_SECONDS = 365 * 24 * 3600
 

@@ -74,7 +74,6 @@ if not TestingConfig.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
     collect_ignore_glob = ["test_*.py"]
 
 
-
 def _post_json(url: str, data: dict[str, Any] | None = None) -> Any:
     request = urllib.request.Request(
         url, data=json.dumps(data or {}).encode(), method="POST", headers={"Content-Type": "application/json"}

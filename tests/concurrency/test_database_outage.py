@@ -180,8 +180,10 @@ def test_after_a_postgresql_restart_every_workers_first_request_succeeds(
     # Every worker holds a pooled connection: concurrent waves until the server counts one per worker.
     with ThreadPoolExecutor(WORKERS * 2) as pool:
         wait_until(
-            lambda: all(s == 200 for s in pool.map(lambda _: page(), range(WORKERS * 4)))
-            and _shop_backends(stack) >= WORKERS,
+            lambda: (
+                all(s == 200 for s in pool.map(lambda _: page(), range(WORKERS * 4)))
+                and _shop_backends(stack) >= WORKERS
+            ),
             "a pooled connection in every worker",
         )
         pooled_before = _shop_backends(stack)

@@ -96,7 +96,10 @@ def test_concurrent_senders_send_each_message_once(stack: Stack, setup: Setup, k
             accounts.create_user(f"queued-{n}@example.com", "marble-canyon-lilac")  # queues its welcome
         db.session.remove()
     env = shop_environment(
-        stack.database_url, stack.stripe_url, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(stack.mail_port),
+        stack.database_url,
+        stack.stripe_url,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(stack.mail_port),
         MAIL_DEV_DIR=str(stack.mail_dir),
     )
     command = [sys.executable, "-m", "flask", "--app", "wsgi", "mail", "send-pending"]
@@ -108,10 +111,22 @@ def test_concurrent_senders_send_each_message_once(stack: Stack, setup: Setup, k
 
     assert stack.mail_dir is not None
     ids = [str(m.message["Message-ID"]) for m in read_folder(stack.mail_dir) if "queued-" in m.to]
-    sent_rows = stack.scalar("SELECT count(*) FROM outbox_messages WHERE dedupe_key LIKE 'user-%-welcome' "
-                             "AND recipient LIKE 'queued-%' AND status = 'sent'")
+    sent_rows = stack.scalar(
+        "SELECT count(*) FROM outbox_messages WHERE dedupe_key LIKE 'user-%-welcome' "
+        "AND recipient LIKE 'queued-%' AND status = 'sent'"
+    )
     counts = [int(re.search(r"Mail: (\d+) sent", out).group(1)) for out in outputs]  # type: ignore[union-attr]
-    record(104, kind, {"senders": 4, "messages": 40, "sent_per_sender": "/".join(map(str, counts)),
-                       "received": len(ids), "distinct": len(set(ids)), "seconds": round(seconds, 2)})
+    record(
+        104,
+        kind,
+        {
+            "senders": 4,
+            "messages": 40,
+            "sent_per_sender": "/".join(map(str, counts)),
+            "received": len(ids),
+            "distinct": len(set(ids)),
+            "seconds": round(seconds, 2),
+        },
+    )
     assert sum(counts) == 40 and sent_rows == 40
     assert len(ids) == len(set(ids)) == 40

@@ -32,8 +32,9 @@ class Endpoint:
 
     def events(self) -> list[stripe.Event]:
         """Every received delivery, verified and parsed by the SDK."""
-        return [stripe.Webhook.construct_event(body, headers["Stripe-Signature"], SECRET)
-                for body, headers in self.received]
+        return [
+            stripe.Webhook.construct_event(body, headers["Stripe-Signature"], SECRET) for body, headers in self.received
+        ]
 
 
 @pytest.fixture
@@ -49,8 +50,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def emu(endpoint: Endpoint, clock: Clock) -> Emulator:
-    emulator = Emulator(webhook_url=WEBHOOK_URL, webhook_secret=SECRET, sender=endpoint,
-                        clock=clock)
+    emulator = Emulator(webhook_url=WEBHOOK_URL, webhook_secret=SECRET, sender=endpoint, clock=clock)
     yield emulator
     emulator.close()
 
@@ -62,8 +62,9 @@ def transport(emu: Emulator) -> EmulatorHTTPClient:
 
 @pytest.fixture
 def client(transport: EmulatorHTTPClient) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_emulator", http_client=transport,
-                               base_addresses={"api": "http://127.0.0.1:12111"})
+    return stripe.StripeClient(
+        "sk_test_emulator", http_client=transport, base_addresses={"api": "http://127.0.0.1:12111"}
+    )
 
 
 def _session_params(emu: Emulator, **overrides: Any) -> dict[str, Any]:
@@ -76,10 +77,8 @@ def _session_params(emu: Emulator, **overrides: Any) -> dict[str, Any]:
         "customer_email": "ann@example.com",
         "metadata": {"order_id": "7"},
         "line_items": [
-            {"quantity": 2, "price_data": {"currency": "usd", "unit_amount": 1999,
-                                           "product_data": {"name": "Mug"}}},
-            {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 500,
-                                           "product_data": {"name": "Sticker"}}},
+            {"quantity": 2, "price_data": {"currency": "usd", "unit_amount": 1999, "product_data": {"name": "Mug"}}},
+            {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 500, "product_data": {"name": "Sticker"}}},
         ],
     }
     params.update(overrides)

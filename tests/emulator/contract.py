@@ -67,8 +67,11 @@ def _namespace(module_name: str) -> dict[str, Any]:
 def fields(cls: type) -> dict[str, Any]:
     """The public fields a generated SDK class declares, with their resolved types."""
     hints = typing.get_type_hints(cls, globalns=_namespace(cls.__module__), localns=dict(vars(cls)))
-    declared = {name: hint for name, hint in hints.items()
-                if not name.startswith("_") and typing.get_origin(hint) is not typing.ClassVar}
+    declared = {
+        name: hint
+        for name, hint in hints.items()
+        if not name.startswith("_") and typing.get_origin(hint) is not typing.ClassVar
+    }
     object_name = getattr(cls, "OBJECT_NAME", None)
     if "object" not in declared and isinstance(object_name, str):
         declared["object"] = typing.Literal[object_name]  # e.g. ListObject declares it only as OBJECT_NAME
@@ -82,8 +85,9 @@ def _optional(hint: Any) -> bool:
 def _literals(hint: Any) -> list[Any]:
     if typing.get_origin(hint) is typing.Literal:
         return list(typing.get_args(hint))
-    return [v for arg in typing.get_args(hint) if typing.get_origin(arg) is typing.Literal
-            for v in typing.get_args(arg)]
+    return [
+        v for arg in typing.get_args(hint) if typing.get_origin(arg) is typing.Literal for v in typing.get_args(arg)
+    ]
 
 
 # A `str` field whose values the SDK names only in its docstring, e.g. Refund.status: "This can be `pending`,
@@ -104,8 +108,11 @@ def documented_values(cls: type) -> dict[str, list[str]]:
         for node, after in itertools.pairwise(body):
             if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
                 continue
-            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(
-                    after.value.value, str):
+            if (
+                isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 match = _VALUES_SENTENCE.search(" ".join(after.value.value.split()))
                 if match:
                     found[node.target.id] = re.findall(r"`([^`]+)`", match.group(1))
@@ -123,17 +130,25 @@ def check_object(value: Any, cls: type, path: str) -> list[str]:
     declared = fields(cls)
     problems = [f"{path}.{key}: not a field of {cls.__qualname__}" for key in value if key not in declared]
     deleted_stub = value.get("deleted") is True
-    problems += [f"{path}.{key}: required by {cls.__qualname__} but missing"
-                 for key, hint in declared.items()
-                 if not _optional(hint) and key not in value and not deleted_stub]
+    problems += [
+        f"{path}.{key}: required by {cls.__qualname__} but missing"
+        for key, hint in declared.items()
+        if not _optional(hint) and key not in value and not deleted_stub
+    ]
     documented = documented_values(cls)
     for key, item in value.items():
         if key in declared:
             problems += check_value(item, declared[key], f"{path}.{key}")
-            if isinstance(item, str) and not _literals(declared[key]) and key in documented \
-                    and item not in documented[key]:
-                problems.append(f"{path}.{key}: {item!r} is not one of the values documented in "
-                                f"{cls.__qualname__} {documented[key]}")
+            if (
+                isinstance(item, str)
+                and not _literals(declared[key])
+                and key in documented
+                and item not in documented[key]
+            ):
+                problems.append(
+                    f"{path}.{key}: {item!r} is not one of the values documented in "
+                    f"{cls.__qualname__} {documented[key]}"
+                )
     return problems
 
 
@@ -171,8 +186,9 @@ def check_value(value: Any, hint: Any, path: str) -> list[str]:
     if inspect.isclass(cls) and issubclass(cls, ListObject):
         problems = check_object(value, ListObject, path)
         item_cls = args[0] if args else UntypedStripeObject
-        return problems + [p for i, item in enumerate(value.get("data", []))
-                           for p in check_object(item, item_cls, f"{path}.data[{i}]")]
+        return problems + [
+            p for i, item in enumerate(value.get("data", [])) for p in check_object(item, item_cls, f"{path}.data[{i}]")
+        ]
     if inspect.isclass(cls) and issubclass(cls, StripeObject):
         return check_object(value, cls, path)
     return []
@@ -190,8 +206,9 @@ def compare_fixture(ours: Any, example: Any, path: str) -> list[str]:
     if isinstance(ours, dict):
         if ours.get("object") != example.get("object"):
             return []  # e.g. an event's data.object: compared as its own kind elsewhere
-        return [p for key in ours.keys() & example.keys()
-                for p in compare_fixture(ours[key], example[key], f"{path}.{key}")]
+        return [
+            p for key in ours.keys() & example.keys() for p in compare_fixture(ours[key], example[key], f"{path}.{key}")
+        ]
     if isinstance(ours, list):
         return [p for item in ours[:1] for sample in example[:1] for p in compare_fixture(item, sample, f"{path}[0]")]
     if isinstance(example, str) and isinstance(ours, str):
@@ -234,38 +251,65 @@ def collect_samples(older: dict[str, list[dict[str, Any]]] | None = None) -> Ite
         response = web.open(path, method=method, data=data, headers=headers)
         return response.status_code, json.loads(response.get_data())
 
-    _, endpoint = call("POST", "/v1/webhook_endpoints", {
-        "url": "https://shop.test/webhook/", "enabled_events[]": "*", "api_version": stripe.api_version,
-        "description": "contract"})
+    _, endpoint = call(
+        "POST",
+        "/v1/webhook_endpoints",
+        {
+            "url": "https://shop.test/webhook/",
+            "enabled_events[]": "*",
+            "api_version": stripe.api_version,
+            "description": "contract",
+        },
+    )
     yield "webhook_endpoint", endpoint
     for version in OLDER_VERSIONS:
-        call("POST", "/v1/webhook_endpoints", {"url": f"https://old.test/{version}", "enabled_events[]": "*",
-                                               "api_version": version})
+        call(
+            "POST",
+            "/v1/webhook_endpoints",
+            {"url": f"https://old.test/{version}", "enabled_events[]": "*", "api_version": version},
+        )
     session_form = {
-        "mode": "payment", "success_url": "https://shop.test/ok?session_id={CHECKOUT_SESSION_ID}",
-        "cancel_url": "https://shop.test/cart", "client_reference_id": "order-1", "customer_email": "a@b.test",
-        "metadata[order_id]": "1", "shipping_address_collection[allowed_countries][]": ["US", "GB"],
-        "line_items[0][quantity]": "2", "line_items[0][price_data][currency]": "usd",
-        "line_items[0][price_data][unit_amount]": "1999", "line_items[0][price_data][product_data][name]": "Mug",
+        "mode": "payment",
+        "success_url": "https://shop.test/ok?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": "https://shop.test/cart",
+        "client_reference_id": "order-1",
+        "customer_email": "a@b.test",
+        "metadata[order_id]": "1",
+        "shipping_address_collection[allowed_countries][]": ["US", "GB"],
+        "line_items[0][quantity]": "2",
+        "line_items[0][price_data][currency]": "usd",
+        "line_items[0][price_data][unit_amount]": "1999",
+        "line_items[0][price_data][product_data][name]": "Mug",
     }
     _, session = call("POST", "/v1/checkout/sessions", session_form)
     yield "checkout.session", session
     yield "list", call("GET", f"/v1/checkout/sessions/{session['id']}/line_items")[1]
     for item in call("GET", f"/v1/checkout/sessions/{session['id']}/line_items")[1]["data"]:
         yield "item", item
-    address = {"name": "Ann Lee", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
-               "state": "IL", "country": "US"}
+    address = {
+        "name": "Ann Lee",
+        "line1": "1 Main St",
+        "city": "Springfield",
+        "postal_code": "12345",
+        "state": "IL",
+        "country": "US",
+    }
     emu.pay(session["id"], card="4000000000000002", shipping=address)  # declined first
-    yield "payment_intent", call("GET", f"/v1/checkout/sessions/{session['id']}?expand[]=payment_intent")[1][
-        "payment_intent"]
+    yield (
+        "payment_intent",
+        call("GET", f"/v1/checkout/sessions/{session['id']}?expand[]=payment_intent")[1]["payment_intent"],
+    )
     emu.pay(session["id"], card="4000000000005126", shipping=address)
     _, paid = call("GET", f"/v1/checkout/sessions/{session['id']}?expand[]=line_items")
     yield "checkout.session", paid
     _, intent = call("GET", f"/v1/payment_intents/{paid['payment_intent']}")
     yield "payment_intent", intent
     yield "charge", call("GET", f"/v1/charges/{intent['latest_charge']}")[1]
-    _, refund = call("POST", "/v1/refunds", {"payment_intent": intent["id"], "amount": "999",
-                                             "reason": "requested_by_customer", "metadata[order_id]": "1"})
+    _, refund = call(
+        "POST",
+        "/v1/refunds",
+        {"payment_intent": intent["id"], "amount": "999", "reason": "requested_by_customer", "metadata[order_id]": "1"},
+    )
     yield "refund", refund
     emu.settle_refund(refund["id"])
     yield "refund", call("GET", f"/v1/refunds/{refund['id']}")[1]
@@ -285,15 +329,23 @@ def collect_samples(older: dict[str, list[dict[str, Any]]] | None = None) -> Ite
         elif older is not None:
             older.setdefault(event["api_version"], []).append(event)
     yield "list", call("GET", "/v1/webhook_endpoints")[1]
-    yield "webhook_endpoint", call("POST", f"/v1/webhook_endpoints/{endpoint['id']}",
-                                   {"enabled_events[]": ["refund.created", "charge.refunded"]})[1]
+    yield (
+        "webhook_endpoint",
+        call(
+            "POST",
+            f"/v1/webhook_endpoints/{endpoint['id']}",
+            {"enabled_events[]": ["refund.created", "charge.refunded"]},
+        )[1],
+    )
     yield "webhook_endpoint", call("GET", f"/v1/webhook_endpoints/{endpoint['id']}")[1]
     yield "webhook_endpoint", call("DELETE", f"/v1/webhook_endpoints/{endpoint['id']}")[1]
     for path in ("/v1/checkout/sessions/cs_test_missing", "/v1/refunds/re_missing"):
         yield "error", call("GET", path)[1]["error"]
     yield "error", call("POST", "/v1/refunds", {"payment_intent": intent["id"], "amount": "999999"})[1]["error"]
-    yield "error", call("POST", "/v1/webhook_endpoints", {"url": "https://x.test/", "enabled_events[]": "nope"}
-                        )[1]["error"]
+    yield (
+        "error",
+        call("POST", "/v1/webhook_endpoints", {"url": "https://x.test/", "enabled_events[]": "nope"})[1]["error"],
+    )
     emu.close()
 
 
@@ -321,8 +373,9 @@ def coverage(samples: list[tuple[str, dict[str, Any]]]) -> dict[str, tuple[int, 
             name = nested.get("object", kind) if kind != "error" else "error"
             present.setdefault(name, set()).update(nested)
             filled.setdefault(name, set()).update(k for k, v in nested.items() if v is not None)
-    return {kind: (len(present[kind]), len(filled[kind]), len(fields(CLASSES[kind])))
-            for kind in CLASSES if kind in present}
+    return {
+        kind: (len(present[kind]), len(filled[kind]), len(fields(CLASSES[kind]))) for kind in CLASSES if kind in present
+    }
 
 
 def main() -> None:
@@ -330,10 +383,13 @@ def main() -> None:
     samples = list(collect_samples())
     examples = fixtures()
     problems = [p for kind, obj in samples for p in check_object(obj, CLASSES[kind], kind)]
-    problems += [p for kind, obj in samples if kind in examples
-                 for p in compare_fixture(obj, examples[kind], f"{kind}(example)")]
-    print(f"Contract of the local Stripe service at API {stripe.api_version} "
-          f"(stripe-python {stripe.VERSION}): {len(samples)} objects checked, {len(problems)} problems")
+    problems += [
+        p for kind, obj in samples if kind in examples for p in compare_fixture(obj, examples[kind], f"{kind}(example)")
+    ]
+    print(
+        f"Contract of the local Stripe service at API {stripe.api_version} "
+        f"(stripe-python {stripe.VERSION}): {len(samples)} objects checked, {len(problems)} problems"
+    )
     for problem in problems:
         print("  PROBLEM", problem)
     print(f"{'object':<18} {'fields present':>15} {'non-null':>9} {'in SDK class':>13}")

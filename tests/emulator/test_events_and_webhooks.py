@@ -31,13 +31,11 @@ def test_events_api_lists_newest_first_with_type_filter(
     assert len(client.v1.events.list(params={"type": "checkout.session.*"}).data) == 1
 
 
-def test_event_request_names_the_api_call(client: stripe.StripeClient, make_session: Any,
-                                          emu: Emulator) -> None:
+def test_event_request_names_the_api_call(client: stripe.StripeClient, make_session: Any, emu: Emulator) -> None:
     session = make_session()
     expired = client.v1.checkout.sessions.expire(session.id, options={"idempotency_key": "exp-1"})
     [event] = emu.events("checkout.session.expired")
-    assert event["request"] == {"id": expired.last_response.request_id,
-                                "idempotency_key": "exp-1"}
+    assert event["request"] == {"id": expired.last_response.request_id, "idempotency_key": "exp-1"}
 
 
 def test_every_delivery_verifies_and_tampering_is_rejected(
@@ -64,8 +62,7 @@ def test_sign_helper_matches_the_sdk(emu: Emulator) -> None:
     assert event.id == "evt_1"
 
 
-def test_failed_deliveries_retry_with_backoff(make_session: Any, emu: Emulator,
-                                              endpoint: Endpoint) -> None:
+def test_failed_deliveries_retry_with_backoff(make_session: Any, emu: Emulator, endpoint: Endpoint) -> None:
     session = make_session()
     emu.expire(session.id)
     [event] = emu.events()
@@ -95,8 +92,7 @@ def test_retries_are_bounded(make_session: Any, emu: Emulator, endpoint: Endpoin
     assert emu.deliverer.pending() == 0
 
 
-def test_hold_and_release_reversed_and_twice(make_session: Any, emu: Emulator,
-                                            endpoint: Endpoint) -> None:
+def test_hold_and_release_reversed_and_twice(make_session: Any, emu: Emulator, endpoint: Endpoint) -> None:
     session = make_session()
     emu.hold_deliveries()
     emu.pay(session.id)
@@ -117,8 +113,7 @@ def test_redeliver_on_demand(paid_session: Any, emu: Emulator, endpoint: Endpoin
     assert len(emu.delivery_attempts(event["id"])) == 2
 
 
-def test_sessions_expire_on_the_service_clock(make_session: Any, emu: Emulator,
-                                              endpoint: Endpoint) -> None:
+def test_sessions_expire_on_the_service_clock(make_session: Any, emu: Emulator, endpoint: Endpoint) -> None:
     session = make_session(expires_at=emu.clock.timestamp() + 1800)
     emu.clock.advance(1799)
     emu.tick()
@@ -132,12 +127,18 @@ def test_sessions_expire_on_the_service_clock(make_session: Any, emu: Emulator,
 
 
 def test_background_delivery(clock: Any, endpoint: Endpoint, session_params: Any) -> None:
-    emu = Emulator(webhook_url="http://testserver/webhook/", webhook_secret=SECRET,
-                   sender=endpoint, clock=clock, async_delivery=True, tick_interval=0.01)
+    emu = Emulator(
+        webhook_url="http://testserver/webhook/",
+        webhook_secret=SECRET,
+        sender=endpoint,
+        clock=clock,
+        async_delivery=True,
+        tick_interval=0.01,
+    )
     try:
         client = stripe.StripeClient(
-            "sk_test_x", http_client=EmulatorHTTPClient(emu),
-            base_addresses={"api": "http://127.0.0.1:12111"})
+            "sk_test_x", http_client=EmulatorHTTPClient(emu), base_addresses={"api": "http://127.0.0.1:12111"}
+        )
         session = client.v1.checkout.sessions.create(params=session_params())
         emu.pay(session.id)
         assert emu.wait_for_deliveries(timeout=5)

@@ -43,16 +43,17 @@ def test_form_is_plain_accessible_html(web: Client, make_session: Any) -> None:
 
 def test_order_summary_shows_money_and_a_total_row(web: Client, make_session: Any) -> None:
     html = web.get(f"/pay/{make_session().id}").get_data(as_text=True)
-    assert "Mug<span class=\"unit\">Qty 2 &times; $19.99</span></td><td class=\"num\">$39.98</td>" in html
-    assert "Sticker<span class=\"unit\">Qty 1 &times; $5.00</span></td><td class=\"num\">$5.00</td>" in html
+    assert 'Mug<span class="unit">Qty 2 &times; $19.99</span></td><td class="num">$39.98</td>' in html
+    assert 'Sticker<span class="unit">Qty 1 &times; $5.00</span></td><td class="num">$5.00</td>' in html
     assert '<tfoot><tr><th scope="row">Total due</th><td class="num">$44.98</td></tr></tfoot>' in html
     assert "USD" not in html
 
 
 def test_business_name_is_shown(clock: Any, session_params: Any) -> None:
     emulator = Emulator(clock=clock, business_name="Tidy Shop")
-    client = stripe.StripeClient("sk_test_x", http_client=EmulatorHTTPClient(emulator),
-                                 base_addresses={"api": "http://127.0.0.1:12111"})
+    client = stripe.StripeClient(
+        "sk_test_x", http_client=EmulatorHTTPClient(emulator), base_addresses={"api": "http://127.0.0.1:12111"}
+    )
     session = client.v1.checkout.sessions.create(params=session_params())
     html = Client(emulator.wsgi_app).get(f"/pay/{session.id}").get_data(as_text=True)
     assert '<p class="business">Tidy Shop</p>' in html and "<title>Pay $44.98 - Tidy Shop</title>" in html
@@ -83,13 +84,11 @@ def test_expiry_rejects_incomplete_dates(emu: Emulator, make_session: Any, expir
     assert (result.status, result.outcome) == (400, "invalid_expiry_month")
 
 
-def test_paying_redirects_to_success_url_with_session_id(web: Client, make_session: Any,
-                                                         emu: Emulator) -> None:
+def test_paying_redirects_to_success_url_with_session_id(web: Client, make_session: Any, emu: Emulator) -> None:
     session = make_session()
     response = web.post(f"/pay/{session.id}", data=_form())
     assert response.status_code == 303
-    assert response.headers["Location"] == (
-        f"https://shop.test/success/?session_id={session.id}")
+    assert response.headers["Location"] == (f"https://shop.test/success/?session_id={session.id}")
     stored = emu.sessions[session.id]
     assert (stored["status"], stored["payment_status"]) == ("complete", "paid")
     assert stored["success_url"].endswith("{CHECKOUT_SESSION_ID}")
@@ -97,13 +96,16 @@ def test_paying_redirects_to_success_url_with_session_id(web: Client, make_sessi
     assert [e["data"]["object"]["payment_status"] for e in completed] == ["paid"]
 
 
-@pytest.mark.parametrize(("card", "code", "decline_code", "message"), [
-    ("4000 0000 0000 0002", "card_declined", "generic_decline", "Your card was declined."),
-    ("4000000000009995", "card_declined", "insufficient_funds", "Your card has insufficient funds."),
-])
+@pytest.mark.parametrize(
+    ("card", "code", "decline_code", "message"),
+    [
+        ("4000 0000 0000 0002", "card_declined", "generic_decline", "Your card was declined."),
+        ("4000000000009995", "card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    ],
+)
 def test_declines_fail_the_payment_intent_and_keep_the_session_open(
-        web: Client, make_session: Any, emu: Emulator, client: Any,
-        card: str, code: str, decline_code: str, message: str) -> None:
+    web: Client, make_session: Any, emu: Emulator, client: Any, card: str, code: str, decline_code: str, message: str
+) -> None:
     session = make_session()
     response = web.post(f"/pay/{session.id}", data=_form(card=card))
     assert response.status_code == 402
@@ -113,11 +115,13 @@ def test_declines_fail_the_payment_intent_and_keep_the_session_open(
     intent = client.v1.payment_intents.retrieve(stored.payment_intent)  # the session names its intent
     assert intent.status == "requires_payment_method"
     error = intent.last_payment_error
-    assert (error.type, error.code, error.decline_code, error.message) == ("card_error", code, decline_code,
-                                                                            message)
+    assert (error.type, error.code, error.decline_code, error.message) == ("card_error", code, decline_code, message)
     assert client.v1.charges.retrieve(error.charge).status == "failed"
     assert [e["type"] for e in emu.events()] == [
-        "payment_intent.created", "charge.failed", "payment_intent.payment_failed"]
+        "payment_intent.created",
+        "charge.failed",
+        "payment_intent.payment_failed",
+    ]
     failed = emu.events("payment_intent.payment_failed")[0]["data"]["object"]
     assert failed["last_payment_error"]["decline_code"] == decline_code
     # Paying again with a good card confirms the same PaymentIntent.
@@ -135,8 +139,7 @@ def test_incomplete_card_fields_change_nothing(web: Client, make_session: Any, e
     assert emu.store.charges == {} and emu.events() == []
 
 
-def test_expired_and_complete_sessions_cannot_be_paid(web: Client, make_session: Any,
-                                                      emu: Emulator) -> None:
+def test_expired_and_complete_sessions_cannot_be_paid(web: Client, make_session: Any, emu: Emulator) -> None:
     expired, paid = make_session(), make_session()
     emu.expire(expired.id)
     emu.pay(paid.id)
@@ -148,14 +151,14 @@ def test_expired_and_complete_sessions_cannot_be_paid(web: Client, make_session:
     # Back after paying: a page that links to the shop's confirmation, not a dead end.
     back = web.get(f"/pay/{paid.id}")
     assert back.status_code == 200
-    assert (f'<a href="https://shop.test/success/?session_id={paid.id}">Return to Your business</a>'
-            in back.get_data(as_text=True))
+    assert f'<a href="https://shop.test/success/?session_id={paid.id}">Return to Your business</a>' in back.get_data(
+        as_text=True
+    )
     assert web.get("/pay/cs_test_unknown").status_code == 404
     assert len(emu.store.charges) == 1
 
 
-def test_delayed_payment_that_later_succeeds(web: Client, make_session: Any,
-                                             emu: Emulator) -> None:
+def test_delayed_payment_that_later_succeeds(web: Client, make_session: Any, emu: Emulator) -> None:
     session = make_session()
     response = web.post(f"/pay/{session.id}", data=_form("delayed_succeed", card=""))
     assert response.status_code == 303
@@ -177,22 +180,19 @@ def test_delayed_payment_that_later_fails(web: Client, make_session: Any, emu: E
     emu.tick()  # due delayed payments complete on the service clock
     stored = emu.sessions[session.id]
     assert stored["payment_status"] == "unpaid"
-    assert emu.store.payment_intents[stored["payment_intent"]]["status"] == (
-        "requires_payment_method")
+    assert emu.store.payment_intents[stored["payment_intent"]]["status"] == ("requires_payment_method")
     assert emu.store.charges == {}
     failed = emu.events("checkout.session.async_payment_failed")
     assert [e["data"]["object"]["id"] for e in failed] == [session.id]
 
 
-def test_shipping_address_is_collected_on_the_page(web: Client, emu: Emulator, make_session: Any,
-                                                   client: Any) -> None:
+def test_shipping_address_is_collected_on_the_page(web: Client, emu: Emulator, make_session: Any, client: Any) -> None:
     session = make_session(shipping_address_collection={"allowed_countries": ["US", "GB"]})
     html = web.get(f"/pay/{session.id}").get_data(as_text=True)
     assert "<legend>Shipping address</legend>" in html
     assert re.findall(r'<option value="(\w+)"', html) == ["US", "GB"]
     assert '<option value="GB">United Kingdom</option>' in html
-    form = {**_form(), "name": "", "line1": "1 High St", "city": "London", "postal_code": "N1 9GU",
-            "country": "GB"}
+    form = {**_form(), "name": "", "line1": "1 High St", "city": "London", "postal_code": "N1 9GU", "country": "GB"}
     missing = web.post(f"/pay/{session.id}", data=form)
     assert missing.status_code == 400 and "Enter the name to ship to." in missing.get_data(as_text=True)
     assert 'value="1 High St"' in missing.get_data(as_text=True)  # what was typed is kept

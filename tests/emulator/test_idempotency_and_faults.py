@@ -15,17 +15,19 @@ CREATE = "POST /v1/checkout/sessions"
 
 
 def _client(transport: EmulatorHTTPClient, retries: int = 0) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_emulator", http_client=transport,
-                               base_addresses={"api": "http://127.0.0.1:12111"},
-                               max_network_retries=retries)
+    return stripe.StripeClient(
+        "sk_test_emulator",
+        http_client=transport,
+        base_addresses={"api": "http://127.0.0.1:12111"},
+        max_network_retries=retries,
+    )
 
 
 def _create(client: stripe.StripeClient, params: dict[str, Any], key: str) -> Any:
     return client.v1.checkout.sessions.create(params=params, options={"idempotency_key": key})
 
 
-def test_replay_returns_identical_body(client: stripe.StripeClient, emu: Emulator,
-                                       session_params: Any) -> None:
+def test_replay_returns_identical_body(client: stripe.StripeClient, emu: Emulator, session_params: Any) -> None:
     params = session_params()
     first = _create(client, params, "order-7-attempt-1")
     again = _create(client, params, "order-7-attempt-1")
@@ -45,8 +47,7 @@ def test_errors_are_replayed_too(client: stripe.StripeClient, session_params: An
     assert again.value.headers["idempotent-replayed"] == "true"
 
 
-def test_same_key_other_params_is_idempotency_error(client: stripe.StripeClient,
-                                                    session_params: Any) -> None:
+def test_same_key_other_params_is_idempotency_error(client: stripe.StripeClient, session_params: Any) -> None:
     _create(client, session_params(), "k")
     with pytest.raises(stripe.IdempotencyError) as info:
         _create(client, session_params(client_reference_id="order-8"), "k")
@@ -57,14 +58,14 @@ def test_same_key_other_endpoint_is_idempotency_error(
     client: stripe.StripeClient, paid_session: Any, emu: Emulator
 ) -> None:
     session = emu.sessions[paid_session.id]
-    client.v1.refunds.create(params={"payment_intent": session["payment_intent"], "amount": 100},
-                             options={"idempotency_key": "shared"})
+    client.v1.refunds.create(
+        params={"payment_intent": session["payment_intent"], "amount": 100}, options={"idempotency_key": "shared"}
+    )
     with pytest.raises(stripe.IdempotencyError):
         client.v1.checkout.sessions.expire(paid_session.id, options={"idempotency_key": "shared"})
 
 
-def test_keys_expire_after_24_hours(client: stripe.StripeClient, emu: Emulator,
-                                    session_params: Any) -> None:
+def test_keys_expire_after_24_hours(client: stripe.StripeClient, emu: Emulator, session_params: Any) -> None:
     params = session_params()
     first = _create(client, params, "k")
     emu.clock.advance(24 * 3600)
@@ -75,7 +76,8 @@ def test_keys_expire_after_24_hours(client: stripe.StripeClient, emu: Emulator,
 def test_in_flight_key_answers_409(emu: Emulator, session_params: Any) -> None:
     # A concurrent first request is represented by its in-flight record.
     emu.store.idempotency[("sk_test_emulator", "busy")] = IdempotencyRecord(
-        "POST", "/v1/checkout/sessions", "{}", emu.clock.now())
+        "POST", "/v1/checkout/sessions", "{}", emu.clock.now()
+    )
     with pytest.raises(stripe.APIError) as info:
         _create(_client(EmulatorHTTPClient(emu)), session_params(), "busy")
     assert info.value.http_status == 409
@@ -114,12 +116,13 @@ def test_timeout_maps_to_api_connection_error_and_is_retried(
     assert list(emu.sessions) == [session.id]
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    (500, stripe.APIError), (503, stripe.APIError), (429, stripe.RateLimitError),
-    (409, stripe.APIError)])
-def test_injected_faults_map_to_sdk_errors(client: stripe.StripeClient, emu: Emulator,
-                                           session_params: Any, status: int,
-                                           error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(500, stripe.APIError), (503, stripe.APIError), (429, stripe.RateLimitError), (409, stripe.APIError)],
+)
+def test_injected_faults_map_to_sdk_errors(
+    client: stripe.StripeClient, emu: Emulator, session_params: Any, status: int, error: type[Exception]
+) -> None:
     emu.inject_fault(CREATE, status=status, times=2)
     for _ in range(2):
         with pytest.raises(error):
@@ -143,8 +146,7 @@ def test_rate_limit_when_enabled(endpoint: Any, clock: Any, session_params: Any)
     assert emu.call_counts["GET /v1/checkout/sessions/{id}"] == 27
 
 
-def test_call_counts_per_endpoint_template(client: stripe.StripeClient, make_session: Any,
-                                          emu: Emulator) -> None:
+def test_call_counts_per_endpoint_template(client: stripe.StripeClient, make_session: Any, emu: Emulator) -> None:
     session = make_session()
     client.v1.checkout.sessions.retrieve(session.id)
     client.v1.checkout.sessions.retrieve(session.id)
@@ -176,8 +178,9 @@ def test_http_controls_mirror_the_python_api(emu: Emulator, make_session: Any) -
     assert emu.sessions == {}
 
 
-def test_idempotency_keys_control_lists_each_key_once(client: stripe.StripeClient, emu: Emulator,
-                                                      session_params: Any) -> None:
+def test_idempotency_keys_control_lists_each_key_once(
+    client: stripe.StripeClient, emu: Emulator, session_params: Any
+) -> None:
     params = session_params()
     _create(client, params, "order-9-attempt-1")
     _create(client, params, "order-9-attempt-1")

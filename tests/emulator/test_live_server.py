@@ -53,9 +53,23 @@ def webhooks() -> Iterator[tuple[str, queue.Queue[tuple[bytes, str]]]]:
 def live(webhooks: tuple[str, queue.Queue[tuple[bytes, str]]]) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(port),
-         "--webhook-url", webhooks[0], "--webhook-secret", SECRET],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "stripe_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webhook-url",
+            webhooks[0],
+            "--webhook-secret",
+            SECRET,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -67,28 +81,27 @@ def live(webhooks: tuple[str, queue.Queue[tuple[bytes, str]]]) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def test_live_server_pays_over_http(
-    live: str, webhooks: tuple[str, queue.Queue[tuple[bytes, str]]]
-) -> None:
+def test_live_server_pays_over_http(live: str, webhooks: tuple[str, queue.Queue[tuple[bytes, str]]]) -> None:
     client = stripe.StripeClient("sk_test_live", base_addresses={"api": live})
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "payment",
-        "success_url": "http://shop.test/success/?session_id={CHECKOUT_SESSION_ID}",
-        "cancel_url": "http://shop.test/cart/",
-        "expires_at": int(time.time()) + 3600,
-        "line_items": [{"quantity": 1, "price_data": {
-            "currency": "usd", "unit_amount": 1500, "product_data": {"name": "Mug"}}}],
-    })
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "http://shop.test/success/?session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": "http://shop.test/cart/",
+            "expires_at": int(time.time()) + 3600,
+            "line_items": [
+                {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 1500, "product_data": {"name": "Mug"}}}
+            ],
+        }
+    )
     assert session.url == f"{live}/pay/{session.id}"
 
     parts = urlsplit(session.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     conn.request("GET", parts.path)
     assert conn.getresponse().read().count(b"<label") >= 3
-    form = urlencode({"method": "card", "card_number": "4242 4242 4242 4242",
-                      "expiry": "12/34", "cvc": "123"})
-    conn.request("POST", parts.path, body=form,
-                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = urlencode({"method": "card", "card_number": "4242 4242 4242 4242", "expiry": "12/34", "cvc": "123"})
+    conn.request("POST", parts.path, body=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
     response = conn.getresponse()
     response.read()
     assert response.status == 303

@@ -10,8 +10,7 @@ import stripe
 from stripe_emulator import Emulator, EmulatorStateError
 
 
-def test_payment_creates_intent_and_charge(client: stripe.StripeClient, paid_session: Any,
-                                           emu: Emulator) -> None:
+def test_payment_creates_intent_and_charge(client: stripe.StripeClient, paid_session: Any, emu: Emulator) -> None:
     session = client.v1.checkout.sessions.retrieve(paid_session.id)
     intent = client.v1.payment_intents.retrieve(session.payment_intent)
     assert isinstance(intent, stripe.PaymentIntent) and intent.id.startswith("pi_")
@@ -32,15 +31,18 @@ def _intent(emu: Emulator, session: Any) -> str:
     return emu.sessions[session.id]["payment_intent"]
 
 
-def test_partial_then_full_refund(client: stripe.StripeClient, paid_session: Any,
-                                  emu: Emulator) -> None:
+def test_partial_then_full_refund(client: stripe.StripeClient, paid_session: Any, emu: Emulator) -> None:
     intent = _intent(emu, paid_session)
-    partial = client.v1.refunds.create(params={"payment_intent": intent, "amount": 1000,
-                                               "reason": "requested_by_customer",
-                                               "metadata": {"order_id": "7"}})
+    partial = client.v1.refunds.create(
+        params={
+            "payment_intent": intent,
+            "amount": 1000,
+            "reason": "requested_by_customer",
+            "metadata": {"order_id": "7"},
+        }
+    )
     assert isinstance(partial, stripe.Refund) and partial.id.startswith("re_")
-    assert (partial.amount, partial.status, partial.reason) == (
-        1000, "succeeded", "requested_by_customer")
+    assert (partial.amount, partial.status, partial.reason) == (1000, "succeeded", "requested_by_customer")
     rest = client.v1.refunds.create(params={"charge": partial.charge})
     assert rest.amount == 3498
     charge = client.v1.charges.retrieve(partial.charge)
@@ -58,8 +60,7 @@ def test_partial_then_full_refund(client: stripe.StripeClient, paid_session: Any
     assert len(emu.events("refund.created")) == 2 and emu.events("refund.updated") == []
 
 
-def test_refund_beyond_remaining_is_refused(client: stripe.StripeClient, paid_session: Any,
-                                            emu: Emulator) -> None:
+def test_refund_beyond_remaining_is_refused(client: stripe.StripeClient, paid_session: Any, emu: Emulator) -> None:
     intent = _intent(emu, paid_session)
     client.v1.refunds.create(params={"payment_intent": intent, "amount": 4000})
     with pytest.raises(stripe.InvalidRequestError) as info:
@@ -71,8 +72,7 @@ def test_refund_beyond_remaining_is_refused(client: stripe.StripeClient, paid_se
     assert info.value.code == "charge_already_refunded"
 
 
-def test_refund_needs_a_paid_charge(client: stripe.StripeClient, make_session: Any,
-                                    emu: Emulator) -> None:
+def test_refund_needs_a_paid_charge(client: stripe.StripeClient, make_session: Any, emu: Emulator) -> None:
     session = make_session()
     emu.pay(session.id, delayed="succeed")
     with pytest.raises(stripe.InvalidRequestError) as info:

@@ -72,9 +72,23 @@ class Service:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--state", str(self.state), "--business-name", "Restart Test Shop"],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "stripe_emulator",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--state",
+                    str(self.state),
+                    "--business-name",
+                    "Restart Test Shop",
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_until(self._listening, "the local Stripe service to listen", timeout=30)
 
     def _listening(self) -> bool:
@@ -92,8 +106,12 @@ class Service:
         self.proc = None
 
     def control(self, path: str, data: dict[str, Any] | None = None) -> Any:
-        request = Request(f"{self.url}/_emulator/{path}", data=json.dumps(data or {}).encode(),
-                          headers={"Content-Type": "application/json"}, method="POST")
+        request = Request(
+            f"{self.url}/_emulator/{path}",
+            data=json.dumps(data or {}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
@@ -120,10 +138,13 @@ def _sdk(service: Service) -> stripe.StripeClient:
 
 def _session_params() -> dict[str, Any]:
     return {
-        "mode": "payment", "success_url": "https://shop.test/success/?session_id={CHECKOUT_SESSION_ID}",
-        "cancel_url": "https://shop.test/cart/", "client_reference_id": "order-1",
-        "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 7997,
-                                                      "product_data": {"name": "Mug"}}}],
+        "mode": "payment",
+        "success_url": "https://shop.test/success/?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": "https://shop.test/cart/",
+        "client_reference_id": "order-1",
+        "line_items": [
+            {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 7997, "product_data": {"name": "Mug"}}}
+        ],
     }
 
 
@@ -131,8 +152,9 @@ def _submit_hosted_form(service: Service, session_id: str, card: str) -> tuple[i
     """POST the hosted payment page like a browser; returns (status, Location)."""
     body = urlencode({"method": "card", "card_number": card, "expiry": "1230", "cvc": "123"}).encode()
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
-    connection.request("POST", f"/pay/{session_id}", body=body,
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    connection.request(
+        "POST", f"/pay/{session_id}", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     response = connection.getresponse()
     response.read()
     connection.close()
@@ -141,8 +163,9 @@ def _submit_hosted_form(service: Service, session_id: str, card: str) -> tuple[i
 
 def test_checkout_and_refund_survive_restarts(service: Service, receiver: Receiver) -> None:
     sdk = _sdk(service)
-    endpoint = sdk.v1.webhook_endpoints.create(params={"url": receiver.url, "enabled_events": ["*"],
-                                                       "api_version": "2022-11-15"})
+    endpoint = sdk.v1.webhook_endpoints.create(
+        params={"url": receiver.url, "enabled_events": ["*"], "api_version": "2022-11-15"}
+    )
     session = sdk.v1.checkout.sessions.create(params=_session_params(), options={"idempotency_key": "order-1-a1"})
     with urlopen(f"{service.url}/pay/{session.id}", timeout=10) as page:
         assert "Pay $79.97" in page.read().decode()  # the shopper is on the payment page...
@@ -156,24 +179,31 @@ def test_checkout_and_refund_survive_restarts(service: Service, receiver: Receiv
     assert (status, location) == (303, f"https://shop.test/success/?session_id={session.id}")
     paid = sdk.v1.checkout.sessions.retrieve(session.id)
     assert (paid.status, paid.payment_status) == ("complete", "paid")
-    wait_until(lambda: "checkout.session.completed" in receiver.types(endpoint.secret),
-               "the completed event, signed with the endpoint's secret from before the restart", timeout=20)
+    wait_until(
+        lambda: "checkout.session.completed" in receiver.types(endpoint.secret),
+        "the completed event, signed with the endpoint's secret from before the restart",
+        timeout=20,
+    )
 
-    refund = sdk.v1.refunds.create(params={"payment_intent": paid.payment_intent, "amount": 1999},
-                                   options={"idempotency_key": "refund-1"})
+    refund = sdk.v1.refunds.create(
+        params={"payment_intent": paid.payment_intent, "amount": 1999}, options={"idempotency_key": "refund-1"}
+    )
     assert refund.status == "succeeded"
     wait_until(lambda: "charge.refunded" in receiver.types(endpoint.secret), "charge.refunded", timeout=20)
 
     service.stop(signal.SIGTERM)  # restarted while the refund's later failure is still scheduled
     service.start()
 
-    assert sdk.v1.refunds.create(params={"payment_intent": paid.payment_intent, "amount": 1999},
-                                 options={"idempotency_key": "refund-1"}).id == refund.id  # no second refund
+    assert (
+        sdk.v1.refunds.create(
+            params={"payment_intent": paid.payment_intent, "amount": 1999}, options={"idempotency_key": "refund-1"}
+        ).id
+        == refund.id
+    )  # no second refund
     service.control("clock/advance", {"seconds": 60})  # "some time later" on the service clock
     failed = sdk.v1.refunds.retrieve(refund.id)
     assert (failed.status, failed.failure_reason) == ("failed", "expired_or_canceled_card")
-    wait_until(lambda: "charge.refund.updated" in receiver.types(endpoint.secret), "charge.refund.updated",
-               timeout=20)
+    wait_until(lambda: "charge.refund.updated" in receiver.types(endpoint.secret), "charge.refund.updated", timeout=20)
     events = receiver.events(endpoint.secret)
     assert {e.api_version for e in events} == {"2022-11-15"}  # the endpoint's version, after restarts too
     assert "refund.failed" not in [e.type for e in events]  # not a card refund event before 2024-10-28.acacia

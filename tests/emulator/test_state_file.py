@@ -25,8 +25,11 @@ class Endpoint:
 
 
 def _sdk(emulator: Emulator) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_state", http_client=EmulatorHTTPClient(emulator, retry_delay=0),
-                               base_addresses={"api": "http://127.0.0.1:12111"})
+    return stripe.StripeClient(
+        "sk_test_state",
+        http_client=EmulatorHTTPClient(emulator, retry_delay=0),
+        base_addresses={"api": "http://127.0.0.1:12111"},
+    )
 
 
 def test_restart_loses_nothing(tmp_path: Path, clock: Clock, session_params: Callable[..., dict[str, Any]]) -> None:
@@ -34,8 +37,9 @@ def test_restart_loses_nothing(tmp_path: Path, clock: Clock, session_params: Cal
     down = Endpoint(statuses=[500])  # the first delivery fails: a retry stays queued over the restart
     first = Emulator(sender=down, clock=clock, state_path=path, async_delay=None)
     sdk = _sdk(first)
-    endpoint = sdk.v1.webhook_endpoints.create(params={"url": "https://shop.test/webhook/",
-                                                       "enabled_events": ["*"], "api_version": "2022-11-15"})
+    endpoint = sdk.v1.webhook_endpoints.create(
+        params={"url": "https://shop.test/webhook/", "enabled_events": ["*"], "api_version": "2022-11-15"}
+    )
     open_session = sdk.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "order-1"})
     paid = sdk.v1.checkout.sessions.create(params=session_params(client_reference_id="order-2"))
     first.pay(paid.id, card="4000000000005126")
@@ -63,8 +67,9 @@ def test_restart_loses_nothing(tmp_path: Path, clock: Clock, session_params: Cal
     # Queued retries are still due, signed with the endpoint's secret, in its version.
     assert second.deliverer.pending() == queued_before
     second.advance(60)
-    delivered = [stripe.Webhook.construct_event(body, h["Stripe-Signature"], endpoint.secret)
-                 for body, h in received.received]
+    delivered = [
+        stripe.Webhook.construct_event(body, h["Stripe-Signature"], endpoint.secret) for body, h in received.received
+    ]
     assert delivered and {e.api_version for e in delivered} == {"2022-11-15"}
     # The refund's scheduled failure survived too.
     assert sdk.v1.refunds.retrieve(refund.id).status == "failed"

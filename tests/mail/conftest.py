@@ -31,7 +31,6 @@ def app(app_factory: Callable[..., Flask], emulator: Emulator, mailbox: Mailbox,
     return application
 
 
-
 LINK = re.compile(r"http://shop\.test(/[^\s\"<>]+)")
 
 

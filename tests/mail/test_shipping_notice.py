@@ -66,8 +66,11 @@ def staff(app: Flask, make_user: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def notices() -> list[OutboxMessage]:
-    return list(fresh().scalars(
-        select(OutboxMessage).where(OutboxMessage.kind == MailKind.SHIPPING_NOTICE).order_by(OutboxMessage.id)))
+    return list(
+        fresh().scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == MailKind.SHIPPING_NOTICE).order_by(OutboxMessage.id)
+        )
+    )
 
 
 def test_marking_shipped_emails_the_shopper_once(app, client, shipped_to, staff, mailbox):
@@ -75,8 +78,9 @@ def test_marking_shipped_emails_the_shopper_once(app, client, shipped_to, staff,
     outbox.send_pending()  # the welcome and the receipt go first
     assert len(mailbox.wait_for(2, "the welcome and the receipt", "shopper@example.com")) == 2
 
-    response = staff(f"/admin/orders/{order.id}/ship/",
-                     data={"carrier": "UPS", "tracking_number": "1Z999AA10123456784"})
+    response = staff(
+        f"/admin/orders/{order.id}/ship/", data={"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
+    )
     assert response.status_code == 303
     # Sent right after the staff request (the after-response sender), not left for the cron.
     notice = mailbox.wait_for(3, "the shipping notice", "shopper@example.com")[-1]

@@ -56,7 +56,6 @@ def drop_service_events(emulator: Emulator) -> Callable[[], None]:
     return drop
 
 
-
 @pytest.fixture
 def second_shopper(app: Flask, make_user: Callable[..., User]) -> Iterator[FlaskClient]:
     """Another logged-in browser."""
@@ -64,4 +63,3 @@ def second_shopper(app: Flask, make_user: Callable[..., User]) -> Iterator[Flask
     browser = app.test_client()
     assert browser.post("/account/login", data={"email": user.email, "password": PASSWORD}).status_code in (302, 303)
     yield browser
-

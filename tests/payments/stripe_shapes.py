@@ -142,9 +142,22 @@ class StripeShapes:
         """A Checkout Session in Stripe's shape with the identity and amounts of `session` (what the shop made)."""
         obj = self.example("checkout.session")
         for name in (
-            "id", "amount_subtotal", "amount_total", "currency", "client_reference_id", "metadata", "mode",
-            "payment_status", "status", "payment_intent", "customer_email", "expires_at", "url", "success_url",
-            "cancel_url", "created",
+            "id",
+            "amount_subtotal",
+            "amount_total",
+            "currency",
+            "client_reference_id",
+            "metadata",
+            "mode",
+            "payment_status",
+            "status",
+            "payment_intent",
+            "customer_email",
+            "expires_at",
+            "url",
+            "success_url",
+            "cancel_url",
+            "created",
         ):
             if name in session:
                 obj[name] = copy.deepcopy(session[name])

@@ -266,9 +266,15 @@ def test_canceled_refund_is_final_and_frees_the_amount(paid_order, emulator, del
     drop_service_events()
     shapes = versioned(VERSIONS[-1])
     set_stripe_refund_status(emulator, made.stripe_refund_id, "pending")
-    assert_all_ok([deliver(e) for e in shapes.refund_created(refund_snapshot(shapes, emulator, made.stripe_refund_id),
-                                                               charge_snapshot(shapes, emulator,
-                                                                               order.stripe_payment_intent_id, 1999))])
+    assert_all_ok(
+        [
+            deliver(e)
+            for e in shapes.refund_created(
+                refund_snapshot(shapes, emulator, made.stripe_refund_id),
+                charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999),
+            )
+        ]
+    )
     set_stripe_refund_status(emulator, made.stripe_refund_id, "canceled")
     canceled = refund_snapshot(shapes, emulator, made.stripe_refund_id)
     assert_all_ok([deliver(e) for e in shapes.refund_changed(canceled, previous_status="pending")])
@@ -299,8 +305,18 @@ def _reconcile(runner) -> Result:
 @pytest.mark.parametrize("stock_kind", ["unlimited", "limited"])
 @pytest.mark.parametrize("version", VERSIONS)
 def test_session_unknown_to_stripe_is_closed_and_everything_still_works(
-    version, stock_kind, client, shopper, buy, products, emulator, runner, second_shopper, deliver,
-    drop_service_events, stripe_calls,
+    version,
+    stock_kind,
+    client,
+    shopper,
+    buy,
+    products,
+    emulator,
+    runner,
+    second_shopper,
+    deliver,
+    drop_service_events,
+    stripe_calls,
 ):
     product_a = products["Product A"]
     if stock_kind == "limited":
@@ -462,7 +478,16 @@ def test_checkout_refuses_a_zero_total(client, shopper, buy, products, emulator,
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_shortfall_refund_events_before_the_id_is_saved(
-    version, client, shopper, buy, products, emulator, second_shopper, deliver, drop_service_events, stripe_calls,
+    version,
+    client,
+    shopper,
+    buy,
+    products,
+    emulator,
+    second_shopper,
+    deliver,
+    drop_service_events,
+    stripe_calls,
     runner,
 ):
     stock.set_on_hand(products["Product A"].id, 1)
@@ -502,8 +527,10 @@ def test_shortfall_refund_events_before_the_id_is_saved(
     assert at_stripe["metadata"]["refund_key"] == row.idempotency_key  # one key scheme for every refund
     refunded = reload(late.id)
     assert (refunded.status, refunded.stock_shortfall, refunded.needs_review) == (OrderStatus.REFUNDED, True, True)
-    assert fresh().scalar(db.select(db.func.count(PaymentEvent.id)).where(
-        PaymentEvent.outcome == EventOutcome.FAILED)) == 0
+    assert (
+        fresh().scalar(db.select(db.func.count(PaymentEvent.id)).where(PaymentEvent.outcome == EventOutcome.FAILED))
+        == 0
+    )
 
     sent = runner.invoke(args=["stock", "send-refunds"])
     assert (sent.exit_code, sent.output.strip()) == (0, "Out-of-stock refunds sent: 0.")

@@ -120,8 +120,14 @@ def test_reconcile_settles_an_in_flight_refund_whose_events_were_lost(
     set_stripe_refund_status(emulator, made.stripe_refund_id, "pending")
     shapes = versioned(version)
     pending = refund_snapshot(shapes, emulator, made.stripe_refund_id)
-    assert_all_ok([deliver(e) for e in shapes.refund_created(
-        pending, charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999))])
+    assert_all_ok(
+        [
+            deliver(e)
+            for e in shapes.refund_created(
+                pending, charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999)
+            )
+        ]
+    )
     [row] = refund_rows(order.id)
     assert row.status == RefundStatus.PENDING
     set_stripe_refund_status(
@@ -156,9 +162,15 @@ def test_reconcile_leaves_a_recent_in_flight_refund_to_its_events(
     drop_service_events()
     set_stripe_refund_status(emulator, made.stripe_refund_id, "pending")
     shapes = versioned(VERSIONS[0])
-    assert_all_ok([deliver(e) for e in shapes.refund_created(
-        refund_snapshot(shapes, emulator, made.stripe_refund_id),
-        charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999))])
+    assert_all_ok(
+        [
+            deliver(e)
+            for e in shapes.refund_created(
+                refund_snapshot(shapes, emulator, made.stripe_refund_id),
+                charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999),
+            )
+        ]
+    )
     [row] = refund_rows(order.id)
     stripe_calls.calls.clear()
     reconcile.reconcile_pending(timedelta(minutes=15), now=row.created_at + timedelta(minutes=5))
@@ -211,9 +223,15 @@ def test_reconcile_counts_an_unanswered_in_flight_look_up_as_an_error(
     drop_service_events()
     set_stripe_refund_status(emulator, made.stripe_refund_id, "pending")
     shapes = versioned(VERSIONS[0])
-    assert_all_ok([deliver(e) for e in shapes.refund_created(
-        refund_snapshot(shapes, emulator, made.stripe_refund_id),
-        charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999))])
+    assert_all_ok(
+        [
+            deliver(e)
+            for e in shapes.refund_created(
+                refund_snapshot(shapes, emulator, made.stripe_refund_id),
+                charge_snapshot(shapes, emulator, order.stripe_payment_intent_id, 1999),
+            )
+        ]
+    )
     set_stripe_refund_status(emulator, made.stripe_refund_id, "succeeded")
     drop_service_events()
     emulator.inject_fault("GET /v1/refunds/{id}", status=500)
@@ -227,12 +245,19 @@ def test_reconcile_counts_an_unanswered_in_flight_look_up_as_an_error(
 
 def _foreign_payment(stripe_dashboard, emulator) -> str:
     """A payment another integration of the same Stripe account took (its session names no order of ours)."""
-    session = stripe_dashboard.v1.checkout.sessions.create(params={
-        "mode": "payment",
-        "success_url": "https://elsewhere.example/ok", "cancel_url": "https://elsewhere.example/",
-        "line_items": [{"quantity": 1, "price_data": {
-            "currency": "usd", "unit_amount": 5000, "product_data": {"name": "Gift card"}}}],
-    })
+    session = stripe_dashboard.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "https://elsewhere.example/ok",
+            "cancel_url": "https://elsewhere.example/",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {"currency": "usd", "unit_amount": 5000, "product_data": {"name": "Gift card"}},
+                }
+            ],
+        }
+    )
     assert emulator.pay(session.id).status == 303
     return str(emulator.sessions[session.id]["payment_intent"])
 
@@ -282,5 +307,7 @@ def test_refund_before_its_payment_event_heals_the_order_first(
     assert (after.status, after.refunded_cents) == (OrderStatus.PARTIALLY_REFUNDED, 1999)
     [row] = refund_rows(order.id)
     assert (row.stripe_refund_id, row.origin, row.status) == (
-        outside.id, RefundOrigin.OUTSIDE_SHOP, RefundStatus.SUCCEEDED
+        outside.id,
+        RefundOrigin.OUTSIDE_SHOP,
+        RefundStatus.SUCCEEDED,
     )

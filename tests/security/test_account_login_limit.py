@@ -20,8 +20,9 @@ def _log_in(browser, email: str, password: str) -> int:
 
 
 def test_guesses_spread_over_many_addresses_hit_the_account_limit(app_factory, make_user):
-    app = app_factory(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="5 per minute",
-                      LOGIN_ACCOUNT_RATE_LIMIT=f"{ACCOUNT_LIMIT} per hour")
+    app = app_factory(
+        RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="5 per minute", LOGIN_ACCOUNT_RATE_LIMIT=f"{ACCOUNT_LIMIT} per hour"
+    )
     make_user("ann@example.com")
     make_user("bob@example.com")
     owners_laptop = _browser(app, "198.51.100.1")
@@ -48,8 +49,9 @@ def test_guesses_spread_over_many_addresses_hit_the_account_limit(app_factory, m
 
 
 def test_a_forged_or_foreign_known_device_cookie_does_not_exempt(app_factory, make_user):
-    app = app_factory(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="50 per minute",
-                      LOGIN_ACCOUNT_RATE_LIMIT=f"{ACCOUNT_LIMIT} per hour")
+    app = app_factory(
+        RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="50 per minute", LOGIN_ACCOUNT_RATE_LIMIT=f"{ACCOUNT_LIMIT} per hour"
+    )
     make_user("ann@example.com")
     make_user("eve@example.com")
     eve = _browser(app, "203.0.113.50")

@@ -164,7 +164,7 @@ def test_a_default_limit_keeps_flask_limiters_own_check(tmp_path):
 from shopapp import create_app
 from shopapp.extensions import db
 app = create_app("testing", RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="3 per minute",
-                 SQLALCHEMY_DATABASE_URI="sqlite:///{tmp_path / 'limits.db'}")
+                 SQLALCHEMY_DATABASE_URI="sqlite:///{tmp_path / "limits.db"}")
 with app.app_context():
     db.create_all()
 client = app.test_client()

@@ -101,7 +101,6 @@ def staff_post(staff_client: FlaskClient) -> Callable[..., Any]:
     return post
 
 
-
 def stripe_refunds(emulator: Emulator, payment_intent: str) -> list[dict[str, Any]]:
     """Every refund the local Stripe service holds for a payment intent."""
     with emulator.store.lock:

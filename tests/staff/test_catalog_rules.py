@@ -55,8 +55,14 @@ def test_a_price_stripe_cannot_charge_is_refused_beside_the_field(staff_client, 
 
 @pytest.mark.parametrize(
     ("price", "currency", "minor"),
-    [("0.50", "usd", 50), ("0.30", "gbp", 30), ("50", "jpy", 50), ("1500", "jpy", 1500), ("999999.99", "usd", 99999999),
-     ("15", "czk", 1500)],
+    [
+        ("0.50", "usd", 50),
+        ("0.30", "gbp", 30),
+        ("50", "jpy", 50),
+        ("1500", "jpy", 1500),
+        ("999999.99", "usd", 99999999),
+        ("15", "czk", 1500),
+    ],
 )
 def test_a_chargeable_price_is_stored_in_minor_units(staff_client, products, price, currency, minor):
     response = _create(staff_client, price=price, currency=currency)
@@ -106,8 +112,15 @@ def test_changing_only_the_currency_expires_the_open_session(client, staff_clien
     page = staff_client.get(edit_url).get_data(as_text=True)
     response = staff_client.post(
         edit_url,
-        data={"csrf_token": _csrf(page), "name": "Product A", "description": product.description, "price": "19.99",
-              "currency": "eur", "active": "y", "display_order": "0"},
+        data={
+            "csrf_token": _csrf(page),
+            "name": "Product A",
+            "description": product.description,
+            "price": "19.99",
+            "currency": "eur",
+            "active": "y",
+            "display_order": "0",
+        },
     )
     assert response.status_code == 302
     second = session_id_from(buy(A=1))
@@ -130,8 +143,14 @@ def test_every_change_is_audited_and_shown_on_the_product_page(staff_client, pro
     page = staff_client.get(edit_url).get_data(as_text=True)
     staff_client.post(
         edit_url,
-        data={"csrf_token": _csrf(page), "name": "Product B", "description": product.description, "price": "24.50",
-              "currency": "usd", "display_order": "1"},  # "active" unchecked
+        data={
+            "csrf_token": _csrf(page),
+            "name": "Product B",
+            "description": product.description,
+            "price": "24.50",
+            "currency": "usd",
+            "display_order": "1",
+        },  # "active" unchecked
     )
     changes = fresh().scalars(select(ProductChange).where(ProductChange.product_id == product.id)).all()
     assert {(c.field, c.old_value, c.new_value) for c in changes} == {
@@ -184,5 +203,8 @@ def test_staff_stock_changes_are_audited(staff_client, products):
     assert response.status_code == 302
     [change] = fresh().scalars(select(ProductChange).where(ProductChange.product_id == product.id)).all()
     assert (change.field, change.old_value, change.new_value, change.actor) == (
-        "stock", "unlimited", "7 (counted 7 on hand)", "staff ann@example.com"
+        "stock",
+        "unlimited",
+        "7 (counted 7 on hand)",
+        "staff ann@example.com",
     )

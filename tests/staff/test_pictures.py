@@ -91,13 +91,22 @@ def test_a_large_picture_is_scaled_down(staff_client, products):
     ("data", "filename", "message"),
     [
         (b"name,price\nmug,12\n" * 20, "renamed.jpg", "This file is not a JPEG, PNG or WebP picture."),
-        (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-         "logo.svg", "SVG pictures are not accepted"),
-        (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', "logo.png",
-         "SVG pictures are not accepted"),
+        (
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "logo.svg",
+            "SVG pictures are not accepted",
+        ),
+        (
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
+            "logo.png",
+            "SVG pictures are not accepted",
+        ),
         (png_bomb(), "bomb.png", "more than the 25 million pixels allowed"),
-        (png_bomb(6000, 5000), "wide.png",
-         "The picture is 6000 x 5000 pixels: more than the 25 million pixels allowed"),
+        (
+            png_bomb(6000, 5000),
+            "wide.png",
+            "The picture is 6000 x 5000 pixels: more than the 25 million pixels allowed",
+        ),
         (b"", "empty.jpg", "Choose a picture file to upload."),
         (b"GIF89a" + b"\x00" * 64, "anim.gif", "This file is not a JPEG, PNG or WebP picture."),
     ],

@@ -167,8 +167,14 @@ def test_refund_events_naming_no_payment_of_ours_are_acknowledged(client, signed
     import json
 
     for event_type in ("refund.updated", "charge.refunded"):
-        body = json.dumps({"id": f"evt_{event_type}", "object": "event", "type": event_type,
-                           "data": {"object": {"id": "re_x", "object": "refund"}}}).encode()
+        body = json.dumps(
+            {
+                "id": f"evt_{event_type}",
+                "object": "event",
+                "type": event_type,
+                "data": {"object": {"id": "re_x", "object": "refund"}},
+            }
+        ).encode()
         response = signed_post(body)
         assert response.status_code == 200 and response.get_data(as_text=True).strip() == "ignored"
 
@@ -176,6 +182,12 @@ def test_refund_events_naming_no_payment_of_ours_are_acknowledged(client, signed
 def test_refund_event_with_a_non_ascii_order_number_is_acknowledged(client, signed_post):
     import json
 
-    body = json.dumps({"id": "evt_sup2", "object": "event", "type": "refund.updated",
-                       "data": {"object": {"id": "re_x", "object": "refund", "metadata": {"order_id": "²"}}}}).encode()
+    body = json.dumps(
+        {
+            "id": "evt_sup2",
+            "object": "event",
+            "type": "refund.updated",
+            "data": {"object": {"id": "re_x", "object": "refund", "metadata": {"order_id": "²"}}},
+        }
+    ).encode()
     assert signed_post(body).status_code == 200

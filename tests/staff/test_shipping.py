@@ -81,7 +81,11 @@ def test_staff_see_the_address_mark_shipped_and_export_it(staff_client, staff_po
     rows = list(csv.DictReader(io.StringIO(export)))
     [row] = rows
     assert (row["ship_name"], row["ship_line1"], row["ship_city"], row["ship_country"]) == (
-        "Marge Simpson", "742 Evergreen Terrace", "Springfield", "US")
+        "Marge Simpson",
+        "742 Evergreen Terrace",
+        "Springfield",
+        "US",
+    )
     assert (row["carrier"], row["tracking_number"]) == ("UPS", "1Z999") and row["shipped_at"]
     listed = staff_client.get("/admin/orders/export/csv/?flt0_shipped_equals=1", buffered=True).get_data(as_text=True)
     assert f"\r\n{order.id}," in listed

@@ -75,22 +75,32 @@ def live_shop(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     python = sys.executable
     subprocess.run(
         [python, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT, env=_env(database_url), check=True, capture_output=True, timeout=120,
+        cwd=ROOT,
+        env=_env(database_url),
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     engine = create_engine(database_url)
     with engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO products (name, description, price_cents, currency, active, display_order, stock) "
-                 "VALUES ('Limited', 'Only ten', 2500, 'usd', :t, 0, :units)"),
+            text(
+                "INSERT INTO products (name, description, price_cents, currency, active, display_order, stock) "
+                "VALUES ('Limited', 'Only ten', 2500, 'usd', :t, 0, :units)"
+            ),
             {"t": True, "units": UNITS},
         )
         with create_app("testing", SQLALCHEMY_DATABASE_URI=database_url).app_context():
             password_hash = hash_password(PASSWORD)  # one (cheap, testing-cost) hash for all racers
         conn.execute(
-            text("INSERT INTO users (email, password_hash, is_staff, session_token, created_at) "
-                 "VALUES (:email, :hash, :f, :token, CURRENT_TIMESTAMP)"),
-            [{"email": f"racer{i}@example.com", "hash": password_hash, "f": False, "token": uuid.uuid4().hex}
-             for i in range(SHOPPERS)],
+            text(
+                "INSERT INTO users (email, password_hash, is_staff, session_token, created_at) "
+                "VALUES (:email, :hash, :f, :token, CURRENT_TIMESTAMP)"
+            ),
+            [
+                {"email": f"racer{i}@example.com", "hash": password_hash, "f": False, "token": uuid.uuid4().hex}
+                for i in range(SHOPPERS)
+            ],
         )
         product_id = conn.execute(text("SELECT id FROM products")).scalar_one()
     shop_port, stripe_port = free_port(), free_port()
@@ -98,7 +108,9 @@ def live_shop(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     logs.mkdir()
     stripe_proc = subprocess.Popen(
         stripe_service_command(stripe_port, shop_port, WEBHOOK_SECRET),
-        cwd=ROOT, stdout=(logs / "stripe.log").open("w"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        stdout=(logs / "stripe.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     shop_env = _env(
         database_url,
@@ -108,21 +120,31 @@ def live_shop(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     )
     shop_proc = subprocess.Popen(
         [python, "-m", "gunicorn", "-w", "3", "-b", f"127.0.0.1:{shop_port}", "--timeout", "60", "wsgi:app"],
-        cwd=ROOT, env=shop_env, stdout=(logs / "shop.log").open("w"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=shop_env,
+        stdout=(logs / "shop.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     base, stripe_base = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{stripe_port}"
 
     def up() -> bool:
         try:
-            return (requests.get(base + "/", timeout=2).status_code == 200
-                    and requests.get(stripe_base + "/_emulator/clock", timeout=2).status_code == 200)
+            return (
+                requests.get(base + "/", timeout=2).status_code == 200
+                and requests.get(stripe_base + "/_emulator/clock", timeout=2).status_code == 200
+            )
         except requests.RequestException:
             return False
 
     try:
         wait_until(up, "the shop and the Stripe service to answer", 30)
-        yield {"base": base, "stripe": stripe_base, "engine": engine, "product_id": product_id,
-               "dialect": engine.dialect.name}
+        yield {
+            "base": base,
+            "stripe": stripe_base,
+            "engine": engine,
+            "product_id": product_id,
+            "dialect": engine.dialect.name,
+        }
     finally:
         for proc in (shop_proc, stripe_proc):
             proc.terminate()
@@ -133,7 +155,8 @@ def live_shop(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def _csrf(page: str) -> str:
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
     assert match, page[:500]
     return match.group(1)
 
@@ -145,13 +168,21 @@ def _shopper(base: str, email: str, product_id: int, barrier: Any, results: Any)
     """One shopper process: log in, load the shop, wait for the others, press Buy for 1 unit."""
     http = requests.Session()
     token = _csrf(http.get(base + "/account/login", timeout=30).text)
-    login = http.post(base + "/account/login", data={"email": email, "password": PASSWORD, "csrf_token": token},
-                      allow_redirects=False, timeout=30)
+    login = http.post(
+        base + "/account/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert login.status_code == 302, login.text[:300]
     token = _csrf(http.get(base + "/", timeout=30).text)
     barrier.wait(timeout=DEADLINE_SECONDS)
-    response = http.post(base + "/checkout", data={"csrf_token": token, f"qty-{product_id}": "1"},
-                         allow_redirects=False, timeout=DEADLINE_SECONDS)
+    response = http.post(
+        base + "/checkout",
+        data={"csrf_token": token, f"qty-{product_id}": "1"},
+        allow_redirects=False,
+        timeout=DEADLINE_SECONDS,
+    )
     location = response.headers.get("Location", "")
     status: Any = response.status_code
     page = response.text
@@ -195,8 +226,9 @@ class StockWatch:
 
     def counts(self) -> tuple[int, int]:
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT stock, reserved FROM products WHERE id = :id"),
-                               {"id": self.product_id}).one()
+            row = conn.execute(
+                text("SELECT stock, reserved FROM products WHERE id = :id"), {"id": self.product_id}
+            ).one()
         return int(row[0]), int(row[1])
 
     def _run(self) -> None:
@@ -217,15 +249,22 @@ class StockWatch:
 
 def _orders(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {str(status): int(n) for status, n in conn.execute(
-            text("SELECT status, COUNT(*) FROM orders GROUP BY status"))}
+        return {
+            str(status): int(n)
+            for status, n in conn.execute(text("SELECT status, COUNT(*) FROM orders GROUP BY status"))
+        }
 
 
 def _units_paid(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text(
-            "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i JOIN orders o ON o.id = i.order_id "
-            "WHERE o.status = 'paid'")).scalar_one())
+        return int(
+            conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i JOIN orders o ON o.id = i.order_id "
+                    "WHERE o.status = 'paid'"
+                )
+            ).scalar_one()
+        )
 
 
 def test_fifty_shoppers_race_for_ten_units(live_shop: dict[str, Any]) -> None:
@@ -241,10 +280,12 @@ def test_fifty_shoppers_race_for_ten_units(live_shop: dict[str, Any]) -> None:
     winners = [r for r in results if r[1] == 303]
     refused = [r for r in results if r[1] == REFUSED]
     stock, reserved = watch.counts()
-    print(f"\n[{dialect}] wave 1: {SHOPPERS} shopper processes, {UNITS} units -> {len(winners)} checkouts (303), "
-          f"{len(refused)} refused (303 back to the shop), other {len(results) - len(winners) - len(refused)}; "
-          f"stock {stock}, reserved {reserved}; lowest stock seen {watch.lowest} in {watch.samples} samples; "
-          f"{elapsed:.1f} s")
+    print(
+        f"\n[{dialect}] wave 1: {SHOPPERS} shopper processes, {UNITS} units -> {len(winners)} checkouts (303), "
+        f"{len(refused)} refused (303 back to the shop), other {len(results) - len(winners) - len(refused)}; "
+        f"stock {stock}, reserved {reserved}; lowest stock seen {watch.lowest} in {watch.samples} samples; "
+        f"{elapsed:.1f} s"
+    )
     assert len(winners) == UNITS and len(refused) == SHOPPERS - UNITS
     # The units are held by open checkouts, so the refusal says when they may come back (issue 15).
     assert all("reserved by shoppers who are checking out" in r[3] for r in refused), {r[3] for r in refused}
@@ -266,8 +307,10 @@ def test_fifty_shoppers_race_for_ten_units(live_shop: dict[str, Any]) -> None:
     codes = sorted(code for _, code in paid)
     wait_until(lambda: _orders(engine).get("paid") == UNITS - EXPIRED, "the payment webhooks", DEADLINE_SECONDS)
     stock, reserved = StockWatch(engine, product_id).counts()
-    print(f"[{dialect}] payments: {codes.count(303)} paid at Stripe, {codes.count(410)} refused (expired); "
-          f"orders {_orders(engine)}; stock {stock}, reserved {reserved}")
+    print(
+        f"[{dialect}] payments: {codes.count(303)} paid at Stripe, {codes.count(410)} refused (expired); "
+        f"orders {_orders(engine)}; stock {stock}, reserved {reserved}"
+    )
     assert codes == [303] * (UNITS - EXPIRED) + [410] * EXPIRED
     assert (stock, reserved) == (EXPIRED, 0)
 
@@ -282,9 +325,11 @@ def test_fifty_shoppers_race_for_ten_units(live_shop: dict[str, Any]) -> None:
     wait_until(lambda: _orders(engine).get("paid") == UNITS, "the second wave's payment webhooks", DEADLINE_SECONDS)
     stock, reserved = StockWatch(engine, product_id).counts()
     units_paid = _units_paid(engine)
-    print(f"[{dialect}] wave 2: {len(second)} shoppers, {EXPIRED} units -> {len(more)} checkouts, "
-          f"{sum(r[1] == REFUSED for r in second)} refused; lowest stock seen {watch.lowest}; "
-          f"final: {units_paid} units paid of {UNITS}, stock {stock}, reserved {reserved}, orders {_orders(engine)}")
+    print(
+        f"[{dialect}] wave 2: {len(second)} shoppers, {EXPIRED} units -> {len(more)} checkouts, "
+        f"{sum(r[1] == REFUSED for r in second)} refused; lowest stock seen {watch.lowest}; "
+        f"final: {units_paid} units paid of {UNITS}, stock {stock}, reserved {reserved}, orders {_orders(engine)}"
+    )
     assert len(more) == EXPIRED
     assert units_paid == UNITS and (stock, reserved) == (0, 0)
     assert watch.lowest is not None and watch.lowest >= 0

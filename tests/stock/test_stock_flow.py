@@ -64,9 +64,7 @@ def test_sold_out_is_refused_and_shown(client, shopper, buy, limit, make_user, a
     auth.logout()
     auth.login(other.email)
     # The last unit is held by the first shopper's open checkout: "reserved", not "sold out" (issue 15).
-    assert "the last Product A are reserved by shoppers who are checking out" in refused_checkout(
-        buy(A=1, follow=True)
-    )
+    assert "the last Product A are reserved by shoppers who are checking out" in refused_checkout(buy(A=1, follow=True))
     page = client.get("/").get_data(as_text=True)
     assert "All reserved by shoppers who are checking out" in page and "Sold out" not in page
 
