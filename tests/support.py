@@ -21,8 +21,11 @@ from sqlalchemy.orm import Session as OrmSession
 
 T = TypeVar("T")
 
-# Stripe's published example objects, in ../shared beside the repository (as on every developer machine and in CI).
-STRIPE_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "stripe-fixtures" / "fixtures3-subset.json"
+# Stripe's published example objects and the fields its type declarations always return, kept in the repository
+# (tests/fixtures/stripe/README.md says where they came from) so the suite needs nothing beside a fresh clone.
+STRIPE_FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "stripe"
+STRIPE_FIXTURES = STRIPE_FIXTURES_DIR / "fixtures3-subset.json"
+STRIPE_REQUIRED_FIELDS = STRIPE_FIXTURES_DIR / "required_fields.json"
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """Checkout: from a validated cart to a Stripe Checkout Session, and finalizing it exactly once.
 
-Rules (see shared/STRIPE.md): the order is committed PENDING before Stripe is called; every create
+Rules (README.md, "How money stays right"): the order is committed PENDING before Stripe is called; every create
 carries a key derived from the order attempt; a repeated submit of the same cart reuses the open
 session; a changed cart expires the old session first; one function, finalize_checkout, decides
 whether Stripe's word makes an order PAID, and an atomic compare-and-set picks the single winner.

@@ -3,7 +3,7 @@
 (a) The official SDK's generated classes for the version it pins (stripe/checkout/_session.py and siblings,
     "File generated from our OpenAPI spec"): no field the class lacks, every non-Optional field present, values
     of the declared type, enum values within the class's Literal values; nested classes and lists too.
-(b) Stripe's published example objects (../shared/stripe-fixtures/fixtures3-subset.json): for every field we
+(b) Stripe's published example objects (tests/fixtures/stripe/fixtures3-subset.json): for every field we
     fill that the example also has, the same kind of value and nesting, and ids with the same prefix.
 
 `python -m tests.emulator.contract` runs a full checkout/refund/endpoint lifecycle against an in-process

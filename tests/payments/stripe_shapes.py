@@ -1,7 +1,7 @@
 """Events shaped like Stripe's own, per webhook API version, and a Stripe transport that counts calls.
 
-The objects start from Stripe's published example objects (`../shared/stripe-fixtures/fixtures3-subset.json`,
-from stripe/openapi's fixtures3.json), deep-copied, with ids, amounts and metadata set and fields added or
+The objects start from Stripe's published example objects (`tests/fixtures/stripe/fixtures3-subset.json`,
+a copy of stripe/openapi's fixtures3.json subset), deep-copied, with ids, amounts and metadata set and fields added or
 removed per API version as Stripe's changelog says:
 
 - 2022-11-15: a Charge no longer includes `refunds` unless expanded (so `charge.refunded` carries no list).
@@ -38,7 +38,7 @@ VERSIONS = ("2022-11-15", "2024-10-28.acacia", SDK_PIN)
 
 def _resources() -> dict[str, Any]:
     # Required, never skipped: these scenarios exist to test against Stripe's shapes rather than our own.
-    assert FIXTURES_PATH.exists(), f"Stripe's example objects are not at {FIXTURES_PATH} (../shared beside the repo)"
+    assert FIXTURES_PATH.exists(), f"Stripe's example objects are not at {FIXTURES_PATH} (kept in the repository)"
     return json.loads(FIXTURES_PATH.read_text())["resources"]
 
 
