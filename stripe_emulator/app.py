@@ -27,6 +27,8 @@ from .webhooks import Deliverer, Order, Sender, sign
 log = logging.getLogger("stripe_emulator")
 
 IDEMPOTENCY_TTL = 24 * 60 * 60
+# "Idempotency keys are up to 255 characters long" (docs.stripe.com/api/idempotent_requests).
+MAX_IDEMPOTENCY_KEY = 255
 RATE_LIMIT_PER_SECOND = 25  # Stripe's test-mode limit per endpoint
 IN_PROCESS = "stripe_emulator.in_process"  # WSGI environ flag set by EmulatorHTTPClient
 TIMEOUT_MARKER = "X-Stripe-Emulator-Fault"
@@ -344,6 +346,8 @@ class Emulator:
         except StripeAPIError as error:
             return _json_error(error)
         idempotency_key = request.headers.get("Idempotency-Key") if method == "POST" else None
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            return _json_error(_idempotency_key_length_error(idempotency_key))
         origin = Origin(request_id, idempotency_key)
         call = api.Call(self.store, params, origin, self.public_url, version)
         if idempotency_key is None:
@@ -456,6 +460,17 @@ def _execute(handler: api.Handler, call: api.Call, args: dict[str, str]) -> Resp
     except Exception:  # answer like Stripe's 500 and keep the traceback in the log
         log.exception("handler failed")
         return _json_error(StripeAPIError(500, "An unknown error occurred.", type="api_error"))
+
+
+def _idempotency_key_length_error(key: str) -> StripeAPIError:
+    """Stripe's answer to a key outside 1-255 characters: a 400 `idempotency_error`, in Stripe's own words."""
+    return StripeAPIError(
+        400,
+        f"Idempotent key length is {len(key)} characters long, which is outside accepted lengths. Idempotent Keys "
+        f"must be 1-{MAX_IDEMPOTENCY_KEY} characters long. If you're looking for a decent generator, try using a "
+        "UUID defined by IETF RFC 4122.",
+        type="idempotency_error",
+    )
 
 
 def _replay_or_refuse(record: IdempotencyRecord, key: str, method: str, path: str, fingerprint: str) -> Response:

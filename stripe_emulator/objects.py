@@ -30,6 +30,19 @@ ZERO_DECIMAL = {
     "xpf",
 }
 
+# The currencies Stripe charges in, in the order Stripe lists them when it refuses another one ("Invalid currency:
+# xyz. Stripe currently supports these currencies: usd, aed, afn, ..."), checked against the "Supported presentment
+# currencies" of docs.stripe.com/currencies. Which of them an account may use depends on its country; the
+# emulator, like a US test account, takes them all.
+PRESENTMENT_CURRENCIES: tuple[str, ...] = tuple(
+    """usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd cad cdf
+    chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd hnl htg huf
+    idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop
+    mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd
+    scr sek sgd shp sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xof
+    xpf yer zar zmw""".split()  # noqa: SIM905 - a list literal would take 135 lines
+)
+
 
 def new_id(prefix: str, length: int = 24) -> str:
     """A random Stripe-style id such as `pi_3Qx...`."""

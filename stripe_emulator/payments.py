@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from email_validator import EmailNotValidError, validate_email
+
 from .errors import EmulatorStateError, StripeAPIError, invalid, missing_param, no_such
-from .objects import apply_expand, list_object, new_id
+from .objects import PRESENTMENT_CURRENCIES, apply_expand, list_object, new_id
 from .sdkfacts import SHIPPING_COUNTRIES
 from .store import AsyncPayment, Origin, RefundTransition, Store
 from .versions import CARD_REFUND_EVENTS
@@ -18,6 +20,12 @@ from .versions import render as render_version
 MIN_EXPIRY = 30 * 60
 MAX_EXPIRY = 24 * 60 * 60
 MINIMUM_AMOUNT = 50  # Stripe's minimum charge is about 0.50 in the smallest unit
+# "The amount value supports up to eight digits (e.g., a value of 99999999 for a USD charge of $999,999.99)"
+# (the SDK's PaymentIntentCreateParams.amount; docs.stripe.com/currencies#minimum-and-maximum-charge-amounts):
+# in the minor unit of every currency, so JPY 99,999,999 too.
+MAXIMUM_AMOUNT = 99_999_999
+# SessionCreateParams.line_items: "For `payment` mode, there is a maximum of 100 line items".
+MAX_LINE_ITEMS = 100
 EXPANDED_LIST_LIMIT = 10
 
 # Accepted (Stripe knows them) but without effect in the emulator.
@@ -112,6 +120,7 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
     client_reference_id = params.get("client_reference_id")
     if client_reference_id is not None and not 1 <= len(client_reference_id) <= 200:
         raise invalid("client_reference_id must be 1 to 200 characters.", "client_reference_id")
+    customer_email = _email(params.get("customer_email"), "customer_email")
     session_id = new_id("cs_test_", 58)
     items = _line_items(params.get("line_items"), now)
     currency = items[0]["currency"]
@@ -121,6 +130,13 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
             "The Checkout Session's total amount due must add up to at least 50 in the smallest currency unit.",
             None,
             "amount_too_small",
+        )
+    if total > MAXIMUM_AMOUNT:
+        raise invalid(
+            f"The Checkout Session's total amount due must be no more than {MAXIMUM_AMOUNT} in the smallest "
+            f"currency unit (up to eight digits); these line items add up to {total}.",
+            "line_items",
+            "amount_too_large",
         )
     shipping_collection = _shipping_address_collection(params.get("shipping_address_collection"))
     session = {
@@ -142,7 +158,7 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
             "terms_of_service_acceptance": None,
         },
         "customer_details": None,
-        "customer_email": params.get("customer_email"),
+        "customer_email": customer_email,
         "expires_at": expires_at,
         "livemode": False,
         "metadata": metadata,
@@ -219,6 +235,21 @@ def _expires_at(raw: Any, now: int) -> int:
     return expires_at
 
 
+def _email(raw: Any, param: str) -> str | None:
+    """An email address Stripe would accept, or a 400 `email_invalid` naming `param`.
+
+    Stripe answers "Invalid email address: <value>" (code `email_invalid`); the syntax check is
+    email-validator's, syntax only (no DNS lookup, and test domains such as `shop.test` pass).
+    """
+    if raw is None:
+        return None
+    try:
+        validate_email(str(raw), check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        raise invalid(f"Invalid email address: {raw}", param, "email_invalid") from None
+    return str(raw)
+
+
 def _metadata(raw: Any) -> dict[str, str]:
     if raw == "":
         return {}
@@ -240,6 +271,13 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
         raise invalid("line_items is required in payment mode.", "line_items", "parameter_missing")
     if not isinstance(raw, list) or not raw:
         raise invalid("Invalid array", "line_items")
+    if len(raw) > MAX_LINE_ITEMS:
+        raise invalid(
+            f"You can only have up to {MAX_LINE_ITEMS} line items in a Checkout Session in payment mode; "
+            f"{len(raw)} were given.",
+            "line_items",
+            "parameter_invalid_array",
+        )
     items: list[dict[str, Any]] = []
     for i, line in enumerate(raw):
         prefix = f"line_items[{i}]"
@@ -271,6 +309,14 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
                 f"Invalid currency: {currency}", f"{prefix}[price_data][currency]", "parameter_invalid_string"
             )
         currency = currency.lower()
+        if currency not in PRESENTMENT_CURRENCIES:
+            # Stripe's own wording for an unknown currency, with the list it supports.
+            raise invalid(
+                f"Invalid currency: {currency}. Stripe currently supports these currencies: "
+                + ", ".join(PRESENTMENT_CURRENCIES),
+                f"{prefix}[price_data][currency]",
+                "parameter_invalid_string",
+            )
         if items and currency != items[0]["currency"]:
             raise invalid("All line items must use the same currency.", f"{prefix}[price_data][currency]")
         if "unit_amount" not in price_data:
@@ -281,6 +327,12 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
                 "This value must be greater than or equal to 0.",
                 f"{prefix}[price_data][unit_amount]",
                 "parameter_invalid_integer",
+            )
+        if unit_amount > MAXIMUM_AMOUNT:
+            raise invalid(
+                f"This value must be less than or equal to {MAXIMUM_AMOUNT} (amounts have up to eight digits).",
+                f"{prefix}[price_data][unit_amount]",
+                "amount_too_large",
             )
         product = price_data.get("product_data")
         name = product.get("name") if isinstance(product, dict) else None
