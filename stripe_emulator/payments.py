@@ -10,12 +10,13 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from . import shapes
 from .errors import EmulatorStateError, StripeAPIError, invalid, missing_param, no_such
 from .objects import PRESENTMENT_CURRENCIES, apply_expand, list_object, new_id
 from .sdkfacts import SHIPPING_COUNTRIES
 from .store import AsyncPayment, Origin, RefundTransition, Store
 from .versions import CARD_REFUND_EVENTS
-from .versions import render as render_version
+from .versions import render_object as render_version
 
 MIN_EXPIRY = 30 * 60
 MAX_EXPIRY = 24 * 60 * 60
@@ -381,7 +382,7 @@ def session_line_items(store: Store, session_id: str, params: dict[str, Any]) ->
     """A page of the session's line items."""
     get_session(store, session_id)
     url = f"/v1/checkout/sessions/{session_id}/line_items"
-    return list_object(copy.deepcopy(store.line_items[session_id]), url, params)
+    return list_object(shapes.fill(copy.deepcopy(store.line_items[session_id])), url, params)
 
 
 def render(store: Store, obj: dict[str, Any], expand: list[str], version: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from . import shapes
 from .errors import invalid
 from .sdkfacts import API_VERSIONS, PINNED_VERSION
 
@@ -90,9 +91,14 @@ def render(obj: Any, version: str) -> Any:
     return view
 
 
+def render_object(obj: Any, version: str) -> Any:
+    """`render`, then every always-present field the stored object lacks (stripe_emulator.shapes)."""
+    return shapes.fill(render(obj, version))
+
+
 def render_event(event: dict[str, Any], version: str) -> dict[str, Any]:
     """A stored event as an endpoint (or API caller) of `version` receives it."""
-    view = render(event, version)
+    view = render_object(event, version)
     view["api_version"] = version
     return view
 

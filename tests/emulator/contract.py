@@ -5,9 +5,20 @@
     of the declared type, enum values within the class's Literal values; nested classes and lists too.
 (b) Stripe's published example objects (tests/fixtures/stripe/fixtures3-subset.json): for every field we
     fill that the example also has, the same kind of value and nesting, and ids with the same prefix.
+(c) Stripe's generated TypeScript declarations (tests/fixtures/stripe/required_fields.json, extracted by
+    scripts/extract_stripe_required_fields.py from the npm `stripe` package pinned to the same API version): every
+    field Stripe always returns (`name: T | null`) is present, maybe null; a field Stripe sends only when expanded,
+    included or applicable (`name?: T`, e.g. `charge.refunds`, `checkout.session.line_items`) is absent unless the
+    request expanded it or its condition holds. The SDK's Python classes cannot tell these apart (both are
+    Optional there), which is how "`charge.refunds` sent unasked" once passed.
+    Older API versions are checked against the same list, changed only by the breaking changes in
+    `VERSION_CHANGES` (from Stripe's changelog): Stripe adds new fields to every version ("Adding new properties
+    to existing API responses" is backward-compatible, docs.stripe.com/upgrades), so a field the pin always
+    returns is expected at 2022-11-15 too unless a listed change says otherwise.
 
 `python -m tests.emulator.contract` runs a full checkout/refund/endpoint lifecycle against an in-process
-service and prints the coverage table (fields filled / fields in the class) per object.
+service and prints the coverage table (fields filled / fields in the class) per object, and the always-present
+table per object and API version (in Stripe's list, filled, missing, sent unasked).
 """
 
 from __future__ import annotations
@@ -22,7 +33,9 @@ import textwrap
 import time
 import typing
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import stripe
 import stripe.checkout
@@ -32,7 +45,8 @@ from stripe._stripe_object import StripeObject, UntypedStripeObject
 from werkzeug.test import Client
 
 from stripe_emulator import Clock, Emulator
-from tests.support import STRIPE_FIXTURES
+from stripe_emulator import versions as emulator_versions
+from tests.support import STRIPE_FIXTURES, STRIPE_REQUIRED_FIELDS
 
 FIXTURES = STRIPE_FIXTURES
 
@@ -228,16 +242,35 @@ def fixtures() -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------- a lifecycle that returns every object
 
 
-OLDER_VERSIONS = ("2022-11-15", "2024-10-28.acacia")
+# 2022-08-01 (the oldest the service renders) shows the Charge and PaymentIntent before 2022-11-15 changed them.
+OLDER_VERSIONS = ("2022-08-01", "2022-11-15", "2024-10-28.acacia", "2025-02-24.acacia", "2025-03-31.basil")
 
 
-def collect_samples(older: dict[str, list[dict[str, Any]]] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+@dataclass(frozen=True)
+class Read:
+    """One rendered object: its JSON, the API version it was rendered in and what the request expanded."""
+
+    obj: dict[str, Any]
+    version: str
+    expand: frozenset[str] = frozenset()
+
+
+def collect_samples(
+    older: dict[str, list[dict[str, Any]]] | None = None, reads: list[Read] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(kind, JSON) for every object the service returns or sends during checkout, declines, refunds,
     webhook endpoints and errors, rendered at the SDK's pinned version.
 
     Events delivered to endpoints of OLDER_VERSIONS are put in `older` by version (for the fixture check:
-    the SDK's classes describe only its pinned version)."""
+    the SDK's classes describe only its pinned version). `reads` gets every rendered object with its version
+    and `expand[]`: the pin's answers, the same API reads at each of OLDER_VERSIONS, and every delivery."""
     received: list[tuple[str, bytes]] = []
+    pin = stripe.api_version
+
+    def read(obj: dict[str, Any], *expand: str, version: str = pin) -> dict[str, Any]:
+        if reads is not None:
+            reads.append(Read(obj, version, frozenset(expand)))
+        return obj
 
     def sender(url: str, body: bytes, headers: dict[str, str]) -> int:
         received.append((url, body))
@@ -247,9 +280,17 @@ def collect_samples(older: dict[str, list[dict[str, Any]]] | None = None) -> Ite
     web = Client(emu.wsgi_app)
     headers = {"Authorization": "Bearer sk_test_contract", "Stripe-Version": stripe.api_version}
 
-    def call(method: str, path: str, data: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        response = web.open(path, method=method, data=data, headers=headers)
-        return response.status_code, json.loads(response.get_data())
+    def call(
+        method: str, path: str, data: dict[str, Any] | None = None, version: str = pin
+    ) -> tuple[int, dict[str, Any]]:
+        response = web.open(path, method=method, data=data, headers={**headers, "Stripe-Version": version})
+        body = json.loads(response.get_data())
+        if response.status_code == 200:
+            expand = [v for k, v in parse_qsl(urlsplit(path).query) if k == "expand[]"]
+            if (method, path) == ("POST", "/v1/webhook_endpoints"):
+                expand.append("secret")  # WebhookEndpoint.secret?: "Only returned at creation"
+            read(body, *expand, version=version)
+        return response.status_code, body
 
     _, endpoint = call(
         "POST",
@@ -315,6 +356,12 @@ def collect_samples(older: dict[str, list[dict[str, Any]]] | None = None) -> Ite
     yield "refund", call("GET", f"/v1/refunds/{refund['id']}")[1]
     yield "charge", call("GET", f"/v1/charges/{intent['latest_charge']}?expand[]=refunds")[1]
     yield "list", call("GET", f"/v1/refunds?charge={intent['latest_charge']}")[1]
+    for version in OLDER_VERSIONS:  # the same reads, rendered at each older version
+        call("GET", f"/v1/checkout/sessions/{session['id']}", version=version)
+        call("GET", f"/v1/checkout/sessions/{session['id']}/line_items", version=version)
+        call("GET", f"/v1/payment_intents/{intent['id']}", version=version)
+        call("GET", f"/v1/charges/{intent['latest_charge']}", version=version)
+        call("GET", f"/v1/refunds/{refund['id']}", version=version)
     expiring = call("POST", "/v1/checkout/sessions", {**session_form, "client_reference_id": "order-2"})[1]
     yield "checkout.session", call("POST", f"/v1/checkout/sessions/{expiring['id']}/expire")[1]
     _, events = call("GET", "/v1/events?limit=100")
@@ -324,6 +371,7 @@ def collect_samples(older: dict[str, list[dict[str, Any]]] | None = None) -> Ite
     emu.deliver_pending()
     for url, body in received:
         event = json.loads(body)
+        read(event, version=event["api_version"])
         if url == endpoint["url"]:
             yield "event", event
         elif older is not None:
@@ -378,9 +426,152 @@ def coverage(samples: list[tuple[str, dict[str, Any]]]) -> dict[str, tuple[int, 
     }
 
 
+# ---------------------------------------------------------------- fields Stripe always returns (issue 20)
+
+
+def required_fields() -> dict[str, Any]:
+    """The committed extract of Stripe's TypeScript declarations (package and API version, fields per object)."""
+    return dict(json.loads(STRIPE_REQUIRED_FIELDS.read_text()))
+
+
+@dataclass(frozen=True)
+class Change:
+    """A breaking change of Stripe's changelog that adds or removes always-present fields of one object.
+
+    Before `version`, `added` did not exist yet and `before` (removed or no longer included since) was always
+    present."""
+
+    version: str
+    kind: str
+    added: frozenset[str] = frozenset()
+    before: frozenset[str] = frozenset()
+
+
+VERSION_CHANGES = (
+    # 2022-11-15: "a Charge no longer includes `refunds` unless expanded"; PaymentIntent `charges` -> `latest_charge`.
+    Change(emulator_versions.CHARGE_REFUNDS_COLLAPSED, "charge", before=frozenset({"refunds"})),
+    Change(
+        emulator_versions.CHARGE_REFUNDS_COLLAPSED,
+        "payment_intent",
+        added=frozenset({"latest_charge"}),
+        before=frozenset({"charges"}),
+    ),
+    # 2025-02-24.acacia: Checkout Session gains `collected_information`.
+    Change(
+        emulator_versions.SESSION_COLLECTED_INFORMATION, "checkout.session", added=frozenset({"collected_information"})
+    ),
+    # 2025-03-31.basil: the Session's top-level `shipping_details` is removed.
+    Change(
+        emulator_versions.SESSION_SHIPPING_DETAILS_REMOVED, "checkout.session", before=frozenset({"shipping_details"})
+    ),
+)
+
+# Fields Stripe declares `name?: T` that it sends when a condition holds rather than when expanded.
+APPLICABLE: dict[str, dict[str, Any]] = {
+    # Refund.failure_reason / failure_balance_transaction: "if the refund fails".
+    "refund": {
+        "failure_reason": lambda obj: obj.get("status") == "failed",
+        "failure_balance_transaction": lambda obj: obj.get("status") == "failed",
+    },
+}
+
+
+def object_kind(obj: dict[str, Any]) -> str:
+    """The key of `obj` in the data file (a deleted webhook endpoint has its own declaration)."""
+    kind = str(obj.get("object"))
+    return (
+        f"{kind} (deleted)"
+        if obj.get("deleted") is True and f"{kind} (deleted)" in required_fields()["objects"]
+        else kind
+    )
+
+
+def expected_fields(kind: str, version: str) -> tuple[set[str], set[str]]:
+    """(always present, only when expanded or applicable) for `kind` rendered at `version`."""
+    declared = required_fields()["objects"][kind]["fields"]
+    always = {name for name, field in declared.items() if field["required"]}
+    sometimes = {name for name, field in declared.items() if not field["required"]}
+    for change in VERSION_CHANGES:
+        if change.kind == kind and not emulator_versions.at_least(version, change.version):
+            always = (always - change.added) | change.before
+            sometimes -= change.before
+    return always, sometimes
+
+
+def _nested(read: Read) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
+    """Every Stripe object in a read (itself, expanded fields, list data, event data.object, line item prices)
+    with the expansions that apply to it (`expand[]=refunds` applies to the charge, not to the objects in it)."""
+    known = required_fields()["objects"]
+    stack: list[tuple[Any, frozenset[str]]] = [(read.obj, read.expand)]
+    while stack:
+        value, expand = stack.pop()
+        if isinstance(value, list):
+            stack += [(item, frozenset()) for item in value]
+        elif isinstance(value, dict):
+            if object_kind(value) in known:
+                yield value, expand
+            for key, child in value.items():
+                if isinstance(child, dict | list):
+                    stack.append((child, frozenset(e.partition(".")[2] for e in expand if e.startswith(key + "."))))
+
+
+def required_problems(read: Read) -> list[str]:
+    """Always-present fields missing, and includable fields sent unasked, in one read."""
+    problems: list[str] = []
+    for obj, expand in _nested(read):
+        kind = object_kind(obj)
+        always, sometimes = expected_fields(kind, read.version)
+        where = f"{kind} {obj.get('id', '')}@{read.version}"
+        problems += [f"{where}: {name} is always present at Stripe but missing" for name in sorted(always - set(obj))]
+        for name in sorted(sometimes & set(obj)):
+            condition = APPLICABLE.get(kind, {}).get(name)
+            if name not in expand and not (condition and condition(obj)):
+                problems.append(f"{where}: {name} is sent only when expanded or applicable, but was sent unasked")
+    return problems
+
+
+def required_table(reads: list[Read]) -> dict[tuple[str, str], tuple[int, int, list[str], list[str]]]:
+    """Per (object, version): (always present in Stripe's list, filled by us, missing, sent unasked)."""
+    missing: dict[tuple[str, str], set[str]] = {}
+    unasked: dict[tuple[str, str], set[str]] = {}
+    for read in reads:
+        for obj, expand in _nested(read):
+            kind = object_kind(obj)
+            always, sometimes = expected_fields(kind, read.version)
+            key = (kind, read.version)
+            missing.setdefault(key, set()).update(always - set(obj))
+            condition = APPLICABLE.get(kind, {})
+            unasked.setdefault(key, set()).update(
+                name
+                for name in sometimes & set(obj)
+                if name not in expand and not (name in condition and condition[name](obj))
+            )
+    table = {}
+    for (kind, version), absent in missing.items():
+        always, _ = expected_fields(kind, version)
+        table[(kind, version)] = (len(always), len(always - absent), sorted(absent), sorted(unasked[(kind, version)]))
+    return dict(sorted(table.items()))
+
+
+def print_required_table(reads: list[Read]) -> None:
+    """The always-present table, one row per object and API version."""
+    data = required_fields()
+    print(
+        f"Fields Stripe always returns (stripe npm {data['package_version']}, API {data['api_version']}), "
+        "per object and the version it was rendered in:"
+    )
+    print(f"{'object':<27} {'version':<19} {'in list':>7} {'filled':>6}  missing / sent unasked")
+    for (kind, version), (total, filled, absent, unasked) in required_table(reads).items():
+        extra = (" missing: " + ", ".join(absent) if absent else "") + (
+            " unasked: " + ", ".join(unasked) if unasked else ""
+        )
+        print(f"{kind:<27} {version:<19} {total:>7} {filled:>6} {extra}")
+
+
 def main() -> None:
     """Print every problem (if any) and the coverage table."""
-    samples = list(collect_samples())
+    reads: list[Read] = []
+    samples = list(collect_samples(reads=reads))
     examples = fixtures()
     problems = [p for kind, obj in samples for p in check_object(obj, CLASSES[kind], kind)]
     problems += [
@@ -395,6 +586,8 @@ def main() -> None:
     print(f"{'object':<18} {'fields present':>15} {'non-null':>9} {'in SDK class':>13}")
     for kind, (shown, non_null, total) in coverage(samples).items():
         print(f"{kind:<18} {shown:>15} {non_null:>9} {total:>13}")
+    print()
+    print_required_table(reads)
 
 
 if __name__ == "__main__":

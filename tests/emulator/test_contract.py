@@ -17,8 +17,13 @@ def older() -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def samples(older: dict[str, list[dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
-    return list(contract.collect_samples(older))
+def reads() -> list[contract.Read]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def samples(older: dict[str, list[dict[str, Any]]], reads: list[contract.Read]) -> list[tuple[str, dict[str, Any]]]:
+    return list(contract.collect_samples(older, reads))
 
 
 def test_every_kind_of_object_is_sampled(samples: list[tuple[str, dict[str, Any]]]) -> None:
@@ -119,3 +124,76 @@ def test_the_checker_holds_enums_to_the_literals_and_checks_nested_classes() -> 
     assert contract.compare_fixture(
         {"id": "refund_1234567890", "object": "refund"}, {"id": "re_1Pgc72B7WZ01zgkWqPvrRrPE", "object": "refund"}, "r"
     ) == ["r.id: id 'refund_1234567890' lacks Stripe's prefix 're_'"]
+
+
+# ---------------------------------------------------------------- fields Stripe always returns (issue 20)
+
+
+def test_the_data_file_is_for_the_sdks_api_version() -> None:
+    data = contract.required_fields()
+    assert data["api_version"] == stripe.api_version and data["package_version"]
+    session = data["objects"]["checkout.session"]["fields"]
+    assert sum(field["required"] for field in session.values()) == 59
+    assert (
+        session["line_items"]["required"] is False
+        and data["objects"]["charge"]["fields"]["refunds"]["required"] is False
+    )
+    assert session["customer"] == {"required": True, "nullable": True}
+
+
+def test_every_object_and_version_is_read(
+    samples: list[tuple[str, dict[str, Any]]], reads: list[contract.Read]
+) -> None:
+    table = contract.required_table(reads)
+    versions = {*contract.OLDER_VERSIONS, stripe.api_version}
+    for kind in ("checkout.session", "item", "price", "payment_intent", "charge", "refund", "event", "list"):
+        assert {version for k, version in table if k == kind} == versions, kind
+    assert {"webhook_endpoint", "webhook_endpoint (deleted)"} <= {kind for kind, _ in table}
+
+
+def test_every_always_present_field_is_sent_and_includable_ones_only_when_asked(
+    samples: list[tuple[str, dict[str, Any]]], reads: list[contract.Read], capsys: pytest.CaptureFixture[str]
+) -> None:
+    problems = [p for read in reads for p in contract.required_problems(read)]
+    with capsys.disabled():
+        print()
+        contract.print_required_table(reads)
+    assert problems == []
+    # Includable fields do appear when asked: the checks above are not passing because nothing is ever sent.
+    expanded = {(contract.object_kind(r.obj), name) for r in reads for name in r.expand if name in r.obj}
+    assert {("checkout.session", "line_items"), ("charge", "refunds"), ("webhook_endpoint", "secret")} <= expanded
+
+
+def _charge(**extra: Any) -> dict[str, Any]:
+    fields = contract.required_fields()["objects"]["charge"]["fields"]
+    charge: dict[str, Any] = {name: None for name, field in fields.items() if field["required"]}
+    return {**charge, "id": "ch_1", "object": "charge", **extra}
+
+
+def test_the_checker_tells_always_present_from_includable() -> None:
+    refunds = {"object": "list", "data": [], "has_more": False, "url": "/v1/charges/ch_1/refunds"}
+    pin = stripe.api_version
+    # The old bug: a charge that lists its refunds unasked, at a version where Stripe no longer includes them.
+    assert contract.required_problems(contract.Read(_charge(refunds=refunds), pin)) == [
+        f"charge ch_1@{pin}: refunds is sent only when expanded or applicable, but was sent unasked"
+    ]
+    assert contract.required_problems(contract.Read(_charge(refunds=refunds), pin, frozenset({"refunds"}))) == []
+    # Before 2022-11-15 Stripe included them, so they must be there.
+    assert contract.required_problems(contract.Read(_charge(refunds=refunds), "2022-08-01")) == []
+    assert contract.required_problems(contract.Read(_charge(), "2022-08-01")) == [
+        "charge ch_1@2022-08-01: refunds is always present at Stripe but missing"
+    ]
+    # An always-present field may be null but not absent.
+    missing = _charge()
+    del missing["outcome"]
+    assert contract.required_problems(contract.Read(missing, pin)) == [
+        f"charge ch_1@{pin}: outcome is always present at Stripe but missing"
+    ]
+    # A refund's failure fields are "applicable" only once it failed.
+    refund_fields = contract.required_fields()["objects"]["refund"]["fields"]
+    refund = {name: None for name, field in refund_fields.items() if field["required"]}
+    refund.update(id="re_1", object="refund", status="succeeded", failure_reason="expired_or_canceled_card")
+    assert contract.required_problems(contract.Read(refund, pin)) == [
+        f"refund re_1@{pin}: failure_reason is sent only when expanded or applicable, but was sent unasked"
+    ]
+    assert contract.required_problems(contract.Read({**refund, "status": "failed"}, pin)) == []
