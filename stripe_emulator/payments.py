@@ -587,7 +587,18 @@ def pay(
             }
         session["status"] = "complete"
         session["url"] = None  # Stripe shows the hosted page URL only while the session is open
-        session["customer_details"] = {"email": session["customer_email"]}
+        # Checkout fills the customer's name and address from what the page collected (here: the shipping form).
+        shipped = shipping_details or {}
+        session["customer_details"] = {
+            "address": shipped.get("address"),
+            "business_name": None,
+            "email": session["customer_email"],
+            "individual_name": None,
+            "name": shipped.get("name"),
+            "phone": None,
+            "tax_exempt": "none",
+            "tax_ids": [],
+        }
         if delayed is None:
             _succeed_intent(store, session, intent, digits)
             session["payment_status"] = "paid"
@@ -660,6 +671,7 @@ def _new_charge(
             "email": session["customer_email"],
             "name": None,
             "phone": None,
+            "tax_id": None,
         },
         "captured": succeeded,
         "created": store.clock.timestamp(),

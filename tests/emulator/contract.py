@@ -515,6 +515,19 @@ def _nested(read: Read) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
                     stack.append((child, frozenset(e.partition(".")[2] for e in expand if e.startswith(key + "."))))
 
 
+def nested_missing(kind: str, obj: dict[str, Any]) -> list[str]:
+    """`field.sub` for each always-present field of a nested object Stripe declares (`charge.billing_details`,
+    `checkout.session.customer_details`, ...) that `obj` fills but without that sub-field (one level deep)."""
+    data = required_fields()
+    found = []
+    for name, field in data["objects"][kind]["fields"].items():
+        value = obj.get(name)
+        if "interface" in field and isinstance(value, dict) and value.get("object") is None:
+            declared = data["interfaces"][field["interface"]]
+            found += [f"{name}.{sub}" for sub, f in declared.items() if f["required"] and sub not in value]
+    return sorted(found)
+
+
 def required_problems(read: Read) -> list[str]:
     """Always-present fields missing, and includable fields sent unasked, in one read."""
     problems: list[str] = []
@@ -522,7 +535,8 @@ def required_problems(read: Read) -> list[str]:
         kind = object_kind(obj)
         always, sometimes = expected_fields(kind, read.version)
         where = f"{kind} {obj.get('id', '')}@{read.version}"
-        problems += [f"{where}: {name} is always present at Stripe but missing" for name in sorted(always - set(obj))]
+        absent = sorted(always - set(obj)) + nested_missing(kind, obj)
+        problems += [f"{where}: {name} is always present at Stripe but missing" for name in absent]
         for name in sorted(sometimes & set(obj)):
             condition = APPLICABLE.get(kind, {}).get(name)
             if name not in expand and not (condition and condition(obj)):
@@ -539,7 +553,7 @@ def required_table(reads: list[Read]) -> dict[tuple[str, str], tuple[int, int, l
             kind = object_kind(obj)
             always, sometimes = expected_fields(kind, read.version)
             key = (kind, read.version)
-            missing.setdefault(key, set()).update(always - set(obj))
+            missing.setdefault(key, set()).update(always - set(obj), nested_missing(kind, obj))
             condition = APPLICABLE.get(kind, {})
             unasked.setdefault(key, set()).update(
                 name
@@ -549,6 +563,7 @@ def required_table(reads: list[Read]) -> dict[tuple[str, str], tuple[int, int, l
     table = {}
     for (kind, version), absent in missing.items():
         always, _ = expected_fields(kind, version)
+        # Counts are of top-level fields; a nested gap ("billing_details.tax_id") is listed, not counted.
         table[(kind, version)] = (len(always), len(always - absent), sorted(absent), sorted(unasked[(kind, version)]))
     return dict(sorted(table.items()))
 

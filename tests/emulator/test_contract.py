@@ -189,6 +189,11 @@ def test_the_checker_tells_always_present_from_includable() -> None:
     assert contract.required_problems(contract.Read(missing, pin)) == [
         f"charge ch_1@{pin}: outcome is always present at Stripe but missing"
     ]
+    # One level down too: an always-present field of a nested object Stripe declares.
+    billed = _charge(billing_details={"address": None, "email": None, "name": None, "phone": None})
+    assert contract.required_problems(contract.Read(billed, pin)) == [
+        f"charge ch_1@{pin}: billing_details.tax_id is always present at Stripe but missing"
+    ]
     # A refund's failure fields are "applicable" only once it failed.
     refund_fields = contract.required_fields()["objects"]["refund"]["fields"]
     refund = {name: None for name, field in refund_fields.items() if field["required"]}
