@@ -28,6 +28,8 @@ DEMO_PRODUCTS = [
 # (the SDK's SessionCreateParams docstring, generated from Stripe's OpenAPI description).
 MAX_LINE_ITEMS = 100
 
+CART_KEY_LENGTH = 255  # shopapp.models.order.Order.cart_key is String(255)
+
 QUANTITY_FIELD = re.compile(r"^qty-([0-9]{1,9})$")  # [0-9], not \d, which also matches other scripts' digits
 # Fields a checkout form may carry besides quantities; anything else is tampering.
 ALLOWED_EXTRA_FIELDS = frozenset({"csrf_token"})
@@ -75,11 +77,19 @@ class Cart:
 
     @property
     def key(self) -> str:
-        """Canonical description of what is bought (and at which prices), to recognise a repeated submit."""
-        return ",".join(
+        """Canonical description of what is bought (and at which prices), to recognise a repeated submit.
+
+        Readable ("1x2@1999,3x1@3999") while it fits the orders.cart_key column (CART_KEY_LENGTH); a longer cart
+        (about 15 products or more) is keyed by the SHA-256 of that text, so PostgreSQL never truncates it
+        into an error (SQLite does not enforce the length, which hid this).
+        """
+        text = ",".join(
             f"{line.product.id}x{line.quantity}@{line.product.price_cents}"
             for line in sorted(self.lines, key=lambda line: line.product.id)
         )
+        if len(text) <= CART_KEY_LENGTH:
+            return text
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def line_items_for(currency: str, lines: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
