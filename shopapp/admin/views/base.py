@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, flash, redirect, request, stream_with_context, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
-from flask_admin.model import typefmt
+from flask_admin.model import template, typefmt
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -73,6 +73,34 @@ class StaffModelView(StaffOnly, ModelView):
     column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _yes_no, datetime: _local_time}
     page_size = 50
     can_set_page_size = True
+
+    def get_list_row_actions(self) -> list[template.BaseListRowAction]:
+        """Flask-Admin's row links (view, edit), with each link's URL built once per page, not per row.
+
+        Its own view and edit links called url_for for every row (routing the endpoint and encoding the
+        return address again: a tenth of rendering a 50-row list). The same links, as LinkRowAction
+        templates from one url_for with a placeholder for the id; the return address is this list as
+        requested. The links render through our admin/model/row_actions.html `link` macro, as before.
+        """
+        return_url = request.full_path.rstrip("?")
+        links = {
+            template.ViewRowAction: (".details_view", "fa fa-eye glyphicon glyphicon-eye-open"),
+            template.EditRowAction: (".edit_view", "fa fa-pencil glyphicon glyphicon-pencil"),
+        }
+        actions: list[template.BaseListRowAction] = []
+        for row_action in super().get_list_row_actions():
+            endpoint, icon = links.get(type(row_action), (None, None))
+            if endpoint is None or icon is None:
+                actions.append(row_action)
+                continue
+            # url_for percent-encodes every brace of the return address, so "{row_id}" is the only field.
+            url = self.get_url(endpoint, id=_ROW_ID, url=return_url).replace(_ROW_ID, "{row_id}")
+            actions.append(template.LinkRowAction(icon, url, title=row_action.title))
+        return actions
+
+
+# Stands in for the row's id in a row link's URL (letters only, so url_for leaves it as it is).
+_ROW_ID = "ROWIDPLACEHOLDER"
 
 
 def csv_download(kind: str, **selection: Any) -> Response:
