@@ -62,6 +62,8 @@ class Target:
     name: str
     environ: Callable[[int], dict[str, Any]]
     expect: int = 200
+    # The response body must contain this: the counts are of the path named, not of a refusal.
+    body: bytes = b""
 
 
 class Counter:
@@ -130,6 +132,7 @@ def _build(db_url: str) -> tuple[Any, list[Target], Counter]:
         CHECKOUT_RATE_LIMIT="1000000 per minute",
         LOGIN_RATE_LIMIT="1000000 per minute",
         MAIL_SUPPRESS_SEND=True,
+        SHOP_BASE_URL="https://shop.example.com",
     )
     hooks = WARM_UP + COUNTED + 1
     with app.app_context():
@@ -194,14 +197,14 @@ def _build(db_url: str) -> tuple[Any, list[Target], Counter]:
         return lambda n: environ(path, headers={"Cookie": f"session={cookies[who]}"})
 
     targets = [
-        Target("anonymous", lambda n: environ()),
-        Target("shop_20_orders", logged_in("s20")),
-        Target("shop_1000_orders", logged_in("s1000")),
+        Target("anonymous", lambda n: environ(), body=b"Product A"),
+        Target("shop_20_orders", logged_in("s20"), body=b"My orders"),
+        Target("shop_1000_orders", logged_in("s1000"), body=b"My orders"),
         # Every request a first delivery: its own event for its own pending order.
-        Target("webhook_first", lambda n: event_for(n + 1)),
+        Target("webhook_first", lambda n: event_for(n + 1), body=b"applied\n"),
         # The same event (number 0) again and again: the first call of the run delivers it.
-        Target("webhook_duplicate", lambda n: event_for(0)),
-        Target("admin_orders", logged_in("staff", "/admin/orders/")),
+        Target("webhook_duplicate", lambda n: event_for(0), body=b"applied\n"),
+        Target("admin_orders", logged_in("staff", "/admin/orders/"), body=b"action-checkbox"),
     ]
 
     counter = Counter()
@@ -210,6 +213,11 @@ def _build(db_url: str) -> tuple[Any, list[Target], Counter]:
     event.listen(engine, "before_cursor_execute", counter.before)
     template_rendered.connect(counter.rendered, app, weak=False)
     return app, targets, counter
+
+
+def _check(target: Target, status: int, body: bytes) -> None:
+    if status != target.expect or target.body not in body:
+        raise RuntimeError(f"{target.name}: {status} {body[:300]!r} (expected {target.expect} {target.body!r})")
 
 
 def _call(app: Any, environ: dict[str, Any]) -> tuple[int, bytes, Any]:
@@ -239,8 +247,7 @@ def measure(db_url: str | None = None) -> dict[str, dict[str, int]]:
             for environ in environs[:WARM_UP]:
                 status, body, iterable = _call(app, environ)
                 _close(iterable)
-                if status != target.expect:
-                    raise RuntimeError(f"{target.name}: {status} {body[:300]!r}")
+                _check(target, status, body)
             worst: dict[str, int] = {}
             for environ in environs[WARM_UP:]:
                 counter.statements = counter.templates = 0
@@ -251,8 +258,7 @@ def measure(db_url: str | None = None) -> dict[str, dict[str, int]]:
                 profiler.disable()
                 counter.on = False
                 _close(iterable)  # the mail queued by a commit is sent here, after the response: not counted
-                if status != target.expect:
-                    raise RuntimeError(f"{target.name}: {status} {body[:300]!r}")
+                _check(target, status, body)
                 stats = pstats.Stats(profiler)
                 calls = sum(nc for (_cc, nc, _tt, _ct, _callers) in stats.stats.values())  # type: ignore[attr-defined]
                 counts = {
