@@ -93,8 +93,9 @@ class StaffModelView(StaffOnly, ModelView):
             if endpoint is None or icon is None:
                 actions.append(row_action)
                 continue
-            # url_for percent-encodes every brace of the return address, so "{row_id}" is the only field.
-            url = self.get_url(endpoint, id=_ROW_ID, url=return_url).replace(_ROW_ID, "{row_id}")
+            # url_for percent-encodes every brace of the return address, so "{row_id}" is the only field
+            # (and the id comes before the return address, should a search contain the placeholder).
+            url = self.get_url(endpoint, id=_ROW_ID, url=return_url).replace(_ROW_ID, "{row_id}", 1)
             actions.append(template.LinkRowAction(icon, url, title=row_action.title))
         return actions
 
