@@ -120,7 +120,7 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
     from shopapp import create_app
     from shopapp.extensions import db
     from shopapp.models import Order, OrderStatus, User
-    from shopapp.services import bulk_seed, catalog
+    from shopapp.services import accounts, bulk_seed, catalog
     from stripe_emulator.webhooks import sign
 
     app = create_app(
@@ -154,8 +154,10 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
     )
     with app.app_context():
         catalog.seed_demo_products()
-        (s20,) = bulk_seed.add_shoppers(1, SHOPPER_PASSWORD, prefix="profile-main")
+        staff, _ = accounts.create_or_promote_staff("profile-staff@example.com", SHOPPER_PASSWORD)
+        s20, s1000 = bulk_seed.add_shoppers(2, SHOPPER_PASSWORD, prefix="profile-main")
         bulk_seed.add_orders([s20], 20)
+        bulk_seed.add_orders([s1000], 1000)
         buyers = bulk_seed.add_shoppers(rounds, SHOPPER_PASSWORD, prefix="profile-buyer")
         (hook,) = bulk_seed.add_shoppers(1, SHOPPER_PASSWORD, prefix="profile-hook")
         bulk_seed.add_orders([hook], rounds + 1, items_per_order=1, status=OrderStatus.PENDING)
@@ -164,8 +166,11 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
             select(Order.id, Order.total_cents).where(Order.user_id == hook).order_by(Order.id)
         ).all()
         product_ids = [row.id for row in catalog.active_product_rows()]
+        staff_token = tokens[staff.id]
         db.session.remove()
     main_cookie, _ = mint(app, tokens[s20])
+    big_cookie, _ = mint(app, tokens[s1000])
+    staff_cookie, _ = mint(app, staff_token)
     buyer_cookies = [mint(app, tokens[uid]) for uid in buyers]
 
     def environ(
@@ -225,11 +230,13 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
         Target("hello", hello, lambda n: environ()),
         Target("anonymous", app, lambda n: environ()),
         Target("shop_20_orders", app, lambda n: environ(headers={"Cookie": f"session={main_cookie}"})),
+        Target("shop_1000_orders", app, lambda n: environ(headers={"Cookie": f"session={big_cookie}"})),
         Target("checkout", app, checkout, expect=303),
         Target("webhook_first", app, webhook_first),
         # Signed when its environ is built (just before its run): a signature made at set-up expired (Stripe's
         # 300 s tolerance) before this target ran with --requests 2000 on a slow machine.
         Target("webhook_duplicate", app, lambda n: environ("/webhook/", "POST", *event(0))),
+        Target("admin_orders", app, lambda n: environ("/admin/orders/", headers={"Cookie": f"session={staff_cookie}"})),
     ]
 
 
