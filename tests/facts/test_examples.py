@@ -31,7 +31,9 @@ def units_of(product_id: int) -> tuple[int | None, int]:
 
 def staff_refund(order_id: int, amount: str) -> refunds.RefundRequested:
     sequence = refunds.next_refund_sequence(db.session, order_id)
-    return refunds.request_refund(order_id, amount, "Customer asked", requested_by="staff ann@example.com", sequence=sequence)
+    return refunds.request_refund(
+        order_id, amount, "Customer asked", requested_by="staff ann@example.com", sequence=sequence
+    )
 
 
 def paid_transitions(order_id: int) -> int:
@@ -99,7 +101,11 @@ def _create_foreign_session(stripe_dashboard: Any, order: Order) -> str:
             "mode": "payment",
             "line_items": [
                 {
-                    "price_data": {"currency": order.currency, "unit_amount": order.total_cents, "product_data": {"name": "x"}},
+                    "price_data": {
+                        "currency": order.currency,
+                        "unit_amount": order.total_cents,
+                        "product_data": {"name": "x"},
+                    },
                     "quantity": 1,
                 }
             ],
