@@ -541,7 +541,7 @@ def _apply_paid(session: Session, order: Order, checkout_session: Mapping[str, A
     )
     if not won:
         return Outcome.NOOP
-    order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id}")
+    order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id}", reread=False)
     # Side effects belong to the one caller that recorded the payment.
     outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
     if not stock.consume(session, order):

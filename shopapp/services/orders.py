@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shopapp.extensions import db
 from shopapp.models import (
@@ -80,6 +81,22 @@ def transition(
     return True
 
 
+# The columns that hold an order's facts and what is derived from them: re-read (one SELECT, not the items)
+# before deriving, as another transaction may have changed them since the caller loaded the order.
+_FACT_COLUMNS = [
+    "status",
+    "refunded_cents",
+    "paid_at",
+    "stripe_session_id",
+    "stripe_payment_intent_id",
+    "shipping_address",
+    "payment_processing",
+    "needs_review",
+    "stock_reserved",
+    "stock_consumed",
+]
+
+
 def record_payment(
     session: Session,
     order: Order,
@@ -110,7 +127,7 @@ def record_payment(
         .execution_options(synchronize_session=False)
     )
     won = result.rowcount == 1  # type: ignore[attr-defined]
-    session.refresh(order)
+    session.refresh(order, _FACT_COLUMNS)
     return won
 
 
@@ -124,7 +141,7 @@ def succeeded_refund_cents(session: Session, order_id: int) -> int:
     return int(total or 0)
 
 
-def settle(session: Session, order: Order, *, actor: str, note: str = "") -> bool:
+def settle(session: Session, order: Order, *, actor: str, note: str = "", reread: bool = True) -> bool:
     """The one place an order's shown state is written: status and refunded_cents derived from its facts.
 
     Facts: the payment (paid_at, recorded once by record_payment), the closing facts (a PENDING order
@@ -133,7 +150,8 @@ def settle(session: Session, order: Order, *, actor: str, note: str = "") -> boo
     the status or the refunded amount changes, and returns whether it did. Raises ConcurrentChange when
     another transaction changed the order meanwhile (the caller's transaction rolls back and is retried).
     """
-    session.refresh(order)
+    if reread:  # False only right after record_payment, which has just re-read them
+        session.refresh(order, _FACT_COLUMNS)
     succeeded = succeeded_refund_cents(session, order.id) if order.paid_at is not None else 0
     refunded = min(succeeded, order.total_cents)
     target = derive_status(order.status, order.paid_at is not None, order.total_cents, refunded)
@@ -160,7 +178,9 @@ def settle(session: Session, order: Order, *, actor: str, note: str = "") -> boo
         )
     )
     session.flush()
-    session.refresh(order)
+    # What was written, without reading the row again (the compare-and-set matched exactly these values).
+    set_committed_value(order, "status", target)
+    set_committed_value(order, "refunded_cents", refunded)
     return True
 
 
