@@ -114,7 +114,7 @@ def next_refund_sequence(session: Session, order_id: int) -> int:
 
 def remaining_refundable_cents(session: Session, order: Order) -> int:
     """Paid minus refunded minus refunds still in flight, in cents; 0 unless the order is refundable."""
-    if order.paid_at is None and order.status not in REFUNDABLE_STATUSES:
+    if order.status not in REFUNDABLE_STATUSES:
         return 0
     refunded = max(order.refunded_cents, succeeded_refund_cents(session, order.id))
     return max(0, order.total_cents - refunded - pending_refund_cents(session, order.id))
@@ -207,9 +207,7 @@ def _plan_refund(order_id: int, amount: Decimal | str, reason: str, requested_by
             return _ask(order, existing)
         if sequence != next_refund_sequence(session, order.id):
             raise RefundError("This refund form is out of date. Reload the order and try again.", status=409)
-        if remaining_refundable_cents(session, order) == 0 and order.status not in REFUNDABLE_STATUSES:
-            raise RefundError(f"Only paid orders can be refunded; this one is {order.status.label.lower()}.")
-        if not order.stripe_payment_intent_id:
+        if order.status not in REFUNDABLE_STATUSES or not order.stripe_payment_intent_id:
             raise RefundError(f"Only paid orders can be refunded; this one is {order.status.label.lower()}.")
         remaining = remaining_refundable_cents(session, order)
         if amount_cents > remaining:
