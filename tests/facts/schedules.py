@@ -414,12 +414,19 @@ class PaymentSchedules(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ strangers
 
-    @precondition(lambda self: any(o.status == OrderStatus.PENDING for o in self._orders()))
-    @rule(data=st.data())
-    def foreign_session_paid(self, data: st.DataObject) -> None:
-        """Another integration on the account makes and pays a session naming a pending order of ours."""
+    @rule(data=st.data(), who=st.sampled_from(["foreign session", "connected account", "other mode"]))
+    def stranger(self, data: st.DataObject, who: str) -> None:
+        """Someone else on the account: another integration makes and pays a session naming a pending order of
+        ours; or an event of a connected account, or of the other mode, carries one of our objects."""
+        if who == "foreign session":
+            pending = [o for o in self._orders() if o.status == OrderStatus.PENDING]
+            if pending:
+                self._foreign_session_paid(data.draw(st.sampled_from(pending)))
+        elif self.pending or self.delivered:
+            self._stranger_event(data.draw(st.sampled_from(self.pending + self.delivered)), who == "connected account")
+
+    def _foreign_session_paid(self, order: Order) -> None:
         self._step("foreign session")
-        order = data.draw(st.sampled_from([o for o in self._orders() if o.status == OrderStatus.PENDING]))
         order_id, total, currency = order.id, order.total_cents, order.currency
         db.session.rollback()
         created = self.world.dashboard().v1.checkout.sessions.create(
@@ -441,12 +448,8 @@ class PaymentSchedules(RuleBasedStateMachine):
         self.emulator.pay(created.id)
         self._collect_events()
 
-    @precondition(lambda self: bool(self.pending) or bool(self.delivered))
-    @rule(data=st.data(), connect=st.booleans())
-    def stranger_event(self, data: st.DataObject, connect: bool) -> None:
-        """An event of a connected account, or of the other mode, carrying one of our objects."""
+    def _stranger_event(self, event_id: str, connect: bool) -> None:
         self._step("connect or other-mode event")
-        event_id = data.draw(st.sampled_from(self.pending + self.delivered))
         [event] = [e for e in self.emulator.events() if e["id"] == event_id]
         stranger = copy.deepcopy(event)
         stranger["id"] = f"{event_id}_stranger"

@@ -14,7 +14,7 @@ from tests.facts.schedules import make_world, schedules_for
 from tests.payments.stripe_shapes import VERSIONS
 
 # CI: the same schedules every run, a few minutes for both database passes on 2 cores.
-CI_EXAMPLES = 15
+CI_EXAMPLES = 12
 CI_STEPS = 30
 
 
