@@ -211,3 +211,26 @@ def test_a_retried_attempt_keeps_its_key(client, shopper, buy, emulator):
     assert set(keys) == {attempt.idempotency_key} and attempt.stripe_session_id == session_id
     assert json.dumps(attempt.idempotency_key).count("-") >= 4  # order-<id>-attempt-<n>-<random>
     assert fresh().scalar(db.select(db.func.count(Refund.id))) == 0
+
+
+def test_shrunk_schedule_foreign_session_delivered_while_ours_is_paid_and_held(
+    client, shopper, buy, emulator, stripe_dashboard
+):
+    """The schedule the state machine shrank to when the own-session check was removed (a mutation check):
+    our session paid with its events held, a foreign session naming the order paid and delivered first."""
+    emulator.hold_deliveries()
+    ours = session_id_from(buy(A=1))
+    emulator.pay(ours)
+    order = order_for_session(ours)
+    foreign = _create_foreign_session(stripe_dashboard, order)
+    emulator.pay(foreign)
+    held = emulator.release_deliveries()
+    emulator.hold_deliveries()
+    foreign_events = [e["id"] for e in emulator.events() if e["data"]["object"].get("id") == foreign]
+    for event_id in foreign_events:
+        assert emulator.redeliver(event_id) == 200
+    assert reload(order.id).paid_at is None
+    emulator.deliver_pending()
+    paid = reload(order.id)
+    assert paid.status == OrderStatus.PAID and paid.stripe_session_id == ours and paid_transitions(order.id) == 1
+    assert held
