@@ -131,7 +131,11 @@ def _plain(obj: Any) -> dict[str, Any]:
 class PaymentGateway:
     """Thin wrapper over a StripeClient that translates SDK errors and results."""
 
-    def __init__(self, client: stripe.StripeClient, webhook_secret: str | None, backoff_seconds: float) -> None:
+    def __init__(
+        self, client: stripe.StripeClient, webhook_secret: str | None, backoff_seconds: float, livemode: bool = False
+    ) -> None:
+        # Whether the keys are live-mode keys: events of the other mode are not this shop's (webhooks.py).
+        self.livemode = livemode
         self._client = client
         self._webhook_secret = webhook_secret
         self._backoff_seconds = backoff_seconds
@@ -310,6 +314,7 @@ def init_gateway(app: Flask) -> None:
         build_client(app.config),
         app.config.get("STRIPE_WEBHOOK_SECRET"),
         float(app.config["STRIPE_RATE_LIMIT_BACKOFF_SECONDS"]),
+        livemode=str(app.config.get("STRIPE_SECRET_KEY") or "").startswith(("sk_live_", "rk_live_")),
     )
 
 

@@ -2,10 +2,12 @@
 
 from shopapp.models.order import (
     ALLOWED_TRANSITIONS,
+    DERIVED_STATUSES,
     FINAL_STATUSES,
     PAID_STATUSES,
     REFUND_IN_FLIGHT,
     REFUNDABLE_STATUSES,
+    CheckoutAttempt,
     Order,
     OrderEvent,
     OrderItem,
@@ -13,6 +15,7 @@ from shopapp.models.order import (
     Refund,
     RefundOrigin,
     RefundStatus,
+    derive_status,
 )
 from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
@@ -21,10 +24,12 @@ from shopapp.models.user import User
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "DERIVED_STATUSES",
     "FINAL_STATUSES",
     "PAID_STATUSES",
     "REFUNDABLE_STATUSES",
     "REFUND_IN_FLIGHT",
+    "CheckoutAttempt",
     "EventOutcome",
     "MailKind",
     "MailStatus",
@@ -40,4 +45,5 @@ __all__ = [
     "RefundOrigin",
     "RefundStatus",
     "User",
+    "derive_status",
 ]

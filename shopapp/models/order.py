@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -41,11 +42,14 @@ class OrderStatus(enum.StrEnum):
 
 
 S = OrderStatus
-# Forward-only, except that a refund Stripe later reports failed gives the money back to the order
-# (REFUNDED -> PARTIALLY_REFUNDED or PAID): card refunds can succeed and then fail (Stripe's test card
-# 4000 0000 0000 5126). A payment Stripe confirms is real money, so it is recorded even when the shop
-# had already given up on the order (expired/canceled locally while the shopper paid). Nothing paid ever
-# goes back to PENDING.
+# What an order shows is derived from its facts (derive_status below; written only by
+# services/orders.py `settle`). This map is the guard on what that derivation and the closing moves may
+# write. A payment Stripe confirms is real money, so a paid fact moves even a closed order (expired or
+# canceled locally while the shopper paid, or a delayed payment reported failed before it succeeded) to PAID.
+# The only way back to PAID from a refunded status is a refund Stripe reports failed or canceled after it
+# had succeeded (card 4000 0000 0000 5126): the refund's fact changed, the payment's did not. No event about
+# the payment can do it: "paid" is recorded once (paid_at, compare-and-set) and a repeat adds no fact.
+# Nothing paid ever goes back to PENDING.
 ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELED}),
     # EXPIRED -> CANCELED only when the shopper's own cancel made Stripe expire the session and Stripe's
@@ -53,7 +57,7 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     # order, labelled with what actually happened. Nothing was paid and the stock was already released.
     S.EXPIRED: frozenset({S.PAID, S.CANCELED}),
     S.CANCELED: frozenset({S.PAID}),
-    S.FAILED: frozenset(),
+    S.FAILED: frozenset({S.PAID}),
     S.PAID: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.PARTIALLY_REFUNDED: frozenset({S.PAID, S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.REFUNDED: frozenset({S.PAID, S.PARTIALLY_REFUNDED}),
@@ -63,6 +67,20 @@ FINAL_STATUSES = frozenset({S.PAID, S.FAILED, S.PARTIALLY_REFUNDED, S.REFUNDED})
 # may still be refunded"; every check of either imports these.
 PAID_STATUSES = frozenset({S.PAID, S.PARTIALLY_REFUNDED, S.REFUNDED})
 REFUNDABLE_STATUSES = frozenset({S.PAID, S.PARTIALLY_REFUNDED})
+# Statuses only derive_status may produce (from the paid fact and the refunds); closing moves name the others.
+DERIVED_STATUSES = PAID_STATUSES
+
+
+def derive_status(current: OrderStatus, paid: bool, total_cents: int, refunded_cents: int) -> OrderStatus:
+    """What an order shows, from its facts: paid or not (Order.paid_at), and the sum of its succeeded refunds
+    (cents, already capped at the total). An unpaid order keeps its closing fact (failed, expired, canceled)
+    or stays pending; a paid one is PAID, PARTIALLY_REFUNDED or REFUNDED by its refunds alone."""
+    if not paid:
+        return current if current not in PAID_STATUSES else S.PENDING
+    if refunded_cents >= total_cents:
+        return S.REFUNDED
+    return S.PARTIALLY_REFUNDED if refunded_cents > 0 else S.PAID
+
 
 status_type = Enum(
     OrderStatus,
@@ -107,6 +125,8 @@ class Order(Base):
     payment_processing: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # True while the order holds units of limited products (released on expiry/failure/cancel, consumed on PAID).
     stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The paid order's units were taken for good (set once, by the one caller that recorded the payment).
+    stock_consumed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Paid after its hold was released and the units were gone: refunded automatically, never oversold.
     stock_shortfall: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -137,11 +157,19 @@ class Order(Base):
     refunds: Mapped[list[Refund]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="Refund.id", lazy="select"
     )
+    attempts: Mapped[list[CheckoutAttempt]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="CheckoutAttempt.id", lazy="select"
+    )
 
     @property
     def is_paid(self) -> bool:
         """True once Stripe took the money, whatever was refunded since (PAID_STATUSES)."""
         return self.status in PAID_STATUSES
+
+    @property
+    def is_shippable(self) -> bool:
+        """Paid, not wholly refunded and not shipped yet: the one definition staff pages and mark_shipped use."""
+        return self.status in REFUNDABLE_STATUSES and self.refunded_cents < self.total_cents and self.shipped_at is None
 
     @property
     def is_final(self) -> bool:
@@ -153,6 +181,29 @@ class Order(Base):
 
     def __str__(self) -> str:
         return f"Order #{self.id}"
+
+
+class CheckoutAttempt(Base):
+    """One Checkout Session the shop asked Stripe for, for one order: the only sessions that may pay it.
+
+    The idempotency key has a random part, stored here before Stripe is called, so it is unique to this
+    shop's attempt for ever (a restored backup or a second database on the same Stripe account makes
+    other keys) and the same on every retry of this attempt. The key is also sent in the session's
+    metadata (`attempt_key`), so an event that arrives before the session id was stored still proves the
+    session is this attempt's.
+    """
+
+    __tablename__ = "checkout_attempts"
+    __table_args__ = (UniqueConstraint("order_id", "number", name="uq_checkout_attempts_order_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    order: Mapped[Order] = relationship(back_populates="attempts")
 
 
 class OrderItem(Base):
@@ -275,14 +326,17 @@ class Refund(Base):
         CheckConstraint("amount_cents > 0", name="amount_positive"),
         CheckConstraint(values_check("status", RefundStatus), name="status_valid"),
         CheckConstraint(values_check("origin", RefundOrigin), name="origin_valid"),
+        UniqueConstraint("order_id", "sequence", name="uq_refunds_order_sequence"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
-    # "order-<id>-refund-<n>" for refunds the shop asked for (None for refunds made outside the shop): the
-    # same form submitted twice carries the same n, so it finds this row and Stripe replays the same refund.
+    # "order-<id>-refund-<n>-<random>" for refunds the shop asked for (None for refunds made outside the shop),
+    # stored before Stripe is called: unique to this shop for ever, and the same on every re-send.
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    # n: the number the refund form was rendered with; the same form submitted twice finds this row.
+    sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
     status: Mapped[RefundStatus] = mapped_column(
         string_enum(RefundStatus, "refund_status"), default=RefundStatus.PENDING, server_default="pending"

@@ -24,6 +24,10 @@ class EventOutcome(enum.StrEnum):
     PROCESSING = "processing"  # paid by a delayed method: waiting for async_payment_*
     OPEN = "open"  # the session is still open
     FAILED = "failed"  # processing raised; kept for replay
+    # Answers only, never stored: a delivery of an event already stored (or arriving concurrently), and a
+    # replay asked for an event id the shop never stored.
+    DUPLICATE = "duplicate"
+    UNKNOWN = "unknown"
 
 
 class PaymentEvent(Base):

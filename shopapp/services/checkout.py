@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_gateway
-from shopapp.models import PAID_STATUSES, Order, OrderStatus, User
+from shopapp.models import CheckoutAttempt, EventOutcome, Order, OrderStatus, User
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services import outbox, shipping, stock
 from shopapp.services.catalog import Cart, line_items_for, line_items_hash
-from shopapp.services.ids import parse_ascii_int
+from shopapp.services.ids import parse_ascii_int, random_key_part
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.checkout")
@@ -93,13 +93,29 @@ class CheckoutStarted:
 class Outcome(enum.StrEnum):
     """What finalize_checkout did."""
 
-    PAID = "paid"  # this call moved the order to PAID
+    PAID = "paid"  # this call recorded the payment
     FAILED = "failed"
     EXPIRED = "expired"
     PROCESSING = "processing"  # paid by a delayed method: wait for async_payment_*
     OPEN = "open"  # the shopper has not paid yet
     NOOP = "no-op"  # already in that state (or later): a duplicate or late event
     FLAGGED = "flagged"  # Stripe's data does not match the order: staff must look
+
+    @property
+    def event_outcome(self) -> EventOutcome:
+        """The member stored on PaymentEvent.outcome for an event that had this effect (member to member)."""
+        return _EVENT_OUTCOMES[self]
+
+
+_EVENT_OUTCOMES = {
+    Outcome.PAID: EventOutcome.APPLIED,
+    Outcome.FAILED: EventOutcome.APPLIED,
+    Outcome.EXPIRED: EventOutcome.APPLIED,
+    Outcome.PROCESSING: EventOutcome.PROCESSING,
+    Outcome.OPEN: EventOutcome.OPEN,
+    Outcome.NOOP: EventOutcome.NO_OP,
+    Outcome.FLAGGED: EventOutcome.FLAGGED,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +144,7 @@ def _expires_at(now: datetime, ttl_minutes: int) -> datetime:
 
 
 def _session_params(
-    order: Order, email: str, urls: CheckoutUrls, shipping_countries: tuple[str, ...] = ()
+    order: Order, key: str, email: str, urls: CheckoutUrls, shipping_countries: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     assert order.session_expires_at is not None
     return {
@@ -139,15 +155,40 @@ def _session_params(
         "success_url": urls.success_url,
         "cancel_url": urls.cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
         "client_reference_id": str(order.id),
-        "metadata": {"order_id": str(order.id), "attempt": str(order.checkout_attempt)},
+        "metadata": {"order_id": str(order.id), "attempt": str(order.checkout_attempt), "attempt_key": key},
         "customer_email": email,
         "expires_at": int(order.session_expires_at.timestamp()),
         **shipping.session_params(shipping_countries),
     }
 
 
-def _idempotency_key(order: Order) -> str:
-    return f"order-{order.id}-attempt-{order.checkout_attempt}"
+def new_attempt_key(order_id: int, number: int) -> str:
+    """A Checkout Session create's idempotency key: readable, and unique to this shop's attempt for ever.
+
+    The random part (about 65 bits) means a restored backup, a reset database or a second shop database on the
+    same Stripe account never reuses a key Stripe still holds with other parameters (it keeps them 24 h).
+    """
+    return f"order-{order_id}-attempt-{number}-{random_key_part()}"
+
+
+def _current_attempt(session: Session, order: Order) -> CheckoutAttempt | None:
+    return session.scalar(
+        select(CheckoutAttempt).where(
+            CheckoutAttempt.order_id == order.id, CheckoutAttempt.number == order.checkout_attempt
+        )
+    )
+
+
+def _new_attempt(session: Session, order: Order) -> CheckoutAttempt:
+    """Start the order's next attempt: its key is stored (committed with the plan) before Stripe is called."""
+    order.checkout_attempt += 1
+    attempt = CheckoutAttempt(
+        order_id=order.id,
+        number=order.checkout_attempt,
+        idempotency_key=new_attempt_key(order.id, order.checkout_attempt),
+    )
+    session.add(attempt)
+    return attempt
 
 
 def _plan_checkout(
@@ -181,12 +222,19 @@ def _plan_checkout(
                 return _Plan("retire", current.id, session_id=current.stripe_session_id)
             # An attempt whose create failed or is in flight: retry it with the same key while its
             # expires_at is still acceptable to Stripe, else start a fresh attempt.
-            if same_cart and current.session_expires_at and current.session_expires_at - now >= MIN_TTL:
+            attempt = _current_attempt(session, current)
+            if (
+                attempt is not None
+                and same_cart
+                and current.session_expires_at
+                and current.session_expires_at - now >= MIN_TTL
+            ):
+                key = attempt.idempotency_key
                 return _Plan(
                     "create",
                     current.id,
-                    params=_session_params(current, email, urls, shipping_countries),
-                    idempotency_key=_idempotency_key(current),
+                    params=_session_params(current, key, email, urls, shipping_countries),
+                    idempotency_key=key,
                 )
             if not same_cart:
                 order_rules.transition(
@@ -197,18 +245,25 @@ def _plan_checkout(
         if current is None:
             current = order_rules.build_order(session, user_id, cart)
             stock.reserve(session, current)
-        current.checkout_attempt += 1
+        attempt = _new_attempt(session, current)
         # Units held for a checkout are unavailable to everyone else: hold them only briefly.
         ttl_minutes = ttl.with_stock if current.stock_reserved else ttl.default
         current.session_expires_at = _expires_at(now, ttl_minutes)
-        params = _session_params(current, email, urls, shipping_countries)
+        params = _session_params(current, attempt.idempotency_key, email, urls, shipping_countries)
         current.line_items_hash = line_items_hash(params["line_items"])
         session.flush()
-        return _Plan("create", current.id, params=params, idempotency_key=_idempotency_key(current))
+        return _Plan("create", current.id, params=params, idempotency_key=attempt.idempotency_key)
 
 
-def _store_session(order_id: int, created: Mapping[str, Any]) -> None:
+def _store_session(order_id: int, key: str, created: Mapping[str, Any]) -> None:
     with write_transaction() as session:
+        # The fact "this session is the shop's, for this attempt" (an early event may have stored it first).
+        session.execute(
+            update(CheckoutAttempt)
+            .where(CheckoutAttempt.idempotency_key == key, CheckoutAttempt.stripe_session_id.is_(None))
+            .values(stripe_session_id=created["id"])
+            .execution_options(synchronize_session=False)
+        )
         # Concurrent identical submits all receive the same session (same key): storing it is idempotent.
         session.execute(
             update(Order)
@@ -251,7 +306,7 @@ def start_checkout(
         except GatewayError as error:
             log.warning("Order %s: creating session failed (%s)", plan.order_id, type(error).__name__)
             raise CheckoutError(error.user_message, busy=not isinstance(error, GatewayRejected)) from error
-        _store_session(plan.order_id, created)
+        _store_session(plan.order_id, plan.idempotency_key, created)
         log.info("Order %s: session %s created", plan.order_id, created["id"])
         return CheckoutStarted(plan.order_id, created["url"], reused=False)
     raise CheckoutError("Your previous checkout is still closing; please try again.", busy=True)
@@ -397,6 +452,38 @@ def _async_failed(checkout_session: Mapping[str, Any]) -> bool:
     return isinstance(pi, Mapping) and pi.get("status") in ("requires_payment_method", "canceled")
 
 
+def _attempt_of(session: Session, order: Order, checkout_session: Mapping[str, Any]) -> CheckoutAttempt | None:
+    """The shop's attempt this Checkout Session was created for, or None: a session the shop never created
+    for this order (another integration on the account, a staging copy, a connected account) settles nothing.
+
+    Known by its stored id; or, for an event that arrived before the create call's answer was stored, by the
+    attempt's key in its metadata (random, stored before the call): then the id is stored now.
+    """
+    session_id = str(checkout_session.get("id") or "")
+    attempt = session.scalar(
+        select(CheckoutAttempt).where(
+            CheckoutAttempt.order_id == order.id, CheckoutAttempt.stripe_session_id == session_id
+        )
+    )
+    if attempt is not None:
+        return attempt
+    metadata = checkout_session.get("metadata")
+    key = metadata.get("attempt_key") if isinstance(metadata, Mapping) else None
+    if not key or not session_id:
+        return None
+    attempt = session.scalar(
+        select(CheckoutAttempt).where(
+            CheckoutAttempt.order_id == order.id,
+            CheckoutAttempt.idempotency_key == str(key),
+            CheckoutAttempt.stripe_session_id.is_(None),
+        )
+    )
+    if attempt is not None:
+        attempt.stripe_session_id = session_id
+        session.flush()
+    return attempt
+
+
 def apply_session(
     session: Session,
     checkout_session: Mapping[str, Any],
@@ -404,113 +491,139 @@ def apply_session(
     actor: str,
     payment_failed: bool = False,
 ) -> tuple[Outcome, int]:
-    """Finalize within the caller's transaction; returns (outcome, order id). See finalize_checkout."""
+    """Record what a Checkout Session says about its order, within the caller's transaction; returns
+    (outcome, order id). See finalize_checkout. Raises SessionNotOurs for a session the shop did not create
+    for the order it names, OrderNotFound for an order not committed (yet)."""
     order_id = order_id_for_session(checkout_session)
     order = session.get(Order, order_id, populate_existing=True)
     if order is None:
         raise OrderNotFound(order_id)
-    session_id = str(checkout_session.get("id"))
+    if _attempt_of(session, order, checkout_session) is None:
+        log.warning("Order %s: session %s was not created by this shop; ignored", order_id, checkout_session.get("id"))
+        raise SessionNotOurs(checkout_session.get("id"))
     status = checkout_session.get("status")
     payment_status = checkout_session.get("payment_status")
-
     if payment_status == "paid":
-        problem = _mismatch(order, checkout_session)
-        if problem is None and order.stripe_session_id not in (None, session_id) and order.status in PAID_STATUSES:
-            problem = f"a second paid session {session_id} for an order already paid by {order.stripe_session_id}"
-        if problem is not None:
-            if not order.needs_review:
-                order_rules.flag_for_review(session, order, problem, actor=actor)
-            log.error("Order %s not marked paid: %s", order.id, problem)
-            return Outcome.FLAGGED, order.id
-        if not order_rules.can_transition(order.status, OrderStatus.PAID):
-            return Outcome.NOOP, order.id
-        if before_compare_and_set is not None:
-            before_compare_and_set(order.id)
-        won = order_rules.transition(
-            session,
-            order,
-            OrderStatus.PAID,
-            actor=actor,
-            note=f"Paid via {session_id}",
-            values={
-                "paid_at": utcnow(),
-                "stripe_session_id": session_id,
-                "stripe_payment_intent_id": _payment_intent_id(checkout_session),
-                "shipping_address": shipping.shipping_address_json(checkout_session),
-            },
-        )
-        if not won:
-            return Outcome.NOOP, order.id
-        # Side effects belong to the single winner.
-        outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
-        if not stock.consume(session, order):
-            # Never oversell: the order records the payment, is flagged, and a full refund is queued
-            # (sent to Stripe by the caller once this transaction has committed).
-            stock.record_shortfall(session, order, actor=actor)
-            log.warning("Order %s paid late and out of stock: refund queued", order.id)
-        log.info("Order %s PAID (%s)", order.id, actor)
-        return Outcome.PAID, order.id
-
+        return _apply_paid(session, order, checkout_session, actor), order.id
     if payment_status == "no_payment_required" and status != "expired":
-        # The shop never creates a zero-total session, so Stripe settling one without a payment contradicts
-        # the order: nothing will ever be paid for it, so waiting would leave it pending forever.
-        if order.status == OrderStatus.PENDING and not order.needs_review:
-            problem = (
-                f"session {session_id} needs no payment (payment_status no_payment_required, amount_total "
-                f"{checkout_session.get('amount_total')}) for an order of {order.total_cents}"
-            )
-            order_rules.flag_for_review(session, order, problem, actor=actor)
-            log.error("Order %s not marked paid: %s", order.id, problem)
-            return Outcome.FLAGGED, order.id
-        return (Outcome.FLAGGED if order.status == OrderStatus.PENDING else Outcome.NOOP), order.id
-
-    belongs = order.stripe_session_id in (None, session_id)
+        return _apply_no_payment(session, order, checkout_session, actor), order.id
     if status == "complete" and (payment_failed or _async_failed(checkout_session)):
-        if (
-            belongs
-            and order.status == OrderStatus.PENDING
-            and order_rules.transition(session, order, OrderStatus.FAILED, actor=actor, note="Delayed payment failed")
-        ):
-            stock.release(session, order)
-            return Outcome.FAILED, order.id
-        return Outcome.NOOP, order.id
+        return _apply_closed(session, order, checkout_session, OrderStatus.FAILED, "Delayed payment failed", actor)
     if status == "complete":
-        if order.status != OrderStatus.PENDING:
-            return Outcome.NOOP, order.id
-        if not order.payment_processing:
-            session.execute(
-                update(Order)
-                .where(Order.id == order.id, Order.status == OrderStatus.PENDING)
-                .values(payment_processing=True, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            order_rules.record_order_event(session, order, actor=actor, note="Delayed payment processing")
-        return Outcome.PROCESSING, order.id
+        return _apply_processing(session, order, actor), order.id
     if status == "expired":
-        if (
-            belongs
-            and order.status == OrderStatus.PENDING
-            and order_rules.transition(
-                session, order, OrderStatus.EXPIRED, actor=actor, note=f"Session {session_id} expired"
-            )
-        ):
-            stock.release(session, order)
-            return Outcome.EXPIRED, order.id
-        return Outcome.NOOP, order.id
+        note = f"Session {checkout_session.get('id')} expired"
+        return _apply_closed(session, order, checkout_session, OrderStatus.EXPIRED, note, actor)
     return (Outcome.OPEN if order.status == OrderStatus.PENDING else Outcome.NOOP), order.id
+
+
+def _apply_paid(session: Session, order: Order, checkout_session: Mapping[str, Any], actor: str) -> Outcome:
+    """The fact "paid by this session of ours": recorded once per order; a repeat adds nothing."""
+    session_id = str(checkout_session.get("id"))
+    problem = _mismatch(order, checkout_session)
+    if problem is None and order.paid_at is not None and order.stripe_session_id != session_id:
+        problem = f"a second paid session {session_id} for an order already paid by {order.stripe_session_id}"
+    if problem is not None:
+        if not order.needs_review:
+            order_rules.flag_for_review(session, order, problem, actor=actor)
+        log.error("Order %s not marked paid: %s", order.id, problem)
+        return Outcome.FLAGGED
+    if order.paid_at is not None:
+        return Outcome.NOOP  # the same payment again (duplicate, late, replayed, or the other finalizer)
+    if before_compare_and_set is not None:
+        before_compare_and_set(order.id)
+    won = order_rules.record_payment(
+        session,
+        order,
+        session_id=session_id,
+        payment_intent=_payment_intent_id(checkout_session),
+        shipping_address=shipping.shipping_address_json(checkout_session),
+    )
+    if not won:
+        return Outcome.NOOP
+    order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id}", reread=False)
+    # Side effects belong to the one caller that recorded the payment.
+    outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
+    if not stock.consume(session, order):
+        # Never oversell: the order records the payment, is flagged, and a full refund is queued
+        # (sent to Stripe once this transaction has committed: after_commit).
+        stock.record_shortfall(session, order, actor=actor)
+        log.warning("Order %s paid late and out of stock: refund queued", order.id)
+    log.info("Order %s PAID (%s)", order.id, actor)
+    return Outcome.PAID
+
+
+def _apply_no_payment(session: Session, order: Order, checkout_session: Mapping[str, Any], actor: str) -> Outcome:
+    """The shop never creates a zero-total session, so Stripe settling one without a payment contradicts the
+    order: nothing will ever be paid for it, so waiting would leave it pending forever."""
+    if order.status != OrderStatus.PENDING:
+        return Outcome.NOOP
+    if not order.needs_review:
+        problem = (
+            f"session {checkout_session.get('id')} needs no payment (payment_status no_payment_required, "
+            f"amount_total {checkout_session.get('amount_total')}) for an order of {order.total_cents}"
+        )
+        order_rules.flag_for_review(session, order, problem, actor=actor)
+        log.error("Order %s not marked paid: %s", order.id, problem)
+    return Outcome.FLAGGED
+
+
+def _apply_closed(
+    session: Session,
+    order: Order,
+    checkout_session: Mapping[str, Any],
+    target: OrderStatus,
+    note: str,
+    actor: str,
+) -> tuple[Outcome, int]:
+    """A closing fact (failed, expired) from the order's current session closes a PENDING order and releases
+    its stock; from an older attempt's session, or once paid, it changes nothing."""
+    belongs = order.stripe_session_id in (None, checkout_session.get("id"))
+    if (
+        belongs
+        and order.status == OrderStatus.PENDING
+        and order.paid_at is None
+        and order_rules.transition(session, order, target, actor=actor, note=note)
+    ):
+        stock.release(session, order)
+        return (Outcome.FAILED if target == OrderStatus.FAILED else Outcome.EXPIRED), order.id
+    return Outcome.NOOP, order.id
+
+
+def _apply_processing(session: Session, order: Order, actor: str) -> Outcome:
+    """Complete but unpaid: a delayed payment method is settling (async_payment_* will say how)."""
+    if order.status != OrderStatus.PENDING:
+        return Outcome.NOOP
+    if not order.payment_processing:
+        session.execute(
+            update(Order)
+            .where(Order.id == order.id, Order.status == OrderStatus.PENDING)
+            .values(payment_processing=True, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        order_rules.record_order_event(session, order, actor=actor, note="Delayed payment processing")
+    return Outcome.PROCESSING
+
+
+def after_commit(outcome: EventOutcome, order_id: int | None) -> None:
+    """The one place deciding what runs after a transaction that applied Stripe's word about an order commits:
+    an applied change may have recorded an out-of-stock refund (a late payment whose units were gone),
+    which is sent now (never inside the transaction, which must not wait for Stripe)."""
+    if outcome == EventOutcome.APPLIED and order_id is not None:
+        stock.send_shortfall_refunds(order_id)
 
 
 def finalize_checkout(checkout_session: Mapping[str, Any], *, actor: str, payment_failed: bool = False) -> Outcome:
     """The single place that settles an order from a Checkout Session, in its own transaction.
 
     Called by the webhook (with the signed event's snapshot), the success page and reconcile (with a
-    fresh retrieve). Marks PAID only when Stripe says paid and amount, currency and order reference
-    match; a mismatch flags the order for staff. Only the compare-and-set winner does side effects.
+    fresh retrieve). Records the payment only when Stripe says paid, the session is one the shop created
+    for the order, and amount, currency and order reference match; a mismatch flags the order for staff.
+    Only the caller that recorded the payment does side effects.
     """
     with write_transaction() as session:
         outcome, order_id = apply_session(session, checkout_session, actor=actor, payment_failed=payment_failed)
-    if outcome == Outcome.PAID:
-        stock.send_shortfall_refunds(order_id)
+    after_commit(outcome.event_outcome, order_id)
     return outcome
 
 
@@ -551,7 +664,11 @@ def settle_from_success_page(user_id: int, session_id: str) -> Order | None:
     Stripe call, none once the order is final, and none if any request asked Stripe about this order in
     the last SUCCESS_PAGE_STRIPE_INTERVAL_SECONDS (claim_stripe_check).
     """
-    order = db.session.scalar(select(Order).where(Order.stripe_session_id == session_id, Order.user_id == user_id))
+    order = db.session.scalar(
+        select(Order)
+        .join(CheckoutAttempt, CheckoutAttempt.order_id == Order.id)
+        .where(CheckoutAttempt.stripe_session_id == session_id, Order.user_id == user_id)
+    )
     if order is None:
         return None
     if order.status == OrderStatus.PENDING and claim_stripe_check(order.id):

@@ -1,8 +1,10 @@
-"""Reading integers from untrusted text (form fields, Stripe metadata)."""
+"""Reading integers from untrusted text (form fields, Stripe metadata), and the random part of idempotency keys."""
 
 from __future__ import annotations
 
 import re
+import secrets
+import string
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
@@ -17,3 +19,13 @@ def parse_ascii_int(value: object, max_digits: int = 9) -> int | None:
     if len(text) > max_digits or not _DIGITS.fullmatch(text):
         return None
     return int(text)
+
+
+# Letters only: a key part that never forms a digit run (logs are scanned for card-like numbers).
+_KEY_ALPHABET = string.ascii_lowercase
+KEY_PART_LENGTH = 14  # 26**14: about 65 bits
+
+
+def random_key_part() -> str:
+    """The random part of an idempotency key (lower-case letters, KEY_PART_LENGTH of them, from `secrets`)."""
+    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(KEY_PART_LENGTH))

@@ -7,17 +7,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shopapp.extensions import db
-from shopapp.models import ALLOWED_TRANSITIONS, Order, OrderEvent, OrderItem, OrderStatus
+from shopapp.models import (
+    ALLOWED_TRANSITIONS,
+    DERIVED_STATUSES,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    Refund,
+    RefundStatus,
+    derive_status,
+)
 from shopapp.models.base import utcnow
 from shopapp.services.catalog import Cart
 
 
 class InvalidTransition(ValueError):
     """A status change the state machine does not allow."""
+
+
+class ConcurrentChange(RuntimeError):
+    """Another transaction changed the order between this one's read and its compare-and-set: retry."""
 
 
 def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
@@ -43,6 +58,8 @@ def transition(
     for a move the map forbids. The caller owns the transaction.
     """
     observed = order.status
+    if target in DERIVED_STATUSES:
+        raise InvalidTransition(f"{target.value} is derived from the order's facts: record the fact, then settle()")
     if not can_transition(observed, target):
         raise InvalidTransition(f"{observed.value} -> {target.value} is not allowed")
     now = utcnow()
@@ -61,6 +78,109 @@ def transition(
     )
     session.flush()
     session.refresh(order)
+    return True
+
+
+# The columns that hold an order's facts and what is derived from them: re-read (one SELECT, not the items)
+# before deriving, as another transaction may have changed them since the caller loaded the order.
+_FACT_COLUMNS = [
+    "status",
+    "refunded_cents",
+    "paid_at",
+    "stripe_session_id",
+    "stripe_payment_intent_id",
+    "shipping_address",
+    "payment_processing",
+    "needs_review",
+    "stock_reserved",
+    "stock_consumed",
+]
+
+
+def record_payment(
+    session: Session,
+    order: Order,
+    *,
+    session_id: str,
+    payment_intent: str | None,
+    shipping_address: str | None,
+) -> bool:
+    """Record the fact "this session of ours paid this order, by this PaymentIntent, now", once.
+
+    A compare-and-set on `paid_at IS NULL`: True for the one caller that recorded it (it alone does the
+    side effects: receipt, stock), False when the order was already paid (a duplicate, a late or replayed
+    event, the success page racing the webhook): then nothing changes. The caller checked that the session
+    is one the shop created for this order (services/checkout.py) and owns the transaction; call settle()
+    after it to derive the status.
+    """
+    result = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.paid_at.is_(None))
+        .values(
+            paid_at=utcnow(),
+            stripe_session_id=session_id,
+            stripe_payment_intent_id=payment_intent,
+            shipping_address=shipping_address,
+            payment_processing=False,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    won = result.rowcount == 1  # type: ignore[attr-defined]
+    session.refresh(order, _FACT_COLUMNS)
+    return won
+
+
+def succeeded_refund_cents(session: Session, order_id: int) -> int:
+    """The sum of the order's refunds Stripe reports succeeded, in cents (what refunded_cents settles to)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+            Refund.order_id == order_id, Refund.status == RefundStatus.SUCCEEDED
+        )
+    )
+    return int(total or 0)
+
+
+def settle(session: Session, order: Order, *, actor: str, note: str = "", reread: bool = True) -> bool:
+    """The one place an order's shown state is written: status and refunded_cents derived from its facts.
+
+    Facts: the payment (paid_at, recorded once by record_payment), the closing facts (a PENDING order
+    moved by transition() to FAILED, EXPIRED or CANCELED), and its Refund rows (succeeded ones count,
+    capped at the total). Writes with a compare-and-set on the values read, adds a timeline entry when
+    the status or the refunded amount changes, and returns whether it did. Raises ConcurrentChange when
+    another transaction changed the order meanwhile (the caller's transaction rolls back and is retried).
+    """
+    if reread:  # False only right after record_payment, which has just re-read them
+        session.refresh(order, _FACT_COLUMNS)
+    succeeded = succeeded_refund_cents(session, order.id) if order.paid_at is not None else 0
+    refunded = min(succeeded, order.total_cents)
+    target = derive_status(order.status, order.paid_at is not None, order.total_cents, refunded)
+    observed, observed_refunded = order.status, order.refunded_cents
+    if target == observed and refunded == observed_refunded:
+        return False
+    if target != observed and not can_transition(observed, target):
+        raise InvalidTransition(f"{observed.value} -> {target.value} is not allowed")
+    result = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == observed, Order.refunded_cents == observed_refunded)
+        .values(status=target, refunded_cents=refunded, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConcurrentChange(f"order {order.id} changed concurrently; retry")
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            from_status=observed.value,
+            to_status=target.value,
+            actor=actor,
+            note=note,
+        )
+    )
+    session.flush()
+    # What was written, without reading the row again (the compare-and-set matched exactly these values).
+    set_committed_value(order, "status", target)
+    set_committed_value(order, "refunded_cents", refunded)
     return True
 
 

@@ -106,7 +106,7 @@ def mark_shipped(order_id: int, *, carrier: str = "", tracking_number: str = "",
             raise LookupError(order_id)
         if order.shipped_at is not None:
             return Shipped(order_id, repeated=True)
-        if order.status not in SHIPPABLE:
+        if not order.is_shippable:
             raise ShippingError(f"Order #{order_id} is {order.status.label.lower()}; only paid orders can be shipped.")
         order.shipped_at = utcnow()
         order.shipping_carrier, order.tracking_number = carrier, tracking_number

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 
 from shopapp.extensions import db
 from shopapp.models import (
+    EventOutcome,
     MailKind,
     MailStatus,
     Order,
@@ -287,7 +288,7 @@ def _failed_events() -> list[FailedEvent]:
             PaymentEvent.id, PaymentEvent.stripe_event_id, PaymentEvent.type, PaymentEvent.order_id,
             PaymentEvent.received_at, PaymentEvent.error,
         )
-        .where(PaymentEvent.outcome == "failed")
+        .where(PaymentEvent.outcome == EventOutcome.FAILED)
         .order_by(PaymentEvent.id.desc())
         .limit(FAILED_EVENTS_SHOWN)
     )  # fmt: skip

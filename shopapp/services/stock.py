@@ -116,8 +116,22 @@ def release(session: Session, order: Order) -> bool:
     return True
 
 
+def _mark_consumed(session: Session, order: Order) -> bool:
+    # The fact "this paid order's units were taken": set once (compare-and-set), so they never are twice.
+    result = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.stock_consumed.is_(False))
+        .values(stock_consumed=True, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def consume(session: Session, order: Order) -> bool:
-    """A paid order keeps its units for good. Returns False when a late payment finds them gone."""
+    """A paid order keeps its units for good, at most once. Returns False when a late payment finds them gone
+    (nothing taken, stock_consumed stays False: the order is refunded instead)."""
+    if not _mark_consumed(session, order):
+        return True  # already taken for this order: never twice
     if _clear_reservation_flag(session, order):
         for item in _lines(order):
             if item.reserved_quantity:
@@ -127,10 +141,10 @@ def consume(session: Session, order: Order) -> bool:
                     .values(reserved=Product.reserved - item.reserved_quantity)
                     .execution_options(synchronize_session=False)
                 )
-        session.expire(order, ["stock_reserved"])
+        session.expire(order, ["stock_reserved", "stock_consumed"])
         return True
     # Paid after its hold was released (an edge Stripe allows): take the units again if they are all
-    # still there, all or nothing (the savepoint undoes a partial take).
+    # still there, all or nothing (the savepoint undoes a partial take, and the consumed mark with it).
     try:
         with session.begin_nested():
             for item in _lines(order):
@@ -147,7 +161,15 @@ def consume(session: Session, order: Order) -> bool:
                     if stock is not None:
                         raise OutOfStock(item.product_name)
     except OutOfStock:
+        session.execute(
+            update(Order)
+            .where(Order.id == order.id)
+            .values(stock_consumed=False)
+            .execution_options(synchronize_session=False)
+        )
+        session.expire(order, ["stock_consumed"])
         return False
+    session.expire(order, ["stock_consumed"])
     return True
 
 

@@ -16,15 +16,15 @@ from shopapp.extensions import db
 from shopapp.gateway import GatewayError, WebhookPayloadError, WebhookSignatureError, get_gateway
 from shopapp.models import EventOutcome, PaymentEvent
 from shopapp.models.base import utcnow
-from shopapp.services import stock
 from shopapp.services.checkout import (
     OrderNotFound,
-    Outcome,
     SessionNotOurs,
+    after_commit,
     apply_session,
     finalize_checkout,
     order_id_for_session,
 )
+from shopapp.services.orders import ConcurrentChange
 from shopapp.services.refunds import (
     RefundNotApplicable,
     apply_charge_refunded,
@@ -37,7 +37,9 @@ from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.webhooks")
 
-Handler = Callable[[Session, Mapping[str, Any], str], tuple[str, int | None]]
+# A handler records what the event says within the caller's transaction and returns the member stored on
+# PaymentEvent.outcome, with the order it concerned.
+Handler = Callable[[Session, Mapping[str, Any], str], tuple[EventOutcome, int | None]]
 
 
 class WebhookSignatureInvalid(ValueError):
@@ -61,18 +63,17 @@ class WebhookResult:
     """What happened to one delivery."""
 
     event_id: str
-    outcome: str
+    outcome: EventOutcome
     duplicate: bool = False
 
 
 def _checkout_handler(payment_failed: bool = False) -> Handler:
-    def handle(session: Session, obj: Mapping[str, Any], actor: str) -> tuple[str, int | None]:
+    def handle(session: Session, obj: Mapping[str, Any], actor: str) -> tuple[EventOutcome, int | None]:
         try:
             outcome, order_id = apply_session(session, obj, actor=actor, payment_failed=payment_failed)
         except SessionNotOurs:
-            return "ignored", None
-        applied = outcome in (Outcome.PAID, Outcome.FAILED, Outcome.EXPIRED)
-        return ("applied" if applied else outcome.value), order_id
+            return EventOutcome.IGNORED, None
+        return outcome.event_outcome, order_id
 
     return handle
 
@@ -165,6 +166,21 @@ def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
     return process_event(event, payload.decode("utf-8"))
 
 
+def not_this_accounts(event: Mapping[str, Any], livemode: bool) -> str | None:
+    """Why a verified event is not about this shop's own account and mode, or None when it is.
+
+    An event with `account` set happened on a connected account (Connect; `stripe listen` forwards those to
+    the same URL unless told otherwise); one whose `livemode` differs from the keys' mode belongs to the
+    other mode (a test-mode copy of the shop, or live events reaching a staging endpoint). Neither is a fact
+    about this shop's orders, whatever its metadata names (Stripe's Event object: `account`, `livemode`).
+    """
+    if event.get("account"):
+        return f"from connected account {event.get('account')}"
+    if "livemode" in event and bool(event.get("livemode")) != livemode:
+        return f"livemode {event.get('livemode')} while the shop's keys are {'live' if livemode else 'test'}"
+    return None
+
+
 def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: bool = False) -> WebhookResult:
     """Store the event and apply it exactly once; a duplicate of an already processed event is a no-op."""
     event_id = str(event["id"])
@@ -172,6 +188,10 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
     data = event.get("data") or {}
     obj = data.get("object") if isinstance(data, Mapping) else None
     handler = HANDLERS.get(event_type)
+    stranger = not_this_accounts(event, get_gateway().livemode)
+    if stranger is not None:
+        log.warning("Event %s (%s) ignored: %s", event_id, event_type, stranger)
+        handler, obj = None, None
     actor = f"{'replay' if replay else 'webhook'} {event_id} ({event_type})"
     if not replay:
         # Stripe redelivers often: answer a known duplicate from a plain read, without taking the
@@ -206,16 +226,16 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
                 session.add(row)
                 session.flush()  # a concurrent twin fails here on the unique event id
             if handler is None or not isinstance(obj, Mapping):
-                outcome, order_id = "ignored", None
+                outcome, order_id = EventOutcome.IGNORED, None
             else:
                 outcome, order_id = handler(session, obj, actor)
-            row.outcome = EventOutcome(outcome)
+            row.outcome = outcome
             row.order_id, row.processed_at, row.error = order_id, utcnow(), None
         log.info("Event %s (%s): %s", event_id, event_type, outcome)
     except IntegrityError:
         log.info("Duplicate event %s (%s) arrived concurrently", event_id, event_type)
-        return WebhookResult(event_id, "duplicate", duplicate=True)
-    except (OrderNotFound, RefundNotApplicable) as error:
+        return WebhookResult(event_id, EventOutcome.DUPLICATE, duplicate=True)
+    except (OrderNotFound, RefundNotApplicable, ConcurrentChange) as error:
         # Not an error of ours: the event is ahead of what it refers to (its order not committed yet, a
         # refund before its payment). Kept as failed for replay, and refused so that Stripe tries again.
         log.warning("Event %s (%s) not applicable yet: %s", event_id, event_type, error)
@@ -225,9 +245,7 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
         log.exception("Event %s (%s) failed; rolled back for a retry", event_id, event_type)
         _record_failure(event_id, event_type, raw if raw is not None else json.dumps(event), error)
         raise WebhookProcessingError(str(error)) from error
-    if outcome == "applied" and order_id is not None:
-        # After the commit, never inside it: a late payment whose stock was gone is refunded now.
-        stock.send_shortfall_refunds(order_id)
+    after_commit(outcome, order_id)
     return WebhookResult(event_id, outcome)
 
 
@@ -262,12 +280,12 @@ def replay_events(event_ids: list[str]) -> list[WebhookResult]:
             row = session.scalar(select(PaymentEvent).where(PaymentEvent.stripe_event_id == event_id))
             raw = row.payload if row is not None else None
         if raw is None:
-            results.append(WebhookResult(event_id, "unknown"))
+            results.append(WebhookResult(event_id, EventOutcome.UNKNOWN))
             continue
         try:
             results.append(process_event(json.loads(raw), raw, replay=True))
         except WebhookProcessingError:
-            results.append(WebhookResult(event_id, "failed"))
+            results.append(WebhookResult(event_id, EventOutcome.FAILED))
     return results
 
 

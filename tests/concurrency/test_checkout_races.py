@@ -134,7 +134,7 @@ def test_scenario_8_stripe_faults_at_session_creation(stack: Stack, setup: Setup
     )
     for name, case in cases.items():
         assert case["sessions_at_stripe"] == 1, (name, case)
-        assert case["attempts"] == 1 and len(case["keys"]) == 1 and case["keys"][0].endswith("-attempt-1"), (name, case)
+        assert case["attempts"] == 1 and len(case["keys"]) == 1 and "-attempt-1-" in case["keys"][0], (name, case)
         assert case["session_stored"], (name, case)
     assert cases["timeout_then_success"]["create_calls"] == 2
     assert cases["5xx_three_times"]["answers"] == "back/303" and cases["5xx_three_times"]["create_calls"] == 4

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shopapp.gateway import get_gateway
-from shopapp.models import Order, OrderStatus
+from shopapp.models import CheckoutAttempt, Order, OrderStatus
 from tests.concurrency.conftest import Setup
 from tests.concurrency.harness import Shopper, Stack, record, released_together
 from tests.support import wait_until
@@ -120,7 +120,9 @@ def test_scenario_6_webhook_before_the_order_row_is_committed(stack: Stack, setu
         "client_reference_id": str(order_id),
         "metadata": {"order_id": str(order_id), "attempt": "1"},
     }
-    created = setup.gateway_call(lambda: get_gateway().create_checkout_session(params, f"order-{order_id}-attempt-1"))
+    key = f"order-{order_id}-attempt-1-{random.randrange(10**9)}"
+    params["metadata"]["attempt_key"] = key
+    created = setup.gateway_call(lambda: get_gateway().create_checkout_session(params, key))
     writer = Session(stack.engine)
     row = Order(
         id=order_id,
@@ -132,15 +134,17 @@ def test_scenario_6_webhook_before_the_order_row_is_committed(stack: Stack, setu
         stripe_session_id=created["id"],
         checkout_attempt=1,
     )
+    # The session is the shop's own: its attempt is recorded with the order (as services/checkout.py does).
+    attempt = CheckoutAttempt(order_id=order_id, number=1, idempotency_key=key, stripe_session_id=created["id"])
     try:
         if stack.kind == "postgresql":
-            writer.add(row)
+            writer.add_all([row, attempt])
             writer.flush()  # INSERT sent, transaction left open
         stack.stripe_post(f"sessions/{created['id']}/pay")  # the service delivers `completed` on its own
         event = stack.event_for_session("checkout.session.completed", created["id"])
         first = wait_until(lambda: stack.attempts(event["id"]), "the first delivery")[0]
         if stack.kind != "postgresql":
-            writer.add(row)
+            writer.add_all([row, attempt])
         writer.commit()
     finally:
         writer.close()

@@ -398,11 +398,8 @@ def test_interrupted_refund_is_resent_with_its_key_within_24h_and_never_twice(
     assert info.value.status == 503
     drop_service_events()
     [row] = refund_rows(order.id)
-    assert (row.status, row.stripe_refund_id, row.idempotency_key) == (
-        RefundStatus.PENDING,
-        None,
-        f"order-{order.id}-refund-1",
-    )
+    assert (row.status, row.stripe_refund_id) == (RefundStatus.PENDING, None)
+    assert row.idempotency_key.startswith(f"order-{order.id}-refund-1-")  # and a random part (issue 20)
 
     summary = reconcile.reconcile_pending(timedelta(minutes=15), now=row.created_at + age)
 
@@ -522,7 +519,7 @@ def test_shortfall_refund_events_before_the_id_is_saved(
     assert_all_ok(early)
     [row] = refund_rows(late.id)
     assert (row.origin, row.status, row.amount_cents) == (RefundOrigin.SHORTFALL, RefundStatus.SUCCEEDED, 1999)
-    assert row.idempotency_key == f"order-{late.id}-refund-1" and row.stripe_refund_id.startswith("re_")
+    assert row.idempotency_key.startswith(f"order-{late.id}-refund-1-") and row.stripe_refund_id.startswith("re_")
     [at_stripe] = [r for r in emulator.store.refunds.values() if r["payment_intent"] == payment_intent]
     assert at_stripe["metadata"]["refund_key"] == row.idempotency_key  # one key scheme for every refund
     refunded = reload(late.id)

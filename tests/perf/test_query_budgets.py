@@ -28,12 +28,15 @@ LOGGED_IN_SHOP_PAGE = 3
 LOGGED_IN_SHOP_PAGE_RENDERED = 4
 # A two-line cart: user, products, lock + email + open order, both products again (expired by the commit that
 # ends the read transaction), order + 2 items + timeline, per line a stock reservation and its check, attempt;
-# then store the session. PostgreSQL inserts the two items in one batched statement.
-CHECKOUT_NEW_ORDER = {"sqlite": 17, "postgresql": 16}
-# A one-line order: dedupe read, event row + insert, order + items, compare-and-set, timeline, reload of
-# order + items, stock (flag + 1 product), event outcome; plus the receipt queued in the outbox (one
-# INSERT ... SELECT of the shopper's address, issue 15).
-WEBHOOK_FIRST_DELIVERY = 13
+# then store the session. PostgreSQL inserts the two items in one batched statement. Issue 20 added the
+# attempt's row (its key, before the call) and storing the session id on it (the sessions the shop created).
+CHECKOUT_NEW_ORDER = {"sqlite": 19, "postgresql": 18}
+# A one-line order: dedupe read, event row + insert, order + items, the session's attempt (issue 20: only the
+# shop's own sessions pay), the paid fact's compare-and-set and its re-read, the succeeded refunds' sum and the
+# derived status's compare-and-set (orders.settle), timeline, the receipt queued in the outbox (one INSERT ...
+# SELECT of the shopper's address, issue 15), stock (consumed fact + reservation flag), event outcome, and the
+# after-commit look for a shortfall refund to send.
+WEBHOOK_FIRST_DELIVERY = 16
 WEBHOOK_DUPLICATE = 1  # the dedupe read: nothing else, and no write
 SUCCESS_PAGE_FINAL_ORDER = 3  # user, order, its items: no Stripe call and no write once the order is final
 

@@ -19,9 +19,9 @@ ADDRESS = {"city": "Springfield", "country": "US", "line1": "742 Evergreen Terra
 
 
 def _completed(order, where: str) -> dict:
-    """A completed, paid Checkout Session for `order`, with the address where an API version puts it."""
+    """The order's own Checkout Session, completed and paid, with the address where an API version puts it."""
     session = {
-        "id": f"cs_test_ship{order.id}", "object": "checkout.session", "mode": "payment", "status": "complete",
+        "id": order.stripe_session_id, "object": "checkout.session", "mode": "payment", "status": "complete",
         "payment_status": "paid", "amount_total": order.total_cents, "currency": order.currency,
         "metadata": {"order_id": str(order.id)}, "client_reference_id": str(order.id), "payment_intent": "pi_ship",
     }  # fmt: skip
