@@ -478,6 +478,7 @@ class Bench:
         return [(oid, total) for oid, total in rows]
 
     def _event(self, order_id: int, total: int, n: str) -> tuple[dict[str, str], str]:
+        from shopapp.services import bulk_seed
         from stripe_emulator.webhooks import sign
 
         body = json.dumps(
@@ -490,7 +491,7 @@ class Bench:
                 "type": "checkout.session.completed",
                 "data": {
                     "object": {
-                        "id": f"cs_test_bench_{self.db}_{n}",
+                        "id": bulk_seed.bulk_session_id(order_id),  # the order's own session (bulk seed's attempt)
                         "object": "checkout.session",
                         "mode": "payment",
                         "status": "complete",

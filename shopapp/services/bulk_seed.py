@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select
 
 from shopapp.extensions import db
-from shopapp.models import PAID_STATUSES, Order, OrderItem, OrderStatus, Product, User
+from shopapp.models import PAID_STATUSES, CheckoutAttempt, Order, OrderItem, OrderStatus, Product, User
 from shopapp.models.base import utcnow
 from shopapp.models.user import new_session_token
 from shopapp.services import accounts, catalog
@@ -106,6 +106,21 @@ def add_orders(
                 for pid, name, price, qty in lines
             ]
             session.execute(insert(OrderItem), items)
+            # Each order's one Checkout Session, as the shop would have created it: a paid session must be the
+            # shop's own to settle an order (CheckoutAttempt), so synthetic events name these ids.
+            session.execute(
+                insert(CheckoutAttempt),
+                [
+                    {
+                        "order_id": oid,
+                        "number": 1,
+                        "idempotency_key": f"order-{oid}-attempt-1-bulkseed",
+                        "stripe_session_id": bulk_session_id(oid),
+                        "created_at": row["created_at"],
+                    }
+                    for oid, row in zip(ids, pending_rows, strict=True)
+                ],
+            )
             total_orders += len(ids)
             total_items += len(items)
             pending_rows.clear()
@@ -133,6 +148,7 @@ def add_orders(
                         "created_at": created,
                         "updated_at": created,
                         "paid_at": created if order_status in PAID_STATUSES else None,
+                        "checkout_attempt": 1,
                     }
                 )
                 pending_lines.append(lines)
@@ -140,6 +156,11 @@ def add_orders(
                     flush()
         flush()
     return BulkSeedResult(shoppers=len(user_ids), orders=total_orders, items=total_items)
+
+
+def bulk_session_id(order_id: int) -> str:
+    """The Checkout Session id a bulk-seeded order's attempt names (benchmarks send events for it)."""
+    return f"cs_test_bulk_{order_id}"
 
 
 def seed_bulk(orders: int, *, shoppers: int, password: str, items_per_order: int = 3) -> BulkSeedResult:

@@ -176,7 +176,7 @@ def _build(db_url: str) -> tuple[Any, list[Target], Counter]:
                 "livemode": False,
                 "data": {
                     "object": {
-                        "id": f"cs_test_work_{n:04d}",
+                        "id": bulk_seed.bulk_session_id(order_id),  # the order's own session (bulk seed's attempt)
                         "object": "checkout.session",
                         "mode": "payment",
                         "status": "complete",
