@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, has_request_context, request, url_for
+from flask import Flask, current_app, g, has_app_context, has_request_context, request, url_for
 
 from shopapp import currencies
+from shopapp.services import brand as brand_service
+from shopapp.services import orders, shipping
 from shopapp.services.catalog import format_money
+from shopapp.services.clock import local_time
+
+# local_time is re-exported: the admin formats columns with it.
+__all__ = ["current_brand", "init_templating", "local_time"]
 
 
 def _fingerprint(path: Path, cache: dict[tuple[str, float], str]) -> str:
@@ -22,15 +26,14 @@ def _fingerprint(path: Path, cache: dict[tuple[str, float], str]) -> str:
     return cache[key]
 
 
-def local_time(moment: datetime | None) -> str:
-    """A stored UTC time as the shop's local time, to the minute: "2026-11-29 18:05 EST" ("" for None).
-
-    The zone is config SHOP_TIMEZONE (an IANA name, default UTC); no seconds or microseconds.
-    """
-    if moment is None:
-        return ""
-    zone = ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+def current_brand() -> brand_service.Brand:
+    """This request's brand (one query per request, kept on `g`); outside a request, read afresh."""
+    if has_app_context() and "brand" in g:
+        return g.brand  # type: ignore[no-any-return]
+    value = brand_service.current_brand(current_app.config["SHOP_NAME"])
+    if has_app_context():
+        g.brand = value
+    return value
 
 
 def init_templating(app: Flask) -> None:
@@ -41,6 +44,9 @@ def init_templating(app: Flask) -> None:
     locale = app.config["DISPLAY_LOCALE"]
 
     app.add_template_filter(local_time, "local_time")
+    app.add_template_global(shipping.tracking_url, "tracking_url")
+    # "Not completed": a checkout the shopper left or replaced (My orders collapses them; orders.NOT_COMPLETED).
+    app.add_template_test(lambda order: order.status in orders.NOT_COMPLETED, "not_completed")
     app.add_template_filter(currencies.minor_units, "minor_units")
 
     @app.template_filter("money")
@@ -66,8 +72,11 @@ def init_templating(app: Flask) -> None:
 
     @app.context_processor
     def site_values() -> dict[str, Any]:
+        brand = current_brand()
         return {
-            "shop_name": current_app.config["SHOP_NAME"],
+            "brand": brand,
+            "shop_name": brand.shop_name,
+            "footer_pages": list(brand_service.PageSlug),
             "payments_local_mode": bool(current_app.config.get("STRIPE_API_BASE")),
             "display_locale": locale.replace("_", "-"),
         }

@@ -17,6 +17,7 @@ from shopapp.models.order import (
 from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
 from shopapp.models.product import Product, ProductChange
+from shopapp.models.settings import ShopSettings
 from shopapp.models.user import User
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "Refund",
     "RefundOrigin",
     "RefundStatus",
+    "ShopSettings",
     "User",
 ]

@@ -22,8 +22,8 @@ from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_gateway
 from shopapp.models import PAID_STATUSES, Order, OrderStatus, User
 from shopapp.models.base import utcnow
+from shopapp.services import brand, outbox, shipping, stock
 from shopapp.services import orders as order_rules
-from shopapp.services import outbox, shipping, stock
 from shopapp.services.catalog import Cart, line_items_for, line_items_hash
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
@@ -443,6 +443,8 @@ def apply_session(
             return Outcome.NOOP, order.id
         # Side effects belong to the single winner.
         outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
+        # Issue 22 (storefront, kept separate from the payment rules): tell the owner, same transaction.
+        outbox.enqueue_new_order_notice(order, brand.order_address())
         if not stock.consume(session, order):
             # Never oversell: the order records the payment, is flagged, and a full refund is queued
             # (sent to Stripe by the caller once this transaction has committed).
