@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nh3
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from sqlalchemy import select
@@ -138,6 +139,18 @@ def current_brand(default_name: str) -> Brand:
     """The saved brand, or the defaults (with `default_name`, config SHOP_NAME) before the first save. One query."""
     row = db.session.get(ShopSettings, 1)
     return _from_row(row) if row is not None else default_brand(default_name)
+
+
+def session_branding() -> dict[str, str]:
+    """Checkout Session `branding_settings`: the brand's name and accent for the payment page.
+
+    At Stripe the business name on Checkout, receipts and statements comes from the account (Dashboard,
+    Settings > Public details); `branding_settings.display_name` overrides only the name at the top of the
+    Checkout page (stripe-python SessionCreateParamsBrandingSettings), so the shop sends it on every session
+    and the account's public details should carry the same legal name.
+    """
+    current = current_brand(current_app.config["SHOP_NAME"])
+    return {"display_name": current.shop_name, "button_color": current.accent_color}
 
 
 def order_address() -> str:

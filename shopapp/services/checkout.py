@@ -143,6 +143,8 @@ def _session_params(
         "customer_email": email,
         "expires_at": int(order.session_expires_at.timestamp()),
         **shipping.session_params(shipping_countries),
+        # Issue 22 (storefront): the payment page's name is the shop's brand, not the Stripe account's.
+        "branding_settings": brand.session_branding(),
     }
 
 
