@@ -69,6 +69,8 @@ class Config:
     DISPLAY_LOCALE = _env("DISPLAY_LOCALE", "en_US")
     # Staff pages, shopper pages and emails show times in this IANA zone (e.g. Europe/Paris); stored times stay UTC.
     SHOP_TIMEZONE = _env("SHOP_TIMEZONE", "UTC")
+    # Every page shows the brand staff edit in the admin; each process re-reads it at most this often.
+    BRAND_CACHE_SECONDS = float(_env("BRAND_CACHE_SECONDS", "10") or 10)
     # Tracking links shown to shoppers: carrier name (matched case-insensitively, as staff type it when marking
     # an order shipped) -> URL with {number} for the tracking number. A carrier not listed shows the number only.
     CARRIER_TRACKING_URLS = {

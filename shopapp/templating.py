@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g, has_app_context, has_request_context, request, url_for
+from flask import Flask, current_app, has_request_context, request, url_for
 
 from shopapp import currencies
 from shopapp.services import brand as brand_service
@@ -27,13 +27,8 @@ def _fingerprint(path: Path, cache: dict[tuple[str, float], str]) -> str:
 
 
 def current_brand() -> brand_service.Brand:
-    """This request's brand (one query per request, kept on `g`); outside a request, read afresh."""
-    if has_app_context() and "brand" in g:
-        return g.brand  # type: ignore[no-any-return]
-    value = brand_service.current_brand(current_app.config["SHOP_NAME"])
-    if has_app_context():
-        g.brand = value
-    return value
+    """The brand every page shows (services.brand.cached_brand: no query on most requests)."""
+    return brand_service.cached_brand()
 
 
 def init_templating(app: Flask) -> None:

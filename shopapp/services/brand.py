@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -141,6 +142,27 @@ def current_brand(default_name: str) -> Brand:
     return _from_row(row) if row is not None else default_brand(default_name)
 
 
+_CACHE_KEY = "shop_brand_cache"
+
+
+def cached_brand() -> Brand:
+    """The brand as pages, the payment page and the owner's notice use it: read at most once per
+    BRAND_CACHE_SECONDS per process (config; it changes rarely, and every page shows it, so it must not cost
+    a query per page). A save in this process is seen at once; other processes see it within that time."""
+    cache = current_app.extensions.get(_CACHE_KEY)
+    now = time.monotonic()
+    if cache is not None and cache[0] > now:
+        return cache[1]  # type: ignore[no-any-return]
+    value = current_brand(current_app.config["SHOP_NAME"])
+    current_app.extensions[_CACHE_KEY] = (now + current_app.config["BRAND_CACHE_SECONDS"], value)
+    return value
+
+
+def forget_cached_brand() -> None:
+    """Drop this process's cached brand (after staff saved a new one)."""
+    current_app.extensions.pop(_CACHE_KEY, None)
+
+
 def session_branding() -> dict[str, str]:
     """Checkout Session `branding_settings`: the brand's name and accent for the payment page.
 
@@ -149,14 +171,13 @@ def session_branding() -> dict[str, str]:
     Checkout page (stripe-python SessionCreateParamsBrandingSettings), so the shop sends it on every session
     and the account's public details should carry the same legal name.
     """
-    current = current_brand(current_app.config["SHOP_NAME"])
+    current = cached_brand()
     return {"display_name": current.shop_name, "button_color": current.accent_color}
 
 
 def order_address() -> str:
-    """Where "new paid order" notices go: the saved order address ("" = none wanted), or the default's."""
-    row = db.session.get(ShopSettings, 1)
-    return row.order_email if row is not None else default_brand("").order_email
+    """Where "new paid order" notices go: the saved order address ("" = none wanted); see cached_brand."""
+    return cached_brand().order_email
 
 
 def page_markdown(slug: PageSlug) -> str:
@@ -296,6 +317,7 @@ def save_brand(data: BrandInput, *, actor: str, default_name: str) -> Brand:
             setattr(row, f"{slug.value}_page", "" if text == DEFAULT_PAGES[slug].strip() else text)
         row.updated_by = actor
         brand = _from_row(row)
+    forget_cached_brand()
     return brand
 
 
@@ -311,6 +333,7 @@ def store_logo(data: bytes, *, folder: Path, max_bytes: int, max_pixels: int, ac
         row.logo_name, row.logo_width, row.logo_height = name, width, height
         row.updated_by = actor
         brand = _from_row(row)
+    forget_cached_brand()
     return brand
 
 
@@ -321,4 +344,5 @@ def remove_logo(*, actor: str, default_name: str) -> Brand:
         row.logo_name = row.logo_width = row.logo_height = None
         row.updated_by = actor
         brand = _from_row(row)
+    forget_cached_brand()
     return brand
