@@ -155,7 +155,7 @@ def test_the_receipt_names_the_shop_its_address_and_the_paid_time(app, paid_orde
     row = fresh().scalar(select(OutboxMessage).where(OutboxMessage.kind == MailKind.ORDER_RECEIPT))
     composed = mail.compose(row)
     assert re.search(r"paid \d{4}-\d{2}-\d{2} \d{2}:\d{2} (GMT|BST)", composed.text)
-    assert "12 Harbour Street" in composed.text and "hello@tidy-shop.local" in composed.text
+    assert "12 Harbour Street" in composed.text and "hello@tidy-shop.example" in composed.text
     assert "Sold by Tidy Shop" in composed.html
     page = fresh().get(type(order), order.id)
     assert page.status == OrderStatus.PAID

@@ -115,7 +115,7 @@ def default_brand(shop_name: str) -> Brand:
     return Brand(
         shop_name=shop_name,
         accent_color="#2f3e9e",
-        contact_email="hello@tidy-shop.local",
+        contact_email="hello@tidy-shop.example",
         postal_address="Tidy Shop Ltd\n12 Harbour Street\nBristol BS1 4RN\nUnited Kingdom",
         footer_line="Small-batch homeware, packed by hand and shipped within two working days.",
         order_email="",  # staff choose where new-order notices go (admin, Brand); none until then
