@@ -379,6 +379,12 @@ class Journey:
         self.page.get_by_role("button", name="Log in").click()
         self.page.wait_for_load_state()
 
+    def log_out(self) -> None:
+        """Log out from the account menu in the header."""
+        self.page.locator(".account-menu summary").click()
+        self.page.get_by_role("button", name="Log out").click()
+        self.page.wait_for_load_state()
+
     def choose(self, **quantities: int) -> None:
         """Type quantities into the product cards: choose(A=2, C=1)."""
         for letter, quantity in quantities.items():

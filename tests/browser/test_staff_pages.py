@@ -96,7 +96,7 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     page.wait_for_url(re.compile(r"/pay/cs_test_"))
     journey.pay_with(CARD_OK)
     page.wait_for_url(re.compile(r"/success/"))
-    page.get_by_role("button", name="Log out").click()
+    journey.log_out()
 
     _staff_log_in(journey)
     expect(page.locator('[data-figure="paid"]')).to_have_text("1")
