@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, has_request_context, request, url_for
+from sqlalchemy.exc import SQLAlchemyError
 
 from shopapp import currencies
 from shopapp.services import brand as brand_service
@@ -27,8 +28,15 @@ def _fingerprint(path: Path, cache: dict[tuple[str, float], str]) -> str:
 
 
 def current_brand() -> brand_service.Brand:
-    """The brand every page shows (services.brand.cached_brand: no query on most requests)."""
-    return brand_service.cached_brand()
+    """The brand every page shows (services.brand.cached_brand: no query on most requests).
+
+    While the database cannot answer (down, locked, or this request's transaction already failed), the page
+    being drawn is the error page that says so: it gets the last brand read, never a second error.
+    """
+    try:
+        return brand_service.cached_brand()
+    except SQLAlchemyError:
+        return brand_service.last_known_brand()
 
 
 def init_templating(app: Flask) -> None:

@@ -138,7 +138,9 @@ def _from_row(row: ShopSettings) -> Brand:
 
 def current_brand(default_name: str) -> Brand:
     """The saved brand, or the defaults (with `default_name`, config SHOP_NAME) before the first save. One query."""
-    row = db.session.get(ShopSettings, 1)
+    # Never flushes: pages (error pages included) read the brand while the request may hold unflushed changes.
+    with db.session.no_autoflush:
+        row = db.session.get(ShopSettings, 1)
     return _from_row(row) if row is not None else default_brand(default_name)
 
 
@@ -156,6 +158,13 @@ def cached_brand() -> Brand:
     value = current_brand(current_app.config["SHOP_NAME"])
     current_app.extensions[_CACHE_KEY] = (now + current_app.config["BRAND_CACHE_SECONDS"], value)
     return value
+
+
+def last_known_brand() -> Brand:
+    """The brand this process last read, however old, or the defaults: for pages drawn while the database
+    cannot answer (an error page must still have its frame)."""
+    cache = current_app.extensions.get(_CACHE_KEY)
+    return cache[1] if cache is not None else default_brand(current_app.config["SHOP_NAME"])  # type: ignore[no-any-return]
 
 
 def forget_cached_brand() -> None:

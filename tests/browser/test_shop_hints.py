@@ -22,7 +22,7 @@ def test_quantity_messages_as_typed_and_plus_disabled_at_max(journey: Journey) -
     buy = page.get_by_role("button", name="Buy")
 
     field.fill("11")
-    expect(note).to_have_text("You can buy at most 10 at a time.")
+    expect(note).to_have_text("You can buy at most 10 of Product A in one order.")
     expect(field).to_have_attribute("aria-invalid", "true")
     expect(buy).to_be_disabled()
     field.fill("1.5")
