@@ -221,7 +221,7 @@ def _form(
     number = escape(values.get("card_number", ""))
     expiry = escape(values.get("expiry", ""))
     cancel = (
-        f'<p class="cancel"><a href="{escape(session["cancel_url"])}">Cancel and return to {escape(business)}</a></p>\n'
+        f'<p class="cancel"><a href="{escape(session["cancel_url"])}">Cancel and return to the shop</a></p>\n'
         if session.get("cancel_url")
         else ""
     )

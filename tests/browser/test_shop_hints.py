@@ -55,5 +55,5 @@ def test_success_page_links_to_the_order_page(journey: Journey) -> None:
     expect(page.locator(".site-header")).to_be_hidden()
     expect(page.get_by_role("button", name="Print receipt")).to_be_hidden()
     page.emulate_media(media="screen")
-    page.get_by_role("link", name="My orders").click()
+    page.get_by_role("link", name="My orders", exact=True).click()
     expect(page.locator(".order").first.locator(".badge")).to_have_text("Paid")
