@@ -67,8 +67,21 @@ class Config:
     ORDERS_PER_PAGE = _env_int("ORDERS_PER_PAGE", 20)
     DEFAULT_CURRENCY = (_env("DEFAULT_CURRENCY", "usd") or "usd").lower()
     DISPLAY_LOCALE = _env("DISPLAY_LOCALE", "en_US")
-    # Staff pages show times in this IANA zone (e.g. Europe/Paris); stored times stay UTC.
+    # Staff pages, shopper pages and emails show times in this IANA zone (e.g. Europe/Paris); stored times stay UTC.
     SHOP_TIMEZONE = _env("SHOP_TIMEZONE", "UTC")
+    # Every page shows the brand staff edit in the admin; each process re-reads it at most this often.
+    BRAND_CACHE_SECONDS = float(_env("BRAND_CACHE_SECONDS", "10") or 10)
+    # Tracking links shown to shoppers: carrier name (matched case-insensitively, as staff type it when marking
+    # an order shipped) -> URL with {number} for the tracking number. A carrier not listed shows the number only.
+    CARRIER_TRACKING_URLS = {
+        "ups": "https://www.ups.com/track?tracknum={number}",
+        "usps": "https://tools.usps.com/go/TrackConfirmAction?tLabels={number}",
+        "fedex": "https://www.fedex.com/fedextrack/?trknbr={number}",
+        "dhl": "https://www.dhl.com/global-en/home/tracking/tracking-express.html?tracking-id={number}",
+        "royal mail": "https://www.royalmail.com/track-your-item#/tracking-results/{number}",
+        "dpd": "https://track.dpd.co.uk/parcels/{number}",
+        "canada post": "https://www.canadapost-postescanada.ca/track-reperage/en#/search?searchFor={number}",
+    }
 
     # Stripe. With no secret key the run script starts the local Stripe service and points us at it.
     STRIPE_SECRET_KEY = _env("STRIPE_SECRET_KEY")

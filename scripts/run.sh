@@ -4,6 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+step() { printf '==> %s\n' "$*"; }
+if [ ! -x .venv/bin/python ]; then
+  step "Creating the virtualenv .venv and installing requirements.txt (about a minute the first time)..."
+else
+  step "Checking requirements.txt is installed in .venv..."
+fi
 ensure_venv requirements.txt
 mkdir -p instance
 export FLASK_APP=wsgi
@@ -20,19 +26,21 @@ BACKGROUND_PIDS=()
 cleanup() { for pid in "${BACKGROUND_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 if [ "$(.venv/bin/python -c 'from config import Config; print(Config.MAIL_SERVER in ("127.0.0.1", "localhost") and not Config.MAIL_USERNAME)')" = "True" ]; then
+  step "Starting the local mail server (messages kept in instance/mail/)..."
   export MAIL_SERVER=127.0.0.1
   export MAIL_PORT="${MAIL_PORT:-8025}"
   .venv/bin/python -m shopapp.devmail --host "$HOST" --port "$MAIL_PORT" --dir instance/mail \
     >instance/devmail.log 2>&1 &
   BACKGROUND_PIDS+=($!)
   wait_for_port "$HOST" "$MAIL_PORT" 20 || { cat instance/devmail.log; exit 1; }
-  MAIL_MODE="local SMTP server on $HOST:$MAIL_PORT, every message kept in instance/mail/ (flask mail list; flask mail show last)"
+  MAIL_MODE="local SMTP server on $HOST:$MAIL_PORT, every message kept in instance/mail/ (.venv/bin/flask mail list; .venv/bin/flask mail show last)"
 else
-  MAIL_MODE="SMTP server from .env (MAIL_SERVER); undelivered mail is retried by: flask mail send-pending"
+  MAIL_MODE="SMTP server from .env (MAIL_SERVER); undelivered mail is retried by: .venv/bin/flask mail send-pending"
 fi
 
 # config.py is the one reader of the environment and .env: ask it whether real Stripe keys are set.
 if [ "$(.venv/bin/python -c 'from config import Config; print(bool(Config.STRIPE_SECRET_KEY))')" = "False" ]; then
+  step "Starting the local Stripe service on $HOST:$STRIPE_PORT and registering the shop's webhook endpoint..."
   export STRIPE_SECRET_KEY=sk_test_local_emulator
   export STRIPE_API_BASE="http://$HOST:$STRIPE_PORT"
   SHOP_NAME=$(.venv/bin/python -c 'from config import Config; print(Config.SHOP_NAME)')
@@ -58,6 +66,7 @@ else
 fi
 
 # Alembic logs each step; keep it in a file and show it only if the upgrade fails (e.g. a migration refusing).
+step "Applying database migrations to instance/shop.db, seeding the demo products and the demo staff account..."
 .venv/bin/flask db upgrade >instance/migrate.log 2>&1 || { cat instance/migrate.log; exit 1; }
 .venv/bin/flask seed
 STAFF_LINE=$(.venv/bin/flask demo-staff)
@@ -69,7 +78,8 @@ cat <<MSG
   $STAFF_LINE
   Payments:     $STRIPE_MODE
   Mail:         $MAIL_MODE
-  Debug mode:   $( [ "$FLASK_DEBUG" = "1" ] && echo "on (Werkzeug debugger)" || echo "off (FLASK_DEBUG=1 turns it on)")
+  Debug mode:   $( [ "$FLASK_DEBUG" = "1" ] && echo "on (Werkzeug debugger)" || echo "off (FLASK_DEBUG=1 scripts/run.sh turns it on)")
+  Commands:     .venv/bin/flask --help from this folder (e.g. .venv/bin/flask mail list, .venv/bin/flask mail show last)
   Test card:    4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined;
                 refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -15,6 +16,7 @@ from shopapp.services import (
     accounts,
     bulk_seed,
     catalog,
+    demo_art,
     outbox,
     reconcile,
     staff,
@@ -44,6 +46,14 @@ def seed_command(orders: int, shoppers: int, items_per_order: int, password: str
     """Create the three demo products (running it again changes nothing); --orders N adds bulk demo orders."""
     created = catalog.seed_demo_products()
     click.echo(f"Seeded demo products: {created} created, {len(catalog.DEMO_PRODUCTS) - created} already present.")
+    config = current_app.config
+    drawn = demo_art.add_missing_pictures(
+        folder=Path(config["UPLOAD_FOLDER"]),
+        max_bytes=config["PICTURE_MAX_BYTES"],
+        max_pixels=config["PICTURE_MAX_PIXELS"],
+    )
+    if drawn:
+        click.echo(f"Drew pictures for {drawn} demo product(s).")
     if orders:
         try:
             result = bulk_seed.seed_bulk(orders, shoppers=shoppers, password=password, items_per_order=items_per_order)

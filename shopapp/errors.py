@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from shopapp.database import RETRY_AFTER_SECONDS, is_unavailable
+from shopapp.services import brand as brand_service
 
 log = logging.getLogger("shopapp.errors")
 
@@ -45,7 +46,10 @@ def render_busy_page() -> Response:
         title=title,
         message=message,
         current_user=AnonymousUserMixin(),
-        shop_name=current_app.config["SHOP_NAME"],
+        # The brand this process last read (no query: the database is what is unavailable).
+        brand=(last := brand_service.last_known_brand()),
+        shop_name=last.shop_name,
+        footer_pages=list(brand_service.PageSlug),
         payments_local_mode=bool(current_app.config.get("STRIPE_API_BASE")),
         request=request,
         session=session,

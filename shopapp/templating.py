@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, has_request_context, request, url_for
+from sqlalchemy.exc import SQLAlchemyError
 
 from shopapp import currencies
+from shopapp.services import brand as brand_service
+from shopapp.services import orders, shipping
 from shopapp.services.catalog import format_money
+from shopapp.services.clock import local_time
+
+# local_time is re-exported: the admin formats columns with it.
+__all__ = ["current_brand", "init_templating", "local_time"]
 
 
 def _fingerprint(path: Path, cache: dict[tuple[str, float], str]) -> str:
@@ -22,15 +27,16 @@ def _fingerprint(path: Path, cache: dict[tuple[str, float], str]) -> str:
     return cache[key]
 
 
-def local_time(moment: datetime | None) -> str:
-    """A stored UTC time as the shop's local time, to the minute: "2026-11-29 18:05 EST" ("" for None).
+def current_brand() -> brand_service.Brand:
+    """The brand every page shows (services.brand.cached_brand: no query on most requests).
 
-    The zone is config SHOP_TIMEZONE (an IANA name, default UTC); no seconds or microseconds.
+    While the database cannot answer (down, locked, or this request's transaction already failed), the page
+    being drawn is the error page that says so: it gets the last brand read, never a second error.
     """
-    if moment is None:
-        return ""
-    zone = ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    try:
+        return brand_service.cached_brand()
+    except SQLAlchemyError:
+        return brand_service.last_known_brand()
 
 
 def init_templating(app: Flask) -> None:
@@ -41,6 +47,9 @@ def init_templating(app: Flask) -> None:
     locale = app.config["DISPLAY_LOCALE"]
 
     app.add_template_filter(local_time, "local_time")
+    app.add_template_global(shipping.tracking_url, "tracking_url")
+    # "Not completed": a checkout the shopper left or replaced (My orders collapses them; orders.NOT_COMPLETED).
+    app.add_template_test(lambda order: order.status in orders.NOT_COMPLETED, "not_completed")
     app.add_template_filter(currencies.minor_units, "minor_units")
 
     @app.template_filter("money")
@@ -66,8 +75,11 @@ def init_templating(app: Flask) -> None:
 
     @app.context_processor
     def site_values() -> dict[str, Any]:
+        brand = current_brand()
         return {
-            "shop_name": current_app.config["SHOP_NAME"],
+            "brand": brand,
+            "shop_name": brand.shop_name,
+            "footer_pages": list(brand_service.PageSlug),
             "payments_local_mode": bool(current_app.config.get("STRIPE_API_BASE")),
             "display_locale": locale.replace("_", "-"),
         }

@@ -76,6 +76,7 @@ class Emulator:
         self.async_delay = async_delay
         self.timeout_fault_seconds = timeout_fault_seconds
         self.business_name = business_name
+        self.hosted_drafts: hosted.Drafts = {}  # the payment page's last refused attempt per session
         self.store = Store(self.clock, check_version(api_version or PINNED_VERSION), path=state_path)
         self.deliverer = Deliverer(self.store, sender)
         self.store.on_event = self.deliverer.enqueue
@@ -308,8 +309,8 @@ class Emulator:
         if path.startswith("/pay/"):
             session_id = path.removeprefix("/pay/")
             if request.method == "POST":
-                return hosted.submit(request, self.store, session_id, self.pay, self.business_name)
-            return hosted.show(request, self.store, session_id, self.business_name)
+                return hosted.submit(request, self.store, session_id, self.pay, self.business_name, self.hosted_drafts)
+            return hosted.show(request, self.store, session_id, self.business_name, self.hosted_drafts)
         if path in hosted.ASSETS:
             return hosted.asset(path)
         if path.startswith("/_emulator/"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from html import escape
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,48 +24,18 @@ from .errors import EmulatorStateError
 from .objects import ZERO_DECIMAL
 from .store import Store
 
-CSS = """\
-body { font-family: system-ui, sans-serif; margin: 0; background: #f6f9fc; color: #1a1f36; }
-main { max-width: 56rem; margin: 2rem auto; padding: 1.5rem; background: #fff; border-radius: 8px;
-       display: grid; grid-template-columns: 1fr; gap: 2rem; }
-@media (min-width: 48rem) { main.checkout { grid-template-columns: 1fr 1fr; } }
-.business { font-size: 1rem; color: #4f566b; margin: 0 0 .5rem; font-weight: 600; }
-.amount-due { font-size: 2rem; margin: 0 0 1rem; }
-label { display: block; margin-top: 1rem; font-weight: 600; }
-input[type=text], select { width: 100%; padding: .5rem; font-size: 1rem; box-sizing: border-box; }
-fieldset { margin-top: 1rem; border: 1px solid #ccd; }
-fieldset label { font-weight: normal; }
-.method label { display: inline; }
-button { margin-top: 1.5rem; padding: .75rem 1.5rem; font-size: 1rem; background: #635bff; width: 100%;
-         color: #fff; border: 0; border-radius: 4px; }
-.error { color: #b00020; font-weight: 600; }
-table { width: 100%; border-collapse: collapse; }
-caption { text-align: left; font-weight: 600; padding-bottom: .5rem; }
-td, th { text-align: left; padding: .35rem 0; }
-td.num, th.num { text-align: right; }
-tfoot th, tfoot td { border-top: 1px solid #ccd; font-weight: 700; }
-.unit { color: #4f566b; font-size: .875rem; display: block; }
-[hidden] { display: none !important; }
-"""
-
-# Hide the card fields while a bank debit (delayed) method is chosen; the server renders the same state.
-JS = """\
-(function () {
-  var form = document.getElementById("payment-form");
-  var card = document.getElementById("card-fields");
-  if (!form || !card) { return; }
-  function update() {
-    var chosen = form.querySelector("input[name=method]:checked");
-    card.hidden = chosen !== null && chosen.value !== "card";
-  }
-  form.addEventListener("change", update);
-  update();
-})();
-"""
+# The page's stylesheet and script live beside this module (static/), served from this origin (the page's CSP
+# allows no inline style or script). The script hides the card fields while a bank debit is chosen (the server
+# renders the same state) and spaces the card number in groups of four as it is typed (the server ignores spaces).
+_STATIC = Path(__file__).resolve().parent / "static"
+CSS = (_STATIC / "emulator.css").read_text(encoding="utf-8")
+JS = (_STATIC / "emulator.js").read_text(encoding="utf-8")
 
 ASSETS = {"/static/emulator.css": (CSS, "text/css"), "/static/emulator.js": (JS, "text/javascript")}
 
 Pay = Callable[..., payments.PaymentResult]
+# The last refused attempt per session, shown once by the GET that the refusal redirects to (Post/Redirect/Get).
+Drafts = dict[str, dict[str, Any]]
 _LOCALE = Locale.parse("en_US")
 
 
@@ -139,7 +110,7 @@ def _message_page(
         link = _back_link(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id), business)
         return _page(
             f"{heading} - {business}",
-            f'<div><p class="business">{escape(business)}</p><h1>{heading}</h1>\n'
+            f"<div>{_top(business)}<h1>{heading}</h1>\n"
             f'<p role="status">This checkout is already complete; nothing more to pay.</p>\n'
             f"{link}</div>",
             complete_status,
@@ -147,24 +118,29 @@ def _message_page(
     if session is not None and session["status"] == "expired":
         heading = "Checkout expired"
         link = _back_link(_origin(session["cancel_url"] or session["success_url"]) + "/", business)
-    body = (
-        f'<div><p class="business">{escape(business)}</p><h1>{heading}</h1>\n'
-        f'<p role="alert">{escape(error.message)}</p>\n{link}</div>'
-    )
+    body = f'<div>{_top(business)}<h1>{heading}</h1>\n<p role="alert">{escape(error.message)}</p>\n{link}</div>'
     return _page(f"{heading} - {business}", body, error.status)
 
 
+def _initials(name: str) -> str:
+    words = name.split()
+    return "".join(word[0] for word in words[:2]).upper() or "?"
+
+
 def _summary(session: dict[str, Any], items: list[dict[str, Any]]) -> str:
+    # A tile per product: Checkout shows `product_data.images`; the shop sends none, so its initials stand in.
     rows = "\n".join(
-        f"<tr><td>{escape(item['description'])}"
+        f'<tr><td><div class="item"><span class="thumb" aria-hidden="true">'
+        f"{escape(_initials(item['description']))}</span>"
+        f"<div>{escape(item['description'])}"
         f'<span class="unit">Qty {item["quantity"]} &times; '
-        f"{escape(money(item['price']['unit_amount'], item['currency']))}</span></td>"
+        f"{escape(money(item['price']['unit_amount'], item['currency']))}</span></div></div></td>"
         f'<td class="num">{escape(money(item["amount_total"], item["currency"]))}</td></tr>'
         for item in items
     )
     total = money(session["amount_total"], session["currency"])
     return f"""<table>
-<caption>Order summary</caption>
+<caption class="visually-hidden">Order summary</caption>
 <thead><tr><th scope="col">Item</th><th scope="col" class="num">Amount</th></tr></thead>
 <tbody>
 {rows}
@@ -222,6 +198,10 @@ def _shipping(session: dict[str, Any], values: dict[str, str], error: str | None
 </fieldset>"""
 
 
+def _top(business: str) -> str:
+    return f'<div class="top"><p class="business">{escape(business)}</p><span class="test-badge">Test mode</span></div>'
+
+
 def _form(
     session: dict[str, Any], items: list[dict[str, Any]], error: str | None, values: dict[str, str], business: str
 ) -> str:
@@ -237,13 +217,18 @@ def _form(
         )
 
     card_hidden = " hidden" if method != "card" else ""
+    described = ' aria-describedby="error"' if error else ""
+    number = escape(values.get("card_number", ""))
+    expiry = escape(values.get("expiry", ""))
     cancel = (
-        f'<p><a href="{escape(session["cancel_url"])}">Cancel and return to the shop</a></p>\n'
+        f'<p class="cancel"><a href="{escape(session["cancel_url"])}">Cancel and return to the shop</a></p>\n'
         if session.get("cancel_url")
         else ""
     )
+    # Test-only methods sit behind a small disclosure, open when one of them is chosen.
+    test_open = " open" if method != "card" else ""
     return f"""<div>
-<p class="business">{escape(business)}</p>
+{_top(business)}
 <h1 class="amount-due">Pay {escape(total)}</h1>
 {_summary(session, items)}
 </div>
@@ -251,37 +236,63 @@ def _form(
 {alert}
 <form method="post" action="/pay/{escape(session["id"])}" id="payment-form">
 {_shipping(session, values, error)}
+<fieldset id="card-fields"{card_hidden}>
+<legend>Card information</legend>
+<div class="card-group">
+<label for="card_number" class="sub-label">Card number</label>
+<input type="text" id="card_number" name="card_number" autocomplete="cc-number" inputmode="numeric"
+ placeholder="1234 1234 1234 1234" value="{number}"{described}>
+<div class="row">
+<div><label for="expiry" class="sub-label">Expiry (MM / YY)</label>
+<input type="text" id="expiry" name="expiry" autocomplete="cc-exp" inputmode="numeric" placeholder="MM / YY"
+ value="{expiry}"{described}></div>
+<div><label for="cvc" class="sub-label">CVC</label>
+<input type="text" id="cvc" name="cvc" autocomplete="cc-csc" inputmode="numeric" placeholder="CVC"{described}></div>
+</div>
+</div>
+</fieldset>
+<details class="test-options"{test_open}>
+<summary>Test options</summary>
+<p>Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined. Or a delayed bank debit:</p>
 <fieldset>
 <legend>Payment method</legend>
 {radio("card", "Card")}
 {radio("delayed_succeed", "Bank debit (delayed; later succeeds)")}
 {radio("delayed_fail", "Bank debit (delayed; later fails)")}
 </fieldset>
-<fieldset id="card-fields"{card_hidden}>
-<legend>Card information</legend>
-{_field("card_number", "Card number", "cc-number", values, error, "4242 4242 4242 4242", True)}
-{_field("expiry", "Expiry (MM / YY)", "cc-exp", values, error, "MM / YY", True)}
-{_field("cvc", "CVC", "cc-csc", values, error, "123", True)}
-</fieldset>
+</details>
 <button type="submit">Pay {escape(total)}</button>
 </form>
-{cancel}</div>"""
+{cancel}<p class="footnote">Local Stripe service: no real money moves.</p></div>"""
 
 
-def show(request: Request, store: Store, session_id: str, business: str) -> Response:
-    """GET /pay/<id>: the payment form, or why it cannot be paid."""
+def _business(session: dict[str, Any] | None, business: str) -> str:
+    """The name the page shows: the session's `branding_settings.display_name` (Stripe: "override the business
+    name shown on the Checkout Session"), else the account's business name."""
+    branding = (session or {}).get("branding_settings") or {}
+    return str(branding.get("display_name") or business)
+
+
+def show(request: Request, store: Store, session_id: str, business: str, drafts: Drafts | None = None) -> Response:
+    """GET /pay/<id>: the payment form (with the last failed attempt's message, once), or why it cannot be paid."""
     with store.lock:
+        business = _business(store.sessions.get(session_id), business)
+        draft = (drafts or {}).pop(session_id, None)
         try:
             session = payments.open_session(store, session_id)
         except EmulatorStateError as error:
             return _message_page(error, store, session_id, business)
-        body = _form(session, store.line_items[session_id], None, {}, business)
+        error_message, values = (draft["error"], draft["values"]) if draft else (None, {})
+        body = _form(session, store.line_items[session_id], error_message, values, business)
     title = f"Pay {money(session['amount_total'], session['currency'])} - {business}"
     return _page(title, body, 200, _origin(session["success_url"]), "checkout")
 
 
-def submit(request: Request, store: Store, session_id: str, pay: Pay, business: str) -> Response:
-    """POST /pay/<id>: pay, then redirect to success_url or show why not (the session stays open)."""
+def submit(
+    request: Request, store: Store, session_id: str, pay: Pay, business: str, drafts: Drafts | None = None
+) -> Response:
+    """POST /pay/<id>: pay, then 303 to success_url; a refused attempt 303s back to the form (Post/Redirect/Get),
+    which shows why once, so Back after paying never offers to resubmit a declined form."""
     form = request.form
     method = form.get("method", "card")
     delayed = {"delayed_succeed": "succeed", "delayed_fail": "fail"}.get(method)
@@ -297,16 +308,18 @@ def submit(request: Request, store: Store, session_id: str, pay: Pay, business: 
         )
     except EmulatorStateError as error:
         with store.lock:
+            business = _business(store.sessions.get(session_id), business)
             return _message_page(error, store, session_id, business, error.status)
     if result.redirect_url:
         return Response(status=303, headers={"Location": result.redirect_url})
+    # The card number and CVC are never kept (as at Stripe); the method, expiry and address are.
+    values = {"method": method, "expiry": form.get("expiry", ""), **shipping}
+    if drafts is not None:
+        with store.lock:
+            drafts[session_id] = {"error": result.message, "values": values, "status": result.status}
+        return Response(status=303, headers={"Location": f"/pay/{session_id}", "Cache-Control": "no-store"})
     with store.lock:
         session = store.sessions[session_id]
-        values = {
-            "method": method,
-            "expiry": form.get("expiry", ""),
-            "card_number": form.get("card_number", ""),
-            **shipping,
-        }
+        business = _business(session, business)
         body = _form(session, store.line_items[session_id], result.message, values, business)
     return _page(f"Payment failed - {business}", body, result.status, _origin(session["success_url"]), "checkout")

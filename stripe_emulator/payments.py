@@ -56,6 +56,7 @@ _CREATE_PARAMS = {
     "customer_email",
     "expand",
     "shipping_address_collection",
+    "branding_settings",
 } | _IGNORED_CREATE_PARAMS
 
 
@@ -95,6 +96,35 @@ class PaymentResult:
 
 
 # ---------------------------------------------------------------- checkout sessions
+
+
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+_BRANDING_KEYS = {"display_name", "button_color", "background_color", "border_style", "font_family"}
+
+
+def _branding_settings(raw: Any) -> dict[str, Any] | None:
+    """`branding_settings` (SessionCreateParamsBrandingSettings): display_name (the name shown at the top of
+    the page instead of the account's business name) and hex colours; the page uses display_name only."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise invalid("Invalid object", "branding_settings", "parameter_invalid_object")
+    for key in raw:
+        if key not in _BRANDING_KEYS:
+            raise invalid(f"Received unknown parameter: branding_settings[{key}]", f"branding_settings[{key}]",
+                          "parameter_unknown")  # fmt: skip
+    for key in ("button_color", "background_color"):
+        if key in raw and not _HEX_COLOR.fullmatch(str(raw[key])):
+            raise invalid(f"Invalid hex color: {raw[key]}", f"branding_settings[{key}]", "parameter_invalid_string")
+    return {
+        "background_color": raw.get("background_color", "#ffffff"),
+        "border_style": raw.get("border_style", "rounded"),
+        "button_color": raw.get("button_color", "#0074d4"),
+        "display_name": str(raw.get("display_name", "")),
+        "font_family": raw.get("font_family", "default"),
+        "icon": None,
+        "logo": None,
+    }
 
 
 def create_session(store: Store, params: dict[str, Any], public_url: str, origin: Origin) -> dict[str, Any]:
@@ -140,6 +170,7 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
             "amount_too_large",
         )
     shipping_collection = _shipping_address_collection(params.get("shipping_address_collection"))
+    branding = _branding_settings(params.get("branding_settings"))
     session = {
         "id": session_id,
         "object": "checkout.session",
@@ -147,6 +178,7 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         "amount_total": total,
         "cancel_url": cancel_url,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "branding_settings": branding,
         "client_reference_id": client_reference_id,
         "collected_information": None,
         "created": now,

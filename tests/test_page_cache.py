@@ -21,35 +21,35 @@ def _orders_section(text: str) -> str:
 
 def test_a_changed_order_is_shown_changed(client, shopper, buy, emulator, db):
     session_id = session_id_from(buy(A=1))
-    first = _orders_section(client.get("/").get_data(as_text=True))
+    first = _orders_section(client.get("/orders").get_data(as_text=True))
     assert "Pending" in first and "Cancel order #1" in first
     # Served twice unchanged: the same HTML.
-    assert _orders_section(client.get("/").get_data(as_text=True)) == first
+    assert _orders_section(client.get("/orders").get_data(as_text=True)) == first
 
     emulator.pay(session_id)
     emulator.deliver_pending()
-    paid = _orders_section(client.get("/").get_data(as_text=True))
+    paid = _orders_section(client.get("/orders").get_data(as_text=True))
     assert "Paid" in paid and "Pending" not in paid and "Cancel order #1" not in paid
 
     # A change made outside any request (staff, a reconcile job) shows as well.
     fresh().execute(update(Order).where(Order.id == 1).values(status="refunded"))
     db.session.commit()
-    refunded = _orders_section(client.get("/").get_data(as_text=True))
+    refunded = _orders_section(client.get("/orders").get_data(as_text=True))
     assert "Refunded" in refunded and "Paid" not in refunded
 
 
 def test_a_second_shopper_never_gets_the_first_shoppers_fragment(app, client, shopper, buy, make_user):
     session_id_from(buy(A=3))
-    assert "3 &times; Product A" in client.get("/").get_data(as_text=True)
+    assert "3 &times; Product A" in client.get("/orders").get_data(as_text=True)
     other = app.test_client()
     make_user("b@example.com")
     other.post("/account/login", data={"email": "b@example.com", "password": PASSWORD})
-    text = other.get("/").get_data(as_text=True)
+    text = other.get("/orders").get_data(as_text=True)
     assert "No orders yet." in text and "Order #1" not in text and "3 &times; Product A" not in text
     session_id_from(buy(other, B=1))
-    text = other.get("/").get_data(as_text=True)
+    text = other.get("/orders").get_data(as_text=True)
     assert "1 &times; Product B" in text and "3 &times; Product A" not in text
-    assert "1 &times; Product B" not in client.get("/").get_data(as_text=True)
+    assert "1 &times; Product B" not in client.get("/orders").get_data(as_text=True)
 
 
 def test_each_session_gets_its_own_csrf_token_in_the_cancel_forms(app, client, shopper, buy):
@@ -58,7 +58,7 @@ def test_each_session_gets_its_own_csrf_token_in_the_cancel_forms(app, client, s
     second.post("/account/login", data={"email": shopper.email, "password": PASSWORD})
     tokens = []
     for browser in (client, second, client):
-        text = browser.get("/").get_data(as_text=True)
+        text = browser.get("/orders").get_data(as_text=True)
         assert "csrf-token-placeholder" not in text
         cancel_token = re.search(r'<input type="hidden" name="csrf_token" value="([^"]+)">', text)
         assert cancel_token
@@ -138,12 +138,12 @@ def test_each_page_of_orders_is_its_own_page(client, shopper, db):
     bulk_seed.add_orders([shopper.id], 45)
     db.session.commit()
     _html(client)
-    pages = [_html(client, f"/?page={n}") for n in (1, 2, 3)]
+    pages = [_html(client, f"/orders?page={n}") for n in (1, 2, 3)]
     numbers = [re.findall(r'id="order-(\d+)"', page) for page in pages]
     assert [len(n) for n in numbers] == [20, 20, 5]
     assert not set(numbers[0]) & set(numbers[1]) and not set(numbers[1]) & set(numbers[2])
     # Out-of-range page numbers answer, never a 500.
-    for path in ("/?page=0", "/?page=-3", f"/?page={10**30}", "/?page=abc"):
+    for path in ("/orders?page=0", "/orders?page=-3", f"/orders?page={10**30}", "/orders?page=abc"):
         assert client.get(path).status_code == 200, path
 
 
@@ -231,6 +231,22 @@ CACHE_SAFE_READS = {
     "url_for": "key: request.script_root (where the app is mounted)",
     "static_url": "key: static folder; URLs carry the file's content hash",
     "csrf_token": "a placeholder while cached, swapped for this session's token on every view",
+    # Issue 22: the frame and My orders.
+    "brand": "key: the brand (a frozen dataclass of every value it shows)",
+    **{
+        f"brand.{a}": "key: the brand"
+        for a in ("address_lines", "contact_email", "footer_line", "logo_height", "logo_name", "logo_width", "version")
+    },
+    "line": "loop over brand.address_lines",
+    "footer_pages": "a fixed enum (brand.PageSlug)",
+    "page": "loop over footer_pages",
+    "page.heading": "fixed per enum member",
+    "page.value": "fixed per enum member",
+    "loop": "Jinja's loop variable",
+    "loop.last": "Jinja's loop variable",
+    "abandoned": "set from order_page.orders (key: order state)",
+    "tracking_url": "a function of order.shipping_carrier and order.tracking_number (key) and app config",
+    "link": "set from tracking_url(...)",
 }
 
 # The order columns the key's order state holds: the template may show only these of an order's mutable fields.
@@ -251,7 +267,7 @@ ORDER_STATE_COLUMNS = {
 def test_the_template_reads_only_values_in_its_key(app):
     env = app.jinja_env
     reads = set()
-    for name in ("base.html", "shop/index.html", "shop/_orders.html"):
+    for name in ("base.html", "shop/index.html", "shop/orders.html", "shop/_orders.html"):
         tree = env.parse(env.loader.get_source(env, name)[0])
         reads |= {f"{n.node.name}.{n.attr}" for n in tree.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name)}
         reads |= {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}

@@ -57,7 +57,7 @@ def test_happy_path_2a_1c_pays_once_with_one_stripe_call(client, shopper, buy, e
     text = page.get_data(as_text=True)
     assert "$79.97" in text and "payment was received" in text
     # The shop page lists it as paid.
-    assert "Paid" in client.get("/").get_data(as_text=True)
+    assert "Paid" in client.get("/orders").get_data(as_text=True)
     # One create, no retrieve: the webhook arrived before the shopper reached the success page.
     assert stripe_calls(emulator) == {CREATE: 1}
 

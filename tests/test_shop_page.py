@@ -39,7 +39,7 @@ def test_logged_in_shopper_sees_own_orders_newest_first(client, shopper, buy, em
     emulator.pay(next(iter(emulator.sessions)))
     emulator.deliver_pending()
     session_id_from(buy(B=2))
-    text = client.get("/").get_data(as_text=True)
+    text = client.get("/orders").get_data(as_text=True)
     assert "My orders" in text
     assert text.index("Order #2") < text.index("Order #1")
     assert "2 &times; Product B" in text and "1 &times; Product A" in text
@@ -51,7 +51,7 @@ def test_shopper_b_never_sees_shopper_a_orders(app, client, shopper, buy, make_u
     other = app.test_client()
     make_user("b@example.com")
     other.post("/account/login", data={"email": "b@example.com", "password": "correct horse battery"})
-    text = other.get("/").get_data(as_text=True)
+    text = other.get("/orders").get_data(as_text=True)
     assert "No orders yet." in text and "Order #1" not in text and "3 &times; Product A" not in text
     # B cannot cancel A's order either.
     assert other.post("/orders/1/cancel").status_code == 404
@@ -74,9 +74,9 @@ def test_orders_paginate_past_twenty(client, shopper, products, db):
             )
         )
     session.commit()
-    first = client.get("/").get_data(as_text=True)
+    first = client.get("/orders").get_data(as_text=True)
     assert first.count('class="order"') == 20 and "Older orders" in first and "Order #25" in first
-    second = client.get("/?page=2").get_data(as_text=True)
+    second = client.get("/orders?page=2").get_data(as_text=True)
     assert second.count('class="order"') == 5 and "Newer orders" in second and "Order #1<" in second
     assert client.get("/?page=abc").status_code == 200
 
@@ -89,8 +89,10 @@ BAD_SELECTIONS = [
     ("non-integer", {"A": "two"}, "Quantities must be whole numbers."),
     ("decimal", {"A": "1.5"}, "Quantities must be whole numbers."),
     ("negative", {"A": "-1"}, "Quantities must be whole numbers."),
-    ("over-maximum", {"A": "11"}, "You can buy at most 10 of each product."),
-    ("huge", {"A": "99999999999999999999"}, "Quantities must be whole numbers."),
+    ("over-maximum", {"A": "11"}, "You can buy at most 10 of Product A in one order (you asked for 11)."),
+    # Issue 22: a huge quantity names the real limit and the product, not "whole numbers".
+    ("six-digits", {"B": "999999"}, "You can buy at most 10 of Product B in one order (you asked for 999,999)."),
+    ("huge", {"A": "99999999999999999999"}, "You can buy at most 10 of Product A in one order"),
     ("empty", {"A": ""}, "Quantities must be whole numbers."),
     ("all-zero", {"A": "0", "B": "0", "C": "0"}, "Choose at least one product."),
     ("nothing", {}, "Choose at least one product."),

@@ -7,6 +7,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
 from shopapp.admin.views import (
+    BrandView,
     ExportView,
     OrderView,
     PaymentEventView,
@@ -22,7 +23,7 @@ def init_admin(app: Flask) -> Admin:
     """Create this app's Admin with the staff-only views (a module-level Admin breaks repeated factories)."""
     admin = Admin(
         app,
-        name=f"{app.config['SHOP_NAME']} staff",
+        name="Staff",
         # Our copy of the theme's base layout with the accessibility fixes (lang, landmarks, contrast).
         theme=Bootstrap4Theme(swatch="default", base_template="admin/shop_base.html"),
         index_view=StaffIndexView(url="/admin"),
@@ -32,4 +33,5 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(PaymentEventView(PaymentEvent, db, name="Payment events", endpoint="payment_events"))
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(ExportView(name="Exports", endpoint="exports", url="/admin/exports"))
+    admin.add_view(BrandView(name="Brand", endpoint="brand", url="/admin/brand"))
     return admin

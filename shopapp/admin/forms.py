@@ -108,3 +108,33 @@ class ShipForm(StaffForm):
 
     carrier = StringField("Carrier", validators=[Optional(), Length(max=80)])
     tracking_number = StringField("Tracking number", validators=[Optional(), Length(max=120)])
+
+
+class BrandForm(StaffForm):
+    """The shop's brand, contact details and footer pages (rules in services.brand)."""
+
+    shop_name = StringField("Shop name", validators=[InputRequired(), Length(max=80)])
+    accent_color = StringField(
+        "Accent colour",
+        validators=[InputRequired()],
+        description="#rrggbb; buttons and links. White text on it must be readable (4.5:1).",
+    )
+    contact_email = StringField("Contact email", validators=[InputRequired(), Length(max=254)])
+    order_email = StringField(
+        "New order notices to", validators=[Length(max=254)], description="One email per paid order; empty for none."
+    )
+    postal_address = TextAreaField("Postal address", description="One line each; shown in the footer and on receipts.")
+    footer_line = StringField("Footer line", validators=[Length(max=200)])
+    contact_page = TextAreaField("Contact page", description="Markdown. Empty restores the default text.")
+    terms_page = TextAreaField("Terms page", description="Markdown. Empty restores the default text.")
+    privacy_page = TextAreaField("Privacy page", description="Markdown. Empty restores the default text.")
+    returns_page = TextAreaField("Returns page", description="Markdown. Empty restores the default text.")
+    save = SubmitField("Save brand and pages")
+
+
+class LogoForm(StaffForm):
+    """Upload or remove the shop's logo."""
+
+    logo = FileField("Logo (JPEG, PNG or WebP)")
+    upload = SubmitField("Upload logo")
+    remove = SubmitField("Remove logo")

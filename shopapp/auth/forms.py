@@ -29,11 +29,28 @@ def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
+# RFC 5321 section 4.5.3.1.1: a local part ("name" in name@example.com) is at most 64 octets; servers may refuse
+# longer ones, so an account with one could never receive its receipts.
+MAX_LOCAL_PART_OCTETS = 64
+
+
+def local_part_length(form: Any, field: Field) -> None:
+    """Refuse an address whose part before the last "@" is over 64 octets (UTF-8), naming the limit."""
+    local = (field.data or "").rpartition("@")[0]
+    excess = len(local.encode()) - MAX_LOCAL_PART_OCTETS
+    if excess > 0:
+        raise ValidationError(
+            f"The part before the @ may be at most {MAX_LOCAL_PART_OCTETS} characters ({excess} too many)."
+        )
+
+
 class SignupForm(FlaskForm):
     """New account: email and a password typed twice."""
 
     email = EmailField(
-        "Email", filters=[_strip], validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)]
+        "Email",
+        filters=[_strip],
+        validators=[DataRequired(), local_part_length, Email(check_deliverability=False), Length(max=254)],
     )
     password = PasswordField(
         "Password",

@@ -20,6 +20,7 @@ from shopapp.models.order import (
 from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
 from shopapp.models.product import Product, ProductChange
+from shopapp.models.settings import ShopSettings
 from shopapp.models.user import User
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Refund",
     "RefundOrigin",
     "RefundStatus",
+    "ShopSettings",
     "User",
     "derive_status",
 ]

@@ -21,6 +21,7 @@ class MailKind(enum.StrEnum):
     PASSWORD_RESET = "password_reset"
     PASSWORD_CHANGED = "password_changed"
     SHIPPING_NOTICE = "shipping_notice"
+    NEW_ORDER = "new_order"  # to the shop's order address (brand settings), not the shopper
 
 
 class MailStatus(enum.StrEnum):

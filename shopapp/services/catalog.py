@@ -19,9 +19,24 @@ from shopapp.models import Product
 from shopapp.services.tx import write_transaction
 
 DEMO_PRODUCTS = [
-    ("Product A", "A sturdy everyday classic, made to last.", 1999),
-    ("Product B", "Twice the charm, for people who like a little more.", 2999),
-    ("Product C", "Our finest: premium materials and a lifetime of use.", 3999),
+    (
+        "Product A",
+        "A 350 ml stoneware mug, thrown by hand and glazed cream at the rim. Holds heat, survives the dishwasher, "
+        "and sits just right in the hand.",
+        1999,
+    ),
+    (
+        "Product B",
+        "A 28 cm navy vase with a cream band, for a single stem or a generous bunch. Watertight glaze inside; "
+        "each one is a little different.",
+        2999,
+    ),
+    (
+        "Product C",
+        "Three nesting serving bowls (14, 18 and 24 cm) in green, ochre and cream: salads, fruit, or the whole "
+        "table's pasta. Oven and dishwasher safe.",
+        3999,
+    ),
 ]
 
 # Stripe's Checkout Session create, `line_items`: "For `payment` mode, there is a maximum of 100 line items"
@@ -163,6 +178,11 @@ def active_product_rows() -> Sequence[Row[*tuple[Any, ...]]]:
     return db.session.execute(_ACTIVE_PRODUCT_ROWS).all()
 
 
+def active_product(product_id: int) -> Product | None:
+    """One active product by id (its own page), or None for an unknown or inactive one."""
+    return db.session.scalar(select(Product).where(Product.id == product_id, Product.active.is_(True)))
+
+
 def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Cart:
     """Validate raw form fields (name, value pairs) into a Cart priced from the database.
 
@@ -181,12 +201,11 @@ def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Car
         if not match:
             raise SelectionError("The form contained an unexpected field; please reload the page.")
         text = raw.strip()
-        if not re.fullmatch(r"[0-9]{1,4}", text):
+        # Up to 30 digits are read (so 999999 is "too many", not "not a number"); the limit is checked below,
+        # where the product's name is known.
+        if not re.fullmatch(r"[0-9]{1,30}", text):
             raise SelectionError("Quantities must be whole numbers.")
-        quantity = int(text)
-        if quantity > max_quantity:
-            raise SelectionError(f"You can buy at most {max_quantity} of each product.")
-        quantities[int(match.group(1))] = quantity
+        quantities[int(match.group(1))] = int(text)
 
     wanted = {pid: qty for pid, qty in quantities.items() if qty > 0}
     if not wanted:
@@ -196,6 +215,12 @@ def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Car
     }
     if set(wanted) - set(products):
         raise SelectionError("One of the chosen products is no longer available; please reload the page.")
+    too_many = [products[pid] for pid in sorted(wanted) if wanted[pid] > max_quantity]
+    if too_many:
+        raise SelectionError(
+            f"You can buy at most {max_quantity} of {too_many[0].name} in one order "
+            f"(you asked for {wanted[too_many[0].id]:,})."
+        )
     if len({p.currency for p in products.values()}) > 1:
         raise SelectionError("Products in different currencies cannot be bought together.")
     lines = tuple(CartLine(products[pid], wanted[pid]) for pid in sorted(wanted))

@@ -22,8 +22,8 @@ from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_gateway
 from shopapp.models import CheckoutAttempt, EventOutcome, Order, OrderStatus, User
 from shopapp.models.base import utcnow
+from shopapp.services import brand, outbox, shipping, stock
 from shopapp.services import orders as order_rules
-from shopapp.services import outbox, shipping, stock
 from shopapp.services.catalog import Cart, line_items_for, line_items_hash
 from shopapp.services.ids import parse_ascii_int, random_key_part
 from shopapp.services.tx import write_transaction
@@ -159,6 +159,8 @@ def _session_params(
         "customer_email": email,
         "expires_at": int(order.session_expires_at.timestamp()),
         **shipping.session_params(shipping_countries),
+        # Issue 22 (storefront): the payment page's name is the shop's brand, not the Stripe account's.
+        "branding_settings": brand.session_branding(),
     }
 
 
@@ -544,6 +546,8 @@ def _apply_paid(session: Session, order: Order, checkout_session: Mapping[str, A
     order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id}", reread=False)
     # Side effects belong to the one caller that recorded the payment.
     outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
+    # Issue 22 (storefront, kept separate from the payment rules): tell the owner, same transaction.
+    outbox.enqueue_new_order_notice(order, brand.order_address())
     if not stock.consume(session, order):
         # Never oversell: the order records the payment, is flagged, and a full refund is queued
         # (sent to Stripe once this transaction has committed: after_commit).

@@ -19,9 +19,10 @@ from sqlalchemy import func, select
 
 from shopapp.extensions import db
 from shopapp.models import MailKind, Order, OutboxMessage, Refund, RefundStatus, User
-from shopapp.services import passwords
+from shopapp.services import brand, passwords
 from shopapp.services import shipping as shipping_rules  # module, not name: shipping imports the outbox
 from shopapp.services.catalog import format_money
+from shopapp.services.clock import local_time
 
 SUBJECTS = {
     MailKind.WELCOME: "Welcome to {shop}",
@@ -30,6 +31,7 @@ SUBJECTS = {
     MailKind.PASSWORD_RESET: "Reset your {shop} password",
     MailKind.PASSWORD_CHANGED: "Your {shop} password was changed",
     MailKind.SHIPPING_NOTICE: "Your {shop} order #{order_id} has shipped",
+    MailKind.NEW_ORDER: "New paid order #{order_id}: {total}",
 }
 
 
@@ -81,6 +83,8 @@ def _order_values(order: Order) -> dict[str, Any]:
         ],
         "total": _money(order.total_cents, order.currency),
         "order_url": link("shop.order_page", order_id=order.id),
+        # Times in the shop's time zone (config SHOP_TIMEZONE), as on the order page.
+        "paid_at": local_time(order.paid_at),
     }
 
 
@@ -100,7 +104,7 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
         values["forgot_url"] = link("auth.forgot_password")
     elif row.kind == MailKind.PASSWORD_CHANGED:
         values["forgot_url"] = link("auth.forgot_password")
-    elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE, MailKind.SHIPPING_NOTICE):
+    elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE, MailKind.SHIPPING_NOTICE, MailKind.NEW_ORDER):
         order = db.session.get(Order, row.order_id) if row.order_id is not None else None
         if order is None:
             raise CannotCompose("the order no longer exists")
@@ -114,15 +118,25 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
             values["carrier"] = str(context.get("carrier") or "")
             values["tracking_number"] = str(context.get("tracking_number") or "")
             values["address"] = shipping_rules.address_lines(order.shipping_address)
+        elif row.kind == MailKind.NEW_ORDER:
+            values["address"] = shipping_rules.address_lines(order.shipping_address)
+            shopper = db.session.get(User, order.user_id)
+            values["shopper"] = shopper.email if shopper is not None else "(account deleted)"
+            values["admin_url"] = link("orders.details_view", id=order.id)
     return values
 
 
 def compose(row: OutboxMessage) -> Composed:
     """Subject, text and HTML of an outbox message (templates/mail/<kind>.txt and .html)."""
     values = _values(row)
-    values["shop"] = current_app.config["SHOP_NAME"]
+    # The brand staff set in the admin (services.brand): name, contact and address in every message.
+    shop_brand = brand.current_brand(current_app.config["SHOP_NAME"])
+    values["shop"] = shop_brand.shop_name
+    values["brand"] = shop_brand
     env = current_app.jinja_env
-    subject = SUBJECTS[row.kind].format(shop=values["shop"], order_id=row.order_id, amount=values.get("amount", ""))
+    subject = SUBJECTS[row.kind].format(
+        shop=values["shop"], order_id=row.order_id, amount=values.get("amount", ""), total=values.get("total", "")
+    )
     text = env.get_template(f"mail/{row.kind.value}.txt").render(**values)
     html = env.get_template(f"mail/{row.kind.value}.html").render(subject=subject, **values)
     return Composed(subject, text, html)

@@ -360,6 +360,11 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
     )
 
 
+# Checkouts that never became a purchase because the shopper left or replaced them (a failed payment is not
+# here: the shopper did try to pay). My orders collapses these as "not completed" instead of listing them.
+NOT_COMPLETED = frozenset({OrderStatus.CANCELED, OrderStatus.EXPIRED})
+
+
 def get_order_for_user(order_id: int, user_id: int) -> Order | None:
     """The order if it belongs to the user; None otherwise (callers answer 404 either way)."""
     return db.session.scalar(select(Order).where(Order.id == order_id, Order.user_id == user_id))

@@ -102,6 +102,20 @@ def enqueue_order_receipt(order: Order) -> None:
     )
 
 
+def enqueue_new_order_notice(order: Order, recipient: str) -> None:
+    """Queue the owner's "new paid order" email to `recipient` (the brand's order address): one per order,
+    in the transaction that marks it PAID, so a paid order is never announced twice or not at all."""
+    if not recipient:
+        return  # staff cleared the order address: no notice wanted
+    _queue(
+        _session_of(order),
+        key=f"order-{order.id}-new-order",
+        kind=MailKind.NEW_ORDER,
+        recipient=recipient,
+        order_id=order.id,
+    )
+
+
 def enqueue_refund_notice(refund: Refund) -> None:
     """Queue the notice of a refund Stripe confirmed as succeeded (one per refund)."""
     session = _session_of(refund)

@@ -55,8 +55,11 @@ def _too_many_pixels(max_pixels: int) -> str:
     return f"more than the {max_pixels // 1_000_000} million pixels allowed; use a smaller picture."
 
 
-def verify_and_reencode(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[bytes, str, int, int]:
+def verify_and_reencode(
+    data: bytes, *, max_bytes: int, max_pixels: int, max_side: int = MAX_SIDE
+) -> tuple[bytes, str, int, int]:
     """Check an uploaded file and return (re-encoded bytes, extension, width, height); PictureError otherwise.
+    The stored picture is scaled down to at most `max_side` pixels on its longest side.
 
     Refused: empty or over `max_bytes`; SVG (it can carry script); anything Pillow cannot identify as
     JPEG, PNG or WebP (a renamed text file); more than `max_pixels` pixels (checked from the header
@@ -86,7 +89,7 @@ def verify_and_reencode(data: bytes, *, max_bytes: int, max_pixels: int) -> tupl
         image: Image.Image = ImageOps.exif_transpose(opened)  # keep the orientation the camera meant, then drop EXIF
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise PictureError(f"This picture could not be read ({type(error).__name__}); it may be damaged.") from None
-    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    image.thumbnail((max_side, max_side))
     if extension == "jpg":
         image = image.convert("RGB")
     elif image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
@@ -104,7 +107,8 @@ def verify_and_reencode(data: bytes, *, max_bytes: int, max_pixels: int) -> tupl
     return out.getvalue(), extension, image.width, image.height
 
 
-def _write_file(folder: Path, name: str, data: bytes) -> None:
+def write_file(folder: Path, name: str, data: bytes) -> None:
+    """Store `data` as `folder/name` atomically (a reader never sees half a file); kept if already there."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     if target.exists():
@@ -139,7 +143,7 @@ def store_picture(
     if alt is not None and len(alt.strip()) > products.MAX_ALT_LENGTH:
         raise products.ProductInputError({"alt": f"At most {products.MAX_ALT_LENGTH} characters."})
     name = f"{hashlib.sha256(encoded).hexdigest()}.{extension}"
-    _write_file(folder, name, encoded)
+    write_file(folder, name, encoded)
     with write_transaction() as session:
         product = session.get(Product, product_id, with_for_update=True, populate_existing=True)
         if product is None:

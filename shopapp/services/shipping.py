@@ -14,7 +14,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+from flask import current_app
 from sqlalchemy import select
 
 from shopapp.models import Order, OrderStatus
@@ -85,6 +87,15 @@ class Shipped:
 
     order_id: int
     repeated: bool
+
+
+def tracking_url(carrier: str | None, tracking_number: str | None) -> str | None:
+    """The carrier's tracking page for a number (config CARRIER_TRACKING_URLS, keyed by lower-cased carrier
+    name), or None when the carrier is not listed or either part is missing. The number is URL-quoted."""
+    if not carrier or not tracking_number:
+        return None
+    pattern = current_app.config["CARRIER_TRACKING_URLS"].get(carrier.strip().lower())
+    return pattern.format(number=quote(tracking_number.strip(), safe="")) if pattern else None
 
 
 def mark_shipped(order_id: int, *, carrier: str = "", tracking_number: str = "", actor: str) -> Shipped:

@@ -27,6 +27,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
 from shopapp.services import catalog, orders, stock
+from shopapp.templating import current_brand
 
 # Entries per process; one entry is the page's HTML (about 10 KB with 20 orders) plus its key.
 MAX_ENTRIES = 512
@@ -80,8 +81,16 @@ def _cache() -> PageCache:
     return cache
 
 
-def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, selection: dict[str, str]) -> str:
-    """The shop page for this viewer: products, and for a shopper (page > 0) that page of their orders.
+def shop_page(
+    user: Any,
+    page: int,
+    *,
+    notice: str | None,
+    error: str | None,
+    selection: dict[str, str],
+    template: str = "shop/index.html",
+) -> str:
+    """The shop page (`template` shop/index.html) or My orders (shop/orders.html, `page` > 0) for this viewer.
 
     Every query runs on every view; only the template is skipped when an identical page was rendered
     before. One-off pages (a flashed message, a form error, the shopper's own selection) and every page
@@ -108,22 +117,25 @@ def shop_page(user: Any, page: int, *, notice: str | None, error: str | None, se
         or not current_app.config["PAGE_CACHE_ENABLED"]
     ):
         order_page = orders.orders_for_user(user.id, page, per_page) if page else None
-        return render_template("shop/index.html", order_page=order_page, **context)
+        return render_template(template, order_page=order_page, **context)
 
     # Everything the page shows comes from these values: who is viewing, the product rows, the changeable
     # state of the page's orders, the notice, where the app is mounted and where its static files are
     # (their URLs carry a hash of their content).
-    viewer = (user.id, user.email, user.is_staff) if page else None
+    # The header names the logged-in viewer on every page, and the brand (staff-edited) frames it.
+    viewer = (user.id, user.email, user.is_staff) if user.is_authenticated else None
+    shop_brand = current_brand()
     products_key = (tuple(map(tuple, products)), tuple(sorted(reserved.items())))
 
     def key(state: tuple[Any, ...] | None) -> tuple[Any, ...]:
-        return (request.script_root, current_app.static_folder, viewer, products_key, page, state, notice)
+        return (request.script_root, current_app.static_folder, template, shop_brand, viewer, products_key, page, state,
+                notice)  # fmt: skip
 
     cache = _cache()
     html = cache.get(key(orders.order_page_state(user.id, page, per_page) if page else None))
     if html is None:
         order_page = orders.orders_for_user(user.id, page, per_page) if page else None
-        html = render_template("shop/index.html", order_page=order_page, csrf_token=placeholder_token, **context)
+        html = render_template(template, order_page=order_page, csrf_token=placeholder_token, **context)
         # Filed under the state of the rows it was rendered from, so it can never be reused for another.
         cache.put(key(order_page.state if order_page else None), html)
     # This session's token in place of the placeholder (a page without forms has none).

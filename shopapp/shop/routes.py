@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from shopapp.extensions import limiter
-from shopapp.services import catalog, checkout, orders, pictures, shipping, stock
+from shopapp.services import brand, catalog, checkout, orders, pictures, shipping, stock
 from shopapp.shop import bp, page_cache
+from shopapp.templating import current_brand
 
 log = logging.getLogger("shopapp.shop")
 
@@ -25,21 +28,93 @@ CANCELED_NOTICE = (
 )
 
 
-def _render_shop(*, error: str | None = None, status: int = 200, selection: dict[str, str] | None = None):
+def _render_shop(
+    *,
+    error: str | None = None,
+    status: int = 200,
+    selection: dict[str, str] | None = None,
+    orders_page: bool = False,
+):
     user = current_user
-    # 0 for a visitor (no orders to show); a shopper's page number, bounded like the orders query's.
-    page = min(max(1, request.args.get("page", default=1, type=int)), orders.MAX_PAGE) if user.is_authenticated else 0
+    # My orders: the shopper's page number, bounded like the orders query's; the shop page shows no orders.
+    page = min(max(1, request.args.get("page", default=1, type=int)), orders.MAX_PAGE) if orders_page else 0
     notice = CANCELED_NOTICE if request.args.get("checkout") == "canceled" else None
     if not selection and SELECTION_KEY in session:  # quantities from a refused or canceled checkout
         selection = session.pop(SELECTION_KEY)
         error = error or session.pop(ERROR_KEY, None)
-    return page_cache.shop_page(user, page, notice=notice, error=error, selection=selection or {}), status
+    if not selection and not orders_page:
+        # Quantities carried through log-in or sign-up in the `next` URL (see login_to_buy).
+        selection = _selection_from(request.args.items())
+    template = "shop/orders.html" if orders_page else "shop/index.html"
+    html = page_cache.shop_page(user, page, notice=notice, error=error, selection=selection or {}, template=template)
+    return html, status
+
+
+def _selection_from(fields: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Quantity fields worth keeping (well-named, non-zero, short), at most 50: they travel in a URL or cookie."""
+    kept = {k: v.strip()[:12] for k, v in fields if _SELECTION_FIELD.fullmatch(k) and v.strip() not in ("", "0")}
+    return dict(list(kept.items())[:50])
 
 
 @bp.get("/")
 def index():
-    """The shop page: products for everyone, "My orders" for a logged-in shopper."""
+    """The shop page: every product with its quantity field and the Buy button."""
     return _render_shop()
+
+
+@bp.get("/orders")
+@login_required
+def my_orders():
+    """My orders: the shopper's orders, newest first, 20 a page; checkouts never completed are collapsed."""
+    return _render_shop(orders_page=True)
+
+
+@bp.get("/buy/login")
+def login_to_buy() -> Response:
+    """The "Log in to buy" button (a GET from the shop's form, so it works without JavaScript or a session):
+    log-in, or sign-up from there, returns to the shop with the same quantities, carried in the `next` URL."""
+    selection: dict[str, Any] = _selection_from(request.args.items())
+    back = url_for("shop.index", **selection)
+    if current_user.is_authenticated:
+        return redirect(back)
+    return redirect(url_for("auth.login", next=back))
+
+
+@bp.get("/products/<int(max=2147483647):product_id>")
+def product_page(product_id: int) -> tuple[str, int]:
+    """One product: picture, description, price, quantity and Buy (the same form as the shop page)."""
+    product = catalog.active_product(product_id)
+    if product is None:
+        abort(404)
+    return render_template(
+        "shop/product.html",
+        product=product,
+        max_quantity=current_app.config["MAX_QUANTITY_PER_LINE"],
+        selection=_selection_from(request.args.items()),
+    ), 200
+
+
+@bp.get("/pages/<slug>")
+def footer_page(slug: str) -> tuple[str, int]:
+    """Contact, Terms, Privacy or Returns: text staff write in the admin (Markdown, sanitised)."""
+    try:
+        which = brand.PageSlug(slug)
+    except ValueError:
+        abort(404)
+    return render_template("shop/page.html", page=which, body=brand.render_markdown(brand.page_markdown(which))), 200
+
+
+@bp.get("/brand.css")
+def brand_stylesheet() -> Response:
+    """The accent colour as CSS (the CSP forbids inline styles); its URL carries the brand's hash, so cache long."""
+    response = Response(current_brand().stylesheet, mimetype="text/css")
+    if request.args.get("v") == current_brand().version:
+        response.cache_control.public = True
+        response.cache_control.max_age = PICTURE_MAX_AGE_SECONDS
+        response.cache_control.immutable = True
+    else:
+        response.cache_control.no_cache = True
+    return response
 
 
 def _checkout_limit() -> str:
@@ -86,16 +161,16 @@ def cancel_order(order_id: int) -> Response | tuple[str, int]:
         outcome = checkout.cancel_order(current_user.id, order_id)
     except checkout.OrderNotFound:
         log.warning("Cancel refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
-        return _render_shop(error="That order was not found.", status=404)
+        return _render_shop(error="That order was not found.", status=404, orders_page=True)
     except checkout.CheckoutError as error:
-        return _render_shop(error=str(error), status=503)
+        return _render_shop(error=str(error), status=503, orders_page=True)
     if outcome == checkout.Outcome.EXPIRED:
         flash(f"Order #{order_id} was canceled. Nothing was charged.", "info")
     elif outcome == checkout.Outcome.PAID:
         flash(f"Order #{order_id} had already been paid, so it was not canceled.", "warning")
     else:
         flash(f"Order #{order_id} can no longer be canceled.", "warning")
-    return redirect(url_for("shop.index"))
+    return redirect(url_for("shop.my_orders"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +190,8 @@ def order_page(order_id: int) -> tuple[str, int]:
         order=order,
         history=orders.status_history(order),
         address=shipping.address_lines(order.shipping_address),
+        tracking_url=shipping.tracking_url(order.shipping_carrier, order.tracking_number),
+        print_view=request.args.get("print") == "1",
     ), 200
 
 

@@ -27,6 +27,10 @@
   }
   var inputs = Array.prototype.slice.call(form.querySelectorAll(".qty-input"));
 
+  function productName(input) {
+    return input.closest(".product-card").getAttribute("data-name");
+  }
+
   function quantity(input) {
     var n = parseInt(input.value, 10);
     return isNaN(n) || n < 0 ? 0 : n;
@@ -40,7 +44,7 @@
     if (raw !== "" && !/^\d+$/.test(raw)) {
       message = "Please enter a whole number of items.";
     } else if (raw !== "" && !isNaN(max) && parseInt(raw, 10) > max) {
-      message = "You can buy at most " + max + " at a time.";
+      message = "You can buy at most " + max + " of " + productName(input) + " in one order.";
     }
     var id = input.id + "-live-error";
     var note = document.getElementById(id);
@@ -82,7 +86,8 @@
     });
     var mixed = currencies.length > 1;
     if (totalEl) {
-      totalEl.textContent = currencies.length === 1 ?
+      // While any field is invalid the total would be a guess (999999 x $19.99): show none until it is fixed.
+      totalEl.textContent = valid && currencies.length === 1 ?
         format(totals[currencies[0]].minor, currencies[0], totals[currencies[0]].digits) : "\u2014";
     }
     if (mixNote) { mixNote.hidden = !mixed; }
@@ -92,7 +97,7 @@
   inputs.forEach(function (input) {
     if (input.disabled) { return; }
     var wrap = input.parentElement;
-    var name = input.closest(".product-card").querySelector(".product-name").textContent;
+    var name = productName(input);
     function step(delta, label) {
       var b = document.createElement("button");
       b.type = "button";

@@ -152,6 +152,8 @@ class Shop:
             db.session.remove()
             db.engine.dispose()
         shutil.copyfile(self.template_db, self.db_file)
+        # The brand a previous journey saved must not outlive its database (services.brand caches it).
+        self.app.extensions.pop("shop_brand_cache", None)
         for suffix in ("-wal", "-shm"):
             Path(f"{self.db_file}{suffix}").unlink(missing_ok=True)
         self.stripe.control("reset")
@@ -212,7 +214,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     try:
         # Build the template database with the real commands: every migration, the demo products, one staff
         # account. In a subprocess, because Alembic's logging set-up would silence this process's loggers.
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{template_db}", "SHOP_CONFIG": "development"}
+        # The seed draws the demo pictures into the same upload folder the live app serves them from.
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{template_db}",
+            "SHOP_CONFIG": "development",
+            "UPLOAD_FOLDER": str(work / "uploads"),
+        }
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         for command in (["db", "upgrade"], ["seed"], ["create-staff", STAFF_EMAIL, "--password", PASSWORD]):
             subprocess.run([*flask, *command], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
@@ -371,6 +379,12 @@ class Journey:
         self.page.get_by_role("button", name="Log in").click()
         self.page.wait_for_load_state()
 
+    def log_out(self) -> None:
+        """Log out from the account menu in the header."""
+        self.page.locator(".account-menu summary").click()
+        self.page.get_by_role("button", name="Log out").click()
+        self.page.wait_for_load_state()
+
     def choose(self, **quantities: int) -> None:
         """Type quantities into the product cards: choose(A=2, C=1)."""
         for letter, quantity in quantities.items():
@@ -379,6 +393,10 @@ class Journey:
     def pay_with(self, card: str, method: str | None = None) -> None:
         """Fill the hosted card page of the local Stripe service and submit it."""
         if method:
+            # Test-only methods sit behind the page's "Test options" disclosure, as on Stripe's test pages.
+            options = self.page.locator("details.test-options")
+            if options.get_attribute("open") is None:
+                self.page.get_by_text("Test options").click()
             self.page.get_by_label(method).check()
         else:  # the card fields are hidden while a bank debit is chosen
             self.page.get_by_label("Card number").fill(card)

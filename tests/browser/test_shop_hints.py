@@ -22,7 +22,7 @@ def test_quantity_messages_as_typed_and_plus_disabled_at_max(journey: Journey) -
     buy = page.get_by_role("button", name="Buy")
 
     field.fill("11")
-    expect(note).to_have_text("You can buy at most 10 at a time.")
+    expect(note).to_have_text("You can buy at most 10 of Product A in one order.")
     expect(field).to_have_attribute("aria-invalid", "true")
     expect(buy).to_be_disabled()
     field.fill("1.5")
@@ -55,5 +55,5 @@ def test_success_page_links_to_the_order_page(journey: Journey) -> None:
     expect(page.locator(".site-header")).to_be_hidden()
     expect(page.get_by_role("button", name="Print receipt")).to_be_hidden()
     page.emulate_media(media="screen")
-    page.get_by_role("link", name="My orders").click()
+    page.get_by_role("link", name="My orders", exact=True).click()
     expect(page.locator(".order").first.locator(".badge")).to_have_text("Paid")

@@ -41,9 +41,9 @@ def test_staff_upload_a_picture_and_shoppers_see_it(journey: Journey, tmp_path: 
     _staff_log_in(journey)
     product_id = journey.shop.product("Product A").id
     journey.goto(f"/admin/products/edit/?id={product_id}")
-    page.get_by_role("link", name="Add a picture").click()
+    page.get_by_role("link", name="Change the picture").click()  # the seed drew one (issue 22)
     page.wait_for_url(re.compile(rf"/admin/products/picture/{product_id}$"))
-    journey.visit("admin-picture-empty")
+    journey.visit("admin-picture-seeded")
     page.get_by_label("Picture (JPEG, PNG or WebP)").set_input_files(str(_photo(tmp_path / "mug.jpg")))
     page.get_by_label("Picture description (alt text)").fill("A yellow mug with blue stripes")
     page.get_by_role("button", name="Upload picture").click()
@@ -58,8 +58,8 @@ def test_staff_upload_a_picture_and_shoppers_see_it(journey: Journey, tmp_path: 
     picture = card.get_by_role("img", name="A yellow mug with blue stripes")
     expect(picture).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth === 1200", arg=picture.element_handle())
-    # The other cards show the placeholder in the same 4:3 box, so the grid lines up.
-    placeholder = page.locator(".product-card").filter(has_text="Product B").locator(".product-picture-none")
+    # The other cards show their (seed-drawn) pictures in the same 4:3 box, so the grid lines up.
+    placeholder = page.locator(".product-card").filter(has_text="Product B").locator(".product-picture")
     for width in (1280, PHONE["width"]):
         page.set_viewport_size({"width": width, "height": 900})
         box, empty = picture.bounding_box(), placeholder.bounding_box()
@@ -96,7 +96,7 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     page.wait_for_url(re.compile(r"/pay/cs_test_"))
     journey.pay_with(CARD_OK)
     page.wait_for_url(re.compile(r"/success/"))
-    page.get_by_role("button", name="Log out").click()
+    journey.log_out()
 
     _staff_log_in(journey)
     expect(page.locator('[data-figure="paid"]')).to_have_text("1")
@@ -120,6 +120,7 @@ def test_owner_dashboard_and_order_page(journey: Journey) -> None:
     page.get_by_label("Amount").fill("10.00")
     page.get_by_label("Reason").fill("One mug arrived chipped; the customer keeps it")
     page.get_by_role("button", name="Refund").click()
+    page.get_by_role("button", name="Yes, refund $10.00").click()  # every refund asks first (issue 22)
     expect(page.locator("#order-refunds")).to_contain_text("$10.00")
     journey.visit("order-page-refunded")
     page.set_viewport_size(PHONE)

@@ -29,7 +29,7 @@ def test_form_is_plain_accessible_html(web: Client, make_session: Any) -> None:
     assert '<html lang="en">' in html and re.search(r"<title>Pay \$44\.98 - Your business</title>", html)
     assert '<h1 class="amount-due">Pay $44.98</h1>' in html and '<p class="business">Your business</p>' in html
     for field in ("card_number", "expiry", "cvc"):
-        assert f'<label for="{field}">' in html and f'id="{field}"' in html
+        assert f'<label for="{field}"' in html and f'id="{field}"' in html
     # Only same-origin assets, allowed by the page's CSP; no inline script or style.
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/emulator.js" defer>']
     assert "style=" not in html and "<style" not in html
@@ -43,10 +43,33 @@ def test_form_is_plain_accessible_html(web: Client, make_session: Any) -> None:
 
 def test_order_summary_shows_money_and_a_total_row(web: Client, make_session: Any) -> None:
     html = web.get(f"/pay/{make_session().id}").get_data(as_text=True)
-    assert 'Mug<span class="unit">Qty 2 &times; $19.99</span></td><td class="num">$39.98</td>' in html
-    assert 'Sticker<span class="unit">Qty 1 &times; $5.00</span></td><td class="num">$5.00</td>' in html
+    assert 'Mug<span class="unit">Qty 2 &times; $19.99</span></div></div></td><td class="num">$39.98</td>' in html
+    assert 'Sticker<span class="unit">Qty 1 &times; $5.00</span></div></div></td><td class="num">$5.00</td>' in html
+    # A picture tile per product and the TEST MODE badge beside the business name.
+    assert (
+        '<span class="thumb" aria-hidden="true">M</span>' in html
+        and '<span class="test-badge">Test mode</span>' in html
+    )
     assert '<tfoot><tr><th scope="row">Total due</th><td class="num">$44.98</td></tr></tfoot>' in html
     assert "USD" not in html
+
+
+def test_back_after_declined_then_paid_lands_on_the_paid_page(web: Client, make_session: Any) -> None:
+    session = make_session()
+    declined = web.post(f"/pay/{session.id}", data=_form(card="4000 0000 0000 0002"))
+    assert declined.status_code == 303 and web.get(declined.headers["Location"]).status_code == 200
+    assert web.post(f"/pay/{session.id}", data=_form()).status_code == 303
+    # Back from the shop's success page: the history holds only GETs of /pay/<id>, which now says it is paid.
+    back = web.get(f"/pay/{session.id}")
+    assert back.status_code == 200 and "Payment received" in back.get_data(as_text=True)
+
+
+def test_the_sessions_display_name_is_the_business_on_the_page(web: Client, make_session: Any) -> None:
+    session = make_session(branding_settings={"display_name": "Harbour & Kiln", "button_color": "#1f5f4a"})
+    html = web.get(f"/pay/{session.id}").get_data(as_text=True)
+    assert '<p class="business">Harbour &amp; Kiln</p>' in html and "- Harbour &amp; Kiln</title>" in html
+    with pytest.raises(stripe.InvalidRequestError):
+        make_session(branding_settings={"button_color": "green"})
 
 
 def test_business_name_is_shown(clock: Any, session_params: Any) -> None:
@@ -66,8 +89,10 @@ def test_card_fields_are_hidden_when_bank_debit_is_chosen(web: Client, make_sess
     debit = web.post(f"/pay/{session.id}", data={"method": "delayed_succeed", "card_number": "x"})
     assert debit.status_code == 303  # bank debit needs no card fields
     other = make_session()
-    bad = web.post(f"/pay/{other.id}", data={"method": "card", "card_number": "1"}).get_data(as_text=True)
-    assert '<fieldset id="card-fields">' in bad
+    refused = web.post(f"/pay/{other.id}", data={"method": "card", "card_number": "1"})
+    assert refused.status_code == 303  # Post/Redirect/Get: the form page shows why, once
+    bad = web.get(refused.headers["Location"]).get_data(as_text=True)
+    assert '<fieldset id="card-fields">' in bad and "Your card number is incorrect." in bad
     script = web.get("/static/emulator.js").get_data(as_text=True)
     assert 'card.hidden = chosen !== null && chosen.value !== "card"' in script
 
@@ -108,8 +133,11 @@ def test_declines_fail_the_payment_intent_and_keep_the_session_open(
 ) -> None:
     session = make_session()
     response = web.post(f"/pay/{session.id}", data=_form(card=card))
-    assert response.status_code == 402
-    assert message in response.get_data(as_text=True)
+    # Post/Redirect/Get: Back after a later successful payment never lands on a re-POST of this form.
+    assert (response.status_code, response.headers["Location"]) == (303, f"/pay/{session.id}")
+    shown = web.get(response.headers["Location"]).get_data(as_text=True)
+    assert message in shown and 'value="4000' not in shown  # the card number is not kept
+    assert message not in web.get(f"/pay/{session.id}").get_data(as_text=True)  # shown once
     stored = client.v1.checkout.sessions.retrieve(session.id)
     assert (stored.status, stored.payment_status) == ("open", "unpaid")
     intent = client.v1.payment_intents.retrieve(stored.payment_intent)  # the session names its intent
@@ -133,8 +161,8 @@ def test_declines_fail_the_payment_intent_and_keep_the_session_open(
 def test_incomplete_card_fields_change_nothing(web: Client, make_session: Any, emu: Emulator) -> None:
     session = make_session()
     response = web.post(f"/pay/{session.id}", data=_form(card="4242 4242 4242 4241"))
-    assert response.status_code == 400
-    assert "Your card number is incorrect." in response.get_data(as_text=True)
+    assert response.status_code == 303
+    assert "Your card number is incorrect." in web.get(response.headers["Location"]).get_data(as_text=True)
     assert emu.sessions[session.id]["payment_intent"] is None
     assert emu.store.charges == {} and emu.events() == []
 
@@ -193,8 +221,10 @@ def test_shipping_address_is_collected_on_the_page(web: Client, emu: Emulator, m
     assert re.findall(r'<option value="(\w+)"', html) == ["US", "GB"]
     assert '<option value="GB">United Kingdom</option>' in html
     form = {**_form(), "name": "", "line1": "1 High St", "city": "London", "postal_code": "N1 9GU", "country": "GB"}
-    missing = web.post(f"/pay/{session.id}", data=form)
-    assert missing.status_code == 400 and "Enter the name to ship to." in missing.get_data(as_text=True)
+    refused = web.post(f"/pay/{session.id}", data=form)
+    assert refused.status_code == 303
+    missing = web.get(refused.headers["Location"])
+    assert "Enter the name to ship to." in missing.get_data(as_text=True)
     assert 'value="1 High St"' in missing.get_data(as_text=True)  # what was typed is kept
     assert emu.sessions[session.id]["payment_intent"] is None
     assert web.post(f"/pay/{session.id}", data={**form, "name": "Ann Lee"}).status_code == 303
@@ -217,5 +247,7 @@ def test_amounts_follow_the_currencys_minor_units(web: Client, make_session: Any
                                           "product_data": {"name": "Tea bowl"}}}  # fmt: skip
     html = web.get(f"/pay/{make_session(line_items=[line]).id}").get_data(as_text=True)
     assert f'<h1 class="amount-due">Pay {total}</h1>' in html and f"<title>Pay {total} - Your business</title>" in html
-    assert f'Tea bowl<span class="unit">Qty 2 &times; {unit}</span></td><td class="num">{total}</td>' in html
+    assert (
+        f'Tea bowl<span class="unit">Qty 2 &times; {unit}</span></div></div></td><td class="num">{total}</td>' in html
+    )
     assert f'<button type="submit">Pay {total}</button>' in html

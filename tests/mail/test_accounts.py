@@ -134,7 +134,7 @@ def test_order_page_is_the_owners_only(app, client, paid_order, make_user):
     assert page.status_code == 200
     assert f"Order #{order.id}" in html and "Product A" in html and "$79.97" in html and "paid" in html.lower()
     assert "data-print" in html
-    home = client.get("/").get_data(as_text=True)
+    home = client.get("/orders").get_data(as_text=True)
     assert f'href="/orders/{order.id}"' in home and ">My orders<" in home
     make_user("other@example.com")
     other = app.test_client()

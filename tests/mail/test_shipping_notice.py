@@ -111,7 +111,12 @@ def test_the_order_page_shows_the_address_then_the_shipped_state(client, shipped
 
     shipping.mark_shipped(order.id, carrier="UPS", tracking_number="1Z999", actor="staff test")
     page = client.get(f"/orders/{order.id}").get_data(as_text=True)
-    assert re.search(r'id="shipped">Shipped \d{4}-\d{2}-\d{2} by UPS, tracking number <strong>1Z999</strong>\.', page)
+    assert re.search(
+        r'id="shipped">Shipped \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC by UPS, tracking number <strong>1Z999</strong>\.', page
+    )
+    # Issue 22: the carrier's tracking page (config CARRIER_TRACKING_URLS), and "Shipped" as the shopper's status.
+    assert 'href="https://www.ups.com/track?tracknum=1Z999"' in page
+    assert 'badge-shipped">Shipped<' in page and "shipped by UPS</li>" in page
 
 
 def test_an_order_that_cannot_ship_queues_no_notice(app, client, shopper, buy, staff):

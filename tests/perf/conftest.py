@@ -73,3 +73,13 @@ def queries(app: Flask) -> Iterator[QueryLog]:
     event.listen(engine, "before_cursor_execute", before)
     yield log
     event.remove(engine, "before_cursor_execute", before)
+
+
+@pytest.fixture(autouse=True)
+def _brand_already_read(app: Flask) -> None:
+    """Budgets are steady-state: each process reads the shop's brand once per BRAND_CACHE_SECONDS
+    (services.brand.cached_brand), not once per request, so it is read here, before anything is counted."""
+    from shopapp.services import brand
+
+    with app.test_request_context():
+        brand.cached_brand()

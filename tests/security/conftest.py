@@ -159,6 +159,10 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = "orders"
         elif name == "name":  # a product picture by its content-hashed name
             values[name] = "0" * 64 + ".jpg"
+        elif name == "slug":  # a footer page (Contact, Terms, Privacy, Returns)
+            values[name] = "terms"
+        elif name == "product_id":  # a product's own page
+            values[name] = 1
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")
     path = rule.build(values, append_unknown=False)

@@ -70,7 +70,11 @@ def _actions(world: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """(name, url, form) for every POST the admin offers."""
     order, product, event, user = world["order"], world["product"], world["event"], world["other_user"]
     return [
-        ("refund", f"/admin/orders/{order.id}/refund/", {"amount": "5.00", "reason": "x", "sequence": "1"}),
+        (
+            "refund",
+            f"/admin/orders/{order.id}/refund/",
+            {"amount": "5.00", "reason": "x", "sequence": "1", "confirm": "yes"},
+        ),
         ("reprocess event", "/admin/payment_events/action/", {"action": "reprocess", "rowid": [str(event.id)]}),
         (
             "create product",

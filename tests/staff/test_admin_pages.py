@@ -53,7 +53,9 @@ def test_order_detail_shows_items_totals_ids_timeline_and_flag(staff_client, pai
 def test_refund_through_the_order_page(staff_client, staff_post, paid_order, emulator):
     order = paid_order()
     form = {"amount": "20.00", "reason": "Late delivery", "sequence": "1"}
-    response = staff_post(f"/admin/orders/{order.id}/refund/", data=form)
+    asked = staff_post(f"/admin/orders/{order.id}/refund/", data=form)  # every refund asks first (issue 22)
+    assert asked.status_code == 200 and "Refund part of order" in asked.get_data(as_text=True)
+    response = staff_post(f"/admin/orders/{order.id}/refund/", data={**form, "confirm": "yes"})
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/admin/orders/details/?id={order.id}")
     page = staff_client.get(response.headers["Location"]).get_data(as_text=True)
@@ -234,7 +236,9 @@ def test_dashboard_figures(staff_client, staff_post, paid_order, place_order, em
         when = utcnow() - timedelta(days=days)
         db.session.execute(update(Order).where(Order.id == order_id).values(created_at=when, paid_at=when))
     db.session.commit()
-    staff_post(f"/admin/orders/{today.id}/refund/", data={"amount": "4.99", "reason": "x", "sequence": "1"})
+    staff_post(
+        f"/admin/orders/{today.id}/refund/", data={"amount": "4.99", "reason": "x", "sequence": "1", "confirm": "yes"}
+    )
     emulator.deliver_pending()
     _flag(week.id, "check me")
     place_order(A=1)  # pending

@@ -26,7 +26,9 @@ def test_dashboard_counts_chart_recent_low_stock_and_failures(staff_client, staf
                                 error="OrderNotFound 999", payload="{}"))  # fmt: skip
     db.session.commit()
     place_order(C=1)  # holds one of the two units: 1 left
-    staff_post(f"/admin/orders/{first.id}/refund/", data={"amount": "5.00", "reason": "x", "sequence": "1"})
+    staff_post(
+        f"/admin/orders/{first.id}/refund/", data={"amount": "5.00", "reason": "x", "sequence": "1", "confirm": "yes"}
+    )
     emulator.deliver_pending()
 
     fresh()  # end the test's read snapshot: the refund was committed by the requests

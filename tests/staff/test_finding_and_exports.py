@@ -136,10 +136,23 @@ def test_a_full_refund_asks_for_confirmation_first(staff_client, staff_post, pai
     assert [r.amount_cents for r in refunds_of(order.id)] == [1999]
 
 
-def test_a_partial_refund_needs_no_confirmation(staff_post, paid_order):
+def test_a_partial_refund_asks_for_confirmation_too(staff_client, staff_post, paid_order, emulator):
+    # Issue 22: every refund names the amount and the shopper before anything is sent.
     order = paid_order(A=2)
-    done = staff_post(f"/admin/orders/{order.id}/refund/", data={"amount": "5.00", "reason": "x", "sequence": "1"})
+    form = {"amount": "5.00", "reason": "x", "sequence": "1"}
+    asked = staff_post(f"/admin/orders/{order.id}/refund/", data=form)
+    text = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and 'id="refund-confirmation"' in text
+    assert "$5.00" in text and "shopper@example.com" in text and "$39.98 still refundable" in text
+    assert refunds_of(order.id) == []
+    done = staff_post(f"/admin/orders/{order.id}/refund/", data={**form, "confirm": "yes"})
     assert done.status_code == 303 and [r.amount_cents for r in refunds_of(order.id)] == [500]
+    # Until Stripe confirms, the order page says the refund is pending (not a stale status).
+    page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
+    assert 'id="refund-pending">Refund of $5.00 pending' in page and "waiting for Stripe" in page
+    emulator.deliver_pending()
+    page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
+    assert 'id="refund-pending"' not in page and "Partially refunded" in page
 
 
 @pytest.mark.parametrize("kind", ["nope", "orders.exe"])

@@ -74,7 +74,9 @@ def test_partial_yen_refunds_and_the_yen_rules(staff_client, staff_post, paid_in
                                                                           "sequence": "1"})  # fmt: skip
         assert response.status_code == 400 and message in response.get_data(as_text=True), amount
     assert refunds_of(order.id) == [] and stripe_refunds(emulator, order.stripe_payment_intent_id) == []
-    response = staff_post(f"/admin/orders/{order.id}/refund/", data={"amount": "500", "reason": "x", "sequence": "1"})
+    response = staff_post(
+        f"/admin/orders/{order.id}/refund/", data={"amount": "500", "reason": "x", "sequence": "1", "confirm": "yes"}
+    )
     assert response.status_code == 303
     emulator.deliver_pending()
     assert [r.amount_cents for r in refunds_of(order.id)] == [500]

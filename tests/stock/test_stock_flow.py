@@ -216,7 +216,7 @@ def test_late_payment_with_stock_gone_is_refunded_and_shopper_told(
     auth.login("shopper@example.com")
     page = client.get(f"/success/?session_id={orphan}").get_data(as_text=True)
     assert "Sorry, this sold out" in page and "refunded in full" in page
-    assert "refunded in full" in client.get("/").get_data(as_text=True)
+    assert "refunded in full" in client.get("/orders").get_data(as_text=True)
 
 
 def test_refund_that_could_not_reach_stripe_is_sent_by_the_cli(

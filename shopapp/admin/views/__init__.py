@@ -1,6 +1,7 @@
 """Staff-only admin views, one module per area (as in Flask-Admin's examples). Presentation only: rules live in
 the services."""
 
+from shopapp.admin.views.brand import BrandView
 from shopapp.admin.views.dashboard import StaffIndexView
 from shopapp.admin.views.events import PaymentEventView
 from shopapp.admin.views.exports import ExportView
@@ -8,4 +9,4 @@ from shopapp.admin.views.orders import OrderView
 from shopapp.admin.views.products import ProductView
 from shopapp.admin.views.users import UserView
 
-__all__ = ["ExportView", "OrderView", "PaymentEventView", "ProductView", "StaffIndexView", "UserView"]
+__all__ = ["BrandView", "ExportView", "OrderView", "PaymentEventView", "ProductView", "StaffIndexView", "UserView"]

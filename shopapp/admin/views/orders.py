@@ -9,6 +9,7 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy.orm import joinedload, lazyload
 
 from shopapp import currencies
@@ -44,8 +45,9 @@ class ShippedFilter(sqla_filters.BaseSQLAFilter):
         return "equals"
 
 
-def _status(view: Any, context: Any, model: Any, name: str) -> str:
-    return model.status.label
+def _status(view: Any, context: Any, model: Any, name: str) -> Markup:
+    # A badge in the shop's status colours (admin.css), the same wording as the shopper's pages.
+    return Markup('<span class="status-badge status-{}">{}</span>').format(model.status.value, model.status.label)
 
 
 def _cents_plain(view: Any, context: Any, model: Any, name: str) -> str:
@@ -155,7 +157,12 @@ class OrderView(StaffModelView):
             form=form,
             ship_form=ship_form or ShipForm(formdata=None),
             address=shipping.address_lines(detail.order.shipping_address),
-            shippable=detail.order.status in shipping.SHIPPABLE and detail.order.shipped_at is None,
+            # Refunds sent to Stripe and not yet settled: shown as pending, and nothing is shipped while
+            # everything left on the order is on its way back to the shopper.
+            pending_cents=(pending := sum(r.amount_cents for r in detail.refunds if r.status.in_flight)),
+            shippable=detail.order.status in shipping.SHIPPABLE
+            and detail.order.shipped_at is None
+            and not (pending and detail.refundable_cents == 0),
             money=format_money,
             return_url=self.get_url(".index_view"),
             emails=outbox.messages_for_order(order_id),
@@ -221,7 +228,7 @@ class OrderView(StaffModelView):
         form = RefundForm()
         if not form.validate():
             return self._render_detail(order_id, form, 400)
-        confirmation = self._full_refund_confirmation(order_id, form)
+        confirmation = self._refund_confirmation(order_id, form)
         if confirmation is not None:
             return confirmation
         try:
@@ -246,8 +253,9 @@ class OrderView(StaffModelView):
             )
         return redirect(self.get_url(".details_view", id=order_id), code=303)
 
-    def _full_refund_confirmation(self, order_id: int, form: RefundForm) -> Any:
-        """A full refund is sent only from its confirmation step (amount and shopper shown); None otherwise."""
+    def _refund_confirmation(self, order_id: int, form: RefundForm) -> Any:
+        """Every refund is sent only from its confirmation step, which names the amount and the shopper; None
+        once confirmed (or when the amount is unusable: the refund service then explains what is wrong)."""
         if request.form.get("confirm") == "yes":
             return None
         detail = staff.order_detail(order_id)
@@ -256,15 +264,18 @@ class OrderView(StaffModelView):
         try:
             amount = currencies.parse_amount(form.amount.data, detail.order.currency)
         except currencies.AmountError:
-            return None  # the refund service explains what is wrong with the amount
-        if detail.refundable_cents <= 0 or amount != detail.refundable_cents:
             return None
+        if detail.refundable_cents <= 0 or not 0 < amount <= detail.refundable_cents:
+            return None
+        if str(form.sequence.data) != str(detail.next_refund_sequence):
+            return None  # an out-of-date form: the refund service says so (409)
         page = self.render(
             "admin/refund_confirm.html",
             detail=detail,
             order=detail.order,
             form=form,
             amount_cents=amount,
+            everything=amount == detail.refundable_cents,
             money=format_money,
         )
         return page, 200
