@@ -261,6 +261,18 @@ class PaymentGateway:
 
         return self._call("list checkout sessions", fetch)
 
+    def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
+        """A PaymentIntent with its `latest_charge` expanded (the Charge, with `payment_method_details`), as a
+        plain dict. `latest_charge` exists from API 2022-11-15 on; the SDK sends its pin, which is newer."""
+        return _plain(
+            self._call(
+                "retrieve payment intent",
+                lambda: self._client.v1.payment_intents.retrieve(
+                    payment_intent_id, params={"expand": ["latest_charge"]}
+                ),
+            )
+        )
+
     def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
         """One refund as Stripe holds it now (its status and failure_reason), as a plain dict."""
         return _plain(self._call("retrieve refund", lambda: self._client.v1.refunds.retrieve(refund_id)))

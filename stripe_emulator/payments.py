@@ -72,6 +72,10 @@ class Decline:
 # Stripe's test cards (docs.stripe.com/testing): None pays; a Decline is refused by the "bank".
 TEST_CARDS: dict[str, Decline | None] = {
     "4242424242424242": None,
+    # Stripe's test cards of other brands (docs.stripe.com/testing#cards): they pay like 4242.
+    "5555555555554444": None,  # Mastercard
+    "378282246310005": None,  # American Express
+    "6011111111111117": None,  # Discover
     "4000000000007726": None,  # refunds start `pending`, later `succeeded`
     "4000000000005126": None,  # refunds start `succeeded`, later `failed` (expired_or_canceled_card)
     "4000000000000002": Decline("card_declined", "generic_decline", "Your card was declined."),
@@ -178,7 +182,6 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         "amount_total": total,
         "cancel_url": cancel_url,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
-        "branding_settings": branding,
         "client_reference_id": client_reference_id,
         "collected_information": None,
         "created": now,
@@ -205,6 +208,8 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         "success_url": success_url,
         "url": f"{public_url.rstrip('/')}/pay/{session_id}",
     }
+    if branding is not None:
+        session["branding_settings"] = branding  # `branding_settings?`: Stripe sends it only when it was set
     with store.lock:
         store.sessions[session_id] = session
         store.line_items[session_id] = items
@@ -503,6 +508,82 @@ def card_digits(number: str) -> str:
     return re.sub(r"[\s-]", "", number)
 
 
+# Card brands by number prefix, in Stripe's names (Charge.payment_method_details.card.brand: amex, diners,
+# discover, eftpos_au, jcb, link, mastercard, unionpay, visa, unknown). Longest prefixes first.
+_BRANDS: tuple[tuple[str, str], ...] = (
+    ("6011", "discover"),
+    ("65", "discover"),
+    ("34", "amex"),
+    ("37", "amex"),
+    ("36", "diners"),
+    ("30", "diners"),
+    ("38", "diners"),
+    ("35", "jcb"),
+    ("62", "unionpay"),
+    ("2", "mastercard"),
+    ("5", "mastercard"),
+    ("4", "visa"),
+)
+
+
+def card_brand(digits: str) -> str:
+    """Stripe's brand name for a card number (e.g. "visa"), "unknown" when no prefix matches."""
+    return next((brand for prefix, brand in _BRANDS if digits.startswith(prefix)), "unknown")
+
+
+def card_details(digits: str, expiry: str) -> dict[str, Any]:
+    """`payment_method_details` of a charge paid by this card, as Stripe shows a card payment in Checkout
+    (type "card", the card's brand, last 4, expiry, funding and checks; the SDK's
+    Charge.PaymentMethodDetails.Card). The full number is never stored."""
+    match = next((m for m in (p.fullmatch(expiry) for p in _EXPIRY) if m), None)
+    month, year = (int(match.group(1)), int(match.group(2)) % 100 + 2000) if match else (12, 2034)
+    brand = card_brand(digits)
+    return {
+        "card": {
+            "amount_authorized": None,
+            "authorization_code": None,
+            "brand": brand,
+            "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+            "country": "US",
+            "exp_month": month,
+            "exp_year": year,
+            "extended_authorization": None,
+            "fingerprint": new_id("", 16),
+            "funding": "credit",
+            "incremental_authorization": None,
+            "installments": None,
+            "last4": digits[-4:],
+            "mandate": None,
+            "multicapture": None,
+            "network": brand if brand != "unknown" else None,
+            "network_token": None,
+            "network_transaction_id": new_id("", 15),
+            "overcapture": None,
+            "regulated_status": "unregulated",
+            "three_d_secure": None,
+            "wallet": None,
+        },
+        "type": "card",
+    }
+
+
+def bank_details() -> dict[str, Any]:
+    """`payment_method_details` of a delayed payment (the test bank account the hosted page offers)."""
+    return {
+        "type": "us_bank_account",
+        "us_bank_account": {
+            "account_holder_type": "individual",
+            "account_type": "checking",
+            "bank_name": "STRIPE TEST BANK",
+            "fingerprint": new_id("", 16),
+            "last4": "6789",
+            "mandate": None,
+            "payment_reference": None,
+            "routing_number": "110000000",
+        },
+    }
+
+
 def check_card(number: str, expiry: str, cvc: str, now: float) -> tuple[int, str, str] | None:
     """Validate card fields as Checkout does before confirming; (400, code, message) when incomplete."""
     import datetime as dt
@@ -604,6 +685,8 @@ def pay(
                 return PaymentResult(*problem)
             digits = card_digits(card)
         intent = _intent_for(store, session, ["card"] if delayed is None else ["us_bank_account"])
+        # What paid, copied onto every charge of this confirmation (internal: never rendered on the intent).
+        intent["_payment_method_details"] = card_details(digits, expiry) if digits is not None else bank_details()
         decline = TEST_CARDS.get(digits, NON_TEST_CARD) if digits is not None else None
         if decline is not None:
             _decline(store, session, intent, digits, decline)
@@ -717,6 +800,8 @@ def _new_charge(
         "metadata": {},
         "paid": succeeded,
         "payment_intent": intent["id"],
+        "payment_method": None,  # no PaymentMethod objects here (Stripe's would be a pm_ id)
+        "payment_method_details": copy.deepcopy(intent.get("_payment_method_details")),
         "receipt_email": None,
         "refunded": False,
         "status": "succeeded" if succeeded else "failed",

@@ -31,8 +31,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "fraud_details": {},
         "on_behalf_of": None,
         "outcome": None,
-        "payment_method": None,
-        "payment_method_details": None,
         "receipt_number": None,
         "receipt_url": None,
         "review": None,

@@ -352,3 +352,27 @@ class Refund(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     order: Mapped[Order] = relationship(back_populates="refunds")
+
+
+class ChargePaymentMethod(Base):
+    """What paid a succeeded Stripe charge: a fact from a `charge.succeeded` event (or read from Stripe when a
+    receipt is composed before that event arrived), kept by the charge's PaymentIntent.
+
+    Keyed by PaymentIntent, not by order: Stripe may deliver `charge.succeeded` before the
+    `checkout.session.completed` that tells the shop which PaymentIntent paid its order, so the fact is stored
+    as it comes and joined to the order through `Order.stripe_payment_intent_id` when shown (services/receipts).
+    Only what a receipt may show is stored (Stripe's `payment_method_details.type`, card brand, last 4).
+    """
+
+    __tablename__ = "charge_payment_methods"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stripe_charge_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), index=True)
+    # Stripe's payment_method_details.type: "card", "us_bank_account", ...
+    type: Mapped[str] = mapped_column(String(40))
+    # payment_method_details.card.brand ("visa", "mastercard", ...) and .last4; for a bank debit its last4.
+    brand: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    last4: Mapped[str] = mapped_column(String(4), default="", server_default="")
+    # The charge's `created` (when Stripe charged), so the newest succeeded charge of an intent is shown.
+    charged_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

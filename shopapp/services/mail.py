@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from shopapp.extensions import db
 from shopapp.models import MailKind, Order, OutboxMessage, Refund, RefundStatus, User
-from shopapp.services import brand, passwords
+from shopapp.services import brand, passwords, receipts
 from shopapp.services import shipping as shipping_rules  # module, not name: shipping imports the outbox
 from shopapp.services.catalog import format_money
 from shopapp.services.clock import local_time
@@ -109,7 +109,9 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
         if order is None:
             raise CannotCompose("the order no longer exists")
         values.update(_order_values(order))
-        if row.kind == MailKind.REFUND_NOTICE:
+        if row.kind == MailKind.ORDER_RECEIPT:
+            values["payment_method"] = receipts.payment_method_for_receipt(order)
+        elif row.kind == MailKind.REFUND_NOTICE:
             values["amount"] = _money(int(context["amount_cents"]), order.currency)
             values["refunded_total"] = _money(int(context["refunded_total_cents"]), order.currency)
             values["remaining"] = _money(int(context["remaining_cents"]), order.currency)

@@ -25,6 +25,7 @@ from shopapp.services.checkout import (
     order_id_for_session,
 )
 from shopapp.services.orders import ConcurrentChange
+from shopapp.services.receipts import record_charge
 from shopapp.services.refunds import (
     RefundNotApplicable,
     apply_charge_refunded,
@@ -86,6 +87,9 @@ HANDLERS: dict[str, Handler] = {
     # Refunds move the order only when Stripe reports them, whoever made them. Which of these an endpoint
     # receives depends on its API version (card refunds: refund.* only from 2024-10-28.acacia on), and they
     # overlap: each is applied along the refund's lifecycle, so any subset, in any order, settles the same.
+    # What paid (card brand and last 4) for the receipt, keyed by PaymentIntent so that it may come before or
+    # after the session's event (services/receipts.py). No Stripe call: the Charge carries it.
+    "charge.succeeded": record_charge,
     "charge.refunded": apply_charge_refunded,
     "charge.refund.updated": apply_refund_event,
     "refund.created": apply_refund_event,

@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from shopapp.extensions import limiter
-from shopapp.services import brand, catalog, checkout, orders, pictures, shipping, stock
+from shopapp.services import brand, catalog, checkout, orders, pictures, receipts, shipping, stock
 from shopapp.shop import bp, page_cache
 from shopapp.templating import current_brand
 
@@ -191,6 +191,7 @@ def order_page(order_id: int) -> tuple[str, int]:
         history=orders.status_history(order),
         address=shipping.address_lines(order.shipping_address),
         tracking_url=shipping.tracking_url(order.shipping_carrier, order.tracking_number),
+        payment_method=receipts.payment_method_for(order),
         print_view=request.args.get("print") == "1",
     ), 200
 
