@@ -67,7 +67,14 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _page(title: str, body: str, status: int, form_target: str | None = None, main_class: str = "") -> Response:
+def _page(
+    title: str,
+    body: str,
+    status: int,
+    form_target: str | None = None,
+    main_class: str = "",
+    image_sources: list[str] | None = None,
+) -> Response:
     html = (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -78,8 +85,10 @@ def _page(title: str, body: str, status: int, form_target: str | None = None, ma
     )
     # form-action also covers the redirect to the shop after paying, so it names the shop's origin.
     form_action = "'self'" + (f" {form_target}" if form_target else "")
+    # Product pictures come from the shop (product_data.images): their origins are allowed as images only.
+    img_src = " ".join(["'self'", *(image_sources or [])])
     csp = (
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+        f"default-src 'none'; style-src 'self'; script-src 'self'; img-src {img_src}; "
         f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
     )
     return Response(
@@ -127,11 +136,24 @@ def _initials(name: str) -> str:
     return "".join(word[0] for word in words[:2]).upper() or "?"
 
 
+def _thumb(item: dict[str, Any]) -> str:
+    """The line's first `product_data.images` URL as Checkout shows it, or the name's initials without one."""
+    images = item.get("_images") or []
+    if images:
+        # Decorative: the product's name is the text right beside it.
+        return f'<img class="thumb" src="{escape(images[0])}" alt="" width="44" height="44">'
+    return f'<span class="thumb" aria-hidden="true">{escape(_initials(item["description"]))}</span>'
+
+
+def image_origins(items: list[dict[str, Any]]) -> list[str]:
+    """The origins of the line items' pictures, which the page's Content-Security-Policy allows as img-src."""
+    return sorted({_origin(url) for item in items for url in (item.get("_images") or [])[:1]})
+
+
 def _summary(session: dict[str, Any], items: list[dict[str, Any]]) -> str:
-    # A tile per product: Checkout shows `product_data.images`; the shop sends none, so its initials stand in.
+    # A tile per product: the first of its `product_data.images`, as Checkout shows it, else its initials.
     rows = "\n".join(
-        f'<tr><td><div class="item"><span class="thumb" aria-hidden="true">'
-        f"{escape(_initials(item['description']))}</span>"
+        f'<tr><td><div class="item">{_thumb(item)}'
         f"<div>{escape(item['description'])}"
         f'<span class="unit">Qty {item["quantity"]} &times; '
         f"{escape(money(item['price']['unit_amount'], item['currency']))}</span></div></div></td>"
@@ -283,9 +305,10 @@ def show(request: Request, store: Store, session_id: str, business: str, drafts:
         except EmulatorStateError as error:
             return _message_page(error, store, session_id, business)
         error_message, values = (draft["error"], draft["values"]) if draft else (None, {})
-        body = _form(session, store.line_items[session_id], error_message, values, business)
+        items = store.line_items[session_id]
+        body = _form(session, items, error_message, values, business)
     title = f"Pay {money(session['amount_total'], session['currency'])} - {business}"
-    return _page(title, body, 200, _origin(session["success_url"]), "checkout")
+    return _page(title, body, 200, _origin(session["success_url"]), "checkout", image_origins(items))
 
 
 def submit(
@@ -321,5 +344,13 @@ def submit(
     with store.lock:
         session = store.sessions[session_id]
         business = _business(session, business)
-        body = _form(session, store.line_items[session_id], result.message, values, business)
-    return _page(f"Payment failed - {business}", body, result.status, _origin(session["success_url"]), "checkout")
+        items = store.line_items[session_id]
+        body = _form(session, items, result.message, values, business)
+    return _page(
+        f"Payment failed - {business}",
+        body,
+        result.status,
+        _origin(session["success_url"]),
+        "checkout",
+        image_origins(items),
+    )

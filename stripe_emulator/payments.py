@@ -376,6 +376,7 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
         name = product.get("name") if isinstance(product, dict) else None
         if not name:
             raise missing_param(f"{prefix}[price_data][product_data][name]")
+        images = _images(product.get("images") if isinstance(product, dict) else None, prefix)
         amount = unit_amount * quantity
         items.append(
             {
@@ -402,9 +403,34 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
                     "unit_amount_decimal": str(unit_amount),
                 },
                 "quantity": quantity,
+                "_images": images,  # the product's pictures, for the hosted page (Stripe keeps them on the Product)
             }
         )
     return items
+
+
+MAX_PRODUCT_IMAGES = 8  # "A list of up to 8 URLs of images for this product" (the SDK's ProductData.images)
+MAX_URL_LENGTH = 2048
+
+
+def _images(raw: Any, prefix: str) -> list[str]:
+    """`price_data[product_data][images]`: up to 8 absolute http(s) URLs; [] when not given."""
+    param = f"{prefix}[price_data][product_data][images]"
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(url, str) for url in raw):
+        raise invalid("Invalid array", param, "parameter_invalid_array")
+    if len(raw) > MAX_PRODUCT_IMAGES:
+        raise invalid(
+            f"Invalid array: {param} can have at most {MAX_PRODUCT_IMAGES} items, but {len(raw)} were given.",
+            param,
+            "parameter_invalid_array",
+        )
+    for index, url in enumerate(raw):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL_LENGTH:
+            raise invalid(f"Not a valid URL: {url[:100]}", f"{param}[{index}]", "url_invalid")
+    return list(raw)
 
 
 def get_session(store: Store, session_id: str) -> dict[str, Any]:
@@ -419,7 +445,8 @@ def session_line_items(store: Store, session_id: str, params: dict[str, Any]) ->
     """A page of the session's line items."""
     get_session(store, session_id)
     url = f"/v1/checkout/sessions/{session_id}/line_items"
-    return list_object(shapes.fill(copy.deepcopy(store.line_items[session_id])), url, params)
+    shown = [{k: v for k, v in item.items() if not k.startswith("_")} for item in store.line_items[session_id]]
+    return list_object(shapes.fill(copy.deepcopy(shown)), url, params)
 
 
 def render(store: Store, obj: dict[str, Any], expand: list[str], version: str) -> dict[str, Any]:

@@ -107,24 +107,54 @@ class Cart:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def line_items_for(currency: str, lines: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
-    """Stripe Checkout line_items for (name, unit amount in minor units, quantity) lines in one currency.
+# Stripe: product_data.images is "a list of up to 8 URLs of images for this product" (the SDK's
+# SessionCreateParams...ProductData.images).
+MAX_PRODUCT_IMAGES = 8
+
+
+def line_items_for(
+    currency: str, lines: Sequence[tuple[str, int, int]], images: Sequence[Sequence[str]] | None = None
+) -> list[dict[str, Any]]:
+    """Stripe Checkout line_items for (name, unit amount in minor units, quantity) lines in one currency, with
+    each line's picture URLs (absolute, at most 8) as `product_data.images` when `images` gives any.
 
     The one builder of what a session charges: checkout sends it, and its hash decides whether an
     open session still charges what the cart would (line_items_hash).
     """
-    return [
-        {
-            "price_data": {"currency": currency, "unit_amount": unit, "product_data": {"name": name}},
-            "quantity": quantity,
-        }
-        for name, unit, quantity in lines
-    ]
+    items: list[dict[str, Any]] = []
+    for index, (name, unit, quantity) in enumerate(lines):
+        product_data: dict[str, Any] = {"name": name}
+        urls = list(images[index])[:MAX_PRODUCT_IMAGES] if images is not None and index < len(images) else []
+        if urls:
+            product_data["images"] = urls
+        items.append(
+            {
+                "price_data": {"currency": currency, "unit_amount": unit, "product_data": product_data},
+                "quantity": quantity,
+            }
+        )
+    return items
 
 
 def line_items_hash(line_items: list[dict[str, Any]]) -> str:
-    """SHA-256 (hex) of line_items in canonical JSON: equal exactly when Stripe would be sent the same lines."""
-    canonical = json.dumps(line_items, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """SHA-256 (hex) of line_items in canonical JSON, without `product_data.images`: equal exactly when Stripe
+    would charge the same lines (amounts, currency, names, quantities).
+
+    Pictures are left out on purpose: a picture staff replaced does not change what the shopper pays for, so
+    an open session showing the old picture is still the right one to send them back to (closing it would
+    cancel the shopper's checkout for a cosmetic change).
+    """
+    charged = [
+        {
+            **item,
+            "price_data": {
+                **item["price_data"],
+                "product_data": {k: v for k, v in item["price_data"]["product_data"].items() if k != "images"},
+            },
+        }
+        for item in line_items
+    ]
+    canonical = json.dumps(charged, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -22,7 +22,7 @@ from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_gateway
 from shopapp.models import CheckoutAttempt, EventOutcome, Order, OrderStatus, User
 from shopapp.models.base import utcnow
-from shopapp.services import brand, outbox, shipping, stock
+from shopapp.services import brand, outbox, pictures, shipping, stock
 from shopapp.services import orders as order_rules
 from shopapp.services.catalog import Cart, line_items_for, line_items_hash
 from shopapp.services.ids import parse_ascii_int, random_key_part
@@ -150,7 +150,10 @@ def _session_params(
     return {
         "mode": "payment",
         "line_items": line_items_for(
-            order.currency, [(item.product_name, item.unit_price_cents, item.quantity) for item in order.items]
+            order.currency,
+            [(item.product_name, item.unit_price_cents, item.quantity) for item in order.items],
+            # The product's picture as it is now, so the payment page's summary shows what is being bought.
+            [[pictures.public_url(item.product.image_name)] if item.product.image_name else [] for item in order.items],
         ),
         "success_url": urls.success_url,
         "cancel_url": urls.cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),

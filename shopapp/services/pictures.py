@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shopapp.models import Product
@@ -165,6 +166,13 @@ def remove_picture(product_id: int, *, actor: str) -> None:
         before = products._snapshot(product)
         product.image_name = product.image_width = product.image_height = None
         products.record_changes(session, product, before, actor)
+
+
+def public_url(name: str) -> str:
+    """Absolute URL of a stored picture (SHOP_BASE_URL + the picture route), for places outside the shop's
+    pages that must fetch it themselves: Stripe Checkout's `product_data.images`."""
+    adapter = current_app.url_map.bind("localhost")
+    return current_app.config["SHOP_BASE_URL"] + adapter.build("shop.picture", {"name": name})
 
 
 def stored_file(folder: Path, name: str) -> Path | None:

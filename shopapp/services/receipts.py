@@ -153,9 +153,12 @@ def payment_method_for_receipt(order: Order) -> PaymentMethodSummary | None:
     if not isinstance(charge, Mapping):
         return None
     charge = {**charge, "payment_intent": order.stripe_payment_intent_id}
+    details = _details(charge)
+    if details is None or charge.get("status") != "succeeded":
+        return None
     try:
         with write_transaction() as session:
             record_charge(session, charge, f"receipt of order {order.id}")
     except IntegrityError:
         pass  # its charge.succeeded was recorded meanwhile: the same fact
-    return payment_method_for(order)
+    return PaymentMethodSummary(*details)
