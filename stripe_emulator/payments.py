@@ -178,7 +178,6 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         "amount_total": total,
         "cancel_url": cancel_url,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
-        "branding_settings": branding,
         "client_reference_id": client_reference_id,
         "collected_information": None,
         "created": now,
@@ -205,6 +204,9 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         "success_url": success_url,
         "url": f"{public_url.rstrip('/')}/pay/{session_id}",
     }
+    if branding is not None:
+        # Session.branding_settings is optional in Stripe's declarations: present when the create call set it.
+        session["branding_settings"] = branding
     with store.lock:
         store.sessions[session_id] = session
         store.line_items[session_id] = items
