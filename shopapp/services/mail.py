@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from shopapp.extensions import db
 from shopapp.models import MailKind, Order, OutboxMessage, Refund, RefundStatus, User
 from shopapp.services import passwords
-from shopapp.services import shipping as shipping_rules  # module, not name: shipping imports the outbox
+from shopapp.services.addresses import address_lines
 from shopapp.services.catalog import format_money
 
 SUBJECTS = {
@@ -113,7 +113,7 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
         elif row.kind == MailKind.SHIPPING_NOTICE:
             values["carrier"] = str(context.get("carrier") or "")
             values["tracking_number"] = str(context.get("tracking_number") or "")
-            values["address"] = shipping_rules.address_lines(order.shipping_address)
+            values["address"] = address_lines(order.shipping_address)
     return values
 
 
