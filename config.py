@@ -119,6 +119,31 @@ class Config:
     DEMO_STAFF_ALLOWED = True
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+    # "text" (development) or "json": one JSON object per line (production's default), python-json-logger.
+    LOG_FORMAT = (_env("LOG_FORMAT", "text") or "text").lower()
+    # One line per request (method, path, status, ms, endpoint, request id); probes are logged at DEBUG.
+    ACCESS_LOG = _env_bool("ACCESS_LOG", True)
+
+    # ---- Operations (issue 24): health, metrics, errors.
+    # /metrics answers only with "Authorization: Bearer <this>"; empty: /metrics is off (404).
+    METRICS_TOKEN = _env("METRICS_TOKEN")
+    # prometheus_client's multiprocess mode: every gunicorn worker writes its counters under this folder
+    # (the library reads the same variable itself; deploy/gunicorn.conf.py sets and empties it).
+    PROMETHEUS_MULTIPROC_DIR = _env("PROMETHEUS_MULTIPROC_DIR")
+    # /readyz warns when the oldest pending email has been due this long (mail is not leaving).
+    READYZ_OUTBOX_STUCK_MINUTES = _env_int("READYZ_OUTBOX_STUCK_MINUTES", 15)
+    # Sentry: errors are reported when a DSN is set, scrubbed like the logs (shopapp/error_reports.py).
+    SENTRY_DSN = _env("SENTRY_DSN")
+    SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", "development")
+    # Two-factor log-in (TOTP): staff must enrol before using the admin when this is on (production's default).
+    TWO_FACTOR_REQUIRED_FOR_STAFF = _env_bool("TWO_FACTOR_REQUIRED_FOR_STAFF", False)
+    # A refund or a staff change asks for a code again when the last one is older than this.
+    TWO_FACTOR_FRESH_MINUTES = _env_int("TWO_FACTOR_FRESH_MINUTES", 15)
+    # Code attempts per account (Flask-Limiter syntax): six digits must not be guessable by brute force.
+    TWO_FACTOR_RATE_LIMIT = _env("TWO_FACTOR_RATE_LIMIT", "5 per minute")
+    # Where `flask backup` keeps nothing by default; the command takes the path. Pictures and the local
+    # Stripe service's state are read from UPLOAD_FOLDER and this file.
+    STRIPE_EMULATOR_STATE = _env("STRIPE_EMULATOR_STATE", str(BASE_DIR / "instance" / "stripe-emulator.db"))
 
     # ---- Email (issue 15): Flask-Mail over SMTP. scripts/run.sh starts a local SMTP server (shopapp.devmail)
     # that keeps every message as a .eml file under instance/mail/ and points these at it.
@@ -196,6 +221,11 @@ class TestingConfig(Config):
     # port 1, where nothing listens, so no test ever mails a server it did not start (messages stay pending).
     MAIL_PORT = 1
     MAIL_TIMEOUT_SECONDS = 5.0
+    # Tests that read the access log turn it on; elsewhere it would add a record to every caplog.
+    ACCESS_LOG = False
+    METRICS_TOKEN = "metrics-test-token"
+    PROMETHEUS_MULTIPROC_DIR = None
+    SENTRY_DSN = None
 
 
 # ---------------------------------------------------------------------------------- production checks
@@ -294,6 +324,9 @@ class ProductionConfig(Config):
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
     DEMO_STAFF_ALLOWED = False
+    LOG_FORMAT = (_env("LOG_FORMAT", "json") or "json").lower()
+    SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", "production")
+    TWO_FACTOR_REQUIRED_FOR_STAFF = _env_bool("TWO_FACTOR_REQUIRED_FOR_STAFF", True)
 
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+import time
 import unicodedata
 from typing import Any
 
 from flask import Flask
+from flask.logging import default_handler
+from pythonjsonlogger.json import JsonFormatter
+
+from shopapp.request_ids import current_request_id
 
 # Card-number-like digit runs (13-19 digits, optionally grouped), Stripe secrets, and cookie/bearer values.
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
@@ -152,15 +158,69 @@ def _install_record_factory() -> None:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = _previous_factory(*args, **kwargs)
         _redact_record(record)
+        # Every line carries the id of the request it belongs to ("-" outside requests: CLI, cron).
+        record.request_id = current_request_id() or "-"
         return record
 
     logging.setLogRecordFactory(factory)
 
 
+def redact_value(value: Any) -> Any:
+    """redact() applied to every string inside value (dicts, lists and tuples walked; keys kept)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(item) for item in value]
+    return value
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """python-json-logger's formatter, one JSON object per line, with every field redacted.
+
+    The message is clean already (the record factory); this also covers what is formatted later: the
+    traceback (an exception's text may quote a card number) and fields passed with `extra=`.
+    """
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        """Redact each value of the line about to be written."""
+        cleaned: dict[str, Any] = redact_value(super().process_log_record(log_data))
+        return cleaned
+
+
+JSON_FIELDS = "{asctime}{levelname}{name}{message}{request_id}"
+
+
+def json_formatter() -> logging.Formatter:
+    """The production formatter: time (ISO 8601, UTC), level, logger, message, request_id, then any extras."""
+    formatter = RedactingJsonFormatter(
+        JSON_FIELDS,
+        style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        timestamp=False,
+    )
+    formatter.converter = time.gmtime  # type: ignore[assignment]
+    formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
+    formatter.default_msec_format = "%s.%03dZ"
+    return formatter
+
+
 def init_logging(app: Flask) -> None:
-    """Send the app's logs to stderr at the configured level, redacted."""
+    """Send the app's logs to stderr at the configured level, redacted; one JSON object a line when
+    LOG_FORMAT is json (production's default)."""
     app.logger.setLevel(app.config["LOG_LEVEL"])
     _install_record_factory()
+    if app.config.get("LOG_FORMAT") == "json":
+        # The shop's own loggers ("shopapp.*") all reach the app's logger; gunicorn's stay its own. Flask's
+        # default handler is shared by every app in the process, so it is replaced, not re-formatted.
+        for handler in list(app.logger.handlers):
+            if handler is default_handler or getattr(handler, "shop_json", False):
+                app.logger.removeHandler(handler)
+        json_handler = logging.StreamHandler(sys.stderr)
+        json_handler.shop_json = True  # type: ignore[attr-defined]
+        json_handler.setFormatter(json_formatter())
+        app.logger.addHandler(json_handler)
     for handler in app.logger.handlers or logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())

@@ -17,7 +17,7 @@ from shopapp.models.order import (
 from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
 from shopapp.models.product import Product, ProductChange
-from shopapp.models.user import User
+from shopapp.models.user import RecoveryCode, User
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -36,6 +36,7 @@ __all__ = [
     "PaymentEvent",
     "Product",
     "ProductChange",
+    "RecoveryCode",
     "Refund",
     "RefundOrigin",
     "RefundStatus",

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shopapp.extensions import Base
 from shopapp.models.base import UTCDateTime, utcnow
+from shopapp.request_ids import current_request_id
 
 
 class MailKind(enum.StrEnum):
@@ -75,6 +76,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The request that queued the message (its X-Request-ID and log lines); None from a command or cron.
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, default=current_request_id)
 
     def __repr__(self) -> str:
         return f"<OutboxMessage {self.id} {self.kind.value} {self.status.value}>"
