@@ -128,13 +128,9 @@ def business_figures(now: datetime | None = None) -> BusinessFigures:
     now = now or utcnow()
     checkouts = session.scalar(select(func.count()).select_from(Order).where(Order.stripe_session_id.is_not(None)))
     paid = session.scalar(select(func.count()).select_from(Order).where(Order.paid_at.is_not(None)))
-    refunds = dict(session.execute(select(Refund.status, func.count()).group_by(Refund.status)).tuples().all())
-    events = dict(
-        session.execute(select(PaymentEvent.outcome, func.count()).group_by(PaymentEvent.outcome)).tuples().all()
-    )
-    outbox = dict(
-        session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).tuples().all()
-    )
+    refunds = dict(session.execute(select(Refund.status, func.count()).group_by(Refund.status)).all())
+    events = dict(session.execute(select(PaymentEvent.outcome, func.count()).group_by(PaymentEvent.outcome)).all())
+    outbox = dict(session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
     oldest_due = session.scalar(
         select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == MailStatus.PENDING)
     )
