@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
+from shopapp import error_reports
 from shopapp.database import RETRY_AFTER_SECONDS, is_unavailable
 
 log = logging.getLogger("shopapp.errors")
@@ -90,4 +91,6 @@ def init_error_handlers(app: Flask) -> None:
             log.error("Database unavailable on %s %s: %s", request.method, request.path, type(error).__name__)
             return render_busy_page()
         log.exception("Unhandled error on %s %s", request.method, request.path)
+        # This handler answers every unexpected error, so Flask never signals it: report it here.
+        error_reports.capture(error)
         return render_error(InternalServerError.code)

@@ -21,7 +21,8 @@ _SECRET = re.compile(r"\b(sk|rk|whsec)_(test_|live_)?[A-Za-z0-9]+")
 _COOKIE = re.compile(r"\b(session|remember_token|csrf_token)=[^;,\s&]+", re.IGNORECASE)
 _BEARER = re.compile(r"\b(Bearer)\s+\S+", re.IGNORECASE)
 # Password reset links (/account/reset/<signed token>): the token lets whoever holds it set the password.
-_RESET = re.compile(r"(/reset/)[A-Za-z0-9_.\-]+")
+# Also percent-encoded, as in a query string ("?next=%2Faccount%2Freset%2F<token>").
+_RESET = re.compile(r"((?:/|%2F)reset(?:/|%2F))[A-Za-z0-9_.\-]+", re.IGNORECASE)
 
 
 # What people (and encoders) put between the digit groups of a card number, after NFKC: spaces of every
@@ -139,8 +140,13 @@ def _redact_record(record: logging.LogRecord) -> None:
     clean = redact(message)
     if clean != message:
         record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        # A traceback ends with the exception's text, which may quote a card number or a key: formatted
+        # once here, redacted, and kept where every formatter looks first (logging.Formatter.format).
+        record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
 
 
+_TRACEBACKS = logging.Formatter()
 _previous_factory: Any = None
 
 
