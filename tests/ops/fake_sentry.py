@@ -30,7 +30,7 @@ def fake_sentry() -> Iterator[FakeSentry]:
     fake = FakeSentry()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             encoding = self.headers.get("Content-Encoding", "")
             if encoding == "gzip":
