@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -13,6 +14,7 @@ from shopapp import devmail
 from shopapp.gateway import GatewayError
 from shopapp.services import (
     accounts,
+    backups,
     bulk_seed,
     catalog,
     outbox,
@@ -239,3 +241,48 @@ def init_cli(app: Flask) -> None:
     app.cli.add_command(payments_cli)
     app.cli.add_command(stripe_cli)
     app.cli.add_command(mail_cli)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
+
+
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(path: Path) -> None:
+    """Write one archive: the database (SQLite backup API / pg_dump custom format), pictures, Stripe service state."""
+    try:
+        manifest = backups.create_backup(
+            path,
+            current_app.config["SQLALCHEMY_DATABASE_URI"],
+            Path(current_app.config["UPLOAD_FOLDER"]),
+            _emulator_state(),
+        )
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    rows = sum(manifest["rows"].values())
+    click.echo(f"Backup written to {path}: {manifest['database']}, {rows} rows, {len(manifest['files'])} files.")
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Restore into a scratch database and verify it; change nothing.")
+def restore_command(path: Path, check: bool) -> None:
+    """Restore a `flask backup` archive: --check proves it restores; without it, into an empty database."""
+    config = current_app.config
+    try:
+        if check:
+            report = backups.check_backup(path, config["SQLALCHEMY_DATABASE_URI"], config["SHOP_MIGRATIONS_DIR"])
+            click.echo(backups.describe(report), nl=False)
+            if report.problems:
+                sys.exit(1)
+            return
+        manifest = backups.restore_backup(
+            path, config["SQLALCHEMY_DATABASE_URI"], Path(config["UPLOAD_FOLDER"]), _emulator_state()
+        )
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Restored {path} ({manifest['created_at']}); now run: flask db upgrade")
+
+
+def _emulator_state() -> Path | None:
+    state = current_app.config.get("STRIPE_EMULATOR_STATE")
+    return Path(state) if state else None

@@ -36,6 +36,7 @@ SENSITIVE_KEY_PARTS = (
 # Exact keys that are sensitive but too short to match by part ("code": a two-factor code field).
 SENSITIVE_KEYS = frozenset({"code", "otp", "card", "number", "cvc"})
 FILTERED = "[Filtered]"
+_enabled = False  # set once sentry_sdk.init ran in this process
 
 
 def _sensitive(key: object) -> bool:

@@ -195,6 +195,24 @@ class RedactingJsonFormatter(JsonFormatter):
         return cleaned
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record is emitted (gunicorn and test runners replace it)."""
+
+    shop_json = True
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        """The current sys.stderr."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # StreamHandler.setStream: stderr is always the current one
+
+
 JSON_FIELDS = "{asctime}{levelname}{name}{message}{request_id}"
 
 
@@ -223,8 +241,7 @@ def init_logging(app: Flask) -> None:
         for handler in list(app.logger.handlers):
             if handler is default_handler or getattr(handler, "shop_json", False):
                 app.logger.removeHandler(handler)
-        json_handler = logging.StreamHandler(sys.stderr)
-        json_handler.shop_json = True  # type: ignore[attr-defined]
+        json_handler = StderrHandler()
         json_handler.setFormatter(json_formatter())
         app.logger.addHandler(json_handler)
     for handler in app.logger.handlers or logging.getLogger().handlers:

@@ -91,8 +91,8 @@ def exposition(multiprocess_dir: str | None, extra: Iterable[Collector] = ()) ->
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
     else:
         registry = CollectorRegistry()
-        for collector in (HTTP_REQUESTS, HTTP_LATENCY, WEBHOOK_SIGNATURES_REJECTED):
-            registry.register(collector)
+        for own in (HTTP_REQUESTS, HTTP_LATENCY, WEBHOOK_SIGNATURES_REJECTED):
+            registry.register(own)
     for collector in extra:
         registry.register(collector)
     return generate_latest(registry)

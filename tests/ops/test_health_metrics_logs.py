@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 
+import pytest
+from flask.logging import default_handler
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
@@ -37,11 +40,7 @@ def test_healthz_answers_without_the_database(app, client):
     assert (response.status_code, response.get_data(as_text=True)) == (200, "ok\n")
 
 
-def test_readyz_is_ready_at_the_migrations_head(app, client):
-    with db.engine.begin() as conn:  # the fixtures build tables with create_all: stamp them at head
-        conn.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)"))
-        conn.execute(text("DELETE FROM alembic_version"))
-        conn.execute(text("INSERT INTO alembic_version VALUES ('0012_operations')"))
+def test_readyz_is_ready_at_the_migrations_head(app, client, stamped_at_head):
     response = client.get("/readyz")
     assert response.status_code == 200, response.get_json()
     assert response.get_json() == {
@@ -51,11 +50,8 @@ def test_readyz_is_ready_at_the_migrations_head(app, client):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_readyz_refuses_a_database_behind_the_migrations(app, client):
-    with db.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)"))
-        conn.execute(text("DELETE FROM alembic_version"))
-        conn.execute(text("INSERT INTO alembic_version VALUES ('0008_hardening')"))
+def test_readyz_refuses_a_database_behind_the_migrations(app, client, stamped_at_head):
+    stamped_at_head("0008_hardening")
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["migrations"] == "not at head: run flask db upgrade"
@@ -127,7 +123,18 @@ def test_request_id_is_returned_and_put_on_outbox_rows(client, paid_order):
     assert rows and all(row.request_id and re.fullmatch(r"[0-9a-f]{32}", row.request_id) for row in rows)
 
 
-def test_json_log_lines_of_a_purchase_share_the_request_id(app_factory, emulator, make_user, capsys):
+@pytest.fixture
+def json_logs() -> Iterator[None]:
+    """The shop's logger back to Flask's default handler after a JSON-logging app (the logger is global)."""
+    yield
+    shop_logger = logging.getLogger("shopapp")
+    for handler in list(shop_logger.handlers):
+        if getattr(handler, "shop_json", False):
+            shop_logger.removeHandler(handler)
+    shop_logger.addHandler(default_handler)
+
+
+def test_json_log_lines_of_a_purchase_share_the_request_id(app_factory, emulator, make_user, capsys, json_logs):
     app = app_factory(ACCESS_LOG=True, LOG_FORMAT="json", LOG_LEVEL="INFO")
     deliver_webhooks_to(app, emulator)
     catalog.seed_demo_products()
