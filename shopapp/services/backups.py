@@ -98,6 +98,11 @@ def _run(argv: list[str], env: dict[str, str]) -> None:
         raise BackupError(f"{argv[0]} failed ({result.returncode}): {result.stderr.strip()[:500]}")
 
 
+def _pg_restore_argv(url: URL, dump: Path) -> list[str]:
+    """pg_restore into url's database (host, user and password come from the environment)."""
+    return ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", f"--dbname={url.database}", str(dump)]
+
+
 def _counts(conn: Connection) -> dict[str, int]:
     tables = sorted(inspect(conn).get_table_names())
     return {table: int(conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()) for table in tables}
@@ -230,7 +235,7 @@ def _scratch_database(manifest: dict[str, Any], work: Path, database_url: str) -
     engine = create_engine(scratch_url)
     try:
         _run(
-            ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", str(work / PGDUMP_MEMBER)],
+            _pg_restore_argv(scratch_url, work / PGDUMP_MEMBER),
             _libpq_env(scratch_url),
         )
         yield engine
@@ -305,10 +310,7 @@ def restore_backup(path: Path, database_url: str, upload_folder: Path, emulator_
         if manifest["database"] == "sqlite":
             _sqlite_copy(work / SQLITE_MEMBER, Path(str(url.database)))
         else:
-            _run(
-                ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", str(work / PGDUMP_MEMBER)],
-                _libpq_env(url),
-            )
+            _run(_pg_restore_argv(url, work / PGDUMP_MEMBER), _libpq_env(url))
         if (work / "uploads").is_dir():
             upload_folder.mkdir(parents=True, exist_ok=True)
             for picture in (work / "uploads").iterdir():

@@ -132,7 +132,13 @@ def test_only_config_reads_the_environment():
     readers = []
     for path in [*SHOPAPP.rglob("*.py"), ROOT / "wsgi.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv", "environb"}:
+            # os.environ / os.getenv (a WSGI environ, request.environ, is the request's, not the process's)
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in {"environ", "getenv", "environb", "getenvb"}
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+            ):
                 readers.append(str(path.relative_to(ROOT)))
             elif isinstance(node, ast.ImportFrom) and node.module == "os":
                 if {a.name for a in node.names} & {"environ", "getenv"}:
