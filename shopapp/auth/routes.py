@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
-from shopapp.auth import bp, known_devices
+from shopapp.auth import bp, known_devices, two_factor
 from shopapp.auth.forms import (
     ChangePasswordForm,
     ForgotPasswordForm,
@@ -103,6 +103,8 @@ def login() -> Response | tuple[str, int] | str:
     error = None
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data or "", form.password.data or "")
+        if user is not None and user.totp_secret is not None:
+            return two_factor.start_second_step(user, bool(form.remember.data), request.args.get("next"))
         if user is not None:
             _start_session(user, remember=bool(form.remember.data))
             flash("You are logged in.", "success")

@@ -35,6 +35,11 @@ def _argon2() -> tuple[PasswordHasher, str]:
     return _hasher_for(config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_KIB"])
 
 
+def password_hasher() -> PasswordHasher:
+    """The configured argon2id hasher (also for two-factor recovery codes)."""
+    return _argon2()[0]
+
+
 class AccountError(ValueError):
     """A user-facing reason an account operation was refused."""
 
