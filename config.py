@@ -122,7 +122,9 @@ class Config:
     # "text" (development) or "json": one JSON object per line (production's default), python-json-logger.
     LOG_FORMAT = (_env("LOG_FORMAT", "text") or "text").lower()
     # One line per request (method, path, status, ms, endpoint, request id); probes are logged at DEBUG.
-    ACCESS_LOG = _env_bool("ACCESS_LOG", True)
+    # Off by default: the proxy logs every request with the same X-Request-ID (deploy/haproxy.cfg), and a
+    # line per request written by the app cost about a third of a shop page (bench.profile, issue 24).
+    ACCESS_LOG = _env_bool("ACCESS_LOG", False)
 
     # ---- Operations (issue 24): health, metrics, errors.
     # /metrics answers only with "Authorization: Bearer <this>"; empty: /metrics is off (404).
