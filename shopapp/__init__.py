@@ -36,6 +36,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
         templating,
     )
     from shopapp.auth import bp as auth_bp
+    from shopapp.auth import two_factor
     from shopapp.ops import bp as ops_bp
     from shopapp.payments import bp as payments_bp
     from shopapp.shop import bp as shop_bp
@@ -59,6 +60,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     app.register_blueprint(payments_bp)
     app.register_blueprint(ops_bp)
     admin.init_admin(app)
+    two_factor.guard_staff_pages(app)
     errors.init_error_handlers(app)
     cli.init_cli(app)
     return app

@@ -76,12 +76,18 @@ def body_limit(setting: str) -> Callable[[View], View]:
     return mark
 
 
+ENDPOINT_ENVIRON_KEY = "shop.endpoint"
+
+
 def init_security(app: Flask) -> None:
     """Refuse oversize bodies up front; add CSP, framing, sniffing and referrer headers (and HSTS when Secure)."""
 
     # One hook for both checks (each hook call costs Flask a coroutine check and the proxies a lookup).
     @app.before_request
     def refuse_bad_input() -> None:
+        # For telemetry's per-endpoint metrics (Flask forgets the request once it ends); set here rather than
+        # in a hook of its own, which would cost every request another hook call.
+        request.environ[ENDPOINT_ENVIRON_KEY] = request.endpoint
         view = app.view_functions.get(request.endpoint or "")
         own_limit = getattr(view, "body_limit_setting", None)
         # Flask enforces the cap only when a view reads the body; checking the declared length here makes a

@@ -2,8 +2,8 @@
 
 Middleware rather than Flask hooks (as security.SecurityHeaders): one call around the app costs less than
 before/after hooks, and it sees responses Flask builds outside the hooks. The matched endpoint is left in
-the environ by one before_request hook (Flask clears its request object from the environ when the request
-ends); 404s count as "unmatched", so a scan of random paths cannot grow the label set.
+the environ by security's before_request hook (Flask clears its request object from the environ when the
+request ends); 404s count as "unmatched", so a scan of random paths cannot grow the label set.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 
 from shopapp import metrics, request_ids
+from shopapp.security import ENDPOINT_ENVIRON_KEY
 
 log = logging.getLogger("shopapp.access")
 # Probes that run every few seconds: logged at DEBUG, so an INFO log shows traffic, not the balancer.
-ENDPOINT_KEY = "shop.endpoint"
 QUIET_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "ops.metrics", "static"})
 
 
@@ -46,7 +46,7 @@ class RequestTelemetry:
             return self.wsgi_app(environ, start)
         finally:
             elapsed = time.perf_counter() - started
-            endpoint = environ.get(ENDPOINT_KEY) or "unmatched"
+            endpoint = environ.get(ENDPOINT_ENVIRON_KEY) or "unmatched"
             status = status_holder[0][:3] if status_holder else "500"
             method = environ.get("REQUEST_METHOD", "")
             metrics.HTTP_REQUESTS.labels(endpoint, method, status).inc()
@@ -68,9 +68,5 @@ class RequestTelemetry:
 
 def init_telemetry(app: Flask) -> None:
     """Wrap the app (outermost, so the id and the timing cover every other middleware)."""
-
-    @app.before_request
-    def note_endpoint() -> None:
-        request.environ[ENDPOINT_KEY] = request.endpoint
 
     app.wsgi_app = RequestTelemetry(app.wsgi_app, bool(app.config["ACCESS_LOG"]))  # type: ignore[method-assign]
