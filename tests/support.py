@@ -72,6 +72,12 @@ def stripe_service_command(port: int, shop_port: int, webhook_secret: str, *extr
     ]
 
 
+def cancel_path(emulator: Any, session_id: str) -> str:
+    """The path and query of a Checkout Session's cancel URL (the shop's own, with its cancel token)."""
+    parts = urlsplit(emulator.sessions[session_id]["cancel_url"])
+    return f"{parts.path}?{parts.query}"
+
+
 def back_to_shop(response: Any) -> bool:
     """True for a refused Buy: a 303 back to the shop page (issue 15: never a page rendered at POST /checkout)."""
     return response.status_code == 303 and response.headers.get("Location") in ("/", "http://shop.test/")

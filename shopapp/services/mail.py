@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from shopapp.extensions import db
 from shopapp.models import MailKind, Order, OutboxMessage, Refund, RefundStatus, User
-from shopapp.services import passwords
+from shopapp.services import links, passwords
 from shopapp.services import shipping as shipping_rules  # module, not name: shipping imports the outbox
 from shopapp.services.catalog import format_money
 
@@ -56,8 +56,7 @@ class Composed:
 
 def link(endpoint: str, **values: Any) -> str:
     """Absolute URL of a shop page for emails, built without a request (SHOP_BASE_URL + the route's path)."""
-    adapter = current_app.url_map.bind("localhost")
-    return current_app.config["SHOP_BASE_URL"] + adapter.build(endpoint, values)
+    return links.public_url(endpoint, **values)
 
 
 def message_id(dedupe_key: str) -> str:
