@@ -155,8 +155,8 @@ class Config:
     # The shop's public address (no trailing slash): every emailed link and Stripe's return URLs are built
     # from it, never from the request's Host (behind a proxy that is the proxy's address, and http://).
     # Production refuses it unset or http:// (production_problems).
-    SHOP_BASE_URL = (_env("SHOP_BASE_URL", "") or "").rstrip("/") or "http://127.0.0.1:5000"
-    SHOP_BASE_URL_SET = _env("SHOP_BASE_URL") is not None
+    # Empty when unset: development falls back to the local server's address, production refuses to start.
+    SHOP_BASE_URL = (_env("SHOP_BASE_URL", "") or "").rstrip("/")
     # Password reset links work this long (seconds) and only once.
     PASSWORD_RESET_MAX_AGE_SECONDS = _env_int("PASSWORD_RESET_MAX_AGE_SECONDS", 3600)
     # Reset requests and reset-link submissions: per client IP address, and per email address asked about
@@ -184,6 +184,7 @@ class DevelopmentConfig(Config):
     """Local development: debug tooling on, SQLite in instance/ by default."""
 
     DEBUG = _env_bool("FLASK_DEBUG", True)
+    SHOP_BASE_URL = Config.SHOP_BASE_URL or "http://127.0.0.1:5000"
 
 
 class TestingConfig(Config):
@@ -276,7 +277,7 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
     if settings.get("DEBUG") or settings.get("FLASK_DEBUG_ENV"):
         problems.append("FLASK_DEBUG must be off in production (it starts the Werkzeug debugger); unset FLASK_DEBUG")
     base_url = str(settings.get("SHOP_BASE_URL") or "")
-    if not settings.get("SHOP_BASE_URL_SET"):
+    if not base_url:
         problems.append(
             "SHOP_BASE_URL is unset (every emailed link and Stripe return URL would point at 127.0.0.1); "
             "set the shop's public address, e.g. SHOP_BASE_URL=https://shop.example.com"

@@ -203,3 +203,16 @@ def test_behind_one_trusted_proxy_each_client_has_its_own_budget(make_world):
     # The attacker forging a fresh address on the left of the header gains nothing.
     assert attempts(through_proxy("198.51.100.1", forged="203.0.113.99"), 1) == [429]
     report("behind one trusted proxy: attacker 3 then 429, a second client 3 of 3, forged X-Forwarded-For 429")
+
+
+def test_redis_down_without_the_fallback_is_a_503_to_retry(app_factory):
+    """Issue 26, finding 7: with the in-memory fallback off, Redis down answered 500 on log-in."""
+    app = app_factory(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=False,
+    )
+    client = app.test_client()
+    response = client.post("/account/login", data={"email": "a@example.com", "password": "wrong-password"})
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+    assert "try again" in response.get_data(as_text=True)
