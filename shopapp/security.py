@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, abort, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 View = TypeVar("View", bound=Callable[..., object])
 
@@ -107,6 +108,20 @@ def init_security(app: Flask) -> None:
     if app.config.get("SESSION_COOKIE_SECURE"):
         headers_for_every_page.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
     app.wsgi_app = SecurityHeaders(app.wsgi_app, headers_for_every_page)  # type: ignore[method-assign]
+    trust_proxies(app)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXY_HOPS proxies, take the client's address and scheme from X-Forwarded-For/-Proto
+    (Werkzeug's ProxyFix), so rate limits and logs see each client rather than the proxy.
+
+    ProxyFix reads X-Forwarded-For from the right: with one trusted hop it takes the address HAProxy appended,
+    and whatever a client wrote into the header itself is ignored. Host is not taken from the proxy: every
+    absolute URL comes from SHOP_BASE_URL (services/links.py).
+    """
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 class SecurityHeaders:

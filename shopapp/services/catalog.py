@@ -24,10 +24,6 @@ DEMO_PRODUCTS = [
     ("Product C", "Our finest: premium materials and a lifetime of use.", 3999),
 ]
 
-# Stripe's Checkout Session create, `line_items`: "For `payment` mode, there is a maximum of 100 line items"
-# (the SDK's SessionCreateParams docstring, generated from Stripe's OpenAPI description).
-MAX_LINE_ITEMS = 100
-
 QUANTITY_FIELD = re.compile(r"^qty-([0-9]{1,9})$")  # [0-9], not \d, which also matches other scripts' digits
 # Fields a checkout form may carry besides quantities; anything else is tampering.
 ALLOWED_EXTRA_FIELDS = frozenset({"csrf_token"})
@@ -189,43 +185,7 @@ def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Car
     if len({p.currency for p in products.values()}) > 1:
         raise SelectionError("Products in different currencies cannot be bought together.")
     lines = tuple(CartLine(products[pid], wanted[pid]) for pid in sorted(wanted))
-    cart = Cart(lines)
-    check_chargeable(cart)
-    return cart
-
-
-def check_chargeable(cart: Cart) -> None:
-    """Raise SelectionError (a message for the shopper) for a cart Stripe would refuse to charge.
-
-    Checked before any order row is written or Stripe is called, so a refused cart changes nothing.
-    Stripe's rules (the limits in shopapp.currencies, `MAX_LINE_ITEMS` above):
-    - at most 100 line items in one payment-mode Checkout Session (SessionCreateParams.line_items);
-    - each unit amount and the session's total at most Stripe's maximum charge for the currency, which
-      is "up to eight digits" in its minor unit for every currency ("Minimum and maximum charge amounts",
-      https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts; the same sentence is in the SDK's
-      PaymentIntentCreateParams.amount: "a value of 99999999 for a USD charge of $999,999.99"). Prices are
-      checked when staff set them, but a price can be valid and the total not: 2 x 600,000.00 USD.
-    A currency the shop does not offer (a row older than the currency table) has the same 8-digit maximum.
-    """
-    if len(cart.lines) > MAX_LINE_ITEMS:
-        raise SelectionError(
-            f"One payment can hold at most {MAX_LINE_ITEMS} different products; "
-            f"this cart has {len(cart.lines)}. Please buy the rest in a second order."
-        )
-    currency = currencies.SUPPORTED.get(cart.currency)
-    maximum = currency.max_charge_minor if currency is not None else currencies.MAX_CHARGE_MINOR
-    for line in cart.lines:
-        if line.product.price_cents > maximum:
-            raise SelectionError(
-                f"{line.product.name} costs more than our payment provider can take in one payment "
-                f"({format_money(maximum, cart.currency)}); please contact us to buy it."
-            )
-    if cart.total_cents > maximum:
-        raise SelectionError(
-            f"This cart comes to {format_money(cart.total_cents, cart.currency)}, more than our payment provider "
-            f"can take in one payment ({format_money(maximum, cart.currency)}). "
-            "Please buy fewer items, or split them into separate orders."
-        )
+    return Cart(lines)
 
 
 def seed_demo_products() -> int:
