@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, abort, request
+from flask import Flask, Request, abort, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 View = TypeVar("View", bound=Callable[..., object])
@@ -77,8 +77,32 @@ def body_limit(setting: str) -> Callable[[View], View]:
     return mark
 
 
+class ShopRequest(Request):
+    """Flask's request, whose body cap is the matched view's own (body_limit) from the start.
+
+    The cap must hold before ANY body parsing: CSRFProtect reads the form in its before_request hook, which
+    runs before the view and before refuse_bad_input below, so a cap raised there came too late and every
+    picture over the global 64 KiB was refused with 413 (issue 26, finding 5).
+    """
+
+    @property
+    def max_content_length(self) -> int | None:  # type: ignore[override]
+        """The view's body_limit setting when it declares one, else MAX_CONTENT_LENGTH (Flask's default)."""
+        if self._max_content_length is None and self.url_rule is not None and current_app:
+            view = current_app.view_functions.get(self.url_rule.endpoint)
+            setting = getattr(view, "body_limit_setting", None)
+            if setting:
+                return int(current_app.config[setting])
+        return super().max_content_length
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
+
+
 def init_security(app: Flask) -> None:
     """Refuse oversize bodies up front; add CSP, framing, sniffing and referrer headers (and HSTS when Secure)."""
+    app.request_class = ShopRequest
 
     # One hook for both checks (each hook call costs Flask a coroutine check and the proxies a lookup).
     @app.before_request
@@ -87,8 +111,7 @@ def init_security(app: Flask) -> None:
         own_limit = getattr(view, "body_limit_setting", None)
         # Flask enforces the cap only when a view reads the body; checking the declared length here makes a
         # view that redirects or denies first answer 413 too. Chunked bodies are still cut off while read.
-        if own_limit:
-            request.max_content_length = app.config[own_limit]
+        # (The view's own cap is ShopRequest's, in force before any hook parses the body.)
         limit = request.max_content_length
         if limit is not None and (request.content_length or 0) > limit:
             abort(413)
