@@ -164,6 +164,16 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+def password_fingerprint(email: str) -> str | None:
+    """A digest of the account's current password hash (passwords.fingerprint), or None for an unknown address.
+
+    What the known-device cookie is bound to: it changes with every password change or reset, so a cookie
+    earned with the old password stops exempting its browser from the per-account log-in limit.
+    """
+    password_hash = db.session.scalar(select(User.password_hash).where(User.email == normalize_email(email)))
+    return passwords.fingerprint(password_hash) if password_hash else None
+
+
 def end_all_sessions(user_id: int) -> None:
     """Rotate the user's session token so every existing session and remember-me cookie stops working."""
     with write_transaction() as session:

@@ -472,3 +472,26 @@ def test_slow_request_bodies_never_reach_the_workers(cluster: Cluster) -> None:
     )
     assert pages == [200] * 10 and still_sending == SLOW_CLIENTS
     assert statuses == {"408": SLOW_CLIENTS}
+
+
+GUESSES = 30
+
+
+def test_simultaneous_guesses_are_counted_before_the_password_is_checked(cluster: Cluster, setup: Setup) -> None:
+    """Issue 26, finding 7: 60 guesses at once got 41 checked against a limit of 20, because a failure was
+    counted only after its (slow, argon2) check. Counted first, at most the limit are ever checked."""
+    ((_, email),) = setup.users(1, "n2-burst")
+    guessers = [ClientAt(cluster.stack.base_url, email, f"127.0.1.{i + 1}") for i in range(GUESSES)]
+    tokens = [guesser.csrf("/account/login") for guesser in guessers]
+
+    def guess(index: int) -> int:
+        data = {"email": email, "password": "wrong guess!", "csrf_token": tokens[index]}
+        return guessers[index].request("POST", "/account/login", data=data).status_code
+
+    statuses, _ = released_together([lambda i=i: guess(i) for i in range(GUESSES)])
+    checked = statuses.count(400)
+    FIGURES["simultaneous_guesses"] = (
+        f"{GUESSES} simultaneous wrong guesses at one account from {GUESSES} addresses over both nodes -> "
+        f"{checked} checked, {statuses.count(429)} refused before checking (limit {ACCOUNT_LIMIT})"
+    )
+    assert checked <= ACCOUNT_LIMIT and statuses.count(429) == GUESSES - checked
