@@ -255,14 +255,19 @@ RESET_LINK_INVALID = "This reset link has expired or was already used. Ask for a
 
 
 def request_password_reset(email: str) -> None:
-    """Queue a reset link for the account with this address, if there is one. The caller answers the same in
-    both cases, and the link is sent after the response, so neither the page nor its timing tells whether the
-    address has an account."""
+    """Queue a reset link for the account with this address, or, when there is none, a message saying so.
+
+    The same work either way (one read, one outbox row, one commit; the mail goes out from the sender process,
+    never from the request), so neither the page nor its timing tells whether the address has an account
+    (issue 26, finding 4). Addresses email-validator refuses queue nothing: no mail could reach them.
+    """
     normalized = normalize_email(email)
     with write_transaction() as session:
         user = session.scalar(select(User).where(User.email == normalized))
         if user is not None:
             outbox.enqueue_password_reset(user)
+        elif "@" in normalized:
+            outbox.enqueue_reset_without_account(session, normalized)
 
 
 def user_for_reset_token(token: str) -> User:

@@ -31,6 +31,7 @@ SUBJECTS = {
     MailKind.PASSWORD_RESET: "Reset your {shop} password",
     MailKind.PASSWORD_CHANGED: "Your {shop} password was changed",
     MailKind.SHIPPING_NOTICE: "Your {shop} order #{order_id} has shipped",
+    MailKind.RESET_NO_ACCOUNT: "About resetting a {shop} password",
 }
 
 
@@ -99,6 +100,9 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
         values["valid_minutes"] = current_app.config["PASSWORD_RESET_MAX_AGE_SECONDS"] // 60
         values["forgot_url"] = link("auth.forgot_password")
     elif row.kind == MailKind.PASSWORD_CHANGED:
+        values["forgot_url"] = link("auth.forgot_password")
+    elif row.kind == MailKind.RESET_NO_ACCOUNT:
+        values["signup_url"] = link("auth.signup")
         values["forgot_url"] = link("auth.forgot_password")
     elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE, MailKind.SHIPPING_NOTICE):
         order = db.session.get(Order, row.order_id) if row.order_id is not None else None

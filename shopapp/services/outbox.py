@@ -153,6 +153,12 @@ def enqueue_password_reset(user: User) -> None:
     )
 
 
+def enqueue_reset_without_account(session: Session, email: str) -> None:
+    """Queue the "there is no account for this address" answer to a reset request (one per request, like a
+    reset link; both rate-limited per address and per client)."""
+    _queue(session, key=f"reset-unknown-{secrets.token_hex(8)}", kind=MailKind.RESET_NO_ACCOUNT, recipient=email)
+
+
 def enqueue_password_changed(user: User) -> None:
     """Queue the "your password was changed" notice; keyed on the new hash, so one per change."""
     fingerprint = passwords.fingerprint(user.password_hash)[:16]
