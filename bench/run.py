@@ -276,6 +276,7 @@ class Bench:
         self.env = {
             **os.environ,
             "SHOP_CONFIG": "staging",
+            "SHOP_BASE_URL": "http://127.0.0.1",  # staging refuses to start without the public address
             "SECRET_KEY": SECRET_KEY,
             "DATABASE_URL": url,
             "STRIPE_SECRET_KEY": STRIPE_KEY,
@@ -306,6 +307,7 @@ class Bench:
                 STRIPE_SECRET_KEY=STRIPE_KEY,
                 STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
                 STRIPE_API_BASE=self.emu_base,
+                SHOP_BASE_URL="http://127.0.0.1",
             )
         return self._app
 

@@ -30,7 +30,9 @@ _RESET = re.compile(r"((?:/|%2F)reset(?:/|%2F))[A-Za-z0-9_.\-]+", re.IGNORECASE)
 # form-encoded space). Up to three in a row ("4242 - 4242").
 _SEPARATORS = frozenset(" \t\r\n-._/+\u00a0\u2007\u202f\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc")
 _MAX_SEPARATORS = 3
-_DIGIT_LIKE = re.compile(r"\d")  # Unicode decimals, and the hex digits of %XX escapes
+# Unicode decimals, the hex digits of %XX escapes, and raw UTF-8 bytes as a request line shows them (a
+# full-width digit is three of those).
+_DIGIT_LIKE = re.compile(r"[\d\x80-\xff]")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
 CARD_MIN_DIGITS, CARD_MAX_DIGITS = 13, 19  # ISO/IEC 7812 primary account numbers
@@ -47,18 +49,55 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _byte_at(text: str, index: int) -> tuple[int, int] | None:
+    """The byte a URL or a raw request line carries at `index`: a "%XX" escape, or a character below 256 (a
+    server decodes request bytes as Latin-1, PEP 3333); with the index after it. None past the end."""
+    if index >= len(text):
+        return None
+    match = _PERCENT.match(text, index) if text[index] == "%" else None
+    if match is not None:
+        return int(match.group(1), 16), match.end()
+    return (ord(text[index]), index + 1) if ord(text[index]) < 256 else None
+
+
+def _utf8_sequence(text: str, index: int) -> tuple[str, int] | None:
+    """A character written as its UTF-8 bytes at `index` (percent-escaped, "%EF%BC%94", or raw as a request
+    line shows them, "\u00ef\u00bc\u0094"), with the index after it; None when there is none there.
+
+    Full-width digits in a URL reach the logs this way (issue 26, finding 7), so they are decoded before the
+    digits are looked for."""
+    lead = _byte_at(text, index)
+    if lead is None or not 0xC2 <= lead[0] <= 0xF4:
+        return None
+    length = 2 if lead[0] < 0xE0 else 3 if lead[0] < 0xF0 else 4
+    data, end = bytearray([lead[0]]), lead[1]
+    for _ in range(length - 1):
+        unit = _byte_at(text, end)
+        if unit is None or not 0x80 <= unit[0] <= 0xBF:
+            return None
+        data.append(unit[0])
+        end = unit[1]
+    try:
+        return data.decode("utf-8"), end
+    except UnicodeDecodeError:
+        return None
+
+
 def _normalised(text: str) -> list[tuple[str, int, int]]:
     """Each character of text as "0"-"9", " " (a separator) or "x", with its span in text.
 
-    Percent-escapes are decoded (twice nested at most: "%2520"), and each character NFKC-normalised, so
-    full-width digits and ideographic spaces count as what they look like.
+    Percent-escapes are decoded (twice nested at most: "%2520"), UTF-8 byte sequences too (escaped or raw), and
+    each character NFKC-normalised, so full-width digits and ideographic spaces count as what they look like.
     """
     out: list[tuple[str, int, int]] = []
     index = 0
     while index < len(text):
         end, char = index + 1, text[index]
-        match = _PERCENT.match(text, index) if char == "%" else None
-        if match is not None:
+        sequence = _utf8_sequence(text, index) if char == "%" or "\xc2" <= char <= "\xf4" else None
+        match = _PERCENT.match(text, index) if char == "%" and sequence is None else None
+        if sequence is not None:
+            char, end = sequence
+        elif match is not None:
             char, end = chr(int(match.group(1), 16)), match.end()
             nested = _HEX_PAIR.match(text, end) if char == "%" else None
             if nested is not None:  # "%2520": an escaped escape

@@ -1,13 +1,14 @@
 """Prometheus metrics (prometheus_client), correct under several gunicorn workers.
 
 Two kinds:
-- per-process counters kept by prometheus_client: requests per endpoint, their latency, rejected webhook
-  signatures. Under gunicorn set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py does) and every worker
-  writes its values to files there; /metrics sums them (prometheus_client's multiprocess mode). Without it
-  (development, tests) each process counts alone.
+- per-process counters kept by prometheus_client: requests per endpoint and their latency. Under gunicorn
+  set PROMETHEUS_MULTIPROC_DIR (the systemd unit does) and every worker writes its values to files there;
+  /metrics sums them (prometheus_client's multiprocess mode). Without it (development, tests) each process
+  counts alone.
 - business figures counted at scrape time from the database (services/operations.py): checkouts, paid
-  orders, refunds by status, webhook events by outcome, outbox backlog, reconcile heals, open disputes.
-  The rows are the truth, so no worker restart or second node can make them disagree.
+  orders, refunds by status, webhook events by outcome, refused webhook signatures by reason, outbox
+  backlog, reconcile heals, open disputes. The rows are the truth, so no worker restart or second node can
+  make them disagree.
 
 Imports nothing of the shop's but the one service it reads at scrape time.
 """
@@ -32,9 +33,6 @@ HTTP_LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-WEBHOOK_SIGNATURES_REJECTED = Counter(
-    "shop_webhook_signatures_rejected", "Webhook deliveries refused because their Stripe-Signature did not verify"
-)
 
 
 class BusinessCollector(Collector):
@@ -54,6 +52,12 @@ class BusinessCollector(Collector):
         yield _labelled(
             CounterMetricFamily("shop_webhook_events", "Stored webhook events by outcome", labels=["outcome"]),
             figures.webhook_events_by_outcome,
+        )
+        yield _labelled(
+            CounterMetricFamily(
+                "shop_webhook_signatures_rejected", "Webhook deliveries refused, by reason", labels=["reason"]
+            ),
+            figures.webhook_rejections_by_reason,
         )
         yield _labelled(
             GaugeMetricFamily("shop_outbox_messages", "Outbox rows by status (pending = backlog)", labels=["status"]),
@@ -91,7 +95,7 @@ def exposition(multiprocess_dir: str | None, extra: Iterable[Collector] = ()) ->
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
     else:
         registry = CollectorRegistry()
-        for own in (HTTP_REQUESTS, HTTP_LATENCY, WEBHOOK_SIGNATURES_REJECTED):
+        for own in (HTTP_REQUESTS, HTTP_LATENCY):
             registry.register(own)
     for collector in extra:
         registry.register(collector)

@@ -1,7 +1,7 @@
 """operations: request id on outbox rows, two-factor log-in, account deletion
 
 Revision ID: 0012_operations
-Revises: 0008_hardening
+Revises: 0010_deployment
 Create Date: 2026-12-07 12:15:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012_operations'
-down_revision = '0008_hardening'
+down_revision = '0010_deployment'
 branch_labels = None
 depends_on = None
 

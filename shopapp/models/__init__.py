@@ -18,6 +18,7 @@ from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
 from shopapp.models.product import Product, ProductChange
 from shopapp.models.user import RecoveryCode, User
+from shopapp.models.webhook_rejection import RejectionReason, WebhookRejection
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -40,5 +41,7 @@ __all__ = [
     "Refund",
     "RefundOrigin",
     "RefundStatus",
+    "RejectionReason",
     "User",
+    "WebhookRejection",
 ]

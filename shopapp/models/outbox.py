@@ -22,6 +22,9 @@ class MailKind(enum.StrEnum):
     PASSWORD_RESET = "password_reset"
     PASSWORD_CHANGED = "password_changed"
     SHIPPING_NOTICE = "shipping_notice"
+    # Forgot-password for an address with no account: the same work as for a known one (a row, a message),
+    # so neither the answer nor its timing tells the two apart; the mailbox's owner learns there is no account.
+    RESET_NO_ACCOUNT = "reset_no_account"
 
 
 class MailStatus(enum.StrEnum):

@@ -7,6 +7,7 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from confusable_homoglyphs import confusables
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_login import UserMixin
@@ -67,6 +68,33 @@ def normalize_email(email: str) -> str:
         return text.lower()
     local, _, domain = normalized.rpartition("@")
     return f"{local.lower()}@{domain}"
+
+
+LOOKALIKE_MIXED = (
+    "This address mixes letters of different alphabets (for example a Cyrillic \u201c\u0430\u201d among Latin "
+    "letters), so it looks like a different address. Please type it in one alphabet."
+)
+LOOKALIKE_WIDTH = (
+    "This address contains full-width or other compatibility characters that look like ordinary ones. "
+    "Please type it with ordinary letters and digits."
+)
+
+
+def check_not_lookalike(normalized: str) -> None:
+    """Refuse (AccountError) a new address built to look like another one, so "the same" address cannot make
+    a second account (issue 26, finding 7):
+
+    - compatibility characters (full-width letters such as U+FF41, ligatures): NFKC would fold them;
+    - a local part or domain label mixing scripts with confusable letters (Unicode TS #39's mixed-script
+      confusables, via confusable_homoglyphs): "ann@example.com" typed with a Cyrillic U+0430 for the "a".
+    A label written wholly in one script ("иван@пример.рф", "zoë@...") is accepted: that is
+    how people write their own addresses. Applied at sign-up only; existing accounts are left alone.
+    """
+    if unicodedata.normalize("NFKC", normalized) != normalized:
+        raise AccountError(LOOKALIKE_WIDTH)
+    local, _, domain = normalized.rpartition("@")
+    if any(confusables.is_dangerous(part) for part in [local, *domain.split(".")] if part):
+        raise AccountError(LOOKALIKE_MIXED)
 
 
 def check_password_rules(password: str, email: str | None = None) -> None:
@@ -133,6 +161,7 @@ def create_user(email: str, password: str, *, is_staff: bool = False, welcome: b
     SQLite and PostgreSQL alike), not a 500.
     """
     normalized = normalize_email(email)
+    check_not_lookalike(normalized)
     check_password_rules(password, normalized)
     password_hash = hash_password(password)  # before the write lock: Argon2 takes tens of milliseconds
     try:
@@ -167,6 +196,16 @@ def authenticate(email: str, password: str) -> User | None:
         with write_transaction():
             user.password_hash = hash_password(password)
     return user
+
+
+def password_fingerprint(email: str) -> str | None:
+    """A digest of the account's current password hash (passwords.fingerprint), or None for an unknown address.
+
+    What the known-device cookie is bound to: it changes with every password change or reset, so a cookie
+    earned with the old password stops exempting its browser from the per-account log-in limit.
+    """
+    password_hash = db.session.scalar(select(User.password_hash).where(User.email == normalize_email(email)))
+    return passwords.fingerprint(password_hash) if password_hash else None
 
 
 def end_all_sessions(user_id: int) -> None:
@@ -221,14 +260,19 @@ RESET_LINK_INVALID = "This reset link has expired or was already used. Ask for a
 
 
 def request_password_reset(email: str) -> None:
-    """Queue a reset link for the account with this address, if there is one. The caller answers the same in
-    both cases, and the link is sent after the response, so neither the page nor its timing tells whether the
-    address has an account."""
+    """Queue a reset link for the account with this address, or, when there is none, a message saying so.
+
+    The same work either way (one read, one outbox row, one commit; the mail goes out from the sender process,
+    never from the request), so neither the page nor its timing tells whether the address has an account
+    (issue 26, finding 4). Addresses email-validator refuses queue nothing: no mail could reach them.
+    """
     normalized = normalize_email(email)
     with write_transaction() as session:
         user = session.scalar(select(User).where(User.email == normalized))
         if user is not None:
             outbox.enqueue_password_reset(user)
+        elif "@" in normalized:
+            outbox.enqueue_reset_without_account(session, normalized)
 
 
 def user_for_reset_token(token: str) -> User:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopapp.extensions import db
-from shopapp.models import MailStatus, Order, OrderEvent, OutboxMessage, PaymentEvent, Refund
+from shopapp.models import MailStatus, Order, OrderEvent, OutboxMessage, PaymentEvent, Refund, WebhookRejection
 from shopapp.models.base import utcnow
 
 log = logging.getLogger("shopapp.operations")
@@ -115,6 +115,7 @@ class BusinessFigures:
     orders_paid: int
     refunds_by_status: dict[str, int]
     webhook_events_by_outcome: dict[str, int]
+    webhook_rejections_by_reason: dict[str, int]
     outbox_by_status: dict[str, int]
     outbox_oldest_due_seconds: float
     reconcile_heals: int
@@ -123,13 +124,18 @@ class BusinessFigures:
 
 
 def business_figures(now: datetime | None = None) -> BusinessFigures:
-    """Counts for /metrics: six small aggregate queries (indexed where the tables grow: orders, events)."""
+    """Counts for /metrics: seven small aggregate queries (indexed where the tables grow: orders, events)."""
     session = db.session()
     now = now or utcnow()
     checkouts = session.scalar(select(func.count()).select_from(Order).where(Order.stripe_session_id.is_not(None)))
     paid = session.scalar(select(func.count()).select_from(Order).where(Order.paid_at.is_not(None)))
     refunds = dict(session.execute(select(Refund.status, func.count()).group_by(Refund.status)).all())
     events = dict(session.execute(select(PaymentEvent.outcome, func.count()).group_by(PaymentEvent.outcome)).all())
+    rejections = dict(
+        session.execute(
+            select(WebhookRejection.reason, func.sum(WebhookRejection.count)).group_by(WebhookRejection.reason)
+        ).all()
+    )
     outbox = dict(session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
     oldest_due = session.scalar(
         select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == MailStatus.PENDING)
@@ -145,6 +151,7 @@ def business_figures(now: datetime | None = None) -> BusinessFigures:
         orders_paid=int(paid or 0),
         refunds_by_status={str(_value(k)): int(v) for k, v in refunds.items()},
         webhook_events_by_outcome={str(_value(k)): int(v) for k, v in events.items()},
+        webhook_rejections_by_reason={str(_value(k)): int(v or 0) for k, v in rejections.items()},
         outbox_by_status={str(_value(k)): int(v) for k, v in outbox.items()},
         outbox_oldest_due_seconds=max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0,
         reconcile_heals=int(heals or 0),
