@@ -32,3 +32,7 @@ preload_app = True
 forwarded_allow_ips = ""
 accesslog = "-"
 errorlog = "-"
+
+# /metrics under several workers: set PROMETHEUS_MULTIPROC_DIR to an empty folder per node start (the systemd
+# unit's RuntimeDirectory is one). No child_exit hook is needed: the shop keeps no live gauges in worker
+# memory (its gauges are counted from the database at scrape time), and dead workers' counters stay summed.

@@ -55,7 +55,9 @@ def test_haproxy_config_refuses_to_start_without_its_node_addresses():
         r"^\s+option forwardfor$",  # ... and the real peer named: one trusted hop
         r"^\s+http-request set-header X-Forwarded-Proto https if \{ ssl_fc \}$",
         r"^\s+option httpchk$",
-        r'^\s+http-check send meth GET uri "\$\{SHOP_HEALTH_PATH-/\}"',  # a hook for /readyz
+        r'^\s+http-check send meth GET uri "\$\{SHOP_HEALTH_PATH-/readyz\}"',  # nodes that are not ready get no traffic
+        r"^\s+http-request set-header X-Request-ID %\[unique-id\]$",  # the proxy's id is the node's request id
+        r"^\s+http-request deny deny_status 404 if \{ path_beg /metrics \}$",  # metrics not at the public entrance
         r"^\s+default-server check ",
     ],
 )
