@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -267,6 +268,7 @@ def init_cli(app: Flask) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup_command(path: Path) -> None:
     """Write one archive: the database (SQLite backup API / pg_dump custom format), pictures, Stripe service state."""
+    started = time.perf_counter()
     try:
         manifest = backups.create_backup(
             path,
@@ -277,7 +279,10 @@ def backup_command(path: Path) -> None:
     except backups.BackupError as error:
         raise click.ClickException(str(error)) from error
     rows = sum(manifest["rows"].values())
-    click.echo(f"Backup written to {path}: {manifest['database']}, {rows} rows, {len(manifest['files'])} files.")
+    click.echo(
+        f"Backup written to {path} in {time.perf_counter() - started:.2f} s: {manifest['database']}, {rows} rows, "
+        f"{len(manifest['files'])} files."
+    )
 
 
 @click.command("restore")
