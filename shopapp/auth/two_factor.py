@@ -162,7 +162,10 @@ def two_factor_gate() -> Response | None:
     """Staff pages: enrolment first where it is required; a fresh code before refunds and staff changes."""
     if not current_user.is_authenticated or not current_user.is_staff:
         return None  # the admin refuses them itself
-    if not two_factor.is_enabled(current_user.id):
+    enabled = getattr(current_user, "two_factor_enabled", None)  # read with the user's row: no extra query
+    if enabled is None:
+        enabled = two_factor.is_enabled(current_user.id)
+    if not enabled:
         if current_app.config["TWO_FACTOR_REQUIRED_FOR_STAFF"]:
             flash("Staff accounts need two-factor log-in: set it up to use the admin.", "warning")
             return redirect(url_for("auth.two_factor_settings"))

@@ -116,16 +116,20 @@ def find_user_by_email(email: str) -> User | None:
 
 
 class SignedInUser(UserMixin):
-    """The logged-in user as a request sees it: four values read as one plain row.
+    """The logged-in user as a request sees it: five values read as one plain row.
 
     Flask-Login loads the user on every logged-in request; a tracked ORM User (identity map, instance
     state, every column) cost twice this. Services that change an account load the row themselves.
     """
 
-    __slots__ = ("email", "id", "is_staff", "session_token")
+    __slots__ = ("email", "id", "is_staff", "session_token", "two_factor_enabled")
 
-    def __init__(self, id: int, email: str, is_staff: bool, session_token: str) -> None:
+    def __init__(
+        self, id: int, email: str, is_staff: bool, session_token: str, two_factor_enabled: bool | None = None
+    ) -> None:
         self.id, self.email, self.is_staff, self.session_token = id, email, is_staff, session_token
+        # None: not read with the row (the staff pages' two-factor gate then asks the database).
+        self.two_factor_enabled = two_factor_enabled
 
     def get_id(self) -> str:
         """The value Flask-Login stores in the session cookie."""
@@ -137,9 +141,9 @@ class SignedInUser(UserMixin):
 
 # Built once: every logged-in request runs it. Table columns: no ORM execution layer for a plain row.
 _users = User.__table__.c
-_USER_BY_TOKEN = select(_users.id, _users.email, _users.is_staff, _users.session_token).where(
-    _users.session_token == bindparam("token")
-)
+_USER_BY_TOKEN = select(
+    _users.id, _users.email, _users.is_staff, _users.session_token, _users.totp_secret.is_not(None)
+).where(_users.session_token == bindparam("token"))
 
 
 def load_user_by_session_token(token: str) -> SignedInUser | None:
