@@ -99,6 +99,13 @@ class Config:
     # Backoff after Stripe answers 429, before the shopper is told to try again.
     STRIPE_RATE_LIMIT_BACKOFF_SECONDS = float(_env("STRIPE_RATE_LIMIT_BACKOFF_SECONDS", "0.5") or 0.5)
 
+    # Proxies in front of the shop that set X-Forwarded-For/-Proto/-Host (Werkzeug's ProxyFix): the client
+    # address is taken that many hops from the right of X-Forwarded-For, so one forged by a client is ignored.
+    # 0 (default): no proxy is trusted and remote_addr is the TCP peer. The documented deployment
+    # (deploy/haproxy.cfg in front of gunicorn) sets 1. More than the real number of proxies lets a client
+    # choose its own address, and with it its own rate-limit budget.
+    TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 0)
+
     # Rate limits (Flask-Limiter). memory:// is per process; use redis://... with several workers.
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
@@ -132,6 +139,36 @@ class Config:
     DEMO_STAFF_ALLOWED = True
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+    # "text" (development) or "json": one JSON object per line (production's default), python-json-logger.
+    LOG_FORMAT = (_env("LOG_FORMAT", "text") or "text").lower()
+    # One line per request (method, path, status, ms, endpoint, request id); probes are logged at DEBUG.
+    # Off by default: the proxy logs every request with the same X-Request-ID (deploy/haproxy.cfg), and a
+    # line per request written by the app cost about a third of a shop page (bench.profile, issue 24).
+    ACCESS_LOG = _env_bool("ACCESS_LOG", False)
+
+    # ---- Operations (issue 24): health, metrics, errors.
+    # /metrics answers only with "Authorization: Bearer <this>"; empty: /metrics is off (404).
+    METRICS_TOKEN = _env("METRICS_TOKEN")
+    # prometheus_client's multiprocess mode: every gunicorn worker writes its counters under this folder
+    # (the library reads the same variable itself; deploy/gunicorn.conf.py sets and empties it).
+    PROMETHEUS_MULTIPROC_DIR = _env("PROMETHEUS_MULTIPROC_DIR")
+    # /readyz warns when the oldest pending email has been due this long (mail is not leaving).
+    READYZ_OUTBOX_STUCK_MINUTES = _env_int("READYZ_OUTBOX_STUCK_MINUTES", 15)
+    # Sentry: errors are reported when a DSN is set, scrubbed like the logs (shopapp/error_reports.py).
+    SENTRY_DSN = _env("SENTRY_DSN")
+    SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", "development")
+    # Two-factor log-in (TOTP): staff must enrol before using the admin when this is on (production's default).
+    TWO_FACTOR_REQUIRED_FOR_STAFF = _env_bool("TWO_FACTOR_REQUIRED_FOR_STAFF", False)
+    # A refund or a staff change asks for a code again when the last one is older than this.
+    TWO_FACTOR_FRESH_MINUTES = _env_int("TWO_FACTOR_FRESH_MINUTES", 15)
+    # Code attempts per account (Flask-Limiter syntax): six digits must not be guessable by brute force.
+    TWO_FACTOR_RATE_LIMIT = _env("TWO_FACTOR_RATE_LIMIT", "5 per minute")
+    # Where `flask backup` keeps nothing by default; the command takes the path. Pictures and the local
+    # Stripe service's state are read from UPLOAD_FOLDER and this file.
+    STRIPE_EMULATOR_STATE = _env("STRIPE_EMULATOR_STATE", str(BASE_DIR / "instance" / "stripe-emulator.db"))
+    # FLASK_DEBUG as the environment has it: `flask run` turns the Werkzeug debugger on from it after the
+    # app is built, whatever DEBUG says, so production checks the variable itself.
+    FLASK_DEBUG_ENV = _env_bool("FLASK_DEBUG", False)
 
     # ---- Email (issue 15): Flask-Mail over SMTP. scripts/run.sh starts a local SMTP server (shopapp.devmail)
     # that keeps every message as a .eml file under instance/mail/ and points these at it.
@@ -149,12 +186,17 @@ class Config:
     # Retry backoff for undelivered messages: first retry after this many seconds, doubling up to the cap.
     MAIL_RETRY_BASE_SECONDS = _env_int("MAIL_RETRY_BASE_SECONDS", 60)
     MAIL_RETRY_MAX_SECONDS = _env_int("MAIL_RETRY_MAX_SECONDS", 3600)
+    # `flask mail worker` (the sender process): seconds between looks at the outbox when it is empty.
+    MAIL_WORKER_POLL_SECONDS = float(_env("MAIL_WORKER_POLL_SECONDS", "2") or 2)
     # A message claimed by a sender that died is offered again after this many seconds.
     MAIL_CLAIM_TIMEOUT_SECONDS = _env_int("MAIL_CLAIM_TIMEOUT_SECONDS", 300)
     # Where the development SMTP server stores messages (read by `flask mail list/show`).
     MAIL_DEV_DIR = _env("MAIL_DEV_DIR", str(BASE_DIR / "instance" / "mail"))
-    # Links in emails: the shop's public address (no trailing slash).
-    SHOP_BASE_URL = (_env("SHOP_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/")
+    # The shop's public address (no trailing slash): every emailed link and Stripe's return URLs are built
+    # from it, never from the request's Host (behind a proxy that is the proxy's address, and http://).
+    # Production refuses it unset or http:// (production_problems).
+    # Empty when unset: development falls back to the local server's address, production refuses to start.
+    SHOP_BASE_URL = (_env("SHOP_BASE_URL", "") or "").rstrip("/")
     # Password reset links work this long (seconds) and only once.
     PASSWORD_RESET_MAX_AGE_SECONDS = _env_int("PASSWORD_RESET_MAX_AGE_SECONDS", 3600)
     # Reset requests and reset-link submissions: per client IP address, and per email address asked about
@@ -182,6 +224,7 @@ class DevelopmentConfig(Config):
     """Local development: debug tooling on, SQLite in instance/ by default."""
 
     DEBUG = _env_bool("FLASK_DEBUG", True)
+    SHOP_BASE_URL = Config.SHOP_BASE_URL or "http://127.0.0.1:5000"
 
 
 class TestingConfig(Config):
@@ -209,6 +252,11 @@ class TestingConfig(Config):
     # port 1, where nothing listens, so no test ever mails a server it did not start (messages stay pending).
     MAIL_PORT = 1
     MAIL_TIMEOUT_SECONDS = 5.0
+    # Tests that read the access log turn it on; elsewhere it would add a record to every caplog.
+    ACCESS_LOG = False
+    METRICS_TOKEN = "metrics-test-token"
+    PROMETHEUS_MULTIPROC_DIR = None
+    SENTRY_DSN = None
 
 
 # ---------------------------------------------------------------------------------- production checks
@@ -271,8 +319,30 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
             f"SECRET_KEY is too short or too regular (needs {MIN_SECRET_KEY_LENGTH}+ random "
             "characters); set python -c 'import secrets; print(secrets.token_hex(32))'"
         )
-    if settings.get("DEBUG"):
-        problems.append("DEBUG must be off; unset FLASK_DEBUG")
+    if settings.get("DEBUG") or settings.get("FLASK_DEBUG_ENV"):
+        problems.append("FLASK_DEBUG must be off in production (it starts the Werkzeug debugger); unset FLASK_DEBUG")
+    base_url = str(settings.get("SHOP_BASE_URL") or "")
+    if not base_url:
+        problems.append(
+            "SHOP_BASE_URL is unset (every emailed link and Stripe return URL would point at 127.0.0.1); "
+            "set the shop's public address, e.g. SHOP_BASE_URL=https://shop.example.com"
+        )
+    elif urlsplit(base_url).scheme != "https" or not urlsplit(base_url).netloc:
+        problems.append(
+            f"SHOP_BASE_URL is {base_url!r}: links must use https; set e.g. SHOP_BASE_URL=https://shop.example.com"
+        )
+    if (settings.get("MAIL_USERNAME") or settings.get("MAIL_PASSWORD")) and not (
+        settings.get("MAIL_USE_TLS") or settings.get("MAIL_USE_SSL")
+    ):
+        problems.append(
+            "MAIL_USERNAME/MAIL_PASSWORD are set without TLS (the password would cross the network in clear); "
+            "set MAIL_USE_TLS=1 (STARTTLS, port 587) or MAIL_USE_SSL=1 (port 465)"
+        )
+    if settings.get("RATELIMIT_ENABLED") and not settings.get("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"):
+        problems.append(
+            "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED is off (with Redis down every limited form would fail); "
+            "unset it or set RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=1"
+        )
     stripe_key = str(settings.get("STRIPE_SECRET_KEY") or "")
     if not stripe_key.startswith(("sk_live_", "rk_live_")):
         problems.append(
@@ -307,6 +377,9 @@ class ProductionConfig(Config):
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
     DEMO_STAFF_ALLOWED = False
+    LOG_FORMAT = (_env("LOG_FORMAT", "json") or "json").lower()
+    SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", "production")
+    TWO_FACTOR_REQUIRED_FOR_STAFF = _env_bool("TWO_FACTOR_REQUIRED_FOR_STAFF", True)
 
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:
@@ -331,6 +404,9 @@ class StagingConfig(ProductionConfig):
         "RATELIMIT_STORAGE_URI",
         "RATELIMIT_ENABLED",
         "STRIPE_WEBHOOK_SECRET must",
+        # Rehearsals run on 127.0.0.1 without TLS; the address must still be set.
+        "SHOP_BASE_URL is '",
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED",
     )
 
     @classmethod
@@ -354,8 +430,9 @@ CONFIGS: dict[str, type[Config]] = {
 
 
 def get_config(name: str | None = None) -> type[Config]:
-    """Return the config class named by `name`, else by SHOP_CONFIG, else development."""
-    key = (name or _env("SHOP_CONFIG", "development") or "development").lower()
+    """Return the config class named by `name`, else by SHOP_CONFIG, else production: the safe choice is the
+    default, and development (debug tooling, insecure cookies) runs only when asked for (scripts/run.sh asks)."""
+    key = (name or _env("SHOP_CONFIG", "production") or "production").lower()
     try:
         return CONFIGS[key]
     except KeyError:

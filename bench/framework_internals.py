@@ -32,6 +32,7 @@ app = create_app(
     SESSION_COOKIE_SECURE=False,
     PREFERRED_URL_SCHEME="http",
     LOGIN_RATE_LIMIT="100000 per minute",
+    SHOP_BASE_URL="http://127.0.0.1",
 )
 with app.app_context():
     db.create_all()

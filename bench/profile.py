@@ -132,6 +132,7 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
         STRIPE_API_BASE=stripe_base,
         CHECKOUT_RATE_LIMIT="1000000 per minute",
         LOGIN_RATE_LIMIT="1000000 per minute",
+        SHOP_BASE_URL="http://127.0.0.1",
     )
     rounds = requests * 2 + 50  # timed + profiled + warm-up, each needing its own shopper or order
     # Migrated in a child process, as bench.run does: Alembic's logging set-up would otherwise add a
@@ -139,6 +140,7 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
     env = {
         **os.environ,
         "SHOP_CONFIG": "staging",
+        "SHOP_BASE_URL": "http://127.0.0.1",  # staging refuses to start without the public address
         "SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": db_url,
         "STRIPE_SECRET_KEY": STRIPE_KEY,

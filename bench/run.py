@@ -276,6 +276,7 @@ class Bench:
         self.env = {
             **os.environ,
             "SHOP_CONFIG": "staging",
+            "SHOP_BASE_URL": "http://127.0.0.1",  # staging refuses to start without the public address
             "SECRET_KEY": SECRET_KEY,
             "DATABASE_URL": url,
             "STRIPE_SECRET_KEY": STRIPE_KEY,
@@ -284,6 +285,8 @@ class Bench:
             # One client address sends every request here; production limits are per address.
             "CHECKOUT_RATE_LIMIT": "1000000 per minute",
             "LOGIN_RATE_LIMIT": "1000000 per minute",
+            # The staff cookie is minted directly (no log-in): the admin list is measured, not two-factor.
+            "TWO_FACTOR_REQUIRED_FOR_STAFF": "0",
             "PYTHONPATH": str(ROOT),
         }
         self.results: dict[str, Any] = {"db": db}
@@ -304,6 +307,7 @@ class Bench:
                 STRIPE_SECRET_KEY=STRIPE_KEY,
                 STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
                 STRIPE_API_BASE=self.emu_base,
+                SHOP_BASE_URL="http://127.0.0.1",
             )
         return self._app
 

@@ -13,6 +13,8 @@ fi
 ensure_venv requirements.txt
 mkdir -p instance
 export FLASK_APP=wsgi
+# Development is asked for explicitly: with SHOP_CONFIG unset the app runs ProductionConfig (safe by default).
+export SHOP_CONFIG="${SHOP_CONFIG:-development}"
 HOST=127.0.0.1
 PORT="${PORT:-5000}"
 STRIPE_PORT="${STRIPE_PORT:-12111}"
@@ -84,9 +86,9 @@ cat <<MSG
                 refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending
 
 MSG
-# Development stand-in for the cron job production runs every minute (README, "Email"): mail whose
-# after-response send did not happen (a client hung up mid-response, or a command such as create-staff queued it)
-# still goes out, within 30 s. Its output: instance/mail-send-pending.log.
-( while sleep 30; do .venv/bin/flask mail send-pending >>instance/mail-send-pending.log 2>&1 || true; done ) &
+# The mail sender process (README, "Email"): requests only queue mail in the outbox; this sends it, looking
+# every MAIL_WORKER_POLL_SECONDS (2 s) when idle. Production runs the same command as a service beside
+# gunicorn. Its output: instance/mail-worker.log.
+.venv/bin/flask mail worker >>instance/mail-worker.log 2>&1 &
 BACKGROUND_PIDS+=($!)
 .venv/bin/flask run --host "$HOST" --port "$PORT" --no-reload

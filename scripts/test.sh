@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-apt_install chromium postgresql redis-server haproxy
+apt_install chromium postgresql redis-server haproxy systemd
 ensure_venv requirements-dev.txt
 
 echo "== Tests on SQLite"

@@ -22,12 +22,28 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     config_class.validate(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from shopapp import admin, cli, database, errors, gateway, logs, mailer, security, templating
+    from shopapp import (
+        admin,
+        cli,
+        database,
+        error_reports,
+        errors,
+        gateway,
+        logs,
+        mailer,
+        security,
+        telemetry,
+        templating,
+    )
     from shopapp.auth import bp as auth_bp
+    from shopapp.auth import two_factor
+    from shopapp.ops import bp as ops_bp
     from shopapp.payments import bp as payments_bp
     from shopapp.shop import bp as shop_bp
 
+    app.config.setdefault("SHOP_MIGRATIONS_DIR", MIGRATIONS_DIR)
     logs.init_logging(app)
+    error_reports.init_error_reports(app)
     database.init_database(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     login_manager.init_app(app)
@@ -36,12 +52,15 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     gateway.init_gateway(app)
     mailer.init_mailer(app)
     security.init_security(app)
+    telemetry.init_telemetry(app)
     templating.init_templating(app)
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(shop_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(ops_bp)
     admin.init_admin(app)
+    two_factor.guard_staff_pages(app)
     errors.init_error_handlers(app)
     cli.init_cli(app)
     return app

@@ -55,9 +55,12 @@ class MailFolderHandler:
         return "250 Message accepted for delivery"
 
 
-def start(host: str, port: int, folder: Path, refuse: Iterable[str] = ()) -> Controller:
-    """Start the server in a background thread; returns the aiosmtpd Controller (call .stop())."""
-    controller = Controller(MailFolderHandler(folder, refuse), hostname=host, port=port, enable_SMTPUTF8=True)
+def start(host: str, port: int, folder: Path, refuse: Iterable[str] = (), *, smtputf8: bool = True) -> Controller:
+    """Start the server in a background thread; returns the aiosmtpd Controller (call .stop()).
+
+    It offers SMTPUTF8 (RFC 6531), as the shop's internationalised addresses need; `smtputf8=False` plays a
+    server that does not (tests)."""
+    controller = Controller(MailFolderHandler(folder, refuse), hostname=host, port=port, enable_SMTPUTF8=smtputf8)
     controller.start()
     return controller
 

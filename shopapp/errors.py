@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import logging
 
+import redis.exceptions
 from flask import Flask, current_app, g, render_template, request, session
 from flask_login import AnonymousUserMixin
 from flask_wtf.csrf import CSRFError
+from limits.errors import StorageError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
+from shopapp import error_reports
 from shopapp.database import RETRY_AFTER_SECONDS, is_unavailable
 from shopapp.services import brand as brand_service
 
 log = logging.getLogger("shopapp.errors")
+
+# What the limits library's Redis storage raises when Redis is down or does not answer in time.
+RATE_LIMIT_STORAGE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, StorageError)
 
 MESSAGES = {
     400: ("Bad request", "Something in that request was not right. Please go back and try again."),
@@ -93,5 +99,12 @@ def init_error_handlers(app: Flask) -> None:
             # An outage, not a bug: one line without the traceback, and the shopper is asked to retry.
             log.error("Database unavailable on %s %s: %s", request.method, request.path, type(error).__name__)
             return render_busy_page()
+        if isinstance(error, RATE_LIMIT_STORAGE_DOWN):
+            # Redis (the rate limits' storage) is unreachable and the in-memory fallback is off: the limited
+            # form cannot be checked, so it is refused as an outage to retry, never let through unlimited.
+            log.error("Rate-limit storage unavailable on %s %s: %s", request.method, request.path, error)
+            return render_busy_page()
         log.exception("Unhandled error on %s %s", request.method, request.path)
+        # This handler answers every unexpected error, so Flask never signals it: report it here.
+        error_reports.capture(error)
         return render_error(InternalServerError.code)

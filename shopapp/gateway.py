@@ -149,7 +149,12 @@ class PaymentGateway:
         """
         for attempt in (1, 2, 3):
             try:
-                return fn()
+                result = fn()
+                # Stripe's Request-Id beside ours (the record's request_id): the pair finds this call in
+                # Stripe's dashboard logs from any line of the request that made it.
+                response = getattr(result, "last_response", None)
+                log.info("Stripe %s", what, extra={"stripe_request_id": getattr(response, "request_id", None)})
+                return result
             except stripe.RateLimitError as error:
                 log.warning("Stripe rate limit on %s (attempt %d)", what, attempt)
                 if attempt >= 2:
@@ -170,7 +175,13 @@ class PaymentGateway:
                     str(error.user_message), code=getattr(error, "code", None), status=error.http_status
                 ) from error
             except stripe.StripeError as error:
-                log.warning("Stripe error on %s: %s (%s)", what, error.user_message, error.http_status)
+                log.warning(
+                    "Stripe error on %s: %s (%s)",
+                    what,
+                    error.user_message,
+                    error.http_status,
+                    extra={"stripe_request_id": error.request_id},
+                )
                 raise GatewayUnavailable(str(error.user_message), status=error.http_status) from error
         raise AssertionError("unreachable")
 

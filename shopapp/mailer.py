@@ -1,50 +1,19 @@
-"""Wires email into the app: Flask-Mail, and the after-commit sender of the outbox."""
+"""Wires email into the app: Flask-Mail's settings. Nothing is sent from a request worker.
+
+Sending is the job of a sender process, `flask mail worker` (scripts/run.sh starts it; production runs it as a
+service beside gunicorn), with `flask mail send-pending` from cron as the fallback. A request only queues its
+message in the outbox in the same transaction as its cause: an SMTP server that stalls then holds a sender,
+never a web worker, and a page's timing does not depend on whether it queued mail (forgot-password answers
+known and unknown addresses alike).
+"""
 
 from __future__ import annotations
 
-import logging
+from flask import Flask
 
-from flask import Flask, current_app
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-from werkzeug.wrappers import Response
-
-from shopapp.extensions import db, mail
-from shopapp.services import outbox
-
-log = logging.getLogger("shopapp.mail")
-
-
-def _listen_once() -> None:
-    # Process-wide (every Session): a queued message becomes sendable only once its transaction commits.
-    if not event.contains(Session, "after_commit", outbox.on_commit):
-        event.listen(Session, "after_commit", outbox.on_commit)
-        event.listen(Session, "after_rollback", outbox.on_rollback)
+from shopapp.extensions import mail
 
 
 def init_mailer(app: Flask) -> None:
-    """Bind Flask-Mail, and send what a request's transactions queued once the response has gone out."""
+    """Bind Flask-Mail (its MAIL_* settings open the SMTP connection; services/mail.py builds the messages)."""
     mail.init_app(app)
-    _listen_once()
-
-    @app.after_request
-    def send_after_commit(response: Response) -> Response:
-        # Most requests queue nothing; do not create a session just to find that out.
-        keys = outbox.take_committed(db.session()) if db.session.registry.has() else []
-        if keys:
-            the_app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-            def send() -> None:
-                # After the response is sent: the shopper never waits for SMTP, and a failure here loses
-                # nothing (the rows stay pending for `flask mail send-pending`).
-                with the_app.app_context():
-                    try:
-                        summary = outbox.deliver(keys)
-                    except Exception:  # a database error: the rows stay pending, the cron sends them
-                        log.exception("After-request mail sender stopped; flask mail send-pending will retry")
-                    else:
-                        if summary.retry_later or summary.failed:
-                            log.warning("After-request mail: %s", summary.line())
-
-            response.call_on_close(send)
-        return response

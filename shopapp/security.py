@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, abort, request
+from flask import Flask, Request, abort, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 View = TypeVar("View", bound=Callable[..., object])
 
@@ -76,18 +77,47 @@ def body_limit(setting: str) -> Callable[[View], View]:
     return mark
 
 
+ENDPOINT_ENVIRON_KEY = "shop.endpoint"
+
+
+class ShopRequest(Request):
+    """Flask's request, whose body cap is the matched view's own (body_limit) from the start.
+
+    The cap must hold before ANY body parsing: CSRFProtect reads the form in its before_request hook, which
+    runs before the view and before refuse_bad_input below, so a cap raised there came too late and every
+    picture over the global 64 KiB was refused with 413 (issue 26, finding 5).
+    """
+
+    @property
+    def max_content_length(self) -> int | None:  # type: ignore[override]
+        """The view's body_limit setting when it declares one, else MAX_CONTENT_LENGTH (Flask's default)."""
+        if self._max_content_length is None and self.url_rule is not None and current_app:
+            view = current_app.view_functions.get(self.url_rule.endpoint)
+            setting = getattr(view, "body_limit_setting", None)
+            if setting:
+                return int(current_app.config[setting])
+        return super().max_content_length
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
+
+
 def init_security(app: Flask) -> None:
     """Refuse oversize bodies up front; add CSP, framing, sniffing and referrer headers (and HSTS when Secure)."""
+    app.request_class = ShopRequest
 
     # One hook for both checks (each hook call costs Flask a coroutine check and the proxies a lookup).
     @app.before_request
     def refuse_bad_input() -> None:
+        # For telemetry's per-endpoint metrics (Flask forgets the request once it ends); set here rather than
+        # in a hook of its own, which would cost every request another hook call.
+        request.environ[ENDPOINT_ENVIRON_KEY] = request.endpoint
         view = app.view_functions.get(request.endpoint or "")
         own_limit = getattr(view, "body_limit_setting", None)
         # Flask enforces the cap only when a view reads the body; checking the declared length here makes a
         # view that redirects or denies first answer 413 too. Chunked bodies are still cut off while read.
-        if own_limit:
-            request.max_content_length = app.config[own_limit]
+        # (The view's own cap is ShopRequest's, in force before any hook parses the body.)
         limit = request.max_content_length
         if limit is not None and (request.content_length or 0) > limit:
             abort(413)
@@ -107,6 +137,20 @@ def init_security(app: Flask) -> None:
     if app.config.get("SESSION_COOKIE_SECURE"):
         headers_for_every_page.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
     app.wsgi_app = SecurityHeaders(app.wsgi_app, headers_for_every_page)  # type: ignore[method-assign]
+    trust_proxies(app)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXY_HOPS proxies, take the client's address and scheme from X-Forwarded-For/-Proto
+    (Werkzeug's ProxyFix), so rate limits and logs see each client rather than the proxy.
+
+    ProxyFix reads X-Forwarded-For from the right: with one trusted hop it takes the address HAProxy appended,
+    and whatever a client wrote into the header itself is ignored. Host is not taken from the proxy: every
+    absolute URL comes from SHOP_BASE_URL (services/links.py).
+    """
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 class SecurityHeaders:

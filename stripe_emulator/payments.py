@@ -209,7 +209,8 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         "url": f"{public_url.rstrip('/')}/pay/{session_id}",
     }
     if branding is not None:
-        session["branding_settings"] = branding  # `branding_settings?`: Stripe sends it only when it was set
+        # Session.branding_settings is optional in Stripe's declarations: present when the create call set it.
+        session["branding_settings"] = branding
     with store.lock:
         store.sessions[session_id] = session
         store.line_items[session_id] = items

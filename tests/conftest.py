@@ -21,6 +21,7 @@ from sqlalchemy import text
 from config import TestingConfig
 from shopapp import create_app
 from shopapp.extensions import db as _db
+from shopapp.extensions import limiter
 from shopapp.models import Order, OrderStatus, Product, User
 from shopapp.services import accounts, catalog
 from stripe_emulator import Emulator, EmulatorHTTPClient
@@ -65,6 +66,15 @@ def _writes_only_in_write_transaction() -> Iterator[None]:
     """Every test: a request that writes outside write_transaction fails loudly (tests/support.py)."""
     with writes_only_in_write_transaction():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter_state() -> None:
+    """Flask-Limiter's one global Limiter keeps two flags across apps (each process of the shop builds one app;
+    the tests build hundreds): "in-memory fallback enabled" only ever turns on, and "storage dead" stays set
+    after a test stopped its Redis. Reset both so each test's app gets what its own config says."""
+    limiter._in_memory_fallback_enabled = False
+    limiter._storage_dead = False
 
 
 @pytest.fixture

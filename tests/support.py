@@ -45,6 +45,18 @@ def deliver_webhooks_to(app: Flask, emulator: Any) -> None:
     emulator.deliverer.sender = send
 
 
+def sender_for(app: Flask) -> Callable[[], Any]:
+    """A callable that runs one `flask mail send-pending` pass of `app` (the sender process's work) in its own
+    app context, as the separate process would; returns the pass's summary."""
+    from shopapp.services import outbox
+
+    def send() -> Any:
+        with app.app_context():
+            return outbox.send_pending()
+
+    return send
+
+
 def wait_until(condition: Callable[[], T], what: str, timeout: float = 30.0, every: float = 0.05) -> T:
     """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -73,6 +85,12 @@ def stripe_service_command(port: int, shop_port: int, webhook_secret: str, *extr
         webhook_secret,
         *extra,
     ]
+
+
+def cancel_path(emulator: Any, session_id: str) -> str:
+    """The path and query of a Checkout Session's cancel URL (the shop's own, with its cancel token)."""
+    parts = urlsplit(emulator.sessions[session_id]["cancel_url"])
+    return f"{parts.path}?{parts.query}"
 
 
 def back_to_shop(response: Any) -> bool:

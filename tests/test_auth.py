@@ -157,3 +157,27 @@ def test_user_loader_uses_rotating_token_not_id(app, make_user):
     with app.test_request_context():
         assert session.get("_user_id") is None
     assert user.get_id() == user.session_token and user.get_id() != str(user.id)
+
+
+@pytest.mark.parametrize(
+    ("lookalike", "message"),
+    [
+        ("\u0430nn@example.com", "mixes letters of different alphabets"),  # Cyrillic a (U+0430)
+        ("ann@ex\u0430mple.com", "mixes letters of different alphabets"),
+        ("\uff41nn@example.com", "full-width"),  # full-width a
+        ("\uff41\uff4e\uff4e@example.com", "full-width"),
+    ],
+)
+def test_a_lookalike_of_an_address_makes_no_second_account(client, make_user, lookalike, message):
+    """Issue 26, finding 7: Cyrillic or full-width letters made a second account for "the same" address."""
+    make_user("ann@example.com")
+    response = signup(client, email=lookalike)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert users() == 1
+
+
+@pytest.mark.parametrize("email", ["zoë@example.com", "иван@пример.рф", "josé.garcía@example.com"])
+def test_addresses_written_in_one_script_are_welcome(client, email):
+    assert signup(client, email=email).status_code == 302
+    assert users() == 1

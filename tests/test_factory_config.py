@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from config import DEFAULT_SECRET_KEY, DevelopmentConfig, ProductionConfig, TestingConfig, get_config
 from shopapp import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SAFE = {
     "SECRET_KEY": "9f2c4e7a1b8d3f60e5a7c2b9d4f1e8a3c6b0d5f2e9a4c7b1",
@@ -13,6 +20,7 @@ SAFE = {
     "STRIPE_WEBHOOK_SECRET": "whsec_123",
     "SQLALCHEMY_DATABASE_URI": "sqlite://",
     "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+    "SHOP_BASE_URL": "https://shop.example.com",
 }
 
 
@@ -74,6 +82,16 @@ def test_production_starts_with_safe_settings():
         ({"SECRET_KEY": TestingConfig.SECRET_KEY}, "SECRET_KEY is unset or a key published"),
         ({"RATELIMIT_STORAGE_URI": "memory://"}, "RATELIMIT_STORAGE_URI is 'memory://'.*redis://"),
         ({"RATELIMIT_ENABLED": False}, "RATELIMIT_ENABLED"),
+        # Issue 26, finding 6: links, mail credentials, the debugger, the limiter's fallback.
+        ({"SHOP_BASE_URL": ""}, "SHOP_BASE_URL is unset.*SHOP_BASE_URL=https://"),
+        ({"SHOP_BASE_URL": "http://shop.example.com"}, "SHOP_BASE_URL is 'http://shop.example.com'.*https"),
+        ({"SHOP_BASE_URL": "https://"}, "SHOP_BASE_URL"),
+        (
+            {"MAIL_USERNAME": "shop", "MAIL_PASSWORD": "pw"},
+            "MAIL_USERNAME/MAIL_PASSWORD are set without TLS.*MAIL_USE_TLS=1",
+        ),
+        ({"FLASK_DEBUG_ENV": True}, "FLASK_DEBUG must be off.*unset FLASK_DEBUG"),
+        ({"RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": False}, "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED is off"),
     ],
 )
 def test_production_refuses_unsafe_settings(override, message):
@@ -137,3 +155,41 @@ def test_unexpected_error_renders_500_page(app_factory):
     assert response.status_code == 500
     text = response.get_data(as_text=True)
     assert "Something went wrong" in text and "kaboom" not in text
+
+
+def test_smtp_credentials_over_tls_are_accepted_in_production():
+    for tls in ({"MAIL_USE_TLS": True}, {"MAIL_USE_SSL": True}):
+        create_app("production", **{**SAFE, "MAIL_USERNAME": "shop", "MAIL_PASSWORD": "pw", **tls})
+
+
+def _shell(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SHOP_", "FLASK_", "SECRET_KEY", "STRIPE_"))}
+    return subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_without_shop_config_the_app_is_production_and_refuses_unsafe_defaults():
+    """Issue 26, finding 6: SHOP_CONFIG unset used to mean DevelopmentConfig (debug on, cookies not Secure)."""
+    result = _shell({}, "-c", "from wsgi import app")
+    assert result.returncode != 0
+    assert "Refusing to start in production" in result.stderr and "SHOP_BASE_URL is unset" in result.stderr
+    asked = _shell({"SHOP_CONFIG": "development"}, "-c", "from wsgi import app; print(app.debug)")
+    assert asked.returncode == 0, asked.stderr
+
+
+def test_flask_run_with_flask_debug_is_refused_in_production():
+    """`flask run` turns the Werkzeug debugger on from FLASK_DEBUG after the app is built: refused up front."""
+    env = {
+        "SHOP_CONFIG": "production",
+        "FLASK_DEBUG": "1",
+        "SECRET_KEY": SAFE["SECRET_KEY"],
+        "STRIPE_SECRET_KEY": SAFE["STRIPE_SECRET_KEY"],
+        "STRIPE_WEBHOOK_SECRET": SAFE["STRIPE_WEBHOOK_SECRET"],
+        "RATELIMIT_STORAGE_URI": SAFE["RATELIMIT_STORAGE_URI"],
+        "SHOP_BASE_URL": SAFE["SHOP_BASE_URL"],
+        "DATABASE_URL": "sqlite://",
+    }
+    result = _shell(env, "-m", "flask", "--app", "wsgi", "run", "--port", "1")
+    assert result.returncode != 0
+    assert "FLASK_DEBUG must be off" in result.stderr and "unset FLASK_DEBUG" in result.stderr

@@ -6,10 +6,11 @@ import re
 
 from shopapp.extensions import db
 from shopapp.models import Product
-from tests.conftest import order_for_session, session_id_from
+from tests.conftest import session_id_from
+from tests.support import cancel_path
 
 
-def test_last_units_held_by_an_open_checkout_say_when_they_may_come_back(app, client, shopper, buy, products):
+def test_last_units_held_by_an_open_checkout_say_when_they_may_come_back(app, client, shopper, buy, products, emulator):
     product = db.session.get(Product, products["Product A"].id)
     product.stock = 2
     db.session.commit()
@@ -19,8 +20,7 @@ def test_last_units_held_by_an_open_checkout_say_when_they_may_come_back(app, cl
     match = re.search(r"All reserved by shoppers who are checking out; may come back within\s+(\d+) minutes", page)
     assert match and 1 <= int(match.group(1)) <= 31, page[:2000]
     # Once that checkout is closed the units are back.
-    order = order_for_session(session_id)
-    assert client.get(f"/checkout/canceled?order={order.id}").status_code == 302
+    assert client.get(cancel_path(emulator, session_id)).status_code == 302
     page = client.get("/").get_data(as_text=True)
     assert "All reserved" not in page and "Only 2 left" in page
 

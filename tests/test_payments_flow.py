@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from shopapp.extensions import db
 from shopapp.models import Order, OrderStatus, PaymentEvent
 from tests.conftest import fresh, order_for_session, session_id_from
-from tests.support import refused_checkout
+from tests.support import cancel_path, refused_checkout
 
 CREATE = "POST /v1/checkout/sessions"
 RETRIEVE = "GET /v1/checkout/sessions/{id}"
@@ -81,8 +81,8 @@ def test_cancel_returns_to_shop_closes_the_checkout_and_keeps_the_selection(clie
     session_id = session_id_from(buy(A=2, C=1))
     order = order_for_session(session_id)
     cancel_url = emulator.sessions[session_id]["cancel_url"]
-    assert cancel_url == f"http://shop.test/checkout/canceled?order={order.id}"
-    back = client.get(f"/checkout/canceled?order={order.id}")
+    assert cancel_url.startswith("http://shop.test/checkout/canceled?t=") and cancel_url.endswith(f"&order={order.id}")
+    back = client.get(cancel_path(emulator, session_id))
     assert back.status_code == 302 and back.headers["Location"] == "/"
     # The checkout is closed: expired at Stripe (it can no longer be paid) and the order CANCELED.
     assert order_for_session(session_id).status == OrderStatus.CANCELED
@@ -96,7 +96,7 @@ def test_cancel_returns_to_shop_closes_the_checkout_and_keeps_the_selection(clie
     # Only once: the next view is the ordinary page.
     assert not re.search(rf'name="qty-{a}"[^>]*value="2"', client.get("/").get_data(as_text=True))
     # Coming back again changes nothing; the expired event afterwards is a harmless no-op.
-    assert client.get(f"/checkout/canceled?order={order.id}").status_code == 302
+    assert client.get(cancel_path(emulator, session_id)).status_code == 302
     emulator.deliver_pending()
     assert order_for_session(session_id).status == OrderStatus.CANCELED
 
@@ -108,8 +108,23 @@ def test_cancel_url_of_another_shoppers_order_changes_nothing(app, client, shopp
     other = app.test_client()
     other.post("/account/login", data={"email": "mallory@example.com", "password": "correct horse battery"})
     assert other.get(f"/checkout/canceled?order={order.id}").status_code == 302
+    assert other.get(cancel_path(emulator, session_id)).status_code == 302  # the owner's token: not mallory's
     assert order_for_session(session_id).status == OrderStatus.PENDING
     assert emulator.sessions[session_id]["status"] == "open"
+
+
+def test_cross_site_cancel_link_without_the_token_cancels_nothing(client, shopper, buy, emulator):
+    """Issue 26, finding 7: a link on another site to /checkout/canceled?order=N (the shopper's own order, their
+    cookies sent along as Lax allows for a top-level GET) must not close the shopper's open checkout."""
+    session_id = session_id_from(buy(A=1))
+    order = order_for_session(session_id)
+    for forged in (f"/checkout/canceled?order={order.id}", f"/checkout/canceled?order={order.id}&t=0123abcd"):
+        assert client.get(forged).status_code == 302
+    assert order_for_session(session_id).status == OrderStatus.PENDING
+    assert emulator.sessions[session_id]["status"] == "open"
+    # The shop's own cancel URL (the one Stripe's Cancel button follows) still closes it.
+    assert client.get(cancel_path(emulator, session_id)).status_code == 302
+    assert order_for_session(session_id).status == OrderStatus.CANCELED
 
 
 def test_old_cancel_notice_still_shows(client, shopper):

@@ -1,7 +1,7 @@
 """storefront: the shop's brand, contact details and footer pages, edited by staff
 
 Revision ID: 0011_storefront
-Revises: 0009_order_facts
+Revises: 0010_deployment
 Create Date: 2026-12-07 12:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011_storefront'
-down_revision = '0009_order_facts'
+down_revision = '0010_deployment'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """receipts: the payment method of each succeeded charge (card brand and last 4), by PaymentIntent
 
 Revision ID: 0014_receipts
-Revises: 0011_storefront
+Revises: 0012_operations
 Create Date: 2026-12-07 13:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0014_receipts'
-down_revision = '0011_storefront'
+down_revision = '0012_operations'
 branch_labels = None
 depends_on = None
 

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__, url_prefix="/account")
 
-from shopapp.auth import routes  # noqa: E402,F401  (registers the views on bp)
+from shopapp.auth import account, routes, two_factor  # noqa: E402,F401  (registers the views on bp)

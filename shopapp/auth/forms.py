@@ -3,7 +3,7 @@
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, Field, PasswordField, SubmitField
+from wtforms import BooleanField, EmailField, Field, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, ValidationError
 
 from shopapp.services import passwords
@@ -113,3 +113,29 @@ class ResetPasswordForm(FlaskForm):
         "Repeat new password", validators=[DataRequired(), EqualTo("password", message="Passwords must match.")]
     )
     submit = SubmitField("Set new password")
+
+
+class TwoFactorCodeForm(FlaskForm):
+    """A six-digit code from the authenticator app, or a recovery code."""
+
+    code = StringField(
+        "Code from your authenticator app",
+        filters=[_strip],
+        validators=[DataRequired(message="Enter the code your app shows."), Length(max=32)],
+        description="Six digits, or one of your recovery codes (like 1a2b3c-4d5e6f).",
+        render_kw={"inputmode": "text", "autocapitalize": "off", "spellcheck": "false"},
+    )
+    submit = SubmitField("Continue")
+
+
+class TwoFactorSetupForm(FlaskForm):
+    """Start enrolment (a POST with CSRF, so a link cannot replace a pending secret)."""
+
+    submit = SubmitField("Set up two-factor log-in")
+
+
+class DeleteAccountForm(FlaskForm):
+    """Deleting the account: the password again, so an unlocked screen is not enough."""
+
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    submit = SubmitField("Delete my account")

@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
-from shopapp.auth import bp, known_devices
+from shopapp.auth import bp, known_devices, two_factor
 from shopapp.auth.forms import (
     ChangePasswordForm,
     ForgotPasswordForm,
@@ -81,29 +81,24 @@ def signup() -> Response | tuple[str, int] | str:
     return render_template("auth/signup.html", form=form), status
 
 
-def _login_account_limit() -> str:
-    return str(current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"])
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
-# Failed attempts per account, whatever the address; the account's own known browsers are exempt.
-@limiter.limit(
-    _login_account_limit,
-    methods=["POST"],
-    key_func=known_devices.submitted_account,
-    deduct_when=known_devices.failed_attempt,
-    exempt_when=known_devices.is_known_device,
-)
 def login() -> Response | tuple[str, int] | str:
-    """Log in with email and password."""
+    """Log in with email and password. Attempts are limited per address (above) and per account, counted
+    before the password is checked; the account's own known browsers are exempt (known_devices)."""
     if current_user.is_authenticated:
         return redirect(url_for("shop.index"))
     form = LoginForm()
     error = None
     if form.validate_on_submit():
+        wait = known_devices.reserve_attempt()
+        if wait is not None:
+            raise TooManyRequests(retry_after=wait)
         user = accounts.authenticate(form.email.data or "", form.password.data or "")
+        if user is not None and user.totp_secret is not None:
+            return two_factor.start_second_step(user, bool(form.remember.data), request.args.get("next"))
         if user is not None:
+            known_devices.release_attempts()
             _start_session(user, remember=bool(form.remember.data))
             flash("You are logged in.", "success")
             response = redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
@@ -148,7 +143,8 @@ def change_password() -> Response | tuple[str, int] | str:
             had_remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
             _start_session(user, remember=had_remember)
             flash("Your password was changed. Other devices have been logged out.", "success")
-            return redirect(url_for("shop.index"))
+            # Every known-device exemption ended with the old password; this browser earns its own again.
+            return known_devices.remember_device(redirect(url_for("shop.index")), user.email)
     status = 400 if request.method == "POST" else 200
     return render_template("auth/password.html", form=form), status
 
@@ -211,7 +207,7 @@ def reset_password(token: str) -> Response | tuple[str, int] | str:
         else:
             _start_session(user, remember=False)
             flash("Your new password is set and you are logged in. Other devices have been logged out.", "success")
-            return redirect(url_for("shop.index"))
+            return known_devices.remember_device(redirect(url_for("shop.index")), user.email)
     status = 400 if request.method == "POST" else 200
     return render_template("auth/reset.html", form=form, invalid=None), status
 
@@ -226,7 +222,10 @@ _LIMITED_FORMS: dict[str, tuple[type[FlaskForm], str]] = {
 }
 
 
-def _retry_after_seconds() -> int:
+def _retry_after_seconds(error: TooManyRequests) -> int:
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(retry_after, int):
+        return retry_after  # the per-account limit (known_devices.reserve_attempt)
     limit = limiter.current_limit
     if limit is None:
         return 60
@@ -234,18 +233,18 @@ def _retry_after_seconds() -> int:
 
 
 @bp.errorhandler(429)
-def too_many_attempts(error: TooManyRequests) -> tuple[str, int] | TooManyRequests:
+def too_many_attempts(error: TooManyRequests) -> tuple[str, int, dict[str, str]] | TooManyRequests:
     """The form again, with the shopper's input and when to try again; Flask-Limiter adds Retry-After."""
     entry = _LIMITED_FORMS.get(request.endpoint or "")
     if entry is None:
         return error
     form_class, template = entry
     form = form_class()
-    seconds = _retry_after_seconds()
+    seconds = _retry_after_seconds(error)
     wait = f"{seconds} seconds" if seconds < 90 else f"{math.ceil(seconds / 60)} minutes"
     message = f"Too many attempts in a short time. Please try again in {wait}."
     log.warning("Rate limit hit by %s: %s %s", request.remote_addr, request.method, request.path)
     extra: dict[str, str | None] = {"error": message} if template == "auth/login.html" else {"limited": message}
     if template == "auth/reset.html":
         extra["invalid"] = None
-    return render_template(template, form=form, **extra), 429
+    return render_template(template, form=form, **extra), 429, {"Retry-After": str(seconds)}

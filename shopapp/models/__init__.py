@@ -22,7 +22,8 @@ from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
 from shopapp.models.product import Product, ProductChange
 from shopapp.models.settings import ShopSettings
-from shopapp.models.user import User
+from shopapp.models.user import RecoveryCode, User
+from shopapp.models.webhook_rejection import RejectionReason, WebhookRejection
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -44,10 +45,13 @@ __all__ = [
     "PaymentEvent",
     "Product",
     "ProductChange",
+    "RecoveryCode",
     "Refund",
     "RefundOrigin",
     "RefundStatus",
+    "RejectionReason",
     "ShopSettings",
     "User",
+    "WebhookRejection",
     "derive_status",
 ]

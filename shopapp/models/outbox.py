@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shopapp.extensions import Base
 from shopapp.models.base import UTCDateTime, utcnow
+from shopapp.request_ids import current_request_id
 
 
 class MailKind(enum.StrEnum):
@@ -22,6 +23,9 @@ class MailKind(enum.StrEnum):
     PASSWORD_CHANGED = "password_changed"
     SHIPPING_NOTICE = "shipping_notice"
     NEW_ORDER = "new_order"  # to the shop's order address (brand settings), not the shopper
+    # Forgot-password for an address with no account: the same work as for a known one (a row, a message),
+    # so neither the answer nor its timing tells the two apart; the mailbox's owner learns there is no account.
+    RESET_NO_ACCOUNT = "reset_no_account"
 
 
 class MailStatus(enum.StrEnum):
@@ -76,6 +80,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The request that queued the message (its X-Request-ID and log lines); None from a command or cron.
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, default=current_request_id)
 
     def __repr__(self) -> str:
         return f"<OutboxMessage {self.id} {self.kind.value} {self.status.value}>"

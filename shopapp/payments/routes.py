@@ -11,7 +11,7 @@ from shopapp.database import RETRY_AFTER_SECONDS, is_unavailable
 from shopapp.extensions import csrf, limiter
 from shopapp.payments import bp
 from shopapp.security import body_limit
-from shopapp.services import checkout, webhooks
+from shopapp.services import checkout, webhook_rejections, webhooks
 
 log = logging.getLogger("shopapp.payments")
 
@@ -57,6 +57,7 @@ def webhook() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         result = webhooks.receive_webhook(payload, request.headers.get("Stripe-Signature"))
     except webhooks.WebhookSignatureInvalid as error:
         log.warning("Webhook rejected from %s: %s", request.remote_addr, error)
+        webhook_rejections.record(str(error))  # counted for the dashboard: a wrong clock refuses every event
         return "invalid signature\n", 400
     except webhooks.MalformedEvent as error:
         log.warning("Webhook rejected from %s: %s", request.remote_addr, error)

@@ -7,6 +7,7 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from confusable_homoglyphs import confusables
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_login import UserMixin
@@ -33,6 +34,11 @@ def _hasher_for(time_cost: int, memory_kib: int) -> tuple[PasswordHasher, str]:
 def _argon2() -> tuple[PasswordHasher, str]:
     config = current_app.config
     return _hasher_for(config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_KIB"])
+
+
+def password_hasher() -> PasswordHasher:
+    """The configured argon2id hasher (also for two-factor recovery codes)."""
+    return _argon2()[0]
 
 
 class AccountError(ValueError):
@@ -64,6 +70,33 @@ def normalize_email(email: str) -> str:
     return f"{local.lower()}@{domain}"
 
 
+LOOKALIKE_MIXED = (
+    "This address mixes letters of different alphabets (for example a Cyrillic \u201c\u0430\u201d among Latin "
+    "letters), so it looks like a different address. Please type it in one alphabet."
+)
+LOOKALIKE_WIDTH = (
+    "This address contains full-width or other compatibility characters that look like ordinary ones. "
+    "Please type it with ordinary letters and digits."
+)
+
+
+def check_not_lookalike(normalized: str) -> None:
+    """Refuse (AccountError) a new address built to look like another one, so "the same" address cannot make
+    a second account (issue 26, finding 7):
+
+    - compatibility characters (full-width letters such as U+FF41, ligatures): NFKC would fold them;
+    - a local part or domain label mixing scripts with confusable letters (Unicode TS #39's mixed-script
+      confusables, via confusable_homoglyphs): "ann@example.com" typed with a Cyrillic U+0430 for the "a".
+    A label written wholly in one script ("иван@пример.рф", "zoë@...") is accepted: that is
+    how people write their own addresses. Applied at sign-up only; existing accounts are left alone.
+    """
+    if unicodedata.normalize("NFKC", normalized) != normalized:
+        raise AccountError(LOOKALIKE_WIDTH)
+    local, _, domain = normalized.rpartition("@")
+    if any(confusables.is_dangerous(part) for part in [local, *domain.split(".")] if part):
+        raise AccountError(LOOKALIKE_MIXED)
+
+
 def check_password_rules(password: str, email: str | None = None) -> None:
     """Raise AccountError unless the password may be chosen (see passwords.check_new_password)."""
     try:
@@ -83,16 +116,20 @@ def find_user_by_email(email: str) -> User | None:
 
 
 class SignedInUser(UserMixin):
-    """The logged-in user as a request sees it: four values read as one plain row.
+    """The logged-in user as a request sees it: five values read as one plain row.
 
     Flask-Login loads the user on every logged-in request; a tracked ORM User (identity map, instance
     state, every column) cost twice this. Services that change an account load the row themselves.
     """
 
-    __slots__ = ("email", "id", "is_staff", "session_token")
+    __slots__ = ("email", "id", "is_staff", "session_token", "two_factor_enabled")
 
-    def __init__(self, id: int, email: str, is_staff: bool, session_token: str) -> None:
+    def __init__(
+        self, id: int, email: str, is_staff: bool, session_token: str, two_factor_enabled: bool | None = None
+    ) -> None:
         self.id, self.email, self.is_staff, self.session_token = id, email, is_staff, session_token
+        # None: not read with the row (the staff pages' two-factor gate then asks the database).
+        self.two_factor_enabled = two_factor_enabled
 
     def get_id(self) -> str:
         """The value Flask-Login stores in the session cookie."""
@@ -104,9 +141,9 @@ class SignedInUser(UserMixin):
 
 # Built once: every logged-in request runs it. Table columns: no ORM execution layer for a plain row.
 _users = User.__table__.c
-_USER_BY_TOKEN = select(_users.id, _users.email, _users.is_staff, _users.session_token).where(
-    _users.session_token == bindparam("token")
-)
+_USER_BY_TOKEN = select(
+    _users.id, _users.email, _users.is_staff, _users.session_token, _users.totp_secret.is_not(None)
+).where(_users.session_token == bindparam("token"))
 
 
 def load_user_by_session_token(token: str) -> SignedInUser | None:
@@ -128,6 +165,7 @@ def create_user(email: str, password: str, *, is_staff: bool = False, welcome: b
     SQLite and PostgreSQL alike), not a 500.
     """
     normalized = normalize_email(email)
+    check_not_lookalike(normalized)
     check_password_rules(password, normalized)
     password_hash = hash_password(password)  # before the write lock: Argon2 takes tens of milliseconds
     try:
@@ -162,6 +200,16 @@ def authenticate(email: str, password: str) -> User | None:
         with write_transaction():
             user.password_hash = hash_password(password)
     return user
+
+
+def password_fingerprint(email: str) -> str | None:
+    """A digest of the account's current password hash (passwords.fingerprint), or None for an unknown address.
+
+    What the known-device cookie is bound to: it changes with every password change or reset, so a cookie
+    earned with the old password stops exempting its browser from the per-account log-in limit.
+    """
+    password_hash = db.session.scalar(select(User.password_hash).where(User.email == normalize_email(email)))
+    return passwords.fingerprint(password_hash) if password_hash else None
 
 
 def end_all_sessions(user_id: int) -> None:
@@ -216,14 +264,19 @@ RESET_LINK_INVALID = "This reset link has expired or was already used. Ask for a
 
 
 def request_password_reset(email: str) -> None:
-    """Queue a reset link for the account with this address, if there is one. The caller answers the same in
-    both cases, and the link is sent after the response, so neither the page nor its timing tells whether the
-    address has an account."""
+    """Queue a reset link for the account with this address, or, when there is none, a message saying so.
+
+    The same work either way (one read, one outbox row, one commit; the mail goes out from the sender process,
+    never from the request), so neither the page nor its timing tells whether the address has an account
+    (issue 26, finding 4). Addresses email-validator refuses queue nothing: no mail could reach them.
+    """
     normalized = normalize_email(email)
     with write_transaction() as session:
         user = session.scalar(select(User).where(User.email == normalized))
         if user is not None:
             outbox.enqueue_password_reset(user)
+        elif "@" in normalized:
+            outbox.enqueue_reset_without_account(session, normalized)
 
 
 def user_for_reset_token(token: str) -> User:

@@ -1,13 +1,19 @@
-"""The mail outbox: messages are queued in the transaction that causes them and sent after it commits.
+"""The mail outbox: messages are queued in the transaction that causes them and sent by a sender process.
 
 - enqueue_*: called inside the causing write transaction (the PAID compare-and-set winner, a refund Stripe
   confirmed, a sign-up, a reset request, a password change). The row's unique dedupe_key names the cause, so
   a cause applied twice still queues one message (INSERT ... ON CONFLICT DO NOTHING).
-- deliver_committed / send_pending: a sender first CLAIMS a row with a compare-and-set (status pending and
+- send_pending (run by `flask mail worker`, the sender process, and by cron's `flask mail send-pending`;
+  never inside a web request, so SMTP never holds a request worker): a sender first CLAIMS a row with a
+  compare-and-set (status pending and
   due, or a claim older than MAIL_CLAIM_TIMEOUT_SECONDS), so two senders never send one row twice; then it
   talks SMTP outside any transaction and records the result against its claim.
 - SMTP unreachable or 4xx: the row goes back to pending with a doubling backoff. 5xx (e.g. the recipient's
-  address refused): FAILED, shown to staff on the order.
+  address refused), an internationalised address the server cannot carry (no SMTPUTF8), or anything
+  unexpected while sending that row: FAILED with the reason, shown to staff; the other rows still go out.
+- At-least-once, not exactly-once: a sender killed after the server accepted a message but before it
+  recorded SENT resends it once its claim times out. Every attempt carries the same Message-ID
+  (mail.message_id), so mail programs can recognise the repeat.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +32,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, object_session
 
+from shopapp.database import is_unavailable
 from shopapp.extensions import db
 from shopapp.models import MailKind, MailStatus, Order, OutboxMessage, Refund, User
 from shopapp.models.base import utcnow
@@ -32,11 +40,6 @@ from shopapp.services import mail, passwords
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.mail")
-
-# session.info key: dedupe keys inserted by the open transaction; moved to _COMMITTED when it commits.
-_QUEUED = "outbox_queued"
-_COMMITTED = "outbox_committed"
-
 
 # ---------------------------------------------------------------------------------------------
 # Queueing (inside the caller's transaction)
@@ -75,10 +78,7 @@ def _queue(
         .returning(OutboxMessage.id)
     )
     # RETURNING, not rowcount: the driver's rowcount for INSERT ... ON CONFLICT is not reliable on PostgreSQL.
-    inserted = session.execute(statement).scalar() is not None
-    if inserted:
-        session.info.setdefault(_QUEUED, []).append(key)
-    return inserted
+    return session.execute(statement).scalar() is not None
 
 
 def _session_of(obj: object) -> Session:
@@ -167,6 +167,12 @@ def enqueue_password_reset(user: User) -> None:
     )
 
 
+def enqueue_reset_without_account(session: Session, email: str) -> None:
+    """Queue the "there is no account for this address" answer to a reset request (one per request, like a
+    reset link; both rate-limited per address and per client)."""
+    _queue(session, key=f"reset-unknown-{secrets.token_hex(8)}", kind=MailKind.RESET_NO_ACCOUNT, recipient=email)
+
+
 def enqueue_password_changed(user: User) -> None:
     """Queue the "your password was changed" notice; keyed on the new hash, so one per change."""
     fingerprint = passwords.fingerprint(user.password_hash)[:16]
@@ -177,23 +183,6 @@ def enqueue_password_changed(user: User) -> None:
         recipient=user.email,
         user_id=user.id,
     )
-
-
-def on_commit(session: Session) -> None:
-    """SQLAlchemy after_commit hook: what the transaction queued may now be sent."""
-    queued = session.info.pop(_QUEUED, None)
-    if queued:
-        session.info.setdefault(_COMMITTED, []).extend(queued)
-
-
-def on_rollback(session: Session) -> None:
-    """SQLAlchemy after_rollback hook: rows of a rolled-back transaction never existed."""
-    session.info.pop(_QUEUED, None)
-
-
-def take_committed(session: Session) -> list[str]:
-    """The dedupe keys committed by this session since the last call (for the after-request sender)."""
-    return session.info.pop(_COMMITTED, None) or []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,29 +250,55 @@ def _send_one(message_id: int, summary: SendSummary, now: datetime) -> None:
         return
     row = db.session.get(OutboxMessage, message_id, populate_existing=True)
     assert row is not None
+    key, kind, attempts = row.dedupe_key, row.kind.value, row.attempts
     try:
         mail.transmit(row, mail.compose(row))
     except (mail.PermanentFailure, mail.CannotCompose) as error:
         _finish(message_id, token, status=MailStatus.FAILED, last_error=str(error)[:1000])
-        log.warning("Mail %s (%s) failed for good: %s", row.dedupe_key, row.kind.value, error)
+        log.warning("Mail %s (%s) failed for good: %s", key, kind, error)
         summary.failed += 1
-        summary.errors.append(f"{row.dedupe_key}: {error}")
+        summary.errors.append(f"{key}: {error}")
     except mail.TemporaryFailure as error:
-        _finish(
-            message_id,
-            token,
-            status=MailStatus.PENDING,
-            last_error=str(error)[:1000],
-            next_attempt_at=utcnow() + _backoff(row.attempts),
-        )
-        log.warning("Mail %s (%s) not sent, will retry: %s", row.dedupe_key, row.kind.value, error)
+        _retry_later(message_id, token, attempts, str(error))
+        log.warning("Mail %s (%s) not sent, will retry: %s", key, kind, error)
         summary.retry_later += 1
+    except Exception as error:  # anything else (a bug, a library's surprise): this row fails, never the batch
+        _fail_unexpectedly(message_id, token, key, kind, attempts, error, summary)
     else:
         _finish(message_id, token, status=MailStatus.SENT, sent_at=utcnow(), last_error=None)
-        log.info("Mail %s (%s) sent", row.dedupe_key, row.kind.value)
+        log.info("Mail %s (%s) sent", key, kind)
         summary.sent += 1
     finally:
         db.session.rollback()  # end the read transaction; the next claim starts a fresh write one
+
+
+def _retry_later(message_id: int, token: str, attempts: int, reason: str) -> None:
+    _finish(
+        message_id,
+        token,
+        status=MailStatus.PENDING,
+        last_error=reason[:1000],
+        next_attempt_at=utcnow() + _backoff(attempts),
+    )
+
+
+def _fail_unexpectedly(
+    message_id: int, token: str, key: str, kind: str, attempts: int, error: Exception, summary: SendSummary
+) -> None:
+    """Record an unexpected error on its row: back off when the database was unreachable (it will be again),
+    else FAILED with the reason, shown to staff like a refusal. The row never stays SENDING and the other
+    rows of the pass still go out (one odd address once stopped all mail, receipts included)."""
+    db.session.rollback()
+    reason = f"unexpected error while sending: {type(error).__name__}: {error}"
+    if is_unavailable(error):
+        _retry_later(message_id, token, attempts, reason)
+        log.warning("Mail %s (%s) not sent, database unavailable; will retry: %s", key, kind, reason)
+        summary.retry_later += 1
+        return
+    log.exception("Mail %s (%s) failed for good: %s", key, kind, reason)
+    _finish(message_id, token, status=MailStatus.FAILED, last_error=reason[:1000])
+    summary.failed += 1
+    summary.errors.append(f"{key}: {reason}")
 
 
 def _end_open_transaction() -> None:
@@ -292,22 +307,6 @@ def _end_open_transaction() -> None:
     session = db.session()
     if session.in_transaction():
         session.commit()
-
-
-def deliver(dedupe_keys: Iterable[str]) -> SendSummary:
-    """Send these just-committed messages now (the after-request sender). Never raises for SMTP trouble:
-    whatever does not go out stays pending for `flask mail send-pending`."""
-    summary = SendSummary()
-    keys = list(dedupe_keys)
-    if not keys:
-        return summary
-    _end_open_transaction()
-    ids = db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key.in_(keys))).all()
-    db.session.rollback()
-    now = utcnow()
-    for message_id in ids:
-        _send_one(message_id, summary, now)
-    return summary
 
 
 def send_pending(limit: int = 200) -> SendSummary:
@@ -323,6 +322,35 @@ def send_pending(limit: int = 200) -> SendSummary:
     for message_id in ids:
         _send_one(message_id, summary, now)
     return summary
+
+
+def run_sender(
+    stop: threading.Event,
+    interval: float,
+    *,
+    max_passes: int | None = None,
+    report: Callable[[str], object] = log.info,
+) -> None:
+    """The sender process's loop (`flask mail worker`): send what is due, then wait `interval` seconds (a
+    bounded poll) while there is nothing to send, until `stop` is set or after `max_passes` passes.
+
+    A pass that cannot reach the database is logged and retried after the interval: the rows are safe in it.
+    """
+    passes = 0
+    while not stop.is_set():
+        try:
+            summary = send_pending()
+        except Exception:  # the database went away: nothing is lost, try again after a poll
+            log.exception("Mail sender pass failed; retrying in %s s", interval)
+            db.session.rollback()
+            summary = SendSummary()
+        if summary.sent or summary.retry_later or summary.failed:
+            report(summary.line())
+        passes += 1
+        if max_passes is not None and passes >= max_passes:
+            return
+        if not summary.sent:  # idle (or only retries waiting): look again later; after a batch, at once
+            stop.wait(interval)
 
 
 def messages_for_order(order_id: int) -> list[OutboxMessage]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import tempfile
@@ -19,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shopapp.models import Product
-from shopapp.services import products
+from shopapp.services import links, products
 from shopapp.services.tx import write_transaction
 
 # Formats accepted in and written out (Pillow format name -> file extension).
@@ -36,6 +36,13 @@ MAX_SIDE = 1600
 
 class PictureError(ValueError):
     """A picture that was refused (the message is for staff)."""
+
+
+class PictureStorageError(OSError):
+    """The picture was fine but could not be written (disk full, folder not writable): an outage, 503."""
+
+
+log = logging.getLogger("shopapp.pictures")
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,14 @@ def verify_and_reencode(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own guard (Image.MAX_IMAGE_PIXELS) fired while reading the header.
         raise PictureError(_too_many_pixels(max_pixels)) from None
+    except ValueError as error:
+        # Pillow's other guards while reading the header, e.g. a PNG text chunk that inflates beyond
+        # PngImagePlugin.MAX_TEXT_CHUNK (a decompression bomb hidden in metadata): refused, never expanded.
+        log.warning("Picture refused while reading its header: %s", error)
+        raise PictureError(
+            "This picture carries metadata that expands far beyond its size (a compressed text chunk); "
+            "save it again without metadata, or export it as JPEG."
+        ) from None
     width, height = opened.size  # from the header: nothing decoded yet
     if width <= 0 or height <= 0 or width * height > max_pixels:
         raise PictureError(f"The picture is {width} x {height} pixels: " + _too_many_pixels(max_pixels))
@@ -138,13 +153,21 @@ def store_picture(
     """Verify, re-encode and store a product's picture, and point the product at it (audited, one transaction).
 
     `alt` replaces the alt text when given (empty keeps the product name as alt). Raises PictureError for a
-    refused file, products.ProductInputError for an over-long alt and LookupError for an unknown product.
+    refused file, products.ProductInputError for an over-long alt, LookupError for an unknown product and
+    PictureStorageError when the file cannot be written (disk full).
     """
     encoded, extension, width, height = verify_and_reencode(data, max_bytes=max_bytes, max_pixels=max_pixels)
     if alt is not None and len(alt.strip()) > products.MAX_ALT_LENGTH:
         raise products.ProductInputError({"alt": f"At most {products.MAX_ALT_LENGTH} characters."})
     name = f"{hashlib.sha256(encoded).hexdigest()}.{extension}"
-    write_file(folder, name, encoded)
+    try:
+        write_file(folder, name, encoded)
+    except OSError as error:
+        log.error("Picture for product %s not stored in %s: %s", product_id, folder, error)
+        raise PictureStorageError(
+            f"The picture could not be stored ({os.strerror(error.errno) if error.errno else error}); nothing "
+            "was changed. Staff: free space in the upload folder (UPLOAD_FOLDER), then upload it again."
+        ) from error
     with write_transaction() as session:
         product = session.get(Product, product_id, with_for_update=True, populate_existing=True)
         if product is None:
@@ -171,8 +194,7 @@ def remove_picture(product_id: int, *, actor: str) -> None:
 def public_url(name: str) -> str:
     """Absolute URL of a stored picture (SHOP_BASE_URL + the picture route), for places outside the shop's
     pages that must fetch it themselves: Stripe Checkout's `product_data.images`."""
-    adapter = current_app.url_map.bind("localhost")
-    return current_app.config["SHOP_BASE_URL"] + adapter.build("shop.picture", {"name": name})
+    return links.public_url("shop.picture", name=name)
 
 
 def stored_file(folder: Path, name: str) -> Path | None:

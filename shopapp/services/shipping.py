@@ -23,6 +23,7 @@ from shopapp.models import Order, OrderStatus
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
 from shopapp.services import outbox
+from shopapp.services.addresses import address_lines as address_lines  # the order pages print it from here
 from shopapp.services.tx import write_transaction
 
 ADDRESS_KEYS = ("line1", "line2", "city", "postal_code", "state", "country")
@@ -68,17 +69,6 @@ def shipping_address_json(checkout_session: Mapping[str, Any]) -> str | None:
     """The collected address as stored on Order.shipping_address (JSON), or None."""
     details = shipping_details_from_session(checkout_session)
     return None if details is None else json.dumps(details, sort_keys=True)
-
-
-def address_lines(shipping_address: str | None) -> list[str]:
-    """The stored address as printable lines (name, street, city line, country); [] when none."""
-    if not shipping_address:
-        return []
-    data = json.loads(shipping_address)
-    address = data.get("address") or {}
-    city = " ".join(part for part in (address.get("postal_code"), address.get("city"), address.get("state")) if part)
-    lines = [data.get("name"), address.get("line1"), address.get("line2"), city, address.get("country")]
-    return [str(line) for line in lines if line]
 
 
 @dataclass(frozen=True)

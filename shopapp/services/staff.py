@@ -25,7 +25,7 @@ from shopapp.models import (
     User,
 )
 from shopapp.models.base import utcnow
-from shopapp.services import refunds
+from shopapp.services import refunds, webhook_rejections
 from shopapp.services.tx import write_transaction
 from shopapp.services.webhooks import WebhookResult, replay_events
 
@@ -182,6 +182,8 @@ class Dashboard:
     low_stock: list[LowStock] = field(default_factory=list)
     failed_events: list[FailedEvent] = field(default_factory=list)
     failed_emails: list[FailedEmail] = field(default_factory=list)
+    # Webhook deliveries refused for their signature in the last 24 h (a fast or slow clock refuses them all).
+    webhook_rejections: webhook_rejections.RejectionSummary | None = None
 
 
 def _paid_since(since: datetime) -> ColumnElement[bool]:
@@ -314,7 +316,8 @@ def dashboard(now: datetime | None = None) -> Dashboard:
 
     Paid orders and revenue today (UTC) and over the last 7 days; a count for every status, needing review
     and payment processing; net revenue per day for 30 days; the last 10 orders; products at or below their
-    low-stock threshold; the last failed payment events; the last emails the mail server refused for good.
+    low-stock threshold; the last failed payment events; the last emails the mail server refused for good;
+    webhook deliveries refused for their signature in the last 24 hours.
     """
     now = now or utcnow()
     midnight = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
@@ -346,6 +349,7 @@ def dashboard(now: datetime | None = None) -> Dashboard:
         low_stock=_low_stock(),
         failed_events=_failed_events(),
         failed_emails=_failed_emails(),
+        webhook_rejections=webhook_rejections.recent(now),
     )
 
 

@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from shopapp.extensions import limiter
-from shopapp.services import brand, catalog, checkout, orders, pictures, receipts, shipping, stock
+from shopapp.services import brand, catalog, checkout, links, orders, pictures, receipts, shipping, stock
 from shopapp.shop import bp, page_cache
 from shopapp.templating import current_brand
 
@@ -133,10 +133,11 @@ def buy() -> Response | tuple[str, int]:
         started = checkout.start_checkout(
             current_user.id,
             cart,
+            # From SHOP_BASE_URL, not the request: behind the proxy the request is http:// to 127.0.0.1.
             checkout.CheckoutUrls(
-                success_url=url_for("payments.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-                cancel_url=url_for("shop.checkout_canceled", _external=True)
-                + f"?order={checkout.ORDER_ID_PLACEHOLDER}",
+                success_url=links.public_url("payments.success") + "?session_id={CHECKOUT_SESSION_ID}",
+                cancel_url=links.public_url("shop.checkout_canceled", t=links.cancel_token(current_user.id))
+                + f"&order={checkout.ORDER_ID_PLACEHOLDER}",
             ),
             checkout.SessionTTL(
                 default=current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
@@ -219,9 +220,15 @@ def _back_to_shop(error: str, selection: dict[str, str]) -> Response:
 def checkout_canceled() -> Response:
     """The shopper pressed Cancel on the payment page: close that checkout (expired at Stripe so it can no
     longer be paid, order CANCELED, held stock released, via the one cancel service) and show the shop with
-    the same quantities, ready to buy again. Safe to repeat: a closed order is left as it is."""
+    the same quantities, ready to buy again. Safe to repeat: a closed order is left as it is.
+
+    Only with the shopper's cancel token (services/links.cancel_token, put in the URL given to Stripe): a
+    cross-site link to /checkout/canceled?order=N without it closes nothing."""
     order_id = request.args.get("order", type=int)
     order = orders.get_order_for_user(order_id, current_user.id) if order_id and order_id < 2**31 else None
+    if order is not None and not links.cancel_token_valid(current_user.id, request.args.get("t")):
+        log.warning("Cancel link without a valid token for order %s (user %s): not canceled", order_id, current_user.id)
+        order = None
     if order is None:
         flash("Payment canceled: nothing was charged.", "info")
         return redirect(url_for("shop.index"))

@@ -99,6 +99,8 @@ def shop_environment(database_url: str, stripe_base: str, **extra: str) -> dict[
         LOGIN_RATE_LIMIT="10000 per minute",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
+        # Staging refuses to start without the public address (links, return URLs); start_stack sets the real one.
+        SHOP_BASE_URL="http://127.0.0.1",
     )
     env.update(extra)
     return env
@@ -145,6 +147,28 @@ class Service:
                 self.proc.wait(timeout=5)
 
 
+def start_worker(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path, ready: str) -> Service:
+    """Start a process that listens on no port; wait (bounded) until its log shows `ready`."""
+    log = log_dir / f"{name}.log"
+    handle = log.open("wb")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=dict(env), stdout=handle, stderr=subprocess.STDOUT)
+    handle.close()
+    service = Service(name, proc, log)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}:\n{service.log_text()[-3000:]}")
+        return ready in service.log_text()
+
+    wait_until(up, f"{name} to start", timeout=60)
+    return service
+
+
+def mail_worker_command(poll: float = 0.2) -> list[str]:
+    """`flask mail worker`, the sender process production runs beside gunicorn (nothing is sent in a request)."""
+    return [sys.executable, "-m", "flask", "--app", "wsgi", "mail", "worker", "--poll", str(poll)]
+
+
 def start_service(name: str, argv: list[str], env: Mapping[str, str], port: int, log_dir: Path) -> Service:
     """Start a process and wait (bounded) until it listens on `port`."""
     log = log_dir / f"{name}.log"
@@ -177,6 +201,8 @@ class Stack:
     smtp: Service | None = None
     mail_dir: Path | None = None
     mail_port: int | None = None
+    # `flask mail worker`: the sender process that delivers what the shop's requests queued.
+    mailer: Service | None = None
 
     @property
     def kind(self) -> str:
@@ -256,7 +282,13 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
     while len({shop_port, stripe_port, smtp_port}) < 3:
         stripe_port, smtp_port = free_port(), free_port()
     smtp, mail_dir = start_smtp(log_dir, smtp_port)
-    shop_env = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp_port), "MAIL_DEV_DIR": str(mail_dir), **shop_env}
+    shop_env = {
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_port),
+        "MAIL_DEV_DIR": str(mail_dir),
+        "SHOP_BASE_URL": f"http://127.0.0.1:{shop_port}",
+        **shop_env,
+    }
     stripe_url = f"http://127.0.0.1:{stripe_port}"
     stripe_service = start_service(
         "stripe",
@@ -293,9 +325,18 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
             shop_port,
             log_dir,
         )
+        mailer = start_worker(
+            "mail-worker",
+            mail_worker_command(),
+            shop_environment(database_url, stripe_url, **shop_env),
+            log_dir,
+            "Mail worker:",
+        )
         started = True
     finally:
         if not started:  # gunicorn did not come up: do not leave the Stripe service behind
+            if "shop" in locals():
+                shop.stop()
             stripe_service.stop()
             smtp.stop()
     return Stack(
@@ -308,6 +349,7 @@ def start_stack(database_url: str, log_dir: Path, **shop_env: str) -> Stack:
         smtp=smtp,
         mail_dir=mail_dir,
         mail_port=smtp_port,
+        mailer=mailer,
     )
 
 
@@ -315,6 +357,8 @@ def stop_stack(stack: Stack) -> None:
     """Stop both processes and release the database engine."""
     stack.shop.stop(signal.SIGINT)  # gunicorn's quick shutdown: nothing is in flight any more
     stack.stripe.stop()
+    if stack.mailer is not None:
+        stack.mailer.stop()
     if stack.smtp is not None:
         stack.smtp.stop()
     stack.http.close()

@@ -35,7 +35,7 @@ def test_one_receipt_under_fifty_duplicate_deliveries(stack: Stack, setup: Setup
     codes, seconds = released_together([lambda: stack.deliver(event)] * 50)
 
     assert Counter(codes) == {200: 50}
-    # The after-response sender of the one winning worker delivers it; every other worker queued nothing.
+    # The one winning worker queued it (every other queued nothing); the mail worker process sends it.
     wait_until(lambda: _sent(stack, f"order-{order_id}-receipt"), "the receipt to be sent")
     rows = stack.scalar("SELECT count(*) FROM outbox_messages WHERE order_id = :o", o=order_id)
     receipts = _receipts(stack, order_id)
@@ -90,7 +90,8 @@ def test_simultaneous_signups_one_account_and_a_409(stack: Stack, kind: str) -> 
 
 
 def test_concurrent_senders_send_each_message_once(stack: Stack, setup: Setup, kind: str) -> None:
-    """Four `flask mail send-pending` processes at once over 40 queued messages: each goes out exactly once."""
+    """Four `flask mail send-pending` processes at once over 40 queued messages, beside the stack's running
+    `flask mail worker`: each message goes out exactly once, whichever sender claims it."""
     with setup.app.app_context():
         for n in range(40):
             accounts.create_user(f"queued-{n}@example.com", "marble-canyon-lilac")  # queues its welcome
@@ -110,6 +111,7 @@ def test_concurrent_senders_send_each_message_once(stack: Stack, setup: Setup, k
     outputs, seconds = released_together([sender] * 4)
 
     assert stack.mail_dir is not None
+    wait_until(lambda: len([m for m in read_folder(stack.mail_dir) if "queued-" in m.to]) >= 40, "40 welcomes")
     ids = [str(m.message["Message-ID"]) for m in read_folder(stack.mail_dir) if "queued-" in m.to]
     sent_rows = stack.scalar(
         "SELECT count(*) FROM outbox_messages WHERE dedupe_key LIKE 'user-%-welcome' "
@@ -128,5 +130,5 @@ def test_concurrent_senders_send_each_message_once(stack: Stack, setup: Setup, k
             "seconds": round(seconds, 2),
         },
     )
-    assert sum(counts) == 40 and sent_rows == 40
+    assert sum(counts) <= 40 and sent_rows == 40  # the mail worker may have sent some before the four started
     assert len(ids) == len(set(ids)) == 40

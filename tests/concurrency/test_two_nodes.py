@@ -16,9 +16,11 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from typing import Any
 
 import pytest
 import requests
+import requests.adapters
 from sqlalchemy import create_engine
 
 from stripe_emulator.webhooks import sign
@@ -46,12 +49,18 @@ from tests.concurrency.harness import (
     shop_environment,
     start_service,
 )
-from tests.support import free_port, redis_server, stripe_service_command
+from tests.support import free_port, redis_server, stripe_service_command, wait_until
 
-NODES = ("a", "b")
+NODES = ("node1", "node2")
 WORKERS_PER_NODE = 2
 ACCOUNT_LIMIT = 5
+SIGNUP_LIMIT = 5
 FIGURES: dict[str, Any] = {}
+
+
+def _both_nodes_serve(proxy_url: str) -> bool:
+    seen = {requests.get(proxy_url + "/", timeout=10).headers.get("X-Shop-Node") for _ in range(4)}
+    return seen == set(NODES)
 
 
 def _distinct_ports(count: int) -> list[int]:
@@ -101,22 +110,12 @@ def redis_url(workdir: Path) -> Iterator[str]:
         yield url
 
 
-HAPROXY_CONFIG = """
-global
-    maxconn 512
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 120s
-    timeout server 120s
-frontend shop
-    bind 127.0.0.1:{port}
-    default_backend nodes
-backend nodes
-    balance roundrobin
-    http-response set-header X-Shop-Node %s
-{servers}
-"""
+# The repository's deployment files, served as they are (tests/test_deploy_files.py checks them with their tools).
+HAPROXY_CFG = ROOT / "deploy" / "haproxy.cfg"
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+# The public address the nodes are told (SHOP_BASE_URL): https, although the test talks plain HTTP to HAProxy,
+# so a return URL built from the proxied request (http://127.0.0.1:<port>) would show.
+PUBLIC_URL = "https://shop.example.test"
 
 
 @dataclass
@@ -154,29 +153,37 @@ def cluster(database_url: str, redis_url: str, workdir: Path) -> Iterator[Cluste
             RATELIMIT_STORAGE_URI=redis_url,
             RATELIMIT_IN_MEMORY_FALLBACK_ENABLED="false",
             LOGIN_ACCOUNT_RATE_LIMIT=f"{ACCOUNT_LIMIT} per hour",
+            SIGNUP_RATE_LIMIT=f"{SIGNUP_LIMIT} per minute",
+            # The documented deployment: one trusted proxy (HAProxy) in front of every node.
+            TRUSTED_PROXY_HOPS="1",
+            SHOP_BASE_URL=PUBLIC_URL,
         )
         for name, port in zip(NODES, node_ports, strict=True):
             argv = [
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "--workers",
-                str(WORKERS_PER_NODE),
-                "--worker-class",
-                "sync",
+                "-c",
+                str(GUNICORN_CONF),
+                # Only what differs from production: the port, and 2 workers per node on this small machine.
                 "--bind",
                 f"127.0.0.1:{port}",
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
+                "--workers",
+                str(WORKERS_PER_NODE),
                 "wsgi:app",
             ]
             services.append(start_service(f"node-{name}", argv, env, port, workdir))
-        servers = "\n".join(f"    server {n} 127.0.0.1:{p}" for n, p in zip(NODES, node_ports, strict=True))
-        config = workdir / "haproxy.cfg"
-        config.write_text(HAPROXY_CONFIG.format(port=proxy_port, servers=servers))
-        services.append(start_service("haproxy", [haproxy, "-db", "-f", str(config)], os.environ, proxy_port, workdir))
+        proxy_env = {
+            **os.environ,
+            "SHOP_FRONTEND_BIND": f"127.0.0.1:{proxy_port}",
+            "SHOP_NODE1": f"127.0.0.1:{node_ports[0]}",
+            "SHOP_NODE2": f"127.0.0.1:{node_ports[1]}",
+        }
+        services.append(
+            start_service("haproxy", [haproxy, "-db", "-f", str(HAPROXY_CFG)], proxy_env, proxy_port, workdir)
+        )
+        # Both nodes pass HAProxy's health check before any test sends traffic.
+        wait_until(lambda: _both_nodes_serve(proxy_url), "HAProxy to route to both nodes", timeout=60)
         stack = Stack(
             database_url,
             proxy_url,
@@ -237,7 +244,7 @@ def test_success_page_on_one_node_racing_the_webhook_on_the_other(cluster: Clust
     stack = cluster.stack
     ((user_id, email),) = setup.users(1, "n2-race")
     product = setup.product()
-    shopper = Shopper(cluster.node_urls["a"], email)
+    shopper = Shopper(cluster.node_urls["node1"], email)
     shopper.login()
     transitions, statuses = [], []
     for _ in range(5):
@@ -247,7 +254,7 @@ def test_success_page_on_one_node_racing_the_webhook_on_the_other(cluster: Clust
         (page, (hook, _)), _ = released_together(
             [
                 lambda sid=session_id: shopper.request("GET", f"/success/?session_id={sid}").status_code,
-                lambda e=event: _post_event(cluster.node_urls["b"], e),
+                lambda e=event: _post_event(cluster.node_urls["node2"], e),
             ]
         )
         statuses.append((page, hook))
@@ -264,8 +271,8 @@ def test_double_buy_across_nodes_makes_one_session(cluster: Cluster, setup: Setu
     ((_, email),) = setup.users(1, "n2-buy")
     product = setup.product(stock=20, name="Both nodes")
     # One browser through the proxy (each request a new connection, so the submits spread over both nodes).
-    # Through the proxy, as in production: both nodes see the same Host, so they build the same Checkout
-    # Session parameters (return URLs) for the one idempotency key.
+    # Through the proxy, as in production: both nodes build the same Checkout Session parameters for the one
+    # idempotency key, their return URLs from SHOP_BASE_URL (https) rather than the proxied request (http).
     shopper = Shopper(stack.base_url, email)
     shopper.login()
     form = shopper.buy_form({product: 2})
@@ -292,6 +299,9 @@ def test_double_buy_across_nodes_makes_one_session(cluster: Cluster, setup: Setu
     assert set(nodes) == set(NODES)
     assert results == [303] * 20 and len(hosted) == 1
     assert len(orders) == 1 and len(sessions) == 1
+    urls = (sessions[0]["success_url"], sessions[0]["cancel_url"])
+    FIGURES["return_urls"] = f"success_url {urls[0]}, cancel_url {urls[1].split('?')[0]}?t=...&order=..."
+    assert all(url.startswith(PUBLIC_URL + "/") for url in urls), urls
 
 
 def test_rate_limits_hold_across_nodes(cluster: Cluster, setup: Setup) -> None:
@@ -318,7 +328,7 @@ def test_rate_limits_hold_across_nodes(cluster: Cluster, setup: Setup) -> None:
 
 def test_log_out_everywhere_holds_across_nodes(cluster: Cluster, setup: Setup) -> None:
     ((_, email),) = setup.users(1, "n2-logout")
-    on_a, on_b = Shopper(cluster.node_urls["a"], email), Shopper(cluster.node_urls["b"], email)
+    on_a, on_b = Shopper(cluster.node_urls["node1"], email), Shopper(cluster.node_urls["node2"], email)
     on_a.login()
     on_b.login()
     assert email in on_a.request("GET", "/").text and email in on_b.request("GET", "/").text
@@ -326,7 +336,7 @@ def test_log_out_everywhere_holds_across_nodes(cluster: Cluster, setup: Setup) -
     token = on_a.csrf("/")
     assert on_a.request("POST", "/account/logout", data={"csrf_token": token}).status_code == 302
     after_b = on_b.request("GET", "/").text
-    replay = Shopper(cluster.node_urls["b"], email)
+    replay = Shopper(cluster.node_urls["node2"], email)
     replay.cookies = old_a_cookies
     after_replay = replay.request("GET", "/").text
     FIGURES["logout_everywhere"] = (
@@ -335,3 +345,153 @@ def test_log_out_everywhere_holds_across_nodes(cluster: Cluster, setup: Setup) -
     )
     assert email not in after_b and "Log in" in after_b
     assert email not in after_replay
+
+
+# ------------------------------------------------------------------------------ issue 26: the proxy in front
+
+
+class ClientAt(Shopper):
+    """A browser on its own source address (127.0.0.x), so HAProxy sees a different client per instance."""
+
+    def __init__(self, base_url: str, email: str, source: str) -> None:
+        super().__init__(base_url, email)
+        self.http = requests.Session()
+        adapter = _SourceAdapter(source)
+        self.http.mount("http://", adapter)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request from this client's address, cookies carried by hand (see Shopper)."""
+        headers = {**self._headers(), **kwargs.pop("headers", {})}
+        response = self.http.request(
+            method, self.base_url + path, headers=headers, allow_redirects=False, timeout=60, **kwargs
+        )
+        self.cookies.update({c.name: c.value or "" for c in response.cookies})
+        self.http.cookies.clear()
+        return response
+
+
+class _SourceAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _signups(client: ClientAt, count: int, forge: bool = False) -> list[int]:
+    statuses = []
+    for n in range(count):
+        token = client.csrf("/account/signup")
+        # A refused password: nothing is created, but the attempt counts against the sign-up limit.
+        data = {"csrf_token": token, "email": f"x{n}-{secrets.token_hex(3)}@example.com", "password": "short"}
+        headers = {"X-Forwarded-For": f"198.51.100.{n + 1}"} if forge else {}
+        statuses.append(client.request("POST", "/account/signup", data=data, headers=headers).status_code)
+    return statuses
+
+
+def test_clients_behind_the_proxy_have_separate_budgets_and_forged_headers_gain_nothing(cluster: Cluster) -> None:
+    """Issue 26, finding 1: through HAProxy, one client's sign-ups used up every client's budget."""
+    proxy = cluster.stack.base_url
+    attacker = ClientAt(proxy, "a@example.com", "127.0.0.2")
+    forger = ClientAt(proxy, "f@example.com", "127.0.0.3")
+    other = ClientAt(proxy, "b@example.com", "127.0.0.4")
+    attacker_statuses = _signups(attacker, SIGNUP_LIMIT + 2)
+    # A new X-Forwarded-For on every request: HAProxy drops it and names the real peer, ProxyFix reads that.
+    forger_statuses = _signups(forger, SIGNUP_LIMIT + 2, forge=True)
+    token = other.csrf("/account/signup")
+    email = f"separate-{secrets.token_hex(3)}@example.com"
+    signed_up = other.request(
+        "POST",
+        "/account/signup",
+        data={"csrf_token": token, "email": email, "password": "marble-canyon-lilac", "confirm": "marble-canyon-lilac"},
+    )
+    FIGURES["separate_budgets"] = (
+        f"sign-up limit {SIGNUP_LIMIT}/min per client through HAProxy: client 127.0.0.2 -> "
+        f"{dict(Counter(attacker_statuses))}; client 127.0.0.3 forging a new X-Forwarded-For each time -> "
+        f"{dict(Counter(forger_statuses))}; client 127.0.0.4 then signs up -> {signed_up.status_code}"
+    )
+    assert attacker_statuses == [400] * SIGNUP_LIMIT + [429] * 2
+    assert forger_statuses == [400] * SIGNUP_LIMIT + [429] * 2
+    assert signed_up.status_code == 302
+
+
+SLOW_CLIENTS = 8  # twice the 4 sync workers of both nodes together
+
+
+def _slow_webhook(port: int, stop: threading.Event, answers: list[bytes]) -> None:
+    """POST /webhook/ declaring 1,000 bytes and sending one every two seconds, until answered or stopped."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /webhook/ HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n"
+            b"Stripe-Signature: t=1,v1=00\r\nContent-Length: 1000\r\n\r\n"
+        )
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                sock.sendall(b"{")
+            except OSError:
+                break  # HAProxy closed the connection after answering
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                data = b""
+            if data:
+                answers.append(data)
+                return
+            stop.wait(2)  # the attack's pace: one byte every two seconds
+
+
+def test_slow_request_bodies_never_reach_the_workers(cluster: Cluster) -> None:
+    """Issue 26, finding 3: four clients sending a webhook body one byte every 2 s took the shop page down for
+    30 s. HAProxy (option http-buffer-request, timeout http-request) now holds them; the shop keeps answering,
+    and the slow clients get HAProxy's 408."""
+    port = int(cluster.stack.base_url.rsplit(":", 1)[1])
+    stop, answers = threading.Event(), []
+    slow = [
+        threading.Thread(target=_slow_webhook, args=(port, stop, answers), daemon=True) for _ in range(SLOW_CLIENTS)
+    ]
+    for thread in slow:
+        thread.start()
+    try:
+        pages = []
+        for _ in range(10):  # while every slow client is still sending
+            response = requests.get(cluster.stack.base_url + "/", timeout=5)
+            pages.append(response.status_code)
+        still_sending = sum(thread.is_alive() for thread in slow)
+        wait_until(lambda: len(answers) == SLOW_CLIENTS, "HAProxy to answer every slow client", timeout=60)
+    finally:
+        stop.set()
+        for thread in slow:
+            thread.join(10)
+    statuses = Counter(answer.split(b" ", 2)[1].decode() for answer in answers)
+    FIGURES["slow_bodies"] = (
+        f"{SLOW_CLIENTS} clients sending a webhook body at 1 byte / 2 s: shop page meanwhile {dict(Counter(pages))} "
+        f"(each within a 5 s client timeout) with {still_sending} still sending; the slow clients got {dict(statuses)}"
+    )
+    assert pages == [200] * 10 and still_sending == SLOW_CLIENTS
+    assert statuses == {"408": SLOW_CLIENTS}
+
+
+GUESSES = 30
+
+
+def test_simultaneous_guesses_are_counted_before_the_password_is_checked(cluster: Cluster, setup: Setup) -> None:
+    """Issue 26, finding 7: 60 guesses at once got 41 checked against a limit of 20, because a failure was
+    counted only after its (slow, argon2) check. Counted first, at most the limit are ever checked."""
+    ((_, email),) = setup.users(1, "n2-burst")
+    guessers = [ClientAt(cluster.stack.base_url, email, f"127.0.1.{i + 1}") for i in range(GUESSES)]
+    tokens = [guesser.csrf("/account/login") for guesser in guessers]
+
+    def guess(index: int) -> int:
+        data = {"email": email, "password": "wrong guess!", "csrf_token": tokens[index]}
+        return guessers[index].request("POST", "/account/login", data=data).status_code
+
+    statuses, _ = released_together([lambda i=i: guess(i) for i in range(GUESSES)])
+    checked = statuses.count(400)
+    FIGURES["simultaneous_guesses"] = (
+        f"{GUESSES} simultaneous wrong guesses at one account from {GUESSES} addresses over both nodes -> "
+        f"{checked} checked, {statuses.count(429)} refused before checking (limit {ACCOUNT_LIMIT})"
+    )
+    assert checked <= ACCOUNT_LIMIT and statuses.count(429) == GUESSES - checked

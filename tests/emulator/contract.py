@@ -468,6 +468,8 @@ VERSION_CHANGES = (
 
 # Fields Stripe declares `name?: T` that it sends when a condition holds rather than when expanded.
 APPLICABLE: dict[str, dict[str, Any]] = {
+    # Session.branding_settings: the branding the create call set (`branding_settings` param), echoed only then.
+    "checkout.session": {"branding_settings": lambda obj: obj.get("branding_settings") is not None},
     # Refund.failure_reason / failure_balance_transaction: "if the refund fails".
     "refund": {
         "failure_reason": lambda obj: obj.get("status") == "failed",

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskCliRunner
 
 from stripe_emulator import Emulator
 from tests.mail.mailbox import Mailbox
-from tests.support import deliver_webhooks_to
+from tests.support import deliver_webhooks_to, sender_for
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ def app(app_factory: Callable[..., Flask], emulator: Emulator, mailbox: Mailbox,
     """The testing app, sending mail to `mailbox`; webhooks from the emulator go to its own test client."""
     application = app_factory(MAIL_PORT=mailbox.port, MAIL_DEV_DIR=str(mailbox.folder))
     deliver_webhooks_to(application, emulator)
+    mailbox.sender = sender_for(application)
     return application
 
 
@@ -37,3 +39,9 @@ LINK = re.compile(r"http://shop\.test(/[^\s\"<>]+)")
 def links_in(text: str) -> list[str]:
     """The shop paths linked from a message body."""
     return LINK.findall(text)
+
+
+@pytest.fixture
+def runner_for() -> Callable[[Flask], FlaskCliRunner]:
+    """The flask CLI runner of a given app (each command runs in its own app context, as a process would)."""
+    return lambda application: application.test_cli_runner()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -18,16 +18,20 @@ class Mailbox:
     `refuse` lists addresses answered with a permanent 550 at RCPT.
     """
 
-    def __init__(self, folder: Path, refuse: Iterable[str] = ()) -> None:
+    def __init__(self, folder: Path, refuse: Iterable[str] = (), *, smtputf8: bool = True) -> None:
         self.folder = folder
+        self.smtputf8 = smtputf8
         self.port = free_port()
         self.refuse = list(refuse)
         self._controller: Controller | None = None
+        # The sender process's stand-in: run before each look at the folder (tests/mail/conftest.py binds it
+        # to `flask mail send-pending` of the app under test). Nothing is sent from a request any more.
+        self.sender: Callable[[], object] | None = None
 
     def start(self) -> None:
         """Accept connections (again)."""
         if self._controller is None:
-            self._controller = devmail.start("127.0.0.1", self.port, self.folder, self.refuse)
+            self._controller = devmail.start("127.0.0.1", self.port, self.folder, self.refuse, smtputf8=self.smtputf8)
 
     def stop(self) -> None:
         """Close the port: senders get 'connection refused'."""
@@ -47,6 +51,8 @@ class Mailbox:
         """Wait until at least `count` messages (to `address`, if given) have arrived; returns them."""
 
         def arrived() -> list[devmail.StoredMail]:
+            if self.sender is not None:
+                self.sender()
             found = self.to(address) if address else self.messages()
             return found if len(found) >= count else []
 

@@ -62,3 +62,39 @@ def test_a_forged_or_foreign_known_device_cookie_does_not_exempt(app_factory, ma
     forger = _browser(app, "203.0.113.51")
     forger.set_cookie("known_device", "W10.forged.signature", domain="shop.test", path="/account/")
     assert _log_in(forger, "ann@example.com", "wrong guess!") == 429
+
+
+def test_a_password_change_ends_the_known_device_exemption(app_factory, make_user):
+    """Issue 26, finding 7: a known-device cookie earned with the old password (a stolen laptop, a copied
+    cookie) kept exempting its holder after the owner changed the password: 27 of 27 guesses got through."""
+    app = app_factory(
+        RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="100 per minute", LOGIN_ACCOUNT_RATE_LIMIT=f"{ACCOUNT_LIMIT} per hour"
+    )
+    make_user("ann@example.com")
+    old_laptop = _browser(app, "198.51.100.1")
+    assert _log_in(old_laptop, "ann@example.com", PASSWORD) == 302
+    cookie = old_laptop.get_cookie("known_device", domain="shop.test", path="/account/")
+    assert cookie is not None
+    # Exempt while the password is unchanged: more guesses than the account's limit all get checked.
+    thief = _browser(app, "203.0.113.7")
+    thief.set_cookie("known_device", cookie.value, domain="shop.test", path="/account/")
+    assert [_log_in(thief, "ann@example.com", "wrong guess!") for _ in range(ACCOUNT_LIMIT + 1)] == [400] * (
+        ACCOUNT_LIMIT + 1
+    )
+
+    # The owner changes the password on her new phone ...
+    phone = _browser(app, "198.51.100.2")
+    assert _log_in(phone, "ann@example.com", PASSWORD) == 302
+    new_password = "lantern-orchid-basalt"
+    changed = phone.post(
+        "/account/password",
+        data={"current_password": PASSWORD, "new_password": new_password, "confirm": new_password},
+    )
+    assert changed.status_code == 302, changed.get_data(as_text=True)[:2000]
+    # ... and the old cookie exempts nobody any more: the thief's guesses are counted (the budget was given
+    # back by her successful log-in, so ACCOUNT_LIMIT of them are checked, then 429).
+    statuses = [_log_in(thief, "ann@example.com", "wrong guess!") for _ in range(ACCOUNT_LIMIT + 3)]
+    assert statuses == [400] * ACCOUNT_LIMIT + [429] * 3
+    # The phone that made the change earned a cookie bound to the new password: it is exempt.
+    assert _log_in(phone, "ann@example.com", new_password) in (302, 303)
+    report(f"known-device cookie after a password change: {statuses.count(400)} guesses checked, then 429")

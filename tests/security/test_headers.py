@@ -80,6 +80,7 @@ def production_app(emulator):
         RATELIMIT_ENABLED=False,
         ARGON2_TIME_COST=1,
         ARGON2_MEMORY_KIB=1024,
+        SHOP_BASE_URL="http://127.0.0.1",
     )
     with app.app_context():
         _db.create_all()

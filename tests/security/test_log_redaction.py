@@ -104,3 +104,35 @@ def test_the_reviews_examples_never_reach_a_handler(app, line: str, caplog: pyte
     (record,) = caplog.records
     assert "[card-redacted]" in record.getMessage() and "4242" not in digits_a_reader_sees(record.getMessage())
     report(f"log scrubbing: {line!r} -> {record.getMessage()!r}")
+
+
+FULL_WIDTH_CARD = "".join(FULL_WIDTH[d] for d in "4242424242424242")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # Issue 26, finding 7: full-width digits sent in a URL reach the logs as their UTF-8 bytes: escaped, as
+        # a client sends them, or raw as a WSGI server decodes the request line (Latin-1, PEP 3333).
+        "GET /orders/" + "".join(f"%{b:02X}" for b in FULL_WIDTH_CARD.encode()),
+        "GET /orders/" + FULL_WIDTH_CARD.encode().decode("latin-1") + " HTTP/1.1",
+        "GET /orders/"
+        + "%20".join("".join(f"%{b:02x}" for b in FULL_WIDTH_CARD[i : i + 4].encode()) for i in range(0, 16, 4)),
+    ],
+)
+def test_full_width_card_digits_in_a_url_are_redacted(line: str) -> None:
+    clean = redact(line)
+    assert "[card-redacted]" in clean and clean.startswith("GET /orders/"), clean
+    decoded = unquote(clean).encode("latin-1", "ignore").decode("utf-8", "ignore") if "%" in clean else clean
+    assert "4242" not in digits_a_reader_sees(decoded)
+
+
+def test_a_request_for_full_width_digits_logs_them_redacted(app, client, caplog: pytest.LogCaptureFixture) -> None:
+    """The path the shop itself logs (an order page that is not the visitor's), as Werkzeug decodes it."""
+    with caplog.at_level(logging.INFO):
+        client.get("/orders/" + FULL_WIDTH_CARD)
+        logging.getLogger("shopapp.test").warning(
+            "raw request line: %s", ("GET /x/" + FULL_WIDTH_CARD).encode().decode("latin-1")
+        )
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert FULL_WIDTH_CARD not in text and "\u00ef\u00bc\u0094" not in text

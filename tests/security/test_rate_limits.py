@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from shopapp import create_app
 from shopapp.extensions import db as _db
@@ -173,3 +174,45 @@ print([client.get("/").status_code for _ in range(5)])
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[200, 200, 200, 429, 429]"
+
+
+def test_behind_one_trusted_proxy_each_client_has_its_own_budget(make_world):
+    """Issue 26, finding 1: every request arrives from the proxy's address; with TRUSTED_PROXY_HOPS=1 the
+    limiter keys on the address the proxy appended to X-Forwarded-For, and a client's own (forged) entries
+    to the left of it change nothing."""
+    world = make_world(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute", TRUSTED_PROXY_HOPS=1)
+
+    def through_proxy(client_ip: str, forged: str | None = None) -> Any:
+        client = world.app.test_client()
+        client.environ_base["REMOTE_ADDR"] = "127.0.0.1"  # the proxy
+        # What HAProxy's "option forwardfor" sends: the client's header (if any), then the real peer.
+        client.environ_base["HTTP_X_FORWARDED_FOR"] = f"{forged}, {client_ip}" if forged else client_ip
+        return client
+
+    def attempts(client: Any, count: int) -> list[int]:
+        data = {"email": "nobody@example.com", "password": "wrong-password"}
+        return [
+            client.post("/account/login", data={**data, "csrf_token": page_token(client)}).status_code
+            for _ in range(count)
+        ]
+
+    attacker = through_proxy("198.51.100.1")
+    assert attempts(attacker, 4) == [400, 400, 400, 429]
+    # Another shopper behind the same proxy still has a full budget.
+    assert attempts(through_proxy("198.51.100.2"), 3) == [400, 400, 400]
+    # The attacker forging a fresh address on the left of the header gains nothing.
+    assert attempts(through_proxy("198.51.100.1", forged="203.0.113.99"), 1) == [429]
+    report("behind one trusted proxy: attacker 3 then 429, a second client 3 of 3, forged X-Forwarded-For 429")
+
+
+def test_redis_down_without_the_fallback_is_a_503_to_retry(app_factory):
+    """Issue 26, finding 7: with the in-memory fallback off, Redis down answered 500 on log-in."""
+    app = app_factory(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=False,
+    )
+    client = app.test_client()
+    response = client.post("/account/login", data={"email": "a@example.com", "password": "wrong-password"})
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+    assert "try again" in response.get_data(as_text=True)

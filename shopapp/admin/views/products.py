@@ -160,6 +160,9 @@ class ProductView(StaffModelView):
             except pictures.PictureError as error:
                 form.picture.errors = [*form.picture.errors, str(error)]
                 status = 400
+            except pictures.PictureStorageError as error:  # disk full: an outage, said beside the field
+                form.picture.errors = [*form.picture.errors, str(error)]
+                status = 503
             except products.ProductInputError as error:
                 form.alt.errors = [*form.alt.errors, *error.errors.values()]
                 status = 400
