@@ -67,6 +67,11 @@ class Config:
     ORDERS_PER_PAGE = _env_int("ORDERS_PER_PAGE", 20)
     DEFAULT_CURRENCY = (_env("DEFAULT_CURRENCY", "usd") or "usd").lower()
     DISPLAY_LOCALE = _env("DISPLAY_LOCALE", "en_US")
+    # Shopper-facing languages (Flask-Babel catalogs under shopapp/translations; the first is the default).
+    # Chosen from the footer's switch (a cookie, and the account's language for emails), else Accept-Language.
+    LANGUAGES: tuple[str, ...] = ("en", "de")
+    BABEL_DEFAULT_LOCALE = "en"
+    BABEL_TRANSLATION_DIRECTORIES = str(Path(__file__).resolve().parent / "shopapp" / "translations")
     # Staff pages, shopper pages and emails show times in this IANA zone (e.g. Europe/Paris); stored times stay UTC.
     SHOP_TIMEZONE = _env("SHOP_TIMEZONE", "UTC")
     # Every page shows the brand staff edit in the admin; each process re-reads it at most this often.

@@ -29,6 +29,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
         error_reports,
         errors,
         gateway,
+        i18n,
         logs,
         mailer,
         security,
@@ -54,6 +55,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Fl
     security.init_security(app)
     telemetry.init_telemetry(app)
     templating.init_templating(app)
+    i18n.init_i18n(app)
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(shop_bp)

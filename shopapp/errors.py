@@ -6,6 +6,7 @@ import logging
 
 import redis.exceptions
 from flask import Flask, current_app, g, render_template, request, session
+from flask_babel import lazy_gettext as _l
 from flask_login import AnonymousUserMixin
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
@@ -22,21 +23,21 @@ log = logging.getLogger("shopapp.errors")
 RATE_LIMIT_STORAGE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, StorageError)
 
 MESSAGES = {
-    400: ("Bad request", "Something in that request was not right. Please go back and try again."),
-    403: ("Not allowed", "You do not have access to this page."),
-    404: ("Not found", "We could not find that page."),
-    405: ("Method not allowed", "That page cannot be used this way."),
-    413: ("Too large", "That request was too large."),
-    429: ("Slow down", "Too many attempts in a short time. Please wait a minute and try again."),
-    500: ("Something went wrong", "An unexpected error happened on our side. Please try again shortly."),
-    503: ("Busy", "We are very busy right now. Please try again in a moment."),
+    400: (_l("Bad request"), _l("Something in that request was not right. Please go back and try again.")),
+    403: (_l("Not allowed"), _l("You do not have access to this page.")),
+    404: (_l("Not found"), _l("We could not find that page.")),
+    405: (_l("Method not allowed"), _l("That page cannot be used this way.")),
+    413: (_l("Too large"), _l("That request was too large.")),
+    429: (_l("Slow down"), _l("Too many attempts in a short time. Please wait a minute and try again.")),
+    500: (_l("Something went wrong"), _l("An unexpected error happened on our side. Please try again shortly.")),
+    503: (_l("Busy"), _l("We are very busy right now. Please try again in a moment.")),
 }
 
 
 def render_error(status: int, detail: str | None = None) -> tuple[str, int]:
     """The error page for `status`, with an optional more specific message."""
     title, message = MESSAGES.get(status, MESSAGES[500 if status >= 500 else 400])
-    return render_template("errors/error.html", status=status, title=title, message=detail or message), status
+    return render_template("errors/error.html", status=status, title=str(title), message=detail or str(message)), status
 
 
 def render_busy_page() -> Response:
@@ -46,7 +47,7 @@ def render_busy_page() -> Response:
     very database that is unavailable (and a failing error handler is a bare 500): so the template is
     rendered straight from the Jinja environment, as seen by a visitor.
     """
-    title, message = MESSAGES[503]
+    title, message = (str(text) for text in MESSAGES[503])
     html = current_app.jinja_env.get_template("errors/error.html").render(
         status=503,
         title=title,

@@ -13,7 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from . import shapes
 from .errors import EmulatorStateError, StripeAPIError, invalid, missing_param, no_such
 from .objects import PRESENTMENT_CURRENCIES, apply_expand, list_object, new_id
-from .sdkfacts import SHIPPING_COUNTRIES
+from .sdkfacts import CHECKOUT_LOCALES, SHIPPING_COUNTRIES
 from .store import AsyncPayment, Origin, RefundTransition, Store
 from .versions import CARD_REFUND_EVENTS
 from .versions import render_object as render_version
@@ -35,7 +35,6 @@ _IGNORED_CREATE_PARAMS = {
     "billing_address_collection",
     "customer",
     "customer_creation",
-    "locale",
     "payment_intent_data",
     "payment_method_types",
     "phone_number_collection",
@@ -57,6 +56,7 @@ _CREATE_PARAMS = {
     "expand",
     "shipping_address_collection",
     "branding_settings",
+    "locale",
 } | _IGNORED_CREATE_PARAMS
 
 
@@ -208,6 +208,15 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         "success_url": success_url,
         "url": f"{public_url.rstrip('/')}/pay/{session_id}",
     }
+    locale = params.get("locale")
+    if locale is not None:
+        if locale not in CHECKOUT_LOCALES:
+            raise invalid(
+                f"Invalid locale: must be one of {', '.join(sorted(CHECKOUT_LOCALES))}",
+                "locale",
+                "parameter_invalid_string",
+            )
+        session["locale"] = locale  # Session.locale: the language Checkout shows its page in
     if branding is not None:
         # Session.branding_settings is optional in Stripe's declarations: present when the create call set it.
         session["branding_settings"] = branding

@@ -6,6 +6,7 @@ endpoint may be pinned to, event types an endpoint may subscribe to, countries s
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Any
 
@@ -39,3 +40,18 @@ SHIPPING_COUNTRIES: tuple[str, ...] = tuple(
     _literals(_session_params.SessionCreateParamsShippingAddressCollection.__annotations__["allowed_countries"])
 )
 """Two-letter country codes Checkout can collect a shipping address for."""
+
+
+def _forward_literals(annotation: Any) -> list[str]:
+    """The Literal values of an annotation the SDK writes as a string ("Literal['auto', 'bg', ...]|str")."""
+    found = _literals(annotation)
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, typing.ForwardRef):
+            found += re.findall(r"'([^']+)'", arg.__forward_arg__)
+    return found
+
+
+CHECKOUT_LOCALES: frozenset[str] = frozenset(
+    _forward_literals(_session_params.SessionCreateParams.__annotations__["locale"])
+)
+"""The `locale` values Checkout accepts ("auto", "de", "en", "fr-CA", ...)."""

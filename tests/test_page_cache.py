@@ -213,6 +213,16 @@ CACHE_SAFE_READS = {
     "item.product_name": "immutable item",
     "item.unit_price_cents": "immutable item",
     "notice": "key: notice",
+    # In the key: the request's language (shopapp/i18n.py); the words are a function of it.
+    "_": "key: language",
+    "current_language": "key: language",
+    "gettext": "key: language ({% trans %} blocks)",
+    "ngettext": "key: language ({% trans %} blocks with a count)",
+    "_trans": "key: language ({% trans %} blocks)",
+    "language_names": "fixed per process (i18n.LANGUAGE_NAMES)",
+    "language_names.items": "fixed per process (i18n.LANGUAGE_NAMES)",
+    "code": "loop over language_names",
+    "name": "loop over language_names",
     # Never cached when set or non-empty (page_cache renders these directly).
     "error": "uncached when set",
     "selection": "uncached when non-empty",
@@ -276,6 +286,17 @@ def test_the_template_reads_only_values_in_its_key(app):
     from shopapp.services.orders import _STATE_COLUMNS
 
     assert {column.name for column in _STATE_COLUMNS} == ORDER_STATE_COLUMNS
+
+
+def test_each_language_gets_its_own_cached_page(app, client, products, make_user):
+    """The same viewer, the same rows: English and German are two entries, never one served for the other."""
+    english = _html(client)
+    german = client.get("/", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert "Our products" in english and "Unsere Produkte" not in english
+    assert "Unsere Produkte" in german and "Our products" not in german
+    assert "Our products" in _html(client)  # the English entry again, from the cache
+    assert "Unsere Produkte" in client.get("/", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert len(app.extensions["shop_page_cache"]) == 2
 
 
 def test_the_page_cache_can_be_turned_off(app_factory):

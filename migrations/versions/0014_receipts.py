@@ -1,4 +1,5 @@
-"""receipts: the payment method of each succeeded charge (card brand and last 4), by PaymentIntent
+"""receipts: the payment method of each succeeded charge (card brand and last 4), by PaymentIntent; the
+shopper's language for their emails (users.locale)
 
 Revision ID: 0014_receipts
 Revises: 0012_operations
@@ -37,6 +38,12 @@ def upgrade():
     )
 
 
+    with op.batch_alter_table('users') as batch_op:
+        batch_op.add_column(sa.Column('locale', sa.String(length=16), nullable=True))
+
+
 def downgrade():
+    with op.batch_alter_table('users') as batch_op:
+        batch_op.drop_column('locale')
     op.drop_index(op.f('ix_charge_payment_methods_stripe_payment_intent_id'), table_name='charge_payment_methods')
     op.drop_table('charge_payment_methods')

@@ -6,6 +6,7 @@ import json
 import logging
 
 from flask import Response, flash, redirect, render_template, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 
 from shopapp.auth import bp
@@ -68,7 +69,7 @@ def delete_account() -> Response | tuple[str, int]:
             log.info("Account %s deleted (anonymised) at the shopper's request", current_user.id)
             logout_user()
             session.clear()
-            flash("Your account is deleted. " + data_rights.KEPT_REASON, "info")
+            flash(_("Your account is deleted.") + " " + str(data_rights.KEPT_REASON), "info")
             return redirect(url_for("shop.index"))  # type: ignore[return-value]
     return render_template(
         "auth/account.html",

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, Field, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, ValidationError
@@ -9,9 +11,10 @@ from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Leng
 from shopapp.services import passwords
 from shopapp.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
-NEW_PASSWORD_HELP = (
-    f"At least {MIN_PASSWORD_LENGTH} characters. A few unrelated words make a strong password that is easy to "
-    "remember; very common passwords are refused."
+NEW_PASSWORD_HELP = _l(
+    "At least %(count)d characters. A few unrelated words make a strong password that is easy to remember; very "
+    "common passwords are refused.",
+    count=MIN_PASSWORD_LENGTH,
 )
 
 
@@ -40,7 +43,11 @@ def local_part_length(form: Any, field: Field) -> None:
     excess = len(local.encode()) - MAX_LOCAL_PART_OCTETS
     if excess > 0:
         raise ValidationError(
-            f"The part before the @ may be at most {MAX_LOCAL_PART_OCTETS} characters ({excess} too many)."
+            _(
+                "The part before the @ may be at most %(limit)d characters (%(excess)d too many).",
+                limit=MAX_LOCAL_PART_OCTETS,
+                excess=excess,
+            )
         )
 
 
@@ -48,94 +55,104 @@ class SignupForm(FlaskForm):
     """New account: email and a password typed twice."""
 
     email = EmailField(
-        "Email",
+        _l("Email"),
         filters=[_strip],
         validators=[DataRequired(), local_part_length, Email(check_deliverability=False), Length(max=254)],
     )
     password = PasswordField(
-        "Password",
-        validators=[InputRequired(message="Please choose a password."), new_password_rules],
+        _l("Password"),
+        validators=[InputRequired(message=_l("Please choose a password.")), new_password_rules],
         description=NEW_PASSWORD_HELP,
     )
     confirm = PasswordField(
-        "Repeat password", validators=[DataRequired(), EqualTo("password", message="Passwords must match.")]
+        _l("Repeat password"), validators=[DataRequired(), EqualTo("password", message=_l("Passwords must match."))]
     )
-    submit = SubmitField("Create account")
+    submit = SubmitField(_l("Create account"))
 
 
 class LoginForm(FlaskForm):
     """Email and password, with an optional remember-me cookie."""
 
-    email = EmailField("Email", filters=[_strip], validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
-    remember = BooleanField("Keep me signed in")
-    submit = SubmitField("Log in")
+    email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    remember = BooleanField(_l("Keep me signed in"))
+    submit = SubmitField(_l("Log in"))
 
 
 class LogoutForm(FlaskForm):
     """Log-out is a POST with a CSRF token."""
 
-    submit = SubmitField("Log out")
+    submit = SubmitField(_l("Log out"))
 
 
 class ChangePasswordForm(FlaskForm):
     """The current password, and a new one typed twice."""
 
-    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    current_password = PasswordField(
+        _l("Current password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
     new_password = PasswordField(
-        "New password",
-        validators=[InputRequired(message="Please choose a new password."), new_password_rules],
-        description=NEW_PASSWORD_HELP + " Your other signed-in devices will be logged out.",
+        _l("New password"),
+        validators=[InputRequired(message=_l("Please choose a new password.")), new_password_rules],
+        description=_l(
+            "At least %(count)d characters. A few unrelated words make a strong password that is easy to remember; "
+            "very common passwords are refused. Your other signed-in devices will be logged out.",
+            count=MIN_PASSWORD_LENGTH,
+        ),
     )
     confirm = PasswordField(
-        "Repeat new password",
-        validators=[DataRequired(), EqualTo("new_password", message="Passwords must match.")],
+        _l("Repeat new password"),
+        validators=[DataRequired(), EqualTo("new_password", message=_l("Passwords must match."))],
     )
-    submit = SubmitField("Change password")
+    submit = SubmitField(_l("Change password"))
 
 
 class ForgotPasswordForm(FlaskForm):
     """The address to send a reset link to."""
 
-    email = EmailField("Email", filters=[_strip], validators=[DataRequired(), Length(max=254)])
-    submit = SubmitField("Send me a reset link")
+    email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(), Length(max=254)])
+    submit = SubmitField(_l("Send me a reset link"))
 
 
 class ResetPasswordForm(FlaskForm):
     """A new password, typed twice, from a reset link."""
 
     password = PasswordField(
-        "New password",
-        validators=[InputRequired(message="Please choose a new password."), new_password_rules],
-        description=NEW_PASSWORD_HELP + " Every device signed in to your account will be logged out.",
+        _l("New password"),
+        validators=[InputRequired(message=_l("Please choose a new password.")), new_password_rules],
+        description=_l(
+            "At least %(count)d characters. A few unrelated words make a strong password that is easy to remember; "
+            "very common passwords are refused. Every device signed in to your account will be logged out.",
+            count=MIN_PASSWORD_LENGTH,
+        ),
     )
     confirm = PasswordField(
-        "Repeat new password", validators=[DataRequired(), EqualTo("password", message="Passwords must match.")]
+        _l("Repeat new password"), validators=[DataRequired(), EqualTo("password", message=_l("Passwords must match."))]
     )
-    submit = SubmitField("Set new password")
+    submit = SubmitField(_l("Set new password"))
 
 
 class TwoFactorCodeForm(FlaskForm):
     """A six-digit code from the authenticator app, or a recovery code."""
 
     code = StringField(
-        "Code from your authenticator app",
+        _l("Code from your authenticator app"),
         filters=[_strip],
-        validators=[DataRequired(message="Enter the code your app shows."), Length(max=32)],
-        description="Six digits, or one of your recovery codes (like 1a2b3c-4d5e6f).",
+        validators=[DataRequired(message=_l("Enter the code your app shows.")), Length(max=32)],
+        description=_l("Six digits, or one of your recovery codes (like 1a2b3c-4d5e6f)."),
         render_kw={"inputmode": "text", "autocapitalize": "off", "spellcheck": "false"},
     )
-    submit = SubmitField("Continue")
+    submit = SubmitField(_l("Continue"))
 
 
 class TwoFactorSetupForm(FlaskForm):
     """Start enrolment (a POST with CSRF, so a link cannot replace a pending secret)."""
 
-    submit = SubmitField("Set up two-factor log-in")
+    submit = SubmitField(_l("Set up two-factor log-in"))
 
 
 class DeleteAccountForm(FlaskForm):
     """Deleting the account: the password again, so an unlocked screen is not enough."""
 
-    password = PasswordField("Your password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
-    submit = SubmitField("Delete my account")
+    password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    submit = SubmitField(_l("Delete my account"))

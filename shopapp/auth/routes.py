@@ -7,6 +7,9 @@ import math
 import time
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import TooManyRequests
@@ -67,7 +70,7 @@ def signup() -> Response | tuple[str, int] | str:
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(form.email.data or "", form.password.data or "")
+            user = accounts.create_user(form.email.data or "", form.password.data or "", locale=str(get_locale()))
         except accounts.EmailTaken as error:
             form.email.errors = [*form.email.errors, str(error)]
             return render_template("auth/signup.html", form=form), 409
@@ -75,7 +78,7 @@ def signup() -> Response | tuple[str, int] | str:
             form.email.errors = [*form.email.errors, str(error)]
         else:
             _start_session(user, remember=False)
-            flash("Welcome! Your account is ready.", "success")
+            flash(_("Welcome! Your account is ready."), "success")
             return redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/signup.html", form=form), status
@@ -99,12 +102,14 @@ def login() -> Response | tuple[str, int] | str:
             return two_factor.start_second_step(user, bool(form.remember.data), request.args.get("next"))
         if user is not None:
             known_devices.release_attempts()
+            if user.locale != str(get_locale()):
+                accounts.set_locale(user.id, str(get_locale()))  # the language of this shopper's emails
             _start_session(user, remember=bool(form.remember.data))
-            flash("You are logged in.", "success")
+            flash(_("You are logged in."), "success")
             response = redirect(safe_next(request.args.get("next")) or url_for("shop.index"))
             return known_devices.remember_device(response, user.email)
         log.warning("Failed log-in attempt from %s", request.remote_addr)
-        error = "Invalid email or password."
+        error = _("Invalid email or password.")
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form, error=error), status
 
@@ -115,12 +120,12 @@ def logout() -> Response:
     """Log out: end this session and invalidate the old cookies (and remember-me) everywhere."""
     form = LogoutForm()
     if not form.validate_on_submit():
-        flash("Your session expired; please try logging out again.", "warning")
+        flash(_("Your session expired; please try logging out again."), "warning")
         return redirect(url_for("shop.index"))
     accounts.end_all_sessions(current_user.id)
     logout_user()
     session.clear()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("shop.index"))
 
 
@@ -142,7 +147,7 @@ def change_password() -> Response | tuple[str, int] | str:
             # The token rotated, so this browser needs a fresh session (and remember-me cookie, if it had one).
             had_remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
             _start_session(user, remember=had_remember)
-            flash("Your password was changed. Other devices have been logged out.", "success")
+            flash(_("Your password was changed. Other devices have been logged out."), "success")
             # Every known-device exemption ended with the old password; this browser earns its own again.
             return known_devices.remember_device(redirect(url_for("shop.index")), user.email)
     status = 400 if request.method == "POST" else 200
@@ -166,7 +171,7 @@ def _reset_email_key() -> str:
     return "reset-email:" + accounts.normalize_email(request.form.get("email", ""))
 
 
-FORGOT_ANSWER = (
+FORGOT_ANSWER = _l(
     "If an account uses {email}, a link to choose a new password is on its way. It works once, for an hour. "
     "Nothing arrived? Check the spam folder, or ask again in a few minutes."
 )
@@ -181,7 +186,7 @@ def forgot_password() -> Response | tuple[str, int] | str:
     if form.validate_on_submit():
         email = form.email.data or ""
         accounts.request_password_reset(email)
-        flash(FORGOT_ANSWER.format(email=email), "info")
+        flash(str(FORGOT_ANSWER).format(email=email), "info")
         return redirect(url_for("auth.forgot_password"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/forgot.html", form=form), status
@@ -206,7 +211,7 @@ def reset_password(token: str) -> Response | tuple[str, int] | str:
             form.password.errors = [*form.password.errors, str(error)]
         else:
             _start_session(user, remember=False)
-            flash("Your new password is set and you are logged in. Other devices have been logged out.", "success")
+            flash(_("Your new password is set and you are logged in. Other devices have been logged out."), "success")
             return known_devices.remember_device(redirect(url_for("shop.index")), user.email)
     status = 400 if request.method == "POST" else 200
     return render_template("auth/reset.html", form=form, invalid=None), status

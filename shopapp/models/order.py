@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -37,9 +38,19 @@ class OrderStatus(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        """Human wording for badges and admin lists."""
-        return self.value.replace("_", " ").capitalize()
+        """Human wording for badges and admin lists, in the request's language (English on staff pages)."""
+        return str(_STATUS_LABELS[self.value])
 
+
+_STATUS_LABELS = {
+    "pending": _l("Pending"),
+    "paid": _l("Paid"),
+    "failed": _l("Failed"),
+    "expired": _l("Expired"),
+    "canceled": _l("Canceled"),
+    "partially_refunded": _l("Partially refunded"),
+    "refunded": _l("Refunded"),
+}
 
 S = OrderStatus
 # What an order shows is derived from its facts (derive_status below; written only by

@@ -38,6 +38,8 @@ class User(UserMixin, Base):
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Set when the shopper deleted the account (services/data_rights.py): the row stays for the orders' books.
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The shopper's language (one of config LANGUAGES), for the emails sent to them; None = the shop's default.
+    locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     @property
     def two_factor_enabled(self) -> bool:

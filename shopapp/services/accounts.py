@@ -157,7 +157,9 @@ def load_user_by_session_token(token: str) -> SignedInUser | None:
 EMAIL_TAKEN = "An account with this email already exists. Log in, or use \u201cForgot password?\u201d."
 
 
-def create_user(email: str, password: str, *, is_staff: bool = False, welcome: bool = True) -> User:
+def create_user(
+    email: str, password: str, *, is_staff: bool = False, welcome: bool = True, locale: str | None = None
+) -> User:
     """Create an account and queue its welcome email in the same transaction.
 
     Raises AccountError for a refused password, EmailTaken when the normalised address has an account --
@@ -172,7 +174,7 @@ def create_user(email: str, password: str, *, is_staff: bool = False, welcome: b
         with write_transaction() as session:
             if session.scalar(select(User.id).where(User.email == normalized)) is not None:
                 raise EmailTaken(EMAIL_TAKEN)
-            user = User(email=normalized, password_hash=password_hash, is_staff=is_staff)
+            user = User(email=normalized, password_hash=password_hash, is_staff=is_staff, locale=locale)
             session.add(user)
             session.flush()
             if welcome:
@@ -182,6 +184,14 @@ def create_user(email: str, password: str, *, is_staff: bool = False, welcome: b
             raise EmailTaken(EMAIL_TAKEN) from error
         raise
     return user
+
+
+def set_locale(user_id: int, language: str) -> None:
+    """Remember the shopper's language (one of config LANGUAGES) for the emails sent to them."""
+    with write_transaction() as session:
+        user = session.get(User, user_id)
+        if user is not None and user.locale != language:
+            user.locale = language
 
 
 def authenticate(email: str, password: str) -> User | None:

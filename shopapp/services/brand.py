@@ -17,6 +17,7 @@ from pathlib import Path
 import nh3
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from sqlalchemy import select
@@ -45,8 +46,9 @@ class PageSlug(StrEnum):
 
     @property
     def heading(self) -> str:
-        """The page's heading and footer link text."""
-        return {"contact": "Contact", "terms": "Terms", "privacy": "Privacy", "returns": "Returns"}[self.value]
+        """The page's heading and footer link text, in the request's language."""
+        headings = {"contact": _l("Contact"), "terms": _l("Terms"), "privacy": _l("Privacy"), "returns": _l("Returns")}
+        return str(headings[self.value])
 
 
 DEFAULT_PAGES = {

@@ -64,10 +64,12 @@ class OrderNotFound(LookupError):
 class CheckoutUrls:
     """Where Stripe sends the shopper back; success_url must contain {CHECKOUT_SESSION_ID}. A "{ORDER_ID}" in
     cancel_url is replaced by the order's id (Stripe offers no session placeholder there), so the page the
-    shopper returns to can close exactly that checkout."""
+    shopper returns to can close exactly that checkout. `locale` is the language Checkout shows its page in
+    (Stripe's Session `locale`: the shopper's language on the shop, shopapp/i18n.py); None lets Stripe choose."""
 
     success_url: str
     cancel_url: str
+    locale: str | None = None
 
 
 ORDER_ID_PLACEHOLDER = "{ORDER_ID}"
@@ -164,6 +166,7 @@ def _session_params(
         **shipping.session_params(shipping_countries),
         # Issue 22 (storefront): the payment page's name is the shop's brand, not the Stripe account's.
         "branding_settings": brand.session_branding(),
+        **({"locale": urls.locale} if urls.locale else {}),
     }
 
 

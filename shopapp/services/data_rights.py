@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 
 from shopapp.extensions import db
@@ -40,7 +41,7 @@ from shopapp.models.base import utcnow
 from shopapp.models.user import new_session_token
 from shopapp.services.tx import write_transaction
 
-KEPT_REASON = (
+KEPT_REASON = _l(
     "Your orders, their amounts and refunds are kept, without your name, email or street address: the law "
     "requires a shop to keep its sales records (for tax) for several years."
 )

@@ -15,6 +15,8 @@ from email.utils import formatdate, parseaddr
 from typing import Any
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from flask_mail import Connection
 from sqlalchemy import func, select
 
@@ -25,15 +27,16 @@ from shopapp.services.addresses import address_lines
 from shopapp.services.catalog import format_money
 from shopapp.services.clock import local_time
 
+# Translated when composed, in the recipient's language (lazy strings; compose runs under force_locale).
 SUBJECTS = {
-    MailKind.WELCOME: "Welcome to {shop}",
-    MailKind.ORDER_RECEIPT: "Your {shop} receipt for order #{order_id}",
-    MailKind.REFUND_NOTICE: "{shop} refunded {amount} on order #{order_id}",
-    MailKind.PASSWORD_RESET: "Reset your {shop} password",
-    MailKind.PASSWORD_CHANGED: "Your {shop} password was changed",
-    MailKind.SHIPPING_NOTICE: "Your {shop} order #{order_id} has shipped",
-    MailKind.NEW_ORDER: "New paid order #{order_id}: {total}",
-    MailKind.RESET_NO_ACCOUNT: "About resetting a {shop} password",
+    MailKind.WELCOME: _l("Welcome to {shop}"),
+    MailKind.ORDER_RECEIPT: _l("Your {shop} receipt for order #{order_id}"),
+    MailKind.REFUND_NOTICE: _l("{shop} refunded {amount} on order #{order_id}"),
+    MailKind.PASSWORD_RESET: _l("Reset your {shop} password"),
+    MailKind.PASSWORD_CHANGED: _l("Your {shop} password was changed"),
+    MailKind.SHIPPING_NOTICE: _l("Your {shop} order #{order_id} has shipped"),
+    MailKind.NEW_ORDER: "New paid order #{order_id}: {total}",  # to staff: English, like the admin
+    MailKind.RESET_NO_ACCOUNT: _l("About resetting a {shop} password"),
 }
 
 
@@ -132,15 +135,36 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
     return values
 
 
+def language_of(row: OutboxMessage) -> str:
+    """The language a message is written in: the recipient account's (User.locale), else the one saved with
+    the message when it was queued (context "locale"), else the shop's default; staff's notice in English."""
+    default = str(current_app.config["BABEL_DEFAULT_LOCALE"])
+    if row.kind == MailKind.NEW_ORDER:
+        return "en"
+    user_id = row.user_id
+    if user_id is None and row.order_id is not None:
+        user_id = db.session.scalar(select(Order.user_id).where(Order.id == row.order_id))
+    locale = db.session.scalar(select(User.locale).where(User.id == user_id)) if user_id is not None else None
+    if not locale:
+        locale = json.loads(row.context or "{}").get("locale")
+    return str(locale) if locale in current_app.config["LANGUAGES"] else default
+
+
 def compose(row: OutboxMessage) -> Composed:
-    """Subject, text and HTML of an outbox message (templates/mail/<kind>.txt and .html)."""
+    """Subject, text and HTML of an outbox message (templates/mail/<kind>.txt and .html), in the recipient's
+    language (language_of)."""
+    with force_locale(language_of(row)):
+        return _compose(row)
+
+
+def _compose(row: OutboxMessage) -> Composed:
     values = _values(row)
     # The brand staff set in the admin (services.brand): name, contact and address in every message.
     shop_brand = brand.current_brand(current_app.config["SHOP_NAME"])
     values["shop"] = shop_brand.shop_name
     values["brand"] = shop_brand
     env = current_app.jinja_env
-    subject = SUBJECTS[row.kind].format(
+    subject = str(SUBJECTS[row.kind]).format(
         shop=values["shop"], order_id=row.order_id, amount=values.get("amount", ""), total=values.get("total", "")
     )
     text = env.get_template(f"mail/{row.kind.value}.txt").render(**values)

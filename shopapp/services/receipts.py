@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -68,12 +69,12 @@ class PaymentMethodSummary:
     def label(self) -> str:
         """ "Visa ending in 4242", "Bank account ending in 6789", or the type's words for anything else."""
         if self.type == "card":
-            name = BRAND_NAMES.get(self.brand, "Card")
+            name = BRAND_NAMES.get(self.brand) or gettext("Card")
         elif self.type == "us_bank_account":
-            name = "Bank account"
+            name = gettext("Bank account")
         else:
             name = self.type.replace("_", " ").capitalize()
-        return f"{name} ending in {self.last4}" if self.last4 else name
+        return gettext("%(name)s ending in %(last4)s", name=name, last4=self.last4) if self.last4 else name
 
 
 def _details(charge: Mapping[str, Any]) -> tuple[str, str, str] | None:

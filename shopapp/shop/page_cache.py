@@ -23,6 +23,7 @@ from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
 from flask import current_app, render_template, request, session
+from flask_babel import get_locale
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
@@ -127,9 +128,12 @@ def shop_page(
     shop_brand = current_brand()
     products_key = (tuple(map(tuple, products)), tuple(sorted(reserved.items())))
 
+    # The language the page is written in (cookie or Accept-Language, shopapp/i18n.py).
+    language = str(get_locale())
+
     def key(state: tuple[Any, ...] | None) -> tuple[Any, ...]:
         return (request.script_root, current_app.static_folder, template, shop_brand, viewer, products_key, page, state,
-                notice)  # fmt: skip
+                notice, language)  # fmt: skip
 
     cache = _cache()
     html = cache.get(key(orders.order_page_state(user.id, page, per_page) if page else None))

@@ -7,12 +7,18 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from shopapp import i18n
 from shopapp.extensions import limiter
+from shopapp.security import safe_redirect_target
 from shopapp.services import brand, catalog, checkout, links, orders, pictures, receipts, shipping, stock
 from shopapp.shop import bp, page_cache
 from shopapp.templating import current_brand
@@ -22,7 +28,7 @@ log = logging.getLogger("shopapp.shop")
 
 # A GET never writes: the order stays pending (and keeps any units it holds) until the shopper cancels it
 # or its session expires at Stripe.
-CANCELED_NOTICE = (
+CANCELED_NOTICE = _l(
     "Payment canceled: nothing was charged. Your order stays open until its payment page expires; "
     "cancel it under My orders to release its items now."
 )
@@ -38,7 +44,7 @@ def _render_shop(
     user = current_user
     # My orders: the shopper's page number, bounded like the orders query's; the shop page shows no orders.
     page = min(max(1, request.args.get("page", default=1, type=int)), orders.MAX_PAGE) if orders_page else 0
-    notice = CANCELED_NOTICE if request.args.get("checkout") == "canceled" else None
+    notice = str(CANCELED_NOTICE) if request.args.get("checkout") == "canceled" else None
     if not selection and SELECTION_KEY in session:  # quantities from a refused or canceled checkout
         selection = session.pop(SELECTION_KEY)
         error = error or session.pop(ERROR_KEY, None)
@@ -138,6 +144,8 @@ def buy() -> Response | tuple[str, int]:
                 success_url=links.public_url("payments.success") + "?session_id={CHECKOUT_SESSION_ID}",
                 cancel_url=links.public_url("shop.checkout_canceled", t=links.cancel_token(current_user.id))
                 + f"&order={checkout.ORDER_ID_PLACEHOLDER}",
+                # The payment page in the shop's language (one of Stripe's Checkout locales).
+                locale=i18n.checkout_locale(str(get_locale())),
             ),
             checkout.SessionTTL(
                 default=current_app.config["CHECKOUT_SESSION_TTL_MINUTES"],
@@ -162,7 +170,7 @@ def cancel_order(order_id: int) -> Response | tuple[str, int]:
         outcome = checkout.cancel_order(current_user.id, order_id)
     except checkout.OrderNotFound:
         log.warning("Cancel refused: order %s is not user %s's (or does not exist)", order_id, current_user.id)
-        return _render_shop(error="That order was not found.", status=404, orders_page=True)
+        return _render_shop(error=_("That order was not found."), status=404, orders_page=True)
     except checkout.CheckoutError as error:
         return _render_shop(error=str(error), status=503, orders_page=True)
     if outcome == checkout.Outcome.EXPIRED:
@@ -230,19 +238,19 @@ def checkout_canceled() -> Response:
         log.warning("Cancel link without a valid token for order %s (user %s): not canceled", order_id, current_user.id)
         order = None
     if order is None:
-        flash("Payment canceled: nothing was charged.", "info")
+        flash(_("Payment canceled: nothing was charged."), "info")
         return redirect(url_for("shop.index"))
     selection = {f"qty-{item.product_id}": str(item.quantity) for item in order.items}
     try:
         outcome = checkout.cancel_order(current_user.id, order.id)
     except checkout.CheckoutError:
-        flash("Payment canceled: nothing was charged. The payment page closes by itself shortly.", "info")
+        flash(_("Payment canceled: nothing was charged. The payment page closes by itself shortly."), "info")
         outcome = None
     if outcome == checkout.Outcome.PAID:
         flash(f"Order #{order.id} had already been paid, so it was not canceled.", "warning")
         return redirect(url_for("shop.order_page", order_id=order.id))
     if outcome is not None:
-        flash("Payment canceled: nothing was charged. Your selection is below, ready when you are.", "info")
+        flash(_("Payment canceled: nothing was charged. Your selection is below, ready when you are."), "info")
     session[SELECTION_KEY] = selection
     return redirect(url_for("shop.index"))
 
@@ -263,3 +271,21 @@ def picture(name: str) -> Response:
     response.cache_control.public = True
     response.cache_control.immutable = True
     return response
+
+
+# ---------------------------------------------------------------------------------------------
+# The footer's language switch (issue 22): remembered in a cookie, and on the account for its emails.
+
+
+@bp.get("/language/<language>")
+def switch_language(language: str) -> Response:
+    """Answer in `language` from now on (a cookie; 303 back to the page it was chosen on, else the shop).
+
+    A GET that writes no row: the account's language (for its emails) is saved at sign-up and log-in.
+    An unknown language changes nothing.
+    """
+    back = safe_redirect_target(request.referrer and urlsplit(request.referrer)._replace(scheme="", netloc="").geturl())
+    response = redirect(back or url_for("shop.index"), code=303)
+    if language not in i18n.languages():
+        return response
+    return i18n.remember(response, language)

@@ -170,6 +170,8 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = "terms"
         elif name == "product_id":  # a product's own page
             values[name] = 1
+        elif name == "language":  # the footer's language switch
+            values[name] = "de"
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")
     path = rule.build(values, append_unknown=False)
