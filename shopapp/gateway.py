@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import stripe
 from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
 
 log = logging.getLogger("shopapp.gateway")
 
@@ -25,7 +26,7 @@ T = TypeVar("T")
 class GatewayError(Exception):
     """Stripe could not do what was asked; `user_message` is safe to show a shopper."""
 
-    user_message = "The payment provider could not be reached. Nothing was charged; please try again."
+    user_message: Any = _l("The payment provider could not be reached. Nothing was charged; please try again.")
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
@@ -36,7 +37,7 @@ class GatewayError(Exception):
 class GatewayBusy(GatewayError):
     """Stripe answered 429 even after a short backoff."""
 
-    user_message = "Payments are very busy right now. Nothing was charged; please try again in a moment."
+    user_message = _l("Payments are very busy right now. Nothing was charged; please try again in a moment.")
 
 
 class GatewayUnavailable(GatewayError):
@@ -46,7 +47,7 @@ class GatewayUnavailable(GatewayError):
 class GatewayRejected(GatewayError):
     """Stripe refused the request (4xx): retrying the same request will not help."""
 
-    user_message = "The payment provider refused this checkout. Nothing was charged; please contact us."
+    user_message = _l("The payment provider refused this checkout. Nothing was charged; please contact us.")
 
 
 class SessionNotFound(GatewayRejected):

@@ -10,6 +10,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from confusable_homoglyphs import confusables
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -70,11 +72,11 @@ def normalize_email(email: str) -> str:
     return f"{local.lower()}@{domain}"
 
 
-LOOKALIKE_MIXED = (
+LOOKALIKE_MIXED = _l(
     "This address mixes letters of different alphabets (for example a Cyrillic \u201c\u0430\u201d among Latin "
     "letters), so it looks like a different address. Please type it in one alphabet."
 )
-LOOKALIKE_WIDTH = (
+LOOKALIKE_WIDTH = _l(
     "This address contains full-width or other compatibility characters that look like ordinary ones. "
     "Please type it with ordinary letters and digits."
 )
@@ -91,10 +93,10 @@ def check_not_lookalike(normalized: str) -> None:
     how people write their own addresses. Applied at sign-up only; existing accounts are left alone.
     """
     if unicodedata.normalize("NFKC", normalized) != normalized:
-        raise AccountError(LOOKALIKE_WIDTH)
+        raise AccountError(str(LOOKALIKE_WIDTH))
     local, _, domain = normalized.rpartition("@")
     if any(confusables.is_dangerous(part) for part in [local, *domain.split(".")] if part):
-        raise AccountError(LOOKALIKE_MIXED)
+        raise AccountError(str(LOOKALIKE_MIXED))
 
 
 def check_password_rules(password: str, email: str | None = None) -> None:
@@ -154,7 +156,7 @@ def load_user_by_session_token(token: str) -> SignedInUser | None:
     return SignedInUser(*row) if row is not None else None
 
 
-EMAIL_TAKEN = "An account with this email already exists. Log in, or use \u201cForgot password?\u201d."
+EMAIL_TAKEN = _l("An account with this email already exists. Log in, or use \u201cForgot password?\u201d.")
 
 
 def create_user(
@@ -173,7 +175,7 @@ def create_user(
     try:
         with write_transaction() as session:
             if session.scalar(select(User.id).where(User.email == normalized)) is not None:
-                raise EmailTaken(EMAIL_TAKEN)
+                raise EmailTaken(str(EMAIL_TAKEN))
             user = User(email=normalized, password_hash=password_hash, is_staff=is_staff, locale=locale)
             session.add(user)
             session.flush()
@@ -181,7 +183,7 @@ def create_user(
                 outbox.enqueue_welcome(user)
     except IntegrityError as error:
         if find_user_by_email(normalized) is not None:
-            raise EmailTaken(EMAIL_TAKEN) from error
+            raise EmailTaken(str(EMAIL_TAKEN)) from error
         raise
     return user
 
@@ -234,14 +236,14 @@ def change_password(user_id: int, current_password: str, new_password: str) -> S
     """Change the password after checking the current one; other sessions end. Returns the user with the
     new session token, for the session that made the change to continue."""
     if len(current_password) > MAX_PASSWORD_LENGTH:  # never hash an attacker-sized string
-        raise AccountError("The current password is not correct.")
+        raise AccountError(_("The current password is not correct."))
     user = db.session.get(User, user_id)
     if user is None:
-        raise AccountError("This account no longer exists.")
+        raise AccountError(_("This account no longer exists."))
     try:
         _argon2()[0].verify(user.password_hash, current_password)
     except (VerificationError, InvalidHashError):
-        raise AccountError("The current password is not correct.") from None
+        raise AccountError(_("The current password is not correct.")) from None
     check_password_rules(new_password, user.email)
     with write_transaction():
         user.password_hash = hash_password(new_password)
@@ -270,7 +272,9 @@ def create_or_promote_staff(email: str, password: str | None) -> tuple[User, boo
 # Password reset
 
 
-RESET_LINK_INVALID = "This reset link has expired or was already used. Ask for a new one below; it works for an hour."
+RESET_LINK_INVALID = _l(
+    "This reset link has expired or was already used. Ask for a new one below; it works for an hour."
+)
 
 
 def request_password_reset(email: str) -> None:
@@ -295,10 +299,10 @@ def user_for_reset_token(token: str) -> User:
     try:
         user_id, fingerprint = passwords.read_reset_token(token)
     except passwords.ResetTokenInvalid:
-        raise AccountError(RESET_LINK_INVALID) from None
+        raise AccountError(str(RESET_LINK_INVALID)) from None
     user = db.session.get(User, user_id)
     if user is None or not passwords.token_matches(fingerprint, user.password_hash):
-        raise AccountError(RESET_LINK_INVALID)
+        raise AccountError(str(RESET_LINK_INVALID))
     return user
 
 
@@ -312,7 +316,7 @@ def reset_password(token: str, new_password: str) -> SignedInUser:
         # Compare-and-set on the old hash: two submits of one link cannot both succeed.
         fresh = session.get(User, user.id, populate_existing=True, with_for_update=True)
         if fresh is None or fresh.password_hash != user.password_hash:
-            raise AccountError(RESET_LINK_INVALID)
+            raise AccountError(str(RESET_LINK_INVALID))
         fresh.password_hash = new_hash
         fresh.session_token = new_session_token()
         outbox.enqueue_password_changed(fresh)

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from babel.numbers import format_currency
+from flask_babel import gettext as _
 from sqlalchemy import Row, select
 
 from shopapp import currencies
@@ -223,36 +224,40 @@ def parse_selection(fields: Iterable[tuple[str, str]], max_quantity: int) -> Car
     seen: set[str] = set()
     for name, raw in fields:
         if name in seen:
-            raise SelectionError("The form was sent with a repeated field; please try again.")
+            raise SelectionError(_("The form was sent with a repeated field; please try again."))
         seen.add(name)
         if name in ALLOWED_EXTRA_FIELDS:
             continue
         match = QUANTITY_FIELD.match(name)
         if not match:
-            raise SelectionError("The form contained an unexpected field; please reload the page.")
+            raise SelectionError(_("The form contained an unexpected field; please reload the page."))
         text = raw.strip()
         # Up to 30 digits are read (so 999999 is "too many", not "not a number"); the limit is checked below,
         # where the product's name is known.
         if not re.fullmatch(r"[0-9]{1,30}", text):
-            raise SelectionError("Quantities must be whole numbers.")
+            raise SelectionError(_("Quantities must be whole numbers."))
         quantities[int(match.group(1))] = int(text)
 
     wanted = {pid: qty for pid, qty in quantities.items() if qty > 0}
     if not wanted:
-        raise SelectionError("Choose at least one product.")
+        raise SelectionError(_("Choose at least one product."))
     products = {
         p.id: p for p in db.session.scalars(select(Product).where(Product.id.in_(wanted), Product.active.is_(True)))
     }
     if set(wanted) - set(products):
-        raise SelectionError("One of the chosen products is no longer available; please reload the page.")
+        raise SelectionError(_("One of the chosen products is no longer available; please reload the page."))
     too_many = [products[pid] for pid in sorted(wanted) if wanted[pid] > max_quantity]
     if too_many:
         raise SelectionError(
-            f"You can buy at most {max_quantity} of {too_many[0].name} in one order "
-            f"(you asked for {wanted[too_many[0].id]:,})."
+            _(
+                "You can buy at most %(limit)d of %(name)s in one order (you asked for %(wanted)s).",
+                limit=max_quantity,
+                name=too_many[0].name,
+                wanted=f"{wanted[too_many[0].id]:,}",
+            )
         )
     if len({p.currency for p in products.values()}) > 1:
-        raise SelectionError("Products in different currencies cannot be bought together.")
+        raise SelectionError(_("Products in different currencies cannot be bought together."))
     lines = tuple(CartLine(products[pid], wanted[pid]) for pid in sorted(wanted))
     cart = Cart(lines)
     check_chargeable(cart)
@@ -274,22 +279,33 @@ def check_chargeable(cart: Cart) -> None:
     """
     if len(cart.lines) > MAX_LINE_ITEMS:
         raise SelectionError(
-            f"One payment can hold at most {MAX_LINE_ITEMS} different products; "
-            f"this cart has {len(cart.lines)}. Please buy the rest in a second order."
+            _(
+                "One payment can hold at most %(limit)d different products; this cart has %(count)d. "
+                "Please buy the rest in a second order.",
+                limit=MAX_LINE_ITEMS,
+                count=len(cart.lines),
+            )
         )
     currency = currencies.SUPPORTED.get(cart.currency)
     maximum = currency.max_charge_minor if currency is not None else currencies.MAX_CHARGE_MINOR
     for line in cart.lines:
         if line.product.price_cents > maximum:
             raise SelectionError(
-                f"{line.product.name} costs more than our payment provider can take in one payment "
-                f"({format_money(maximum, cart.currency)}); please contact us to buy it."
+                _(
+                    "%(name)s costs more than our payment provider can take in one payment (%(maximum)s); "
+                    "please contact us to buy it.",
+                    name=line.product.name,
+                    maximum=format_money(maximum, cart.currency),
+                )
             )
     if cart.total_cents > maximum:
         raise SelectionError(
-            f"This cart comes to {format_money(cart.total_cents, cart.currency)}, more than our payment provider "
-            f"can take in one payment ({format_money(maximum, cart.currency)}). "
-            "Please buy fewer items, or split them into separate orders."
+            _(
+                "This cart comes to %(total)s, more than our payment provider can take in one payment "
+                "(%(maximum)s). Please buy fewer items, or split them into separate orders.",
+                total=format_money(cart.total_cents, cart.currency),
+                maximum=format_money(maximum, cart.currency),
+            )
         )
 
 

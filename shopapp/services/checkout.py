@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -296,9 +297,11 @@ def start_checkout(
     """
     if cart.total_cents <= 0:
         # A zero-total session would complete as `no_payment_required`: nothing is paid, nothing to confirm.
-        raise NothingToPay("This selection costs nothing, so there is nothing to pay. Please choose a priced product.")
+        raise NothingToPay(
+            _("This selection costs nothing, so there is nothing to pay. Please choose a priced product.")
+        )
     gateway = get_gateway()
-    for _ in range(4):  # at most: find a reused session dead, retire one stale session, then create
+    for _attempt in range(4):  # at most: find a reused session dead, retire one stale session, then create
         plan = _plan_checkout(user_id, cart, urls, ttl, shipping_countries)
         if plan.kind == "reuse":
             if _still_open(plan.order_id, plan.session_id):
@@ -313,11 +316,11 @@ def start_checkout(
             created = gateway.create_checkout_session(dict(plan.params), plan.idempotency_key)
         except GatewayError as error:
             log.warning("Order %s: creating session failed (%s)", plan.order_id, type(error).__name__)
-            raise CheckoutError(error.user_message, busy=not isinstance(error, GatewayRejected)) from error
+            raise CheckoutError(str(error.user_message), busy=not isinstance(error, GatewayRejected)) from error
         _store_session(plan.order_id, plan.idempotency_key, created)
         log.info("Order %s: session %s created", plan.order_id, created["id"])
         return CheckoutStarted(plan.order_id, created["url"], reused=False)
-    raise CheckoutError("Your previous checkout is still closing; please try again.", busy=True)
+    raise CheckoutError(_("Your previous checkout is still closing; please try again."), busy=True)
 
 
 def _still_open(order_id: int, session_id: str) -> bool:
@@ -377,7 +380,7 @@ def _close_session(order_id: int, session_id: str, *, actor: str, note: str) -> 
     except GatewayRejected:
         closed = None
     except GatewayError as error:
-        raise CheckoutError(error.user_message, busy=True) from error
+        raise CheckoutError(str(error.user_message), busy=True) from error
     if closed is not None and closed.get("status") == "expired":
         with write_transaction() as session:
             order = session.get(Order, order_id, populate_existing=True)
@@ -396,7 +399,7 @@ def _close_session(order_id: int, session_id: str, *, actor: str, note: str) -> 
     except SessionNotFound:
         return close_unknown_session(order_id, session_id, actor=actor, target=OrderStatus.CANCELED)
     except GatewayError as error:
-        raise CheckoutError(error.user_message, busy=True) from error
+        raise CheckoutError(str(error.user_message), busy=True) from error
     return finalize_checkout(settled, actor=f"{actor} (session already settled)")
 
 

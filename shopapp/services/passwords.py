@@ -8,6 +8,7 @@ import unicodedata
 from functools import cache
 
 from flask import current_app
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from zxcvbn import zxcvbn
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
@@ -42,18 +43,22 @@ def check_new_password(password: str, *, email: str | None = None) -> None:
     "abcdefgh" or the account's own email). A password of only spaces or invisible characters is refused too.
     """
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise PasswordRejected(f"Please choose a password of at least {MIN_PASSWORD_LENGTH} characters.")
+        raise PasswordRejected(
+            _("Please choose a password of at least %(count)d characters.", count=MIN_PASSWORD_LENGTH)
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise PasswordRejected(f"That password is too long for us: please keep it to {MAX_PASSWORD_LENGTH} characters.")
+        raise PasswordRejected(
+            _("That password is too long for us: please keep it to %(count)d characters.", count=MAX_PASSWORD_LENGTH)
+        )
     if not _visible(password):
-        raise PasswordRejected("A password made only of spaces or invisible characters is too easy to guess.")
+        raise PasswordRejected(_("A password made only of spaces or invisible characters is too easy to guess."))
     if password.lower() in _common_passwords():
         raise PasswordRejected(
-            "That password is one of the most common ones, so it is easy to guess. Please pick another."
+            _("That password is one of the most common ones, so it is easy to guess. Please pick another.")
         )
     user_inputs = [email, email.split("@")[0]] if email else []
     if zxcvbn(password[:_ZXCVBN_MAX_LENGTH], user_inputs=user_inputs)["score"] == 0:
-        raise PasswordRejected("That password follows a pattern that is easy to guess. Please pick another.")
+        raise PasswordRejected(_("That password follows a pattern that is easy to guess. Please pick another."))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -48,16 +49,23 @@ def _lines(order: Order) -> list[OrderItem]:
 def _shortage_message(session: Session, product_id: int, wanted: int) -> str:
     product = session.get(Product, product_id, populate_existing=True)
     if product is None or product.stock is None:
-        return "One of the chosen products is no longer available; please reload the page."
+        return _("One of the chosen products is no longer available; please reload the page.")
     if product.stock == 0:
         held = reserved_comeback_minutes([product_id])
         if product_id in held:
-            return (
-                f"Sorry, the last {product.name} are reserved by shoppers who are checking out; they may come back "
-                f"within {held[product_id]} minutes."
+            return _(
+                "Sorry, the last %(name)s are reserved by shoppers who are checking out; they may come back "
+                "within %(minutes)d minutes.",
+                name=product.name,
+                minutes=held[product_id],
             )
-        return f"Sorry, {product.name} is sold out."
-    return f"Sorry, only {product.stock} of {product.name} left; you asked for {wanted}. Please choose fewer."
+        return _("Sorry, %(name)s is sold out.", name=product.name)
+    return _(
+        "Sorry, only %(stock)d of %(name)s left; you asked for %(wanted)d. Please choose fewer.",
+        stock=product.stock,
+        name=product.name,
+        wanted=wanted,
+    )
 
 
 def reserve(session: Session, order: Order) -> bool:
