@@ -52,7 +52,7 @@ def delete_account() -> Response | tuple[str, int]:
     status = 400
     if form.validate_on_submit():
         if accounts.authenticate(current_user.email, form.password.data or "") is None:
-            form.password.errors = [*form.password.errors, "That password is not right."]
+            form.password.errors = [*form.password.errors, _("That password is not right.")]
         else:
             try:
                 data_rights.delete_account(current_user.id)

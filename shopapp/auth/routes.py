@@ -31,7 +31,7 @@ from shopapp.services import accounts
 log = logging.getLogger("shopapp.auth")
 
 login_manager.login_view = "auth.login"
-login_manager.login_message = "Please log in to continue."
+login_manager.login_message = _l("Please log in to continue.")
 login_manager.login_message_category = "info"
 login_manager.session_protection = "basic"
 
@@ -246,8 +246,11 @@ def too_many_attempts(error: TooManyRequests) -> tuple[str, int, dict[str, str]]
     form_class, template = entry
     form = form_class()
     seconds = _retry_after_seconds(error)
-    wait = f"{seconds} seconds" if seconds < 90 else f"{math.ceil(seconds / 60)} minutes"
-    message = f"Too many attempts in a short time. Please try again in {wait}."
+    if seconds < 90:
+        message = _("Too many attempts in a short time. Please try again in %(count)d seconds.", count=seconds)
+    else:
+        minutes = math.ceil(seconds / 60)
+        message = _("Too many attempts in a short time. Please try again in %(count)d minutes.", count=minutes)
     log.warning("Rate limit hit by %s: %s %s", request.remote_addr, request.method, request.path)
     extra: dict[str, str | None] = {"error": message} if template == "auth/login.html" else {"limited": message}
     if template == "auth/reset.html":

@@ -8,6 +8,7 @@ import time
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 from werkzeug.wrappers import Response
 
@@ -55,7 +56,7 @@ def two_factor_login() -> Response | tuple[str, int] | str:
     user = accounts.load_user_by_session_token(pending["token"]) if pending.get("token") else None
     if user is None:
         session.pop(PENDING, None)
-        flash("Please log in again.", "info")
+        flash(_("Please log in again."), "info")
         return redirect(url_for("auth.login"))
     form = TwoFactorCodeForm()
     if form.validate_on_submit():
@@ -63,7 +64,7 @@ def two_factor_login() -> Response | tuple[str, int] | str:
             session.clear()
             login_user(user, remember=bool(pending["remember"]))
             session[VERIFIED_AT] = time.time()
-            flash("You are logged in.", "success")
+            flash(_("You are logged in."), "success")
             response = redirect(safe_redirect_target(pending.get("next")) or url_for("shop.index"))
             return known_devices.remember_device(response, user.email)
         log.warning("Failed two-factor code for user %s from %s", user.id, request.remote_addr)
@@ -128,9 +129,9 @@ def two_factor_disable() -> Response:
     form = TwoFactorCodeForm()
     if form.validate_on_submit() and two_factor.verify(current_user.id, form.code.data or ""):
         two_factor.disable(current_user.id)
-        flash("Two-factor log-in is off.", "info")
+        flash(_("Two-factor log-in is off."), "info")
     else:
-        flash("That code is not right; two-factor log-in stays on.", "error")
+        flash(_("That code is not right; two-factor log-in stays on."), "error")
     return redirect(url_for("auth.two_factor_settings"))
 
 
@@ -143,7 +144,7 @@ def two_factor_again() -> Response | tuple[str, int] | str:
     if form.validate_on_submit():
         if two_factor.verify(current_user.id, form.code.data or ""):
             session[VERIFIED_AT] = time.time()
-            flash("Thank you. Please submit your change again.", "success")
+            flash(_("Thank you. Please submit your change again."), "success")
             return redirect(safe_redirect_target(request.args.get("next")) or url_for("admin.index"))
         form.code.errors = [*form.code.errors, "That code is not right, or was already used."]
     status = 400 if request.method == "POST" else 200
@@ -167,7 +168,7 @@ def two_factor_gate() -> Response | None:
         enabled = two_factor.is_enabled(current_user.id)
     if not enabled:
         if current_app.config["TWO_FACTOR_REQUIRED_FOR_STAFF"]:
-            flash("Staff accounts need two-factor log-in: set it up to use the admin.", "warning")
+            flash(_("Staff accounts need two-factor log-in: set it up to use the admin."), "warning")
             return redirect(url_for("auth.two_factor_settings"))
         return None
     if request.method == "POST" and request.endpoint in FRESH_CODE_ENDPOINTS:
@@ -175,6 +176,6 @@ def two_factor_gate() -> Response | None:
         if time.time() - float(session.get(VERIFIED_AT) or 0) > fresh_for:
             came_from = urlsplit(request.referrer or "")
             back = came_from.path + (f"?{came_from.query}" if came_from.query else "")
-            flash("Enter a code from your authenticator app to confirm this change.", "warning")
+            flash(_("Enter a code from your authenticator app to confirm this change."), "warning")
             return redirect(url_for("auth.two_factor_again", next=safe_redirect_target(back) or None))
     return None

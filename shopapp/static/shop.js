@@ -15,6 +15,8 @@
   var button = document.getElementById("buy-button");
   var totalEl = document.getElementById("order-total");
   var locale = form.getAttribute("data-locale") || "en-US";
+  // The page's words in its language: the template puts them on the form (data-msg-*), English as fallback.
+  function text(key, fallback) { return form.getAttribute("data-msg-" + key) || fallback; }
   var mixNote = document.getElementById("currency-mix");
   // Amounts are in the currency's minor unit (cents for USD, yen for JPY): the page says how many digits,
   // so the total agrees with the server's Babel formatting and with what Stripe charges.
@@ -42,9 +44,10 @@
     var raw = input.value.trim();
     var message = "";
     if (raw !== "" && !/^\d+$/.test(raw)) {
-      message = "Please enter a whole number of items.";
+      message = text("whole", "Please enter a whole number of items.");
     } else if (raw !== "" && !isNaN(max) && parseInt(raw, 10) > max) {
-      message = "You can buy at most " + max + " of " + productName(input) + " in one order.";
+      message = text("max", "You can buy at most {max} of {name} in one order.")
+        .replace("{max}", String(max)).replace("{name}", productName(input));
     }
     var id = input.id + "-live-error";
     var note = document.getElementById(id);
@@ -114,9 +117,9 @@
     var row = document.createElement("div");
     row.className = "stepper-row";
     wrap.appendChild(row);
-    row.appendChild(step(-1, "Decrease quantity of"));
+    row.appendChild(step(-1, text("decrease", "Decrease quantity of")));
     row.appendChild(input);
-    row.appendChild(step(1, "Increase quantity of"));
+    row.appendChild(step(1, text("increase", "Increase quantity of")));
     input.addEventListener("input", update);
     input.addEventListener("change", update);
   });
@@ -126,7 +129,7 @@
     form.classList.add("submitting");
     if (button) {
       button.disabled = true;
-      button.textContent = "Redirecting to payment\u2026";
+      button.textContent = text("redirecting", "Redirecting to payment\u2026");
     }
   });
   // Coming back with the browser's Back button must re-enable the form.
