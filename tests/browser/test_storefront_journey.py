@@ -50,7 +50,7 @@ def test_a_visitor_browses_the_frame_and_keeps_the_selection_through_sign_up(jou
         assert overflow <= 0, (width, overflow)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.locator(".account-menu summary").click()
-    expect(page.get_by_role("link", name="Password")).to_be_visible()
+    expect(page.get_by_role("link", name="Account")).to_be_visible()
     journey.visit("account-menu-open")
     page.get_by_role("button", name="Buy").click()
     page.wait_for_url(re.compile(r"/pay/cs_test_"))
