@@ -122,7 +122,8 @@ def test_a_refund_asks_for_a_fresh_code(app, staff_browser, paid_order):
     with staff_browser.session_transaction() as cookie_session:
         cookie_session["tf_verified_at"] = time.time() - 3600  # the last code is an hour old
     token = csrf_token(staff_browser.get("/").get_data(as_text=True))
-    form = {"amount": "10.00", "reason": "Customer asked", "sequence": "1", "csrf_token": token}
+    # confirm=yes: the refund confirmation step (issue 22) answered; the fresh-code check comes before it.
+    form = {"amount": "10.00", "reason": "Customer asked", "sequence": "1", "csrf_token": token, "confirm": "yes"}
     asked = staff_browser.post(
         f"/admin/orders/{order.id}/refund/",
         data=form,
