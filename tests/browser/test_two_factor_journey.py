@@ -39,7 +39,7 @@ def test_staff_enrol_and_log_in_with_a_code(journey: Journey) -> None:
     assert len(codes) == 10
     journey.visit("two-factor-recovery-codes")
 
-    page.get_by_role("button", name="Log out").click()
+    journey.log_out()
     journey.goto("/admin/")
     page.wait_for_url(re.compile(r"/account/login"))
     page.get_by_label("Email").fill(STAFF_EMAIL)
