@@ -22,7 +22,8 @@ def test_staff_enrol_and_log_in_with_a_code(journey: Journey) -> None:
     page.wait_for_url(re.compile(r"/admin/$"))
 
     journey.goto("/")
-    page.get_by_role("link", name="Account").click()  # the shop's header
+    page.locator(".account-menu summary").click()  # the shop's header: the account menu
+    page.get_by_role("link", name="Account").click()
     page.wait_for_url(re.compile(r"/account/$"))
     journey.visit("account")
     page.get_by_role("link", name="Two-factor log-in").click()
@@ -38,7 +39,7 @@ def test_staff_enrol_and_log_in_with_a_code(journey: Journey) -> None:
     assert len(codes) == 10
     journey.visit("two-factor-recovery-codes")
 
-    page.get_by_role("button", name="Log out").click()
+    journey.log_out()
     journey.goto("/admin/")
     page.wait_for_url(re.compile(r"/account/login"))
     page.get_by_label("Email").fill(STAFF_EMAIL)
