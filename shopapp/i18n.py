@@ -14,7 +14,7 @@ entry, or when its .mo is stale.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import get_locale, refresh
 from werkzeug.wrappers import Response
 
@@ -81,11 +81,13 @@ def init_i18n(app: Flask) -> None:
     # afresh (a context shared by several requests, as a test's or a worker's, would keep the first one's).
     @app.before_request
     def choose_language_afresh() -> None:
-        refresh()
+        if "_flask_babel" in g:  # only when an earlier request in this context chose one
+            refresh()
 
     @app.teardown_request
     def forget_language(_error: BaseException | None) -> None:
-        refresh()
+        if "_flask_babel" in g:
+            refresh()
 
     @app.after_request
     def vary_by_language(response: Response) -> Response:
