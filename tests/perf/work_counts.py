@@ -14,10 +14,11 @@ warm-up requests of the same shape, and counted:
   from the page cache).
 
 Each count is the largest of a few identical requests, so one request's extra work (a cache filled late) is
-not averaged away. The counts are the same from run to run and under any PYTHONHASHSEED
-(`--check-stable` proves it), but differ between SQLite and PostgreSQL (the drivers and our dialect-specific
-code differ), so the baseline keeps one set per database. The test `tests/perf/test_work_counts.py` fails
-when a count grows beyond its margin (`MARGINS`) over the baseline; a count that shrank is reported so the
+not averaged away. The counts are the same from run to run under the fixed PYTHONHASHSEED the test uses;
+under other seeds statements and renders are the same and Python calls may differ by a handful (--update keeps
+the largest; `--check-stable` shows any difference). They differ between SQLite and PostgreSQL (the drivers
+and our dialect-specific code differ), so the baseline keeps one set per database. The test
+`tests/perf/test_work_counts.py` fails when a count grows beyond its margin (`MARGINS`) over the baseline; a count that shrank is reported so the
 baseline can be tightened with --update.
 
 Not counted: the mail a request's commit queued, which the worker sends after the response (the outbox
@@ -360,9 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_stable or args.update:
         for seed in ("1", "12345"):
             other = measure_in_child(args.db_url, seed)
-            if other != measured:
-                print(f"Counts differ under PYTHONHASHSEED={seed}:\n{table(kind, other, {kind: measured})}")
+            if other == measured:
+                continue
+            # Statements and renders must not depend on the seed; Python calls may by a handful (a set's
+            # iteration order in a library), so the baseline keeps the largest count seen.
+            print(f"Counts differ under PYTHONHASHSEED={seed}:\n{table(kind, other, {kind: measured})}")
+            if (
+                any(other[t][k] != measured[t][k] for t in measured for k in measured[t] if k != "calls")
+                or args.check_stable
+            ):
                 return 1
+            measured = {t: {k: max(v, other[t][k]) for k, v in counts.items()} for t, counts in measured.items()}
     print(table(kind, measured, baseline))
     if args.update:
         baseline[kind] = measured
