@@ -18,11 +18,11 @@ not averaged away. The counts are the same from run to run under the fixed PYTHO
 under other seeds statements and renders are the same and Python calls may differ by a handful (--update keeps
 the largest; `--check-stable` shows any difference). They differ between SQLite and PostgreSQL (the drivers
 and our dialect-specific code differ), so the baseline keeps one set per database. The test
-`tests/perf/test_work_counts.py` fails when a count grows beyond its margin (`MARGINS`) over the baseline; a count that shrank is reported so the
-baseline can be tightened with --update.
+`tests/perf/test_work_counts.py` fails when a count grows beyond its margin (`MARGINS`) over the baseline; a
+count that shrank is reported so the baseline can be tightened with --update.
 
-Not counted: the mail a request's commit queued, which the worker sends after the response (the outbox
-delivers it; issue 26 moves that out of the request worker), so the webhook's count is the response's work.
+Not counted: the mail a request's commit queued, which the mail worker sends outside the request (issue 26),
+so the webhook's count is the response's work.
 """
 
 from __future__ import annotations
