@@ -35,9 +35,9 @@ if [ "$(.venv/bin/python -c 'from config import Config; print(Config.MAIL_SERVER
     >instance/devmail.log 2>&1 &
   BACKGROUND_PIDS+=($!)
   wait_for_port "$HOST" "$MAIL_PORT" 20 || { cat instance/devmail.log; exit 1; }
-  MAIL_MODE="local SMTP server on $HOST:$MAIL_PORT, every message kept in instance/mail/ (.venv/bin/flask mail list; .venv/bin/flask mail show last)"
+  MAIL_MODE="local SMTP server on $HOST:$MAIL_PORT, every message kept in instance/mail/ (scripts/flask.sh mail list; scripts/flask.sh mail show last)"
 else
-  MAIL_MODE="SMTP server from .env (MAIL_SERVER); undelivered mail is retried by: .venv/bin/flask mail send-pending"
+  MAIL_MODE="SMTP server from .env (MAIL_SERVER); undelivered mail is retried by: scripts/flask.sh mail send-pending"
 fi
 
 # config.py is the one reader of the environment and .env: ask it whether real Stripe keys are set.
@@ -72,6 +72,12 @@ step "Applying database migrations to instance/shop.db, seeding the demo product
 .venv/bin/flask db upgrade >instance/migrate.log 2>&1 || { cat instance/migrate.log; exit 1; }
 .venv/bin/flask seed
 STAFF_LINE=$(.venv/bin/flask demo-staff)
+# The settings this run uses, for scripts/flask.sh (the printed commands); instance/ is never committed.
+(umask 077
+ for name in FLASK_APP SHOP_CONFIG FLASK_DEBUG SHOP_BASE_URL MAIL_SERVER MAIL_PORT STRIPE_SECRET_KEY STRIPE_API_BASE \
+   STRIPE_WEBHOOK_SECRET; do
+   if [ -n "${!name+x}" ]; then printf '%s=%q\n' "$name" "${!name}"; fi
+ done >instance/run.env)
 
 cat <<MSG
 
@@ -81,7 +87,7 @@ cat <<MSG
   Payments:     $STRIPE_MODE
   Mail:         $MAIL_MODE
   Debug mode:   $( [ "$FLASK_DEBUG" = "1" ] && echo "on (Werkzeug debugger)" || echo "off (FLASK_DEBUG=1 scripts/run.sh turns it on)")
-  Commands:     .venv/bin/flask --help from this folder (e.g. .venv/bin/flask mail list, .venv/bin/flask mail show last)
+  Commands:     scripts/flask.sh --help from this folder, with this run's settings (e.g. scripts/flask.sh mail list)
   Test card:    4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined;
                 refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending
 
