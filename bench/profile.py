@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import os
 import pstats
 import subprocess
@@ -116,6 +115,7 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
     from werkzeug.test import EnvironBuilder
 
     from bench.cookies import USER_AGENT, mint
+    from bench.events import checkout_completed
     from bench.hello import app as hello
     from shopapp import create_app
     from shopapp.extensions import db
@@ -189,29 +189,7 @@ def build(db_url: str, stripe_base: str, requests: int) -> list[Target]:
 
     def event(n: int) -> tuple[dict[str, str], bytes]:
         order_id, total = pending[n]
-        body = json.dumps(
-            {
-                "id": f"evt_profile_{n}",
-                "object": "event",
-                "type": "checkout.session.completed",
-                "created": int(time.time()),
-                "livemode": False,
-                "data": {
-                    "object": {
-                        "id": f"cs_test_profile_{n}",
-                        "object": "checkout.session",
-                        "mode": "payment",
-                        "status": "complete",
-                        "payment_status": "paid",
-                        "amount_total": total,
-                        "currency": "usd",
-                        "client_reference_id": str(order_id),
-                        "metadata": {"order_id": str(order_id), "attempt": "1"},
-                        "payment_intent": f"pi_profile_{n}",
-                    }
-                },
-            }
-        ).encode()
+        body = checkout_completed(f"evt_profile_{n}", order_id, total, created=int(time.time()))
         return {"Content-Type": "application/json", "Stripe-Signature": sign(WEBHOOK_SECRET, body)}, body
 
     def checkout(n: int) -> dict[str, Any]:

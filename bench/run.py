@@ -483,34 +483,12 @@ class Bench:
         return [(oid, total) for oid, total in rows]
 
     def _event(self, order_id: int, total: int, n: str) -> tuple[dict[str, str], str]:
-        from shopapp.services import bulk_seed
+        from bench.events import checkout_completed
         from stripe_emulator.webhooks import sign
 
-        body = json.dumps(
-            {
-                "id": f"evt_bench_{self.db}_{n}",
-                "object": "event",
-                "api_version": "2025-01-27.acacia",
-                "created": int(time.time()),
-                "livemode": False,
-                "type": "checkout.session.completed",
-                "data": {
-                    "object": {
-                        "id": bulk_seed.bulk_session_id(order_id),  # the order's own session (bulk seed's attempt)
-                        "object": "checkout.session",
-                        "mode": "payment",
-                        "status": "complete",
-                        "payment_status": "paid",
-                        "amount_total": total,
-                        "currency": "usd",
-                        "client_reference_id": str(order_id),
-                        "metadata": {"order_id": str(order_id), "attempt": "1"},
-                        "payment_intent": f"pi_bench_{self.db}_{n}",
-                    }
-                },
-            },
-            separators=(",", ":"),
-        )
+        body = checkout_completed(
+            f"evt_bench_{self.db}_{n}", order_id, total, created=int(time.time()), api_version="2025-01-27.acacia"
+        ).decode()
         return {
             "Content-Type": "application/json",
             "Stripe-Signature": sign(WEBHOOK_SECRET, body.encode()),

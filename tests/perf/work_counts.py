@@ -116,6 +116,7 @@ def _build(db_url: str) -> tuple[Any, list[Target], Counter]:
     from werkzeug.test import EnvironBuilder
 
     from bench.cookies import mint
+    from bench.events import checkout_completed
     from shopapp import create_app
     from shopapp.extensions import db
     from shopapp.models import Order, OrderStatus, User
@@ -170,29 +171,7 @@ def _build(db_url: str) -> tuple[Any, list[Target], Counter]:
 
     def event_for(n: int) -> dict[str, Any]:
         order_id, total = pending[n]
-        body = json.dumps(
-            {
-                "id": f"evt_work_{n:04d}",
-                "object": "event",
-                "type": "checkout.session.completed",
-                "created": 1_700_000_000,
-                "livemode": False,
-                "data": {
-                    "object": {
-                        "id": bulk_seed.bulk_session_id(order_id),  # the order's own session (bulk seed's attempt)
-                        "object": "checkout.session",
-                        "mode": "payment",
-                        "status": "complete",
-                        "payment_status": "paid",
-                        "amount_total": total,
-                        "currency": "usd",
-                        "client_reference_id": str(order_id),
-                        "metadata": {"order_id": str(order_id), "attempt": "1"},
-                        "payment_intent": f"pi_work_{n:04d}",
-                    }
-                },
-            }
-        ).encode()
+        body = checkout_completed(f"evt_work_{n:04d}", order_id, total, created=1_700_000_000)
         headers = {"Content-Type": "application/json", "Stripe-Signature": sign(WEBHOOK_SECRET, body)}
         return environ("/webhook/", "POST", headers, body)
 
