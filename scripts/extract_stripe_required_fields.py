@@ -36,6 +36,14 @@ OBJECTS: dict[str, tuple[str, str]] = {
     "webhook_endpoint": ("resources/WebhookEndpoints.d.ts", "WebhookEndpoint"),
     "webhook_endpoint (deleted)": ("resources/WebhookEndpoints.d.ts", "DeletedWebhookEndpoint"),
     "list": ("lib.d.ts", "ApiList"),
+    "balance_transaction": ("resources/BalanceTransactions.d.ts", "BalanceTransaction"),
+    "dispute": ("resources/Disputes.d.ts", "Dispute"),
+    "radar.early_fraud_warning": ("resources/Radar/EarlyFraudWarnings.d.ts", "EarlyFraudWarning"),
+    "coupon": ("resources/Coupons.d.ts", "Coupon"),
+    "promotion_code": ("resources/PromotionCodes.d.ts", "PromotionCode"),
+    "shipping_rate": ("resources/ShippingRates.d.ts", "ShippingRate"),
+    "invoice": ("resources/Invoices.d.ts", "Invoice"),
+    "tax_code": ("resources/TaxCodes.d.ts", "TaxCode"),
 }
 
 _NAMESPACE = re.compile(r"^(?:export\s+)?(?:declare\s+)?namespace\s+([\w.]+)\s*\{$")
