@@ -4,9 +4,9 @@
     python -m tests.perf.work_counts --update   # measure and rewrite the baseline (on purpose, in review)
     TEST_DATABASE_URL=postgresql+psycopg://... python -m tests.perf.work_counts [--update]
 
-For each target (the benchmark's: shop page anonymous, with 20 and with 1,000 orders, the first and the
-duplicate webhook delivery, the admin orders list) one request is made straight through the WSGI app, after
-warm-up requests of the same shape, and counted:
+For each target (the benchmark's: shop page anonymous, with 20 and with 1,000 orders, the orders list `/orders`
+with 20 and with 1,000 orders, the first and the duplicate webhook delivery, the admin orders list) one request
+is made straight through the WSGI app, after warm-up requests of the same shape, and counted:
 
 - `calls`: Python function calls under cProfile (every call, the framework's and the libraries' included);
 - `statements`: SQL statements sent to the database (transaction control included);
@@ -46,7 +46,16 @@ BASELINE = Path(__file__).with_name("work_baseline.json")
 # How far a count may grow over the baseline before the test fails. Calls move a little with harmless
 # refactoring (a helper split in two); statements and template renders are design decisions.
 MARGINS = {"calls": 0.05, "statements": 0.0, "templates": 0.0}
-TARGETS = ("anonymous", "shop_20_orders", "shop_1000_orders", "webhook_first", "webhook_duplicate", "admin_orders")
+TARGETS = (
+    "anonymous",
+    "shop_20_orders",
+    "shop_1000_orders",
+    "orders_20",
+    "orders_1000",
+    "webhook_first",
+    "webhook_duplicate",
+    "admin_orders",
+)
 WARM_UP = 3  # requests of the same shape before counting: templates compiled, statement caches filled
 COUNTED = 3  # counted requests per target; the largest count is kept
 
@@ -182,6 +191,10 @@ def _build(db_url: str) -> tuple[Any, list[Target], Counter]:
         Target("anonymous", lambda n: environ(), body=b"Product A"),
         Target("shop_20_orders", logged_in("s20"), body=b"My orders"),
         Target("shop_1000_orders", logged_in("s1000"), body=b"My orders"),
+        # The page that lists orders (issue 22 moved it to /orders): the first page of 20, with "Older orders"
+        # for the 1,000-order shopper.
+        Target("orders_20", logged_in("s20", "/orders"), body=b'aria-labelledby="orders-heading"'),
+        Target("orders_1000", logged_in("s1000", "/orders"), body=b"Older orders"),
         # Every request a first delivery: its own event for its own pending order.
         Target("webhook_first", lambda n: event_for(n + 1), body=b"applied\n"),
         # The same event (number 0) again and again: the first call of the run delivers it.
