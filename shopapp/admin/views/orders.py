@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, request
+from flask import abort, flash, g, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import filters as sqla_filters
@@ -46,8 +46,16 @@ class ShippedFilter(sqla_filters.BaseSQLAFilter):
 
 
 def _status(view: Any, context: Any, model: Any, name: str) -> Markup:
-    # A badge in the shop's status colours (admin.css), the same wording as the shopper's pages.
-    return Markup('<span class="status-badge status-{}">{}</span>').format(model.status.value, model.status.label)
+    # A badge in the shop's status colours (admin.css), the same wording as the shopper's pages. Built once
+    # per status and request (the request's language is fixed): a 50-row list translated and formatted the
+    # same few labels fifty times, a tenth of the list's Python calls (issue 25).
+    badges: dict[OrderStatus, Markup] = g.setdefault("order_status_badges", {})
+    badge = badges.get(model.status)
+    if badge is None:
+        badge = badges[model.status] = Markup('<span class="status-badge status-{}">{}</span>').format(
+            model.status.value, model.status.label
+        )
+    return badge
 
 
 def _cents_plain(view: Any, context: Any, model: Any, name: str) -> str:
