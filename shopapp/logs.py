@@ -14,7 +14,7 @@ from flask import Flask
 from flask.logging import default_handler
 from pythonjsonlogger.json import JsonFormatter
 
-from shopapp.request_ids import current_request_id
+from shopapp.request_ids import current_request_id, made_here
 
 # Card-number-like digit runs (13-19 digits, optionally grouped), Stripe secrets, and cookie/bearer values.
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
@@ -204,9 +204,11 @@ def _install_record_factory() -> None:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = _previous_factory(*args, **kwargs)
         _redact_record(record)
-        # Every line carries the id of the request it belongs to ("-" outside requests: CLI, cron), redacted
-        # (a proxy's id is client-controlled) once per id, not once per line.
-        record.request_id = _clean_request_id(current_request_id() or "-")
+        # Every line carries the id of the request it belongs to ("-" outside requests: CLI, cron). One from
+        # the proxy's header is client-controlled: redacted, once per id, not once per line. One made here is
+        # random hex, kept as is (the card check could only mangle it).
+        request_id = current_request_id() or "-"
+        record.request_id = request_id if made_here(request_id) else _clean_request_id(request_id)
         return record
 
     logging.setLogRecordFactory(factory)

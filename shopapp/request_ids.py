@@ -19,11 +19,20 @@ ENVIRON_KEY = "HTTP_X_REQUEST_ID"
 _PLAUSIBLE = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 
 _current: ContextVar[str | None] = ContextVar("shop_request_id", default=None)
+# The last id made here (not taken from a header) in this context: see made_here.
+_made: ContextVar[str | None] = ContextVar("shop_request_id_made_here", default=None)
 
 
 def new_request_id() -> str:
     """A fresh id: 16 random bytes as 32 hex characters."""
-    return secrets.token_hex(16)
+    value = secrets.token_hex(16)
+    _made.set(value)
+    return value
+
+
+def made_here(value: str) -> bool:
+    """True when value is an id this process made (random hex: no outside text in it, nothing to redact)."""
+    return value == _made.get()
 
 
 def accept_or_make(incoming: str | None) -> str:

@@ -164,6 +164,23 @@ def test_json_log_lines_of_a_purchase_share_the_request_id(app_factory, emulator
                 print(json.dumps(line))
 
 
+def test_a_request_id_from_a_header_is_redacted_in_log_lines_and_our_own_is_kept(app_factory, capsys, json_logs):
+    """Issue 25 redacts the request id once per id, and not at all when this process made it (random hex):
+    a client-controlled id holding a card number still never reaches a log line."""
+    app = app_factory(ACCESS_LOG=True, LOG_FORMAT="json", LOG_LEVEL="INFO")
+    catalog.seed_demo_products()
+    client = app.test_client()
+    capsys.readouterr()
+    card_like = "4242424242424242"  # plausible as an id (digits only), and Luhn-valid
+    given = client.get("/", headers={"X-Request-ID": card_like})
+    own = client.get("/")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "shopapp.access"]
+    assert given.status_code == own.status_code == 200 and len(access) == 2
+    assert card_like not in json.dumps(lines) and access[0]["request_id"] == "[card-redacted]"
+    assert access[1]["request_id"] == own.headers["X-Request-ID"]
+
+
 def test_json_lines_stay_scrubbed():
     """The redaction tests' promise holds on the JSON output: message, extras and traceback."""
     logger = logging.getLogger("shopapp.test.json")
