@@ -96,7 +96,7 @@ class Counter:
 
 
 @contextmanager
-def _database(url: str | None) -> Iterator[str]:
+def database(url: str | None) -> Iterator[str]:
     """A fresh database: a temporary SQLite file, or a throwaway database on the PostgreSQL server of `url`."""
     if not url:
         with tempfile.TemporaryDirectory(prefix="work-counts.") as tmp:
@@ -117,7 +117,7 @@ def _database(url: str | None) -> Iterator[str]:
         admin.dispose()
 
 
-def _build(db_url: str) -> tuple[Any, list[Target], Counter]:
+def build_app(db_url: str) -> tuple[Any, list[Target], Counter]:
     """The app (staging settings, as the benchmark runs it), its data, and the targets."""
     from flask import template_rendered
     from sqlalchemy import event, select
@@ -221,7 +221,8 @@ def _check(target: Target, status: int, body: bytes, headers: list[tuple[str, st
         raise RuntimeError(f"{target.name}: the response sets a cookie: {headers}")
 
 
-def _call(app: Any, environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]], Any]:
+def call(app: Any, environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]], Any]:
+    """One request straight through the WSGI app: (status code, body, headers, the iterable to close)."""
     status: list[str] = []
     response_headers: list[tuple[str, str]] = []
 
@@ -234,7 +235,8 @@ def _call(app: Any, environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str
     return int(status[0].split()[0]), body, response_headers, iterable
 
 
-def _close(iterable: Any) -> None:
+def close_response(iterable: Any) -> None:
+    """Close a response's iterable as a WSGI server does (runs what is registered to follow the response)."""
     close = getattr(iterable, "close", None)
     if close is not None:
         close()
@@ -242,14 +244,14 @@ def _close(iterable: Any) -> None:
 
 def measure(db_url: str | None = None) -> dict[str, dict[str, int]]:
     """Every target's counts on a fresh database (SQLite when db_url is None)."""
-    with _database(db_url) as url:
-        app, targets, counter = _build(url)
+    with database(db_url) as url:
+        app, targets, counter = build_app(url)
         results: dict[str, dict[str, int]] = {}
         for target in targets:
             environs = [target.environ(i) for i in range(WARM_UP + COUNTED)]
             for environ in environs[:WARM_UP]:
-                status, body, headers, iterable = _call(app, environ)
-                _close(iterable)
+                status, body, headers, iterable = call(app, environ)
+                close_response(iterable)
                 _check(target, status, body, headers)
             worst: dict[str, int] = {}
             for environ in environs[WARM_UP:]:
@@ -257,10 +259,10 @@ def measure(db_url: str | None = None) -> dict[str, dict[str, int]]:
                 profiler = cProfile.Profile()
                 counter.on = True
                 profiler.enable()
-                status, body, headers, iterable = _call(app, environ)
+                status, body, headers, iterable = call(app, environ)
                 profiler.disable()
                 counter.on = False
-                _close(iterable)  # the mail queued by a commit is sent here, after the response: not counted
+                close_response(iterable)  # the mail queued by a commit is sent here, after the response: not counted
                 _check(target, status, body, headers)
                 stats = pstats.Stats(profiler)
                 calls = sum(nc for (_cc, nc, _tt, _ct, _callers) in stats.stats.values())  # type: ignore[attr-defined]
