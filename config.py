@@ -104,6 +104,10 @@ class Config:
     # Backoff after Stripe answers 429, before the shopper is told to try again.
     STRIPE_RATE_LIMIT_BACKOFF_SECONDS = float(_env("STRIPE_RATE_LIMIT_BACKOFF_SECONDS", "0.5") or 0.5)
 
+    # Stall alert (flask payments audit / reconcile): checkout sessions were created but no order was paid for
+    # this many hours -> one email to staff (the brand's order address, else its contact address). 0: off.
+    STALL_ALERT_HOURS = _env_int("STALL_ALERT_HOURS", 6)
+
     # Proxies in front of the shop that set X-Forwarded-For/-Proto/-Host (Werkzeug's ProxyFix): the client
     # address is taken that many hops from the right of X-Forwarded-For, so one forged by a client is ignored.
     # 0 (default): no proxy is trusted and remote_addr is the TCP peer. The documented deployment

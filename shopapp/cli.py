@@ -17,6 +17,7 @@ from shopapp import devmail
 from shopapp.gateway import GatewayError
 from shopapp.services import (
     accounts,
+    audit,
     backups,
     bulk_seed,
     catalog,
@@ -24,6 +25,7 @@ from shopapp.services import (
     outbox,
     reconcile,
     staff,
+    stall,
     stock,
     webhook_endpoints,
     webhooks,
@@ -123,7 +125,9 @@ def send_refunds_command() -> None:
     click.echo(f"Out-of-stock refunds sent: {sent}.")
 
 
-payments_cli = AppGroup("payments", help="Reconcile with Stripe and replay stored events (safe to run from cron).")
+payments_cli = AppGroup(
+    "payments", help="Reconcile and audit against Stripe, replay stored events (safe to run from cron)."
+)
 
 
 class AgeType(click.ParamType):
@@ -153,9 +157,51 @@ def reconcile_command(older_than: timedelta, limit: int) -> None:
     """Ask Stripe about stale PENDING orders and finalize or expire them; exit 1 if Stripe could not answer."""
     summary = reconcile.reconcile_pending(older_than, limit=limit)
     click.echo(summary.line())
+    _check_stall()
     click.echo(outbox.send_pending().line())  # receipts of the orders just finalized, and any earlier backlog
     if summary.errors:
         sys.exit(1)
+
+
+def _check_stall() -> None:
+    """Print the stall, if any (its alert is queued once per stall; see services/stall.py)."""
+    found = stall.check_stall(int(current_app.config["STALL_ALERT_HOURS"]))
+    if found is not None:
+        click.echo(found.line())
+
+
+@payments_cli.command("audit")
+@click.option(
+    "--days",
+    type=click.IntRange(0, 90),
+    default=1,
+    show_default=True,
+    help="Audit today so far and this many whole UTC days before it.",
+)
+def audit_command(days: int) -> None:
+    """Compare the shop's books with Stripe's balance transactions per UTC day and currency, process the events
+    Stripe failed to deliver (last 30 days), check for a checkout stall. Exit 0: the books match; 1: they did
+    not (each difference is listed); 2: Stripe could not be reached."""
+    report = audit.run_audit(days)
+    start, end = report.window_start, report.window_end
+    click.echo(f"Audit of {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC ({report.list_calls} list call(s)).")
+    _check_stall()
+    click.echo(outbox.send_pending().line())
+    if report.unreachable is not None:
+        click.echo(f"Stripe could not be reached: {report.unreachable}", err=True)
+        sys.exit(2)
+    for line in report.totals:
+        click.echo(line.text())
+    for event in report.events:
+        done = f"already {event['outcome']}" if event["already"] else f"processed: {event['outcome']}"
+        click.echo(f"Undelivered event {event['id']} ({event['type']}) {done}")
+    for difference in report.found:
+        click.echo(difference.text())
+    if report.found and not report.remaining:
+        click.echo("Every difference was healed by the undelivered events; the books match Stripe now.")
+    elif not report.found:
+        click.echo("Books match Stripe.")
+    sys.exit(report.exit_code)
 
 
 @payments_cli.command("replay")

@@ -6,6 +6,7 @@ get_gateway() and get plain dicts and gateway exceptions back, never SDK types.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -288,6 +289,38 @@ class PaymentGateway:
     def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
         """One refund as Stripe holds it now (its status and failure_reason), as a plain dict."""
         return _plain(self._call("retrieve refund", lambda: self._client.v1.refunds.retrieve(refund_id)))
+
+    def _pages(self, what: str, fetch: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a Stripe list, one call per page of 100 (`starting_after` the last id), each page through
+        _call: a 429 retries that page, not the pages already read."""
+        items: list[dict[str, Any]] = []
+        page_params = {**params, "limit": 100}
+        while True:
+            page = self._call(what, functools.partial(fetch, page_params))
+            data = [_plain(item) for item in page.data]
+            items += data
+            if not page.has_more or not data:
+                return items
+            page_params = {**page_params, "starting_after": data[-1]["id"]}
+
+    def list_balance_transactions(self, created_gte: int, created_lt: int) -> list[dict[str, Any]]:
+        """Every balance transaction created in [created_gte, created_lt) (unix seconds), newest first, with its
+        `source` (charge, refund, dispute...) expanded, as plain dicts: ceil(n / 100) calls."""
+        return self._pages(
+            "list balance transactions",
+            lambda params: self._client.v1.balance_transactions.list(params=params),  # type: ignore[arg-type]
+            {"created": {"gte": created_gte, "lt": created_lt}, "expand": ["data.source"]},
+        )
+
+    def list_undelivered_events(self, created_gte: int, types: list[str]) -> list[dict[str, Any]]:
+        """Events of `types` (up to 20) created since `created_gte` that some webhook endpoint has not
+        acknowledged (`delivery_success=false`: still being retried, or given up), newest first, as plain
+        dicts rendered in the SDK's API version (docs "Process undelivered events")."""
+        return self._pages(
+            "list undelivered events",
+            lambda params: self._client.v1.events.list(params=params),  # type: ignore[arg-type]
+            {"delivery_success": False, "created": {"gte": created_gte}, "types": types},
+        )
 
     def parse_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """Verify the Stripe-Signature over the raw body and return the event as a dict."""

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import endpoints, payments
-from .errors import no_such
+from . import endpoints, listing, payments
+from .errors import invalid, no_such
 from .objects import expand_list, list_object
 from .router import Router
+from .sdkfacts import BALANCE_TRANSACTION_TYPES
 from .store import Origin, Store
 from .versions import event_exists_for, render_event
 
@@ -114,15 +115,70 @@ def retrieve_event(call: Call, id: str) -> dict[str, Any]:
         return render_event(event, call.version)
 
 
+MAX_EVENT_TYPES = 20  # EventListParams.types: "An array of up to 20 strings"
+
+
 def list_events(call: Call) -> dict[str, Any]:
-    """GET /v1/events (newest first, optional `type` filter with `*` wildcards)."""
+    """GET /v1/events: newest first; `type` (with `*` wildcards) or `types[]` (up to 20, not both),
+    `created` range, `delivery_success` (false: events some subscribed endpoint has not acknowledged, still
+    being retried or given up on: the SDK's EventListParams), paginated. Only the page is rendered."""
+    params = call.params
+    listing.refuse_unknown(params, ("type", "types", "created", "delivery_success"))
+    wanted, types = params.get("type"), params.get("types")
+    if wanted is not None and types is not None:
+        raise invalid("You may pass either `type` or `types`, but not both.", "types")
+    if isinstance(types, str):
+        types = [types]
+    if types is not None and (not isinstance(types, list) or len(types) > MAX_EVENT_TYPES):
+        raise invalid(
+            f"Invalid array: types can have at most {MAX_EVENT_TYPES} items.", "types", "parameter_invalid_array"
+        )
+    created = listing.created_filter(params.get("created"))
+    delivered = listing.boolean(params.get("delivery_success"), "delivery_success")
     with call.store.lock:
-        events = [e for e in reversed(call.store.events.values()) if event_exists_for(e, call.version)]
-        wanted = call.params.get("type")
-        if wanted:
-            events = [e for e in events if fnmatch.fnmatchcase(e["type"], wanted)]
-        page = {k: v for k, v in call.params.items() if k != "type"}
-        return list_object([render_event(e, call.version) for e in events], "/v1/events", page)
+        events = [
+            e
+            for e in reversed(call.store.events.values())
+            if event_exists_for(e, call.version)
+            and created(e["created"])
+            and (not wanted or fnmatch.fnmatchcase(e["type"], wanted))
+            and (types is None or e["type"] in types)
+            and (delivered is None or (e["pending_webhooks"] == 0) == delivered)
+        ]
+        page = list_object(events, "/v1/events", listing.page_params(params))
+        page["data"] = [render_event(e, call.version) for e in page["data"]]
+        return page
+
+
+def list_balance_transactions(call: Call) -> dict[str, Any]:
+    """GET /v1/balance_transactions: newest first, filtered by `created` range, `type`, `source`, `currency`
+    (BalanceTransactionListParams), paginated; `expand[]=data.source` gives each one's charge or refund."""
+    params = call.params
+    listing.refuse_unknown(params, ("created", "currency", "payout", "source", "type"))
+    wanted_type = params.get("type")
+    if wanted_type is not None and wanted_type not in BALANCE_TRANSACTION_TYPES:
+        raise invalid(
+            f"Invalid type: must be one of {', '.join(BALANCE_TRANSACTION_TYPES)}", "type", "parameter_invalid_string"
+        )
+    if "payout" in params:  # the emulator makes no payouts
+        raise no_such("payout", str(params["payout"]), "payout")
+    created = listing.created_filter(params.get("created"))
+    source, currency = params.get("source"), params.get("currency")
+    expand = listing.data_expand(call.expand)
+    with call.store.lock:
+        found = [
+            t
+            for t in reversed(call.store.balance_transactions.values())
+            if created(t["created"])
+            and (wanted_type is None or t["type"] == wanted_type)
+            and (source is None or t["source"] == source)
+            and (currency is None or t["currency"] == currency)
+        ]
+        # Newest first by `created` (stable: among equal times, the later made first), as Stripe sorts.
+        found.sort(key=lambda t: t["created"], reverse=True)
+        page = list_object(found, "/v1/balance_transactions", listing.page_params(params))
+        page["data"] = [payments.render(call.store, t, expand, call.version) for t in page["data"]]
+        return page
 
 
 def create_webhook_endpoint(call: Call) -> dict[str, Any]:
@@ -165,6 +221,8 @@ def build_router() -> Router[Handler]:
     router.add("GET", "/v1/payment_intents/{id}", _getter("payment_intents", "payment_intent"))
     router.add("GET", "/v1/charges/{id}", _getter("charges", "charge"))
     router.add("GET", "/v1/charges/{id}/refunds", charge_refunds)
+    router.add("GET", "/v1/balance_transactions", list_balance_transactions)
+    router.add("GET", "/v1/balance_transactions/{id}", _getter("balance_transactions", "balance_transaction"))
     router.add("GET", "/v1/events", list_events)
     router.add("GET", "/v1/events/{id}", retrieve_event)
     router.add("POST", "/v1/webhook_endpoints", create_webhook_endpoint)

@@ -179,6 +179,11 @@ class Emulator:
         """Hold back new events until release_deliveries (for late delivery)."""
         self.deliverer.hold()
 
+    def lose_deliveries(self, event_type: str, times: int = 1) -> None:
+        """Lose the next `times` events of `event_type` (never acknowledged by any endpoint; still listed by
+        `GET /v1/events?delivery_success=false`), e.g. the `charge.refunded` of a Dashboard refund."""
+        self.deliverer.lose(event_type, times)
+
     def release_deliveries(self, order: Order = "fifo", duplicate: int = 1) -> list[str]:
         """Queue the held events in `order`, each `duplicate` times; returns the queued ids."""
         return self.deliverer.release(order, duplicate)

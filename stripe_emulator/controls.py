@@ -39,6 +39,7 @@ class Controllable(Protocol):
     def deliver_pending(self) -> list[tuple[str, int | None]]: ...
     def redeliver(self, event_id: str) -> int | None: ...
     def hold_deliveries(self) -> None: ...
+    def lose_deliveries(self, event_type: str, times: int = ...) -> None: ...
     def release_deliveries(self, order: Any = ..., duplicate: int = ...) -> list[str]: ...
     def events(self, type: str | None = ...) -> list[dict[str, Any]]: ...
     @property
@@ -106,6 +107,11 @@ def build_router() -> Router[Control]:
     r.add("POST", "/_emulator/deliveries/deliver_pending", lambda emu, data: {"delivered": emu.deliver_pending()})
     r.add("POST", "/_emulator/deliveries/hold", lambda emu, data: emu.hold_deliveries() or {"ok": True})
     r.add("POST", "/_emulator/deliveries/release", _release)
+    r.add(
+        "POST",
+        "/_emulator/deliveries/lose",
+        lambda emu, data: emu.lose_deliveries(data["type"], int(data.get("times", 1))) or {"ok": True},
+    )
     r.add("GET", "/_emulator/events", lambda emu, data: {"data": emu.events(data.get("type"))})
     r.add("POST", "/_emulator/events/{id}/redeliver", lambda emu, data, id: {"status": emu.redeliver(id)})
     r.add("GET", "/_emulator/events/{id}/attempts", lambda emu, data, id: {"data": emu.delivery_attempts(id)})

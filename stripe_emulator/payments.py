@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from . import shapes
+from . import balance, shapes
 from .errors import EmulatorStateError, StripeAPIError, invalid, missing_param, no_such
 from .objects import PRESENTMENT_CURRENCIES, apply_expand, list_object, new_id
 from .sdkfacts import CHECKOUT_LOCALES, SHIPPING_COUNTRIES
@@ -478,8 +478,30 @@ def render(store: Store, obj: dict[str, Any], expand: list[str], version: str) -
         ("charge", "refunds"): lambda _: charge_refunds(store, view["id"], {}, version),
         ("refund", "charge"): lambda cid: lookup(store.charges, cid),
         ("refund", "payment_intent"): lambda pid: lookup(store.payment_intents, pid),
+        ("charge", "balance_transaction"): lambda tid: transaction(tid),
+        ("refund", "balance_transaction"): lambda tid: transaction(tid),
+        ("refund", "failure_balance_transaction"): lambda tid: transaction(tid),
+        ("balance_transaction", "source"): lambda sid: source_object(sid),
     }
+
+    def transaction(transaction_id: str | None) -> dict[str, Any] | None:
+        found = lookup(store.balance_transactions, transaction_id)
+        return balance.view(found, store.clock.now()) if found is not None else None
+
+    def source_object(source_id: str | None) -> dict[str, Any] | str | None:
+        # A balance transaction's source, by its id's prefix; `disputes` exists once disputes are modelled.
+        table = next((t for prefix, t in _SOURCE_TABLES if (source_id or "").startswith(prefix)), None)
+        objects = getattr(store, table, None) if table is not None else None
+        return lookup(objects, source_id) if objects is not None and source_id in objects else source_id
+
+    if view["object"] == "balance_transaction":
+        view = balance.view(view, store.clock.now())
     return apply_expand(view, expand, resolvers)
+
+
+# Which table holds a balance transaction's source, by id prefix (Stripe's id prefixes).
+_SOURCE_TABLES = (("ch_", "charges"), ("py_", "charges"), ("re_", "refunds"), ("pyr_", "refunds"), ("dp_", "disputes"),
+                  ("du_", "disputes"))  # fmt: skip
 
 
 def charge_refunds(store: Store, charge_id: str, params: dict[str, Any], version: str) -> dict[str, Any]:
@@ -810,7 +832,7 @@ def _new_charge(
         "amount": intent["amount"],
         "amount_captured": intent["amount"] if succeeded else 0,
         "amount_refunded": 0,
-        "balance_transaction": new_id("txn_") if succeeded else None,
+        "balance_transaction": None,  # set below for a successful charge (balance.record_charge)
         "billing_details": {
             "address": {
                 "city": None,
@@ -844,6 +866,8 @@ def _new_charge(
         "status": "succeeded" if succeeded else "failed",
         "_card": card,  # which test card paid: decides how its refunds behave
     }
+    if succeeded:
+        charge["balance_transaction"] = balance.record_charge(store, charge)["id"]
     store.charges[charge["id"]] = charge
     intent["latest_charge"] = charge["id"]
     return charge
@@ -947,7 +971,7 @@ def create_refund(store: Store, params: dict[str, Any], origin: Origin) -> dict[
             "id": new_id("re_"),
             "object": "refund",
             "amount": amount,
-            "balance_transaction": new_id("txn_"),
+            "balance_transaction": None,  # set below (balance.record_refund)
             "charge": charge["id"],
             "created": store.clock.timestamp(),
             "currency": charge["currency"],
@@ -959,6 +983,7 @@ def create_refund(store: Store, params: dict[str, Any], origin: Origin) -> dict[
             "status": "pending" if card == REFUND_PENDING_CARD else "succeeded",
             "transfer_reversal": None,
         }
+        refund["balance_transaction"] = balance.record_refund(store, refund)["id"]
         store.refunds[refund["id"]] = refund
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
@@ -987,7 +1012,7 @@ def settle_refund(store: Store, refund_id: str) -> dict[str, Any]:
         refund["status"] = transition.status
         if transition.status == "failed":
             previous.update(failure_balance_transaction=None, failure_reason=None)
-            refund["failure_balance_transaction"] = new_id("txn_")
+            refund["failure_balance_transaction"] = balance.record_refund_failure(store, refund)["id"]
             refund["failure_reason"] = transition.failure_reason
             charge = store.charges[refund["charge"]]
             charge["amount_refunded"] -= refund["amount"]

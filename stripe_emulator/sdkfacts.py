@@ -55,3 +55,7 @@ CHECKOUT_LOCALES: frozenset[str] = frozenset(
     _forward_literals(_session_params.SessionCreateParams.__annotations__["locale"])
 )
 """The `locale` values Checkout accepts ("auto", "de", "en", "fr-CA", ...)."""
+
+
+BALANCE_TRANSACTION_TYPES: tuple[str, ...] = tuple(_literals(stripe.BalanceTransaction.__annotations__["type"]))
+"""Balance transaction `type` values (stripe.BalanceTransaction.type's Literal), in the SDK's order."""

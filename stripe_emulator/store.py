@@ -74,6 +74,7 @@ _OBJECT_TABLES = (
     "payment_intents",
     "charges",
     "refunds",
+    "balance_transactions",
     "events",
     "webhook_endpoints",
     "attempts",
@@ -136,6 +137,8 @@ class Store:
             self.payment_intents: dict[str, dict[str, Any]] = {}
             self.charges: dict[str, dict[str, Any]] = {}
             self.refunds: dict[str, dict[str, Any]] = {}
+            # Every balance transaction, in creation order (made only by balance.record_balance_transaction).
+            self.balance_transactions: dict[str, dict[str, Any]] = {}
             self.events: dict[str, dict[str, Any]] = {}
             self.webhook_endpoints: dict[str, dict[str, Any]] = {}
             self.attempts: dict[str, list[dict[str, Any]]] = {}

@@ -67,6 +67,8 @@ class Deliverer:
         with self.store.lock:
             self.held: list[tuple[str, str]] | None = None
             self.in_flight = 0
+            # Event type -> how many of the next such events are lost (test control `lose`).
+            self.lost: dict[str, int] = {}
 
     @property
     def attempts(self) -> dict[str, list[dict[str, Any]]]:
@@ -89,9 +91,18 @@ class Deliverer:
             ]
 
     def enqueue(self, event: dict[str, Any]) -> int:
-        """Queue a new event for its endpoints (or hold it); returns how many endpoints will get it."""
+        """Queue a new event for its endpoints (or hold it); returns how many endpoints will get it.
+
+        The endpoints are kept on the event (`_targets`) with those that acknowledged it (`_delivered`), so that
+        `pending_webhooks` counts the endpoints still owed it and `GET /v1/events?delivery_success=false` lists
+        it until each has answered 2xx once (Stripe's Event.pending_webhooks; a repeat 2xx changes nothing)."""
         with self.store.lock:
             pairs = [(event["id"], endpoint["id"]) for endpoint in self.targets(event)]
+            event["_targets"] = [endpoint_id for _, endpoint_id in pairs]
+            event["_delivered"] = []
+            if self.lost.get(event["type"], 0) > 0:
+                self._lose(event, pairs)
+                return len(pairs)
             if self.held is not None:
                 self.held.extend(pairs)
             else:
@@ -100,6 +111,27 @@ class Deliverer:
         if pairs:
             self.on_enqueue()
         return len(pairs)
+
+    def lose(self, event_type: str, times: int = 1) -> None:
+        """Lose every delivery of the next `times` events of `event_type`: as if each endpoint failed every
+        attempt until Stripe gave up (each such event stays pending, as `delivery_success=false` lists it)."""
+        with self.store.lock:
+            self.lost[event_type] = self.lost.get(event_type, 0) + times
+
+    def _lose(self, event: dict[str, Any], pairs: list[tuple[str, str]]) -> None:
+        self.lost[event["type"]] -= 1
+        for event_id, endpoint_id in pairs:
+            self.store.attempts.setdefault(event_id, []).append(
+                {
+                    "event_id": event_id,
+                    "endpoint": endpoint_id,
+                    "attempt": MAX_ATTEMPTS,
+                    "at": self.store.clock.now(),
+                    "url": self.store.webhook_endpoints[endpoint_id]["url"],
+                    "status": None,
+                    "error": "lost (test control): every attempt failed and Stripe stopped retrying",
+                }
+            )
 
     def hold(self) -> None:
         """Keep new events back until `release` (late / out-of-order delivery)."""
@@ -209,8 +241,8 @@ class Deliverer:
                     "error": error,
                 }
             )
-            if status is not None and 200 <= status < 300 and event["pending_webhooks"] > 0:
-                event["pending_webhooks"] -= 1
+            if status is not None and 200 <= status < 300:
+                _acknowledged(event, endpoint_id)
         log.info(
             "webhook %s %s -> %s attempt %d -> %s",
             event["type"],
@@ -220,3 +252,15 @@ class Deliverer:
             status if status is not None else error,
         )
         return status
+
+
+def _acknowledged(event: dict[str, Any], endpoint_id: str) -> None:
+    """Record that `endpoint_id` answered 2xx for `event` and recount its pending webhooks (once per endpoint)."""
+    targets = event.get("_targets")
+    if targets is None:  # an event saved before targets were kept: count down as before
+        event["pending_webhooks"] = max(0, event["pending_webhooks"] - 1)
+        return
+    delivered = event.setdefault("_delivered", [])
+    if endpoint_id in targets and endpoint_id not in delivered:
+        delivered.append(endpoint_id)
+    event["pending_webhooks"] = len([t for t in targets if t not in delivered])

@@ -1,5 +1,6 @@
 """SQLAlchemy models; money is always integer cents in the order's currency."""
 
+from shopapp.models.audit import AuditOutcome, AuditRun
 from shopapp.models.order import (
     ALLOWED_TRANSITIONS,
     DERIVED_STATUSES,
@@ -32,6 +33,8 @@ __all__ = [
     "PAID_STATUSES",
     "REFUNDABLE_STATUSES",
     "REFUND_IN_FLIGHT",
+    "AuditOutcome",
+    "AuditRun",
     "ChargePaymentMethod",
     "CheckoutAttempt",
     "EventOutcome",

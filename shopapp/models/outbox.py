@@ -26,6 +26,8 @@ class MailKind(enum.StrEnum):
     # Forgot-password for an address with no account: the same work as for a known one (a row, a message),
     # so neither the answer nor its timing tells the two apart; the mailbox's owner learns there is no account.
     RESET_NO_ACCOUNT = "reset_no_account"
+    # To staff: checkout sessions were created but no order was paid for STALL_ALERT_HOURS (services.audit).
+    STALL_ALERT = "stall_alert"
 
 
 class MailStatus(enum.StrEnum):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import smtplib
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any
@@ -37,7 +38,10 @@ SUBJECTS = {
     MailKind.SHIPPING_NOTICE: _l("Your {shop} order #{order_id} has shipped"),
     MailKind.NEW_ORDER: "New paid order #{order_id}: {total}",  # to staff: English, like the admin
     MailKind.RESET_NO_ACCOUNT: _l("About resetting a {shop} password"),
+    MailKind.STALL_ALERT: "{shop}: no paid order for {hours} hours, though checkouts are being started",  # to staff
 }
+# Messages to staff, written in English like the admin.
+STAFF_KINDS = frozenset({MailKind.NEW_ORDER, MailKind.STALL_ALERT})
 
 
 class CannotCompose(ValueError):
@@ -132,6 +136,12 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
             shopper = db.session.get(User, order.user_id)
             values["shopper"] = shopper.email if shopper is not None else "(account deleted)"
             values["admin_url"] = link("orders.details_view", id=order.id)
+    elif row.kind == MailKind.STALL_ALERT:
+        values.update(context)
+        values["since"] = local_time(datetime.fromisoformat(context["since"]))
+        last_paid = context.get("last_paid_at")
+        values["last_paid_at"] = local_time(datetime.fromisoformat(last_paid)) if last_paid else None
+        values["admin_url"] = link("admin.index")
     return values
 
 
@@ -139,7 +149,7 @@ def language_of(row: OutboxMessage) -> str:
     """The language a message is written in: the recipient account's (User.locale), else the one saved with
     the message when it was queued (context "locale"), else the shop's default; staff's notice in English."""
     default = str(current_app.config["BABEL_DEFAULT_LOCALE"])
-    if row.kind == MailKind.NEW_ORDER:
+    if row.kind in STAFF_KINDS:
         return "en"
     user_id = row.user_id
     if user_id is None and row.order_id is not None:
@@ -165,7 +175,11 @@ def _compose(row: OutboxMessage) -> Composed:
     values["brand"] = shop_brand
     env = current_app.jinja_env
     subject = str(SUBJECTS[row.kind]).format(
-        shop=values["shop"], order_id=row.order_id, amount=values.get("amount", ""), total=values.get("total", "")
+        shop=values["shop"],
+        order_id=row.order_id,
+        amount=values.get("amount", ""),
+        total=values.get("total", ""),
+        hours=values.get("hours", ""),
     )
     text = env.get_template(f"mail/{row.kind.value}.txt").render(**values)
     html = env.get_template(f"mail/{row.kind.value}.html").render(subject=subject, **values)

@@ -137,6 +137,14 @@ def enqueue_new_order_notice(order: Order, recipient: str) -> None:
     )
 
 
+def enqueue_stall_alert(session: Session, recipient: str, first_attempt_id: int, context: dict[str, Any]) -> bool:
+    """Queue staff's "checkouts but no paid order" alert for the stall that began with checkout attempt
+    `first_attempt_id`: once per stall (dedupe key `stall-<id>-alert`), whoever checks how often; True when queued."""
+    return _queue(
+        session, key=f"stall-{first_attempt_id}-alert", kind=MailKind.STALL_ALERT, recipient=recipient, context=context
+    )
+
+
 def enqueue_refund_notice(refund: Refund) -> None:
     """Queue the notice of a refund Stripe confirmed as succeeded (one per refund)."""
     session = _session_of(refund)

@@ -37,7 +37,12 @@ def checkable_units(tmp_path: Path) -> Path:
 
 def test_every_unit_passes_systemd_analyze_verify(checkable_units: Path) -> None:
     names = sorted(p.name for p in checkable_units.iterdir())
-    assert {"tidy-shop-web.service", "tidy-shop-mail.service", "tidy-shop-backup.timer"} <= set(names)
+    assert {
+        "tidy-shop-web.service",
+        "tidy-shop-mail.service",
+        "tidy-shop-backup.timer",
+        "tidy-shop-audit.timer",
+    } <= set(names)
     result = _verify(checkable_units, names)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 

@@ -56,6 +56,7 @@ CLASSES: dict[str, type[StripeObject]] = {
     "payment_intent": stripe.PaymentIntent,
     "charge": stripe.Charge,
     "refund": stripe.Refund,
+    "balance_transaction": stripe.BalanceTransaction,
     "event": stripe.Event,
     "webhook_endpoint": stripe.WebhookEndpoint,
     "list": ListObject,
@@ -215,14 +216,17 @@ def compare_fixture(ours: Any, example: Any, path: str) -> list[str]:
     """Same kind of value and nesting as Stripe's example for the fields both fill; ids with its prefix."""
     if ours is None or example is None:
         return []
+    if isinstance(ours, dict) and isinstance(example, str) and isinstance(ours.get("id"), str):
+        return compare_fixture(ours["id"], example, path)  # an expandable field, expanded: its id must match
     if isinstance(example, dict) != isinstance(ours, dict) or isinstance(example, list) != isinstance(ours, list):
         return [f"{path}: {type(ours).__name__} where Stripe's example has {type(example).__name__}"]
     if isinstance(ours, dict):
         if ours.get("object") != example.get("object"):
             return []  # e.g. an event's data.object: compared as its own kind elsewhere
-        return [
-            p for key in ours.keys() & example.keys() for p in compare_fixture(ours[key], example[key], f"{path}.{key}")
-        ]
+        keys = ours.keys() & example.keys()
+        if ours.get("object") == "balance_transaction" and ours.get("type") != example.get("type"):
+            keys -= {"source"}  # its source is a refund, a dispute...: the example's is a charge
+        return [p for key in keys for p in compare_fixture(ours[key], example[key], f"{path}.{key}")]
     if isinstance(ours, list):
         return [p for item in ours[:1] for sample in example[:1] for p in compare_fixture(item, sample, f"{path}[0]")]
     if isinstance(example, str) and isinstance(ours, str):
@@ -356,12 +360,21 @@ def collect_samples(
     yield "refund", call("GET", f"/v1/refunds/{refund['id']}")[1]
     yield "charge", call("GET", f"/v1/charges/{intent['latest_charge']}?expand[]=refunds")[1]
     yield "list", call("GET", f"/v1/refunds?charge={intent['latest_charge']}")[1]
+    # The charge's, the refund's and the failed refund's balance transactions (issue 21), a source expanded.
+    _, transactions = call("GET", "/v1/balance_transactions?limit=100&expand[]=data.source")
+    yield "list", transactions
+    assert {t["type"] for t in transactions["data"]} == {"charge", "refund", "refund_failure"}, transactions
+    for transaction in transactions["data"]:
+        yield "balance_transaction", transaction
+        yield "balance_transaction", call("GET", f"/v1/balance_transactions/{transaction['id']}")[1]
+    yield "charge", call("GET", f"/v1/charges/{intent['latest_charge']}?expand[]=balance_transaction")[1]
     for version in OLDER_VERSIONS:  # the same reads, rendered at each older version
         call("GET", f"/v1/checkout/sessions/{session['id']}", version=version)
         call("GET", f"/v1/checkout/sessions/{session['id']}/line_items", version=version)
         call("GET", f"/v1/payment_intents/{intent['id']}", version=version)
         call("GET", f"/v1/charges/{intent['latest_charge']}", version=version)
         call("GET", f"/v1/refunds/{refund['id']}", version=version)
+        call("GET", f"/v1/balance_transactions/{transactions['data'][0]['id']}", version=version)
     expiring = call("POST", "/v1/checkout/sessions", {**session_form, "client_reference_id": "order-2"})[1]
     yield "checkout.session", call("POST", f"/v1/checkout/sessions/{expiring['id']}/expire")[1]
     _, events = call("GET", "/v1/events?limit=100")
