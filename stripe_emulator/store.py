@@ -74,6 +74,9 @@ _OBJECT_TABLES = (
     "payment_intents",
     "charges",
     "refunds",
+    "disputes",
+    "early_fraud_warnings",
+    "balance_transactions",
     "events",
     "webhook_endpoints",
     "attempts",
@@ -136,6 +139,9 @@ class Store:
             self.payment_intents: dict[str, dict[str, Any]] = {}
             self.charges: dict[str, dict[str, Any]] = {}
             self.refunds: dict[str, dict[str, Any]] = {}
+            self.disputes: dict[str, dict[str, Any]] = {}
+            self.early_fraud_warnings: dict[str, dict[str, Any]] = {}
+            self.balance_transactions: dict[str, dict[str, Any]] = {}
             self.events: dict[str, dict[str, Any]] = {}
             self.webhook_endpoints: dict[str, dict[str, Any]] = {}
             self.attempts: dict[str, list[dict[str, Any]]] = {}
