@@ -21,6 +21,7 @@ from shopapp.services import (
     bulk_seed,
     catalog,
     demo_art,
+    disputes,
     outbox,
     reconcile,
     staff,
@@ -156,6 +157,13 @@ def reconcile_command(older_than: timedelta, limit: int) -> None:
     click.echo(outbox.send_pending().line())  # receipts of the orders just finalized, and any earlier backlog
     if summary.errors:
         sys.exit(1)
+
+
+@payments_cli.command("dispute-reminders")
+def dispute_reminders_command() -> None:
+    """Tell staff (once per dispute) of open disputes whose evidence is due within 3 days and not submitted."""
+    queued = disputes.send_due_reminders()
+    click.echo(f"dispute reminders queued: {queued}")
 
 
 @payments_cli.command("replay")

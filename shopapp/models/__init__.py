@@ -1,5 +1,12 @@
 """SQLAlchemy models; money is always integer cents in the order's currency."""
 
+from shopapp.models.dispute import (
+    Dispute,
+    DisputeStanding,
+    DisputeStatus,
+    EarlyFraudWarning,
+    EvidenceState,
+)
 from shopapp.models.order import (
     ALLOWED_TRANSITIONS,
     DERIVED_STATUSES,
@@ -34,7 +41,12 @@ __all__ = [
     "REFUND_IN_FLIGHT",
     "ChargePaymentMethod",
     "CheckoutAttempt",
+    "Dispute",
+    "DisputeStanding",
+    "DisputeStatus",
+    "EarlyFraudWarning",
     "EventOutcome",
+    "EvidenceState",
     "MailKind",
     "MailStatus",
     "Order",

@@ -15,6 +15,8 @@ from shopapp.extensions import db
 from shopapp.models import (
     ALLOWED_TRANSITIONS,
     DERIVED_STATUSES,
+    Dispute,
+    DisputeStanding,
     Order,
     OrderEvent,
     OrderItem,
@@ -94,6 +96,9 @@ _FACT_COLUMNS = [
     "needs_review",
     "stock_reserved",
     "stock_consumed",
+    "dispute_standing",
+    "dispute_due_by",
+    "dispute_lost_cents",
 ]
 
 
@@ -152,12 +157,13 @@ def settle(session: Session, order: Order, *, actor: str, note: str = "", reread
     """
     if reread:  # False only right after record_payment, which has just re-read them
         session.refresh(order, _FACT_COLUMNS)
+    disputed = _settle_disputes(session, order, actor=actor)
     succeeded = succeeded_refund_cents(session, order.id) if order.paid_at is not None else 0
     refunded = min(succeeded, order.total_cents)
     target = derive_status(order.status, order.paid_at is not None, order.total_cents, refunded)
     observed, observed_refunded = order.status, order.refunded_cents
     if target == observed and refunded == observed_refunded:
-        return False
+        return disputed
     if target != observed and not can_transition(observed, target):
         raise InvalidTransition(f"{observed.value} -> {target.value} is not allowed")
     result = session.execute(
@@ -181,6 +187,41 @@ def settle(session: Session, order: Order, *, actor: str, note: str = "", reread
     # What was written, without reading the row again (the compare-and-set matched exactly these values).
     set_committed_value(order, "status", target)
     set_committed_value(order, "refunded_cents", refunded)
+    return True
+
+
+def derive_dispute_standing(disputes: list[Dispute]) -> tuple[DisputeStanding, datetime | None, int]:
+    """What an order shows of its disputes: open while any is open (with the soonest evidence due date), else
+    lost if any was lost, else won; and the money lost disputes took back for good (cents, amount plus fee)."""
+    open_ones = [d for d in disputes if d.outcome == DisputeStanding.OPEN]
+    lost = sum(d.taken_back_cents for d in disputes if d.outcome == DisputeStanding.LOST)
+    if open_ones:
+        dues = [d.due_by for d in open_ones if d.due_by is not None]
+        return DisputeStanding.OPEN, min(dues) if dues else None, lost
+    if any(d.outcome == DisputeStanding.LOST for d in disputes):
+        return DisputeStanding.LOST, None, lost
+    return (DisputeStanding.WON if disputes else DisputeStanding.NONE), None, lost
+
+
+def _settle_disputes(session: Session, order: Order, *, actor: str) -> bool:
+    """Write the order's dispute standing, due date and money lost from its Dispute facts; True if changed."""
+    disputes = list(session.scalars(select(Dispute).where(Dispute.order_id == order.id)))
+    if not disputes and order.dispute_standing == DisputeStanding.NONE:
+        return False
+    standing, due_by, lost = derive_dispute_standing(disputes)
+    if (standing.value, due_by, lost) == (order.dispute_standing, order.dispute_due_by, order.dispute_lost_cents):
+        return False
+    session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(dispute_standing=standing.value, dispute_due_by=due_by, dispute_lost_cents=lost, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if standing.value != order.dispute_standing:
+        record_order_event(session, order, actor=actor, note=f"Dispute standing: {standing.value}")
+    set_committed_value(order, "dispute_standing", standing.value)
+    set_committed_value(order, "dispute_due_by", due_by)
+    set_committed_value(order, "dispute_lost_cents", lost)
     return True
 
 

@@ -116,6 +116,14 @@ def enqueue_new_order_notice(order: Order, recipient: str) -> None:
     )
 
 
+def enqueue_staff_notice(order: Order, kind: MailKind, key: str, recipient: str) -> bool:
+    """Queue a staff notice about an order (a dispute opened, due soon or closed; a fraud warning) to the
+    brand's order address, once per `key`; True when this call queued it."""
+    if not recipient:
+        return False  # staff cleared the order address: no notices wanted
+    return _queue(_session_of(order), key=key, kind=kind, recipient=recipient, order_id=order.id)
+
+
 def enqueue_refund_notice(refund: Refund) -> None:
     """Queue the notice of a refund Stripe confirmed as succeeded (one per refund)."""
     session = _session_of(refund)

@@ -20,8 +20,9 @@ from shopapp.admin.views.base import (
     date_filters,
     money_column,
 )
+from shopapp.extensions import db
 from shopapp.models import Order, OrderStatus
-from shopapp.services import outbox, refunds, shipping, staff
+from shopapp.services import disputes, outbox, refunds, shipping, staff
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.staff import order_search_condition
@@ -166,6 +167,11 @@ class OrderView(StaffModelView):
             money=format_money,
             return_url=self.get_url(".index_view"),
             emails=outbox.messages_for_order(order_id),
+            dispute_label=disputes.staff_label(detail.order),
+            order_disputes=disputes.order_disputes(order_id),
+            refund_blocked=refunds.dispute_blocks_refund(detail.order),
+            fraud_warning=disputes.actionable_warning(db.session, order_id),
+            refundable_major=currencies.to_major(detail.refundable_cents, detail.order.currency),
         )
         return page, status
 
