@@ -254,7 +254,7 @@ class PaymentGateway:
                 "update dispute",
                 lambda: self._client.v1.disputes.update(
                     dispute_id,
-                    params={"evidence": evidence, "submit": submit},  # type: ignore[typeddict-item]
+                    params={"evidence": evidence, "submit": submit},  # type: ignore[arg-type]
                     options={"idempotency_key": idempotency_key},
                 ),
             )

@@ -97,8 +97,9 @@ def balance_transaction(
     or `dispute_reversal`); `fee` is the dispute fee, positive when charged and negative when given back.
     The one place the service makes a dispute's money movement (a balance-transaction listing may read them)."""
     now = store.clock.timestamp()
-    txn = {
-        "id": new_id("txn_"),
+    txn_id = new_id("txn_")
+    txn: dict[str, Any] = {
+        "id": txn_id,
         "object": "balance_transaction",
         "amount": amount,
         "available_on": now,
@@ -123,13 +124,13 @@ def balance_transaction(
         "status": "available",
         "type": "adjustment",
     }
-    store.balance_transactions[txn["id"]] = txn
+    store.balance_transactions[txn_id] = txn
     return txn
 
 
 def after_payment(store: Store, charge: dict[str, Any]) -> None:
     """Open the dispute or early fraud warning a test card asks for, right after its charge succeeded."""
-    card = charge.get("_card")
+    card = str(charge.get("_card"))
     if card in DISPUTE_CARDS:
         reason, inquiry = DISPUTE_CARDS[card]
         open_dispute(store, charge, reason, inquiry)

@@ -258,9 +258,9 @@ def apply_fraud_warning_event(session: Session, obj: Mapping[str, Any], actor: s
     return EventOutcome.APPLIED, order.id
 
 
-def actionable_warning(session: Session, order_id: int) -> EarlyFraudWarning | None:
+def actionable_warning(order_id: int) -> EarlyFraudWarning | None:
     """The order's early fraud warning that a refund could still answer, if any."""
-    return session.scalar(
+    return db.session.scalar(
         select(EarlyFraudWarning).where(EarlyFraudWarning.order_id == order_id, EarlyFraudWarning.actionable.is_(True))
     )
 

@@ -290,6 +290,7 @@ class OrderSummary:
     shipped_at: datetime | None = None
     shipping_carrier: str = ""
     tracking_number: str = ""
+    dispute_standing: str = "none"
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,8 @@ _STATE_COLUMNS = (
     _orders.shipped_at,
     _orders.shipping_carrier,
     _orders.tracking_number,
+    # A dispute opened or closed changes what the shopper sees.
+    _orders.dispute_standing,
 )
 
 
@@ -382,12 +385,24 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
     state: list[tuple[Any, ...]] = []
     width = len(_STATE_COLUMNS)
     for row in rows:
-        oid, status, processing, shortfall, url, total, currency, shipped, carrier, tracking = row[:width]
+        oid, status, processing, shortfall, url, total, currency, shipped, carrier, tracking, disputed = row[:width]
         created, qty, name, price = row[width:]
         if not summaries or summaries[-1].id != oid:
             summaries.append(
                 OrderSummary(
-                    oid, status, processing, shortfall, created, total, currency, url, [], shipped, carrier, tracking
+                    oid,
+                    status,
+                    processing,
+                    shortfall,
+                    created,
+                    total,
+                    currency,
+                    url,
+                    [],
+                    shipped,
+                    carrier,
+                    tracking,
+                    disputed,
                 )
             )
             state.append(tuple(row[:width]))

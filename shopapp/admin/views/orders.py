@@ -20,7 +20,6 @@ from shopapp.admin.views.base import (
     date_filters,
     money_column,
 )
-from shopapp.extensions import db
 from shopapp.models import Order, OrderStatus
 from shopapp.services import disputes, outbox, refunds, shipping, staff
 from shopapp.services.catalog import format_money
@@ -170,7 +169,7 @@ class OrderView(StaffModelView):
             dispute_label=disputes.staff_label(detail.order),
             order_disputes=disputes.order_disputes(order_id),
             refund_blocked=refunds.dispute_blocks_refund(detail.order),
-            fraud_warning=disputes.actionable_warning(db.session, order_id),
+            fraud_warning=disputes.actionable_warning(order_id),
             refundable_major=currencies.to_major(detail.refundable_cents, detail.order.currency),
         )
         return page, status

@@ -111,7 +111,7 @@ def test_the_shop_subscribes_to_every_dispute_and_warning_event() -> None:
 
 
 def test_a_dispute_holds_refund_and_shipping_and_tells_staff_once(
-    disputed_order: Callable[..., Order], staff_client: FlaskClient, emulator: Emulator
+    disputed_order: Callable[..., Order], staff_client: FlaskClient, client: FlaskClient, emulator: Emulator
 ) -> None:
     order = disputed_order(FRAUDULENT)
     assert order.status == OrderStatus.PAID
@@ -134,6 +134,9 @@ def test_a_dispute_holds_refund_and_shipping_and_tells_staff_once(
     assert len(_mails(order.id, MailKind.DISPUTE_OPENED)) == 1
     page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
     assert "Disputed: respond by" in page
+    # The shopper sees it on their orders and on the order's page.
+    assert "Payment disputed" in client.get("/orders").get_data(as_text=True)
+    assert "Payment disputed" in client.get(f"/orders/{order.id}").get_data(as_text=True)
     # Every event again, twice: still one dispute, one mail, the money counted once.
     for event in emulator.events():
         if event["type"].startswith("charge.dispute."):
