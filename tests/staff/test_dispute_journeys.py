@@ -115,6 +115,9 @@ def test_a_dispute_holds_refund_and_shipping_and_tells_staff_once(
 ) -> None:
     order = disputed_order(FRAUDULENT)
     assert order.status == OrderStatus.PAID
+    # The checkout sent the configured statement descriptor suffix; Stripe put it on the charge.
+    (charge,) = [c for c in emulator.store.charges.values() if c["payment_intent"] == order.stripe_payment_intent_id]
+    assert charge["statement_descriptor_suffix"] == "TIDY SHOP"
     assert order.dispute_standing == "open" and order.dispute_due_by is not None
     assert not order.is_shippable and order.hold_reason is not None
     row = _dispute_row(order.id)
@@ -134,6 +137,10 @@ def test_a_dispute_holds_refund_and_shipping_and_tells_staff_once(
     assert len(_mails(order.id, MailKind.DISPUTE_OPENED)) == 1
     page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
     assert "Disputed: respond by" in page
+    listing = staff_client.get("/admin/orders/").get_data(as_text=True)
+    assert "dispute-badge" in listing and "Disputed: respond by" in listing
+    dashboard = staff_client.get("/admin/").get_data(as_text=True)
+    assert "Open disputes" in dashboard and f"Order #{order.id}" in dashboard
     # The shopper sees it on their orders and on the order's page.
     assert "Payment disputed" in client.get("/orders").get_data(as_text=True)
     assert "Payment disputed" in client.get(f"/orders/{order.id}").get_data(as_text=True)

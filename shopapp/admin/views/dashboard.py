@@ -10,7 +10,7 @@ from shopapp.admin.views.base import (
     StaffOnly,
 )
 from shopapp.models import OrderStatus
-from shopapp.services import staff
+from shopapp.services import disputes, staff
 from shopapp.services.catalog import format_money
 
 
@@ -84,5 +84,10 @@ class StaffIndexView(StaffOnly, AdminIndexView):
         dashboard = staff.dashboard()
         charts = [revenue_chart(currency, days) for currency, days in dashboard.revenue_by_day.items()]
         return self.render(
-            "admin/index.html", dashboard=dashboard, charts=charts, money=format_money, statuses=list(OrderStatus)
+            "admin/index.html",
+            dashboard=dashboard,
+            charts=charts,
+            money=format_money,
+            statuses=list(OrderStatus),
+            open_disputes=disputes.open_disputes(),  # first on the page: soonest due first
         )

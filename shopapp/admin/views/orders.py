@@ -47,7 +47,11 @@ class ShippedFilter(sqla_filters.BaseSQLAFilter):
 
 def _status(view: Any, context: Any, model: Any, name: str) -> Markup:
     # A badge in the shop's status colours (admin.css), the same wording as the shopper's pages.
-    return Markup('<span class="status-badge status-{}">{}</span>').format(model.status.value, model.status.label)
+    badge = Markup('<span class="status-badge status-{}">{}</span>').format(model.status.value, model.status.label)
+    label = disputes.staff_label(model)
+    if label is not None:  # a dispute is the first thing staff must see on the list too
+        badge += Markup(' <span class="badge badge-danger dispute-badge">{}</span>').format(label)
+    return badge
 
 
 def _cents_plain(view: Any, context: Any, model: Any, name: str) -> str:
