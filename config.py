@@ -340,9 +340,10 @@ def statement_descriptor_problem(suffix: str, prefix: str = "") -> str | None:
     if bad:
         return f"STATEMENT_DESCRIPTOR_SUFFIX {suffix!r} contains {' '.join(bad)}, which Stripe refuses; remove them"
     if len(whole) > MAX_STATEMENT_DESCRIPTOR:
+        room = MAX_STATEMENT_DESCRIPTOR - len(whole) + len(suffix)
         return (
             f"STATEMENT_DESCRIPTOR_SUFFIX {suffix!r} makes the descriptor {whole!r} {len(whole)} characters long, "
-            f"over Stripe's {MAX_STATEMENT_DESCRIPTOR}; shorten it to {MAX_STATEMENT_DESCRIPTOR - len(whole) + len(suffix)}"
+            f"over Stripe's {MAX_STATEMENT_DESCRIPTOR}; shorten it to {room}"
         )
     return None
 
