@@ -43,6 +43,7 @@ def upgrade():
         sa.Column('is_charge_refundable', sa.Boolean(), server_default='0', nullable=False),
         sa.Column('evidence_state', sa.Enum(*EVIDENCE_STATES, name='evidence_state', native_enum=False, length=32), server_default='none', nullable=False),
         sa.Column('evidence_version', sa.Integer(), server_default='0', nullable=False),
+        sa.Column('evidence_json', sa.Text(), server_default='', nullable=False),
         sa.Column('withdrawn_cents', sa.Integer(), server_default='0', nullable=False),
         sa.Column('withdrawn_fee_cents', sa.Integer(), server_default='0', nullable=False),
         sa.Column('reinstated_cents', sa.Integer(), server_default='0', nullable=False),

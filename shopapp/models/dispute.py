@@ -99,6 +99,8 @@ class Dispute(Base):
     # Bumped by every evidence call the shop makes: part of its idempotency key, so a double click or a retry
     # of one form sends one request, and a stale form is refused.
     evidence_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The evidence form as staff last sent it (JSON of the admin page's fields): a saved draft reopens as typed.
+    evidence_json: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Funds Stripe took (amount and dispute fee, from the `dispute` balance transaction) and gave back
     # (`dispute_reversal`), positive cents; set from the snapshot, never added, so a repeat counts once.
     withdrawn_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -350,7 +350,11 @@ def send_due_reminders(now: datetime | None = None) -> int:
 
 def prefill_evidence(dispute: Dispute) -> dict[str, str]:
     """Stripe's evidence fields filled from what the shop knows of the order: items and amounts, the shopper,
-    shipping address, carrier and tracking, the emails sent (dates and Message-IDs) and the order's timeline."""
+    shipping address, carrier and tracking, the emails sent (dates and Message-IDs) and the order's timeline;
+    once staff sent evidence (a draft, or the submission), what they sent."""
+    if dispute.evidence_json:
+        saved = json.loads(dispute.evidence_json)
+        return {name: str(saved.get(name, "")) for name in EVIDENCE_FIELDS}
     order = db.session.get(Order, dispute.order_id)
     assert order is not None
     shopper = db.session.get(User, order.user_id)
@@ -429,6 +433,7 @@ def send_evidence(dispute_id: int, evidence: Mapping[str, str], *, submit: bool,
         assert row is not None and order is not None
         if row.evidence_version == version:
             row.evidence_version = version + 1
+            row.evidence_json = json.dumps({name: str(evidence.get(name, "")) for name in EVIDENCE_FIELDS})
             order_rules.record_order_event(
                 session,
                 order,
