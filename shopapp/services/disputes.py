@@ -87,6 +87,11 @@ def _staff_address() -> str:
     return current.order_email or current.contact_email
 
 
+def _due_context(row: Dispute) -> dict[str, Any]:
+    # The due date as it was when the notice was queued (the order's own changes once the dispute closes).
+    return {"due_by": row.due_by.isoformat() if row.due_by else None}
+
+
 def _id_of(value: Any) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("id")
@@ -189,7 +194,9 @@ def record_dispute(session: Session, order: Order, obj: Mapping[str, Any], creat
             note=f"Dispute {stripe_id} opened ({row.reason}, {format_money(row.amount_cents, row.currency)})"
             + (f": respond by {due}" if due and not row.status.is_closed else ""),
         )
-        outbox.enqueue_staff_notice(order, MailKind.DISPUTE_OPENED, f"dispute-{stripe_id}-opened", _staff_address())
+        outbox.enqueue_staff_notice(
+            order, MailKind.DISPUTE_OPENED, f"dispute-{stripe_id}-opened", _staff_address(), _due_context(row)
+        )
     elif status is not None and (
         status.rank > row.status.rank or (status.rank == row.status.rank and created >= row.last_event_created)
     ):
@@ -218,7 +225,7 @@ def apply_dispute_event(session: Session, obj: Mapping[str, Any], actor: str) ->
     if order is None or not obj.get("id"):
         return EventOutcome.IGNORED, None
     record_dispute(session, order, obj, int(obj.get(EVENT_CREATED) or 0), actor=actor)
-    order_rules.settle(session, order, actor=actor)
+    order_rules.settle(session, order, actor=actor, disputes=True)
     return EventOutcome.APPLIED, order.id
 
 
@@ -339,7 +346,11 @@ def send_due_reminders(now: datetime | None = None) -> int:
         for row in rows:
             order = session.get(Order, row.order_id)
             if order is not None and outbox.enqueue_staff_notice(
-                order, MailKind.DISPUTE_DUE_SOON, f"dispute-{row.stripe_dispute_id}-due-soon", _staff_address()
+                order,
+                MailKind.DISPUTE_DUE_SOON,
+                f"dispute-{row.stripe_dispute_id}-due-soon",
+                _staff_address(),
+                _due_context(row),
             ):
                 queued += 1
     return queued
@@ -441,7 +452,7 @@ def send_evidence(dispute_id: int, evidence: Mapping[str, str], *, submit: bool,
                 note=f"Dispute {stripe_id}: evidence {'submitted' if submit else 'saved as draft'}",
             )
         record_dispute(session, order, answer, row.last_event_created, actor=actor)
-        order_rules.settle(session, order, actor=actor)
+        order_rules.settle(session, order, actor=actor, disputes=True)
         session.flush()
         session.expunge(row)
         return row

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import smtplib
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any
@@ -146,7 +147,8 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
         else:  # a dispute or fraud-warning notice to staff
             values["admin_url"] = link("disputes.index", order_id=order.id)
             values["order_admin_url"] = link("orders.details_view", id=order.id)
-            values["due"] = local_time(order.dispute_due_by)
+            due_by = context.get("due_by")
+            values["due"] = local_time(datetime.fromisoformat(due_by) if due_by else order.dispute_due_by)
             values["standing"] = order.dispute_standing
             values["lost"] = _money(order.dispute_lost_cents, order.currency)
     return values

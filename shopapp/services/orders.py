@@ -146,18 +146,27 @@ def succeeded_refund_cents(session: Session, order_id: int) -> int:
     return int(total or 0)
 
 
-def settle(session: Session, order: Order, *, actor: str, note: str = "", reread: bool = True) -> bool:
+def settle(
+    session: Session, order: Order, *, actor: str, note: str = "", reread: bool = True, disputes: bool = False
+) -> bool:
     """The one place an order's shown state is written: status and refunded_cents derived from its facts.
 
     Facts: the payment (paid_at, recorded once by record_payment), the closing facts (a PENDING order
     moved by transition() to FAILED, EXPIRED or CANCELED), and its Refund rows (succeeded ones count,
     capped at the total). Writes with a compare-and-set on the values read, adds a timeline entry when
-    the status or the refunded amount changes, and returns whether it did. Raises ConcurrentChange when
+    the status or the refunded amount changes, and returns whether it did; the dispute standing, due date and
+    money lost are derived here too (derive_dispute_standing). Raises ConcurrentChange when
     another transaction changed the order meanwhile (the caller's transaction rolls back and is retried).
     """
     if reread:  # False only right after record_payment, which has just re-read them
         session.refresh(order, _FACT_COLUMNS)
-    disputed = _settle_disputes(session, order, actor=actor)
+    # Dispute facts are read only when they may matter: a dispute handler recorded one (`disputes=True`), or the
+    # order already shows one; an order never disputed costs no extra query.
+    disputed = (
+        _settle_disputes(session, order, actor=actor)
+        if disputes or order.dispute_standing != DisputeStanding.NONE
+        else False
+    )
     succeeded = succeeded_refund_cents(session, order.id) if order.paid_at is not None else 0
     refunded = min(succeeded, order.total_cents)
     target = derive_status(order.status, order.paid_at is not None, order.total_cents, refunded)

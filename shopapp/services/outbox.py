@@ -116,12 +116,14 @@ def enqueue_new_order_notice(order: Order, recipient: str) -> None:
     )
 
 
-def enqueue_staff_notice(order: Order, kind: MailKind, key: str, recipient: str) -> bool:
-    """Queue a staff notice about an order (a dispute opened, due soon or closed; a fraud warning) to the
-    brand's order address, once per `key`; True when this call queued it."""
+def enqueue_staff_notice(
+    order: Order, kind: MailKind, key: str, recipient: str, context: dict[str, Any] | None = None
+) -> bool:
+    """Queue a staff notice about an order (a dispute opened, due soon or closed; a fraud warning) to
+    `recipient`, once per `key`, with the facts it shows as they were (`context`); True when this call queued it."""
     if not recipient:
-        return False  # staff cleared the order address: no notices wanted
-    return _queue(_session_of(order), key=key, kind=kind, recipient=recipient, order_id=order.id)
+        return False
+    return _queue(_session_of(order), key=key, kind=kind, recipient=recipient, order_id=order.id, context=context)
 
 
 def enqueue_refund_notice(refund: Refund) -> None:
