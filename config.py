@@ -63,6 +63,12 @@ class Config:
 
     # Shop rules.
     SHOP_NAME = _env("SHOP_NAME", "Tidy Shop")
+    # Sent with every payment as payment_intent_data[statement_descriptor_suffix]: what the shopper reads on the
+    # card statement after the account's prefix ("PREFIX* SUFFIX"), since an unrecognised charge is the first
+    # cause of disputes. Checked against Stripe's rules (statement_descriptor_problem); "" sends none.
+    STATEMENT_DESCRIPTOR_SUFFIX = _env("STATEMENT_DESCRIPTOR_SUFFIX", "TIDY SHOP")
+    # The account's shortened descriptor (Dashboard, Settings, Public details), only to check the combined length.
+    STATEMENT_DESCRIPTOR_PREFIX = _env("STATEMENT_DESCRIPTOR_PREFIX", "")
     MAX_QUANTITY_PER_LINE = _env_int("MAX_QUANTITY_PER_LINE", 10)
     ORDERS_PER_PAGE = _env_int("ORDERS_PER_PAGE", 20)
     DEFAULT_CURRENCY = (_env("DEFAULT_CURRENCY", "usd") or "usd").lower()
@@ -317,6 +323,35 @@ def secret_key_bits(key: str) -> float:
     return per_char * len(key)
 
 
+# Stripe's statement descriptor requirements (docs.stripe.com/get-started/account/statement-descriptors): Latin
+# characters only; 5 to 22 characters for the whole descriptor, which for a prefix and suffix is
+# "PREFIX* SUFFIX"; at least one letter in each part; none of < > \\ ' " *.
+DESCRIPTOR_FORBIDDEN = "<>\\'\"*"
+MAX_STATEMENT_DESCRIPTOR = 22
+
+
+def statement_descriptor_problem(suffix: str, prefix: str = "") -> str | None:
+    """Why `suffix` (after the account's `prefix`, if known) breaks Stripe's statement descriptor rules, naming
+    the fix; None when it is fine (or empty: then none is sent)."""
+    if not suffix:
+        return None
+    whole = f"{prefix}* {suffix}" if prefix else suffix
+    if not suffix.isascii():
+        return f"STATEMENT_DESCRIPTOR_SUFFIX {suffix!r} has non-Latin characters; use A-Z, 0-9 and spaces"
+    if not any(c.isalpha() for c in suffix):
+        return f"STATEMENT_DESCRIPTOR_SUFFIX {suffix!r} needs at least one letter; e.g. your shop's short name"
+    bad = sorted(set(suffix) & set(DESCRIPTOR_FORBIDDEN))
+    if bad:
+        return f"STATEMENT_DESCRIPTOR_SUFFIX {suffix!r} contains {' '.join(bad)}, which Stripe refuses; remove them"
+    if len(whole) > MAX_STATEMENT_DESCRIPTOR:
+        room = MAX_STATEMENT_DESCRIPTOR - len(whole) + len(suffix)
+        return (
+            f"STATEMENT_DESCRIPTOR_SUFFIX {suffix!r} makes the descriptor {whole!r} {len(whole)} characters long, "
+            f"over Stripe's {MAX_STATEMENT_DESCRIPTOR}; shorten it to {room}"
+        )
+    return None
+
+
 def production_problems(settings: dict[str, Any]) -> list[str]:
     """Every unsafe production setting, each as "SETTING: what is wrong; the fix"."""
     problems = []
@@ -379,6 +414,11 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
             f"RATELIMIT_STORAGE_URI is {storage!r}, counted per worker; set a shared storage, "
             "e.g. redis://127.0.0.1:6379/0"
         )
+    descriptor = statement_descriptor_problem(
+        str(settings.get("STATEMENT_DESCRIPTOR_SUFFIX") or ""), str(settings.get("STATEMENT_DESCRIPTOR_PREFIX") or "")
+    )
+    if descriptor is not None:
+        problems.append(descriptor)
     return problems
 
 

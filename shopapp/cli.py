@@ -22,6 +22,7 @@ from shopapp.services import (
     bulk_seed,
     catalog,
     demo_art,
+    disputes,
     outbox,
     reconcile,
     staff,
@@ -202,6 +203,11 @@ def audit_command(days: int) -> None:
     elif not report.found:
         click.echo("Books match Stripe.")
     sys.exit(report.exit_code)
+@payments_cli.command("dispute-reminders")
+def dispute_reminders_command() -> None:
+    """Tell staff (once per dispute) of open disputes whose evidence is due within 3 days and not submitted."""
+    queued = disputes.send_due_reminders()
+    click.echo(f"dispute reminders queued: {queued}")
 
 
 @payments_cli.command("replay")

@@ -245,6 +245,22 @@ class PaymentGateway:
             )
         )
 
+    def update_dispute(
+        self, dispute_id: str, evidence: dict[str, str], *, submit: bool, idempotency_key: str
+    ) -> dict[str, Any]:
+        """Stage (`submit=False`) or submit a dispute's evidence (POST /v1/disputes/{id}); the key makes a
+        retried or repeated call one request at Stripe."""
+        return _plain(
+            self._call(
+                "update dispute",
+                lambda: self._client.v1.disputes.update(
+                    dispute_id,
+                    params={"evidence": evidence, "submit": submit},  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                ),
+            )
+        )
+
     def list_refunds(self, *, charge: str | None = None, payment_intent: str | None = None) -> list[dict[str, Any]]:
         """Every refund of one charge or payment intent (all pages), newest first, as plain dicts.
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import endpoints, listing, payments
+from . import disputes, endpoints, listing, payments
 from .errors import invalid, no_such
 from .objects import expand_list, list_object
 from .router import Router
@@ -92,6 +92,31 @@ def charge_refunds(call: Call, id: str) -> dict[str, Any]:
         if id not in call.store.charges:
             raise no_such("charge", id)
         return payments.charge_refunds(call.store, id, call.params, call.version)
+
+
+def update_dispute(call: Call, id: str) -> dict[str, Any]:
+    """POST /v1/disputes/{id}: evidence[...], metadata, submit."""
+    with call.store.lock:
+        metadata = payments.metadata_param(call.params["metadata"]) if "metadata" in call.params else None
+        return call.render(disputes.update_dispute(call.store, id, call.params, call.origin, metadata))
+
+
+def close_dispute(call: Call, id: str) -> dict[str, Any]:
+    """POST /v1/disputes/{id}/close"""
+    with call.store.lock:
+        return call.render(disputes.close_dispute(call.store, id, call.origin))
+
+
+def list_disputes(call: Call) -> dict[str, Any]:
+    """GET /v1/disputes (newest first; `charge` or `payment_intent` filters)."""
+    with call.store.lock:
+        return disputes.list_disputes(call.store, call.params, call.version)
+
+
+def list_early_fraud_warnings(call: Call) -> dict[str, Any]:
+    """GET /v1/radar/early_fraud_warnings (newest first; `charge` or `payment_intent` filters)."""
+    with call.store.lock:
+        return disputes.list_early_fraud_warnings(call.store, call.params, call.version)
 
 
 def _getter(table: str, kind: str) -> Handler:
@@ -223,6 +248,14 @@ def build_router() -> Router[Handler]:
     router.add("GET", "/v1/charges/{id}/refunds", charge_refunds)
     router.add("GET", "/v1/balance_transactions", list_balance_transactions)
     router.add("GET", "/v1/balance_transactions/{id}", _getter("balance_transactions", "balance_transaction"))
+    router.add("GET", "/v1/disputes", list_disputes)
+    router.add("GET", "/v1/disputes/{id}", _getter("disputes", "dispute"))
+    router.add("POST", "/v1/disputes/{id}", update_dispute)
+    router.add("POST", "/v1/disputes/{id}/close", close_dispute)
+    router.add("GET", "/v1/radar/early_fraud_warnings", list_early_fraud_warnings)
+    router.add(
+        "GET", "/v1/radar/early_fraud_warnings/{id}", _getter("early_fraud_warnings", "radar.early_fraud_warning")
+    )
     router.add("GET", "/v1/events", list_events)
     router.add("GET", "/v1/events/{id}", retrieve_event)
     router.add("POST", "/v1/webhook_endpoints", create_webhook_endpoint)

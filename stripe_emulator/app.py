@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from werkzeug.wrappers import Request, Response
 
-from . import api, controls, endpoints, hosted, payments
+from . import api, controls, disputes, endpoints, hosted, payments
 from .clock import Clock
 from .errors import EmulatorStateError, StripeAPIError
 from .forms import parse_params
@@ -152,6 +152,15 @@ class Emulator:
         finally:
             self.store.save()
 
+    def advance_dispute(self, dispute_id: str, outcome: str | None = None) -> dict[str, Any]:
+        """Move one dispute past its due date (no evidence: lost), or decide one under review (`outcome`)."""
+        try:
+            return copy.deepcopy(disputes.advance_dispute(self.store, dispute_id, outcome))
+        except StripeAPIError as error:
+            raise EmulatorStateError(error.message, error.status) from error
+        finally:
+            self.store.save()
+
     def advance(self, seconds: float) -> None:
         """Move the service clock forward and run what became due (expiries, refunds, deliveries)."""
         self.clock.advance(seconds)
@@ -163,6 +172,7 @@ class Emulator:
         payments.expire_due_sessions(self.store)
         payments.complete_due_async(self.store)
         payments.settle_due_refunds(self.store)
+        disputes.close_past_due(self.store)
         self.store.save()
         self.deliverer.deliver_due()
         self.store.save()

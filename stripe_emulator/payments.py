@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from . import balance, shapes
+from . import balance, disputes, shapes
 from .errors import EmulatorStateError, StripeAPIError, invalid, missing_param, no_such
 from .objects import PRESENTMENT_CURRENCIES, apply_expand, list_object, new_id
 from .sdkfacts import CHECKOUT_LOCALES, SHIPPING_COUNTRIES
@@ -35,7 +35,6 @@ _IGNORED_CREATE_PARAMS = {
     "billing_address_collection",
     "customer",
     "customer_creation",
-    "payment_intent_data",
     "payment_method_types",
     "phone_number_collection",
     "submit_type",
@@ -57,6 +56,7 @@ _CREATE_PARAMS = {
     "shipping_address_collection",
     "branding_settings",
     "locale",
+    "payment_intent_data",
 } | _IGNORED_CREATE_PARAMS
 
 
@@ -78,6 +78,9 @@ TEST_CARDS: dict[str, Decline | None] = {
     "6011111111111117": None,  # Discover
     "4000000000007726": None,  # refunds start `pending`, later `succeeded`
     "4000000000005126": None,  # refunds start `succeeded`, later `failed` (expired_or_canceled_card)
+    # Pay, then get disputed or an early fraud warning (stripe_emulator/disputes.py).
+    **dict.fromkeys(disputes.DISPUTE_CARDS),
+    disputes.EARLY_FRAUD_WARNING_CARD: None,
     "4000000000000002": Decline("card_declined", "generic_decline", "Your card was declined."),
     "4000000000009995": Decline("card_declined", "insufficient_funds", "Your card has insufficient funds."),
     "4000000000000069": Decline("expired_card", "expired_card", "Your card has expired."),
@@ -175,6 +178,7 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         )
     shipping_collection = _shipping_address_collection(params.get("shipping_address_collection"))
     branding = _branding_settings(params.get("branding_settings"))
+    intent_data = _payment_intent_data(params.get("payment_intent_data"))
     session = {
         "id": session_id,
         "object": "checkout.session",
@@ -220,10 +224,52 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
     if branding is not None:
         # Session.branding_settings is optional in Stripe's declarations: present when the create call set it.
         session["branding_settings"] = branding
+    session["_payment_intent_data"] = intent_data  # copied onto the PaymentIntent and its charges
     with store.lock:
         store.sessions[session_id] = session
         store.line_items[session_id] = items
     return session
+
+
+# Stripe's statement descriptor rules (docs.stripe.com/get-started/account/statement-descriptors): Latin
+# characters only, at least one letter, none of < > \\ ' " *; the suffix is at most 22 characters
+# (PaymentIntentCreateParams.statement_descriptor_suffix: "Maximum 22 characters for the concatenated descriptor").
+_DESCRIPTOR_FORBIDDEN = set("<>\\'\"*")
+MAX_DESCRIPTOR_SUFFIX = 22
+_INTENT_DATA_KEYS = {"statement_descriptor_suffix", "description", "metadata", "receipt_email"}
+
+
+def _payment_intent_data(raw: Any) -> dict[str, Any]:
+    """`payment_intent_data`: what the session's PaymentIntent is created with; the descriptor suffix checked
+    as Stripe checks it (400 naming `payment_intent_data[statement_descriptor_suffix]`)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise invalid("Invalid object", "payment_intent_data", "parameter_invalid_object")
+    for key in raw:
+        if key not in _INTENT_DATA_KEYS:
+            # Stripe knows more (capture_method, setup_future_usage, ...); the emulator refuses what it ignores.
+            raise invalid(
+                f"Received unknown parameter: payment_intent_data[{key}]",
+                f"payment_intent_data[{key}]",
+                "parameter_unknown",
+            )
+    suffix = raw.get("statement_descriptor_suffix")
+    if suffix is not None:
+        param = "payment_intent_data[statement_descriptor_suffix]"
+        text = str(suffix)
+        problem = None
+        if not 1 <= len(text) <= MAX_DESCRIPTOR_SUFFIX:
+            problem = f"must be at most {MAX_DESCRIPTOR_SUFFIX} characters"
+        elif not text.isascii():
+            problem = "must contain only Latin characters"
+        elif not any(c.isalpha() for c in text):
+            problem = "must contain at least one letter"
+        elif _DESCRIPTOR_FORBIDDEN & set(text):
+            problem = "cannot contain any of the characters < > \\ ' \" *"
+        if problem is not None:
+            raise invalid(f"Invalid statement_descriptor_suffix: {problem}.", param, "parameter_invalid_string")
+    return {k: v for k, v in raw.items() if k == "statement_descriptor_suffix"}
 
 
 def _shipping_address_collection(raw: Any) -> dict[str, Any] | None:
@@ -296,6 +342,11 @@ def _email(raw: Any, param: str) -> str | None:
     except EmailNotValidError:
         raise invalid(f"Invalid email address: {raw}", param, "email_invalid") from None
     return str(raw)
+
+
+def metadata_param(raw: Any) -> dict[str, str]:
+    """`metadata` checked as Stripe checks every object's metadata (up to 50 keys of 40, values of 500)."""
+    return _metadata(raw)
 
 
 def _metadata(raw: Any) -> dict[str, str]:
@@ -782,6 +833,9 @@ def pay(
             store.async_payments[session_id] = AsyncPayment(due, delayed == "succeed")
             store.emit("payment_intent.processing", intent, None)
         store.emit("checkout.session.completed", session, None)
+        if delayed is None:
+            # Stripe disputes the test cards' charges "only" after they succeed: after the session completed.
+            disputes.after_payment(store, store.charges[intent["latest_charge"]])
         redirect = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
         return PaymentResult(303, "paid" if delayed is None else "processing", None, redirect)
 
@@ -814,6 +868,7 @@ def _intent_for(store: Store, session: dict[str, Any], method_types: list[str]) 
         "metadata": {},
         "payment_method": None,
         "payment_method_types": method_types,
+        "statement_descriptor_suffix": session.get("_payment_intent_data", {}).get("statement_descriptor_suffix"),
         "status": "requires_payment_method",
     }
     store.payment_intents[intent_id] = intent
@@ -863,6 +918,7 @@ def _new_charge(
         "payment_method_details": copy.deepcopy(intent.get("_payment_method_details")),
         "receipt_email": None,
         "refunded": False,
+        "statement_descriptor_suffix": intent.get("statement_descriptor_suffix"),
         "status": "succeeded" if succeeded else "failed",
         "_card": card,  # which test card paid: decides how its refunds behave
     }
@@ -949,6 +1005,7 @@ def create_refund(store: Store, params: dict[str, Any], origin: Origin) -> dict[
             raise invalid(f"Received unknown parameter: {name}", name, "parameter_unknown")
     with store.lock:
         charge = _refundable_charge(store, params)
+        disputes.refuse_refund_if_disputed(store, charge)
         remaining = charge["amount"] - charge["amount_refunded"]
         if remaining <= 0:
             raise invalid(f"Charge {charge['id']} has already been refunded.", None, "charge_already_refunded")
@@ -994,6 +1051,7 @@ def create_refund(store: Store, params: dict[str, Any], origin: Origin) -> dict[
             store.refund_transitions[refund["id"]] = RefundTransition(due, "failed", "expired_or_canceled_card")
         store.emit("refund.created", refund, origin, since_version=CARD_REFUND_EVENTS)
         store.emit("charge.refunded", charge, origin)
+        disputes.after_refund(store, charge)
         return refund
 
 

@@ -74,6 +74,8 @@ _OBJECT_TABLES = (
     "payment_intents",
     "charges",
     "refunds",
+    "disputes",
+    "early_fraud_warnings",
     "balance_transactions",
     "events",
     "webhook_endpoints",
@@ -137,6 +139,8 @@ class Store:
             self.payment_intents: dict[str, dict[str, Any]] = {}
             self.charges: dict[str, dict[str, Any]] = {}
             self.refunds: dict[str, dict[str, Any]] = {}
+            self.disputes: dict[str, dict[str, Any]] = {}
+            self.early_fraud_warnings: dict[str, dict[str, Any]] = {}
             # Every balance transaction, in creation order (made only by balance.record_balance_transaction).
             self.balance_transactions: dict[str, dict[str, Any]] = {}
             self.events: dict[str, dict[str, Any]] = {}

@@ -204,6 +204,7 @@ CACHE_SAFE_READS = {
             "shipped_at",
             "shipping_carrier",
             "tracking_number",
+            "dispute_standing",  # issue 21: a dispute opened or closed
         )
     },
     "order.created_at": "never changes after the order is created",
@@ -271,6 +272,7 @@ ORDER_STATE_COLUMNS = {
     "shipped_at",
     "shipping_carrier",
     "tracking_number",
+    "dispute_standing",
 }
 
 

@@ -8,6 +8,7 @@ from flask_admin.theme import Bootstrap4Theme
 
 from shopapp.admin.views import (
     BrandView,
+    DisputeView,
     ExportView,
     OrderView,
     PaymentEventView,
@@ -30,6 +31,7 @@ def init_admin(app: Flask) -> Admin:
     )
     admin.add_view(ProductView(Product, db, name="Products", endpoint="products"))
     admin.add_view(OrderView(Order, db, name="Orders", endpoint="orders"))
+    admin.add_view(DisputeView(name="Disputes", endpoint="disputes", url="/admin/disputes"))
     admin.add_view(PaymentEventView(PaymentEvent, db, name="Payment events", endpoint="payment_events"))
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(ExportView(name="Exports", endpoint="exports", url="/admin/exports"))

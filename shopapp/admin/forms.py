@@ -138,3 +138,32 @@ class LogoForm(StaffForm):
     logo = FileField("Logo (JPEG, PNG or WebP)")
     upload = SubmitField("Upload logo")
     remove = SubmitField("Remove logo")
+
+
+class DisputeEvidenceForm(StaffForm):
+    """Stripe's evidence fields for a dispute (pre-filled from the order); `version` makes a repeat one send."""
+
+    product_description = TextAreaField("Product description", validators=[Length(max=20_000)])
+    customer_name = StringField("Customer name", validators=[Length(max=5_000)])
+    customer_email_address = StringField("Customer email address", validators=[Length(max=5_000)])
+    billing_address = TextAreaField("Billing address", validators=[Length(max=5_000)])
+    shipping_address = TextAreaField("Shipping address", validators=[Length(max=5_000)])
+    shipping_carrier = StringField("Shipping carrier", validators=[Length(max=5_000)])
+    shipping_tracking_number = StringField("Tracking number", validators=[Length(max=5_000)])
+    shipping_date = StringField("Shipping date", validators=[Length(max=5_000)])
+    service_date = StringField("Service date", validators=[Length(max=5_000)])
+    customer_communication_text = TextAreaField(
+        "Emails sent to the customer",
+        validators=[Length(max=20_000)],
+        description="Dates and Message-IDs of the emails the shop sent; sent to Stripe with the additional "
+        "information.",
+    )
+    uncategorized_text = TextAreaField(
+        "Additional information",
+        validators=[Length(max=20_000)],
+        description="The receipt and the order's timeline. In test mode, winning_evidence or losing_evidence here "
+        "decides the dispute.",
+    )
+    version = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
+    save_draft = SubmitField("Save draft")
+    submit_evidence = SubmitField("Submit evidence")

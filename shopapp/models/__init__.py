@@ -1,6 +1,13 @@
 """SQLAlchemy models; money is always integer cents in the order's currency."""
 
 from shopapp.models.audit import AuditOutcome, AuditRun
+from shopapp.models.dispute import (
+    Dispute,
+    DisputeStanding,
+    DisputeStatus,
+    EarlyFraudWarning,
+    EvidenceState,
+)
 from shopapp.models.order import (
     ALLOWED_TRANSITIONS,
     DERIVED_STATUSES,
@@ -37,7 +44,12 @@ __all__ = [
     "AuditRun",
     "ChargePaymentMethod",
     "CheckoutAttempt",
+    "Dispute",
+    "DisputeStanding",
+    "DisputeStatus",
+    "EarlyFraudWarning",
     "EventOutcome",
+    "EvidenceState",
     "MailKind",
     "MailStatus",
     "Order",

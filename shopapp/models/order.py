@@ -157,6 +157,14 @@ class Order(Base):
     # When a success-page view last asked Stripe about this pending order: shared by every worker and node,
     # set by compare-and-set so that at most one retrieve per interval happens (services/checkout.py).
     stripe_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Derived from the order's Dispute facts by services/orders.py settle (never written elsewhere): "none",
+    # "open", "won" or "lost" (models/dispute.py DisputeStanding), the open dispute's evidence due date, and
+    # what lost disputes took back for good (amount plus Stripe's fee, from their balance transactions).
+    dispute_standing: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    dispute_due_by: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispute_lost_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Stripe reported an early fraud warning on the payment (services/disputes.py).
+    fraud_warning: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     user: Mapped[User] = relationship()
     items: Mapped[list[OrderItem]] = relationship(
@@ -180,7 +188,24 @@ class Order(Base):
     @property
     def is_shippable(self) -> bool:
         """Paid, not wholly refunded and not shipped yet: the one definition staff pages and mark_shipped use."""
-        return self.status in REFUNDABLE_STATUSES and self.refunded_cents < self.total_cents and self.shipped_at is None
+        return (
+            self.status in REFUNDABLE_STATUSES
+            and self.refunded_cents < self.total_cents
+            and self.shipped_at is None
+            and not self.dispute_open
+        )
+
+    @property
+    def dispute_open(self) -> bool:
+        """A dispute of this order's payment awaits Stripe's decision: no refund, no shipping meanwhile."""
+        return self.dispute_standing == "open"
+
+    @property
+    def hold_reason(self) -> str | None:
+        """Why a paid order is held from shipping, for staff; None when it is not held."""
+        if self.dispute_open:
+            return "Held: the payment is disputed. Do not ship until the dispute is decided."
+        return None
 
     @property
     def is_final(self) -> bool:

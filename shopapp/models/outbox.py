@@ -23,6 +23,11 @@ class MailKind(enum.StrEnum):
     PASSWORD_CHANGED = "password_changed"
     SHIPPING_NOTICE = "shipping_notice"
     NEW_ORDER = "new_order"  # to the shop's order address (brand settings), not the shopper
+    # To the shop's order address too: a dispute opened, its evidence due in 3 days, it closed; a fraud warning.
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_DUE_SOON = "dispute_due_soon"
+    DISPUTE_CLOSED = "dispute_closed"
+    FRAUD_WARNING = "fraud_warning"
     # Forgot-password for an address with no account: the same work as for a known one (a row, a message),
     # so neither the answer nor its timing tells the two apart; the mailbox's owner learns there is no account.
     RESET_NO_ACCOUNT = "reset_no_account"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -168,7 +169,15 @@ def _session_params(
         # Issue 22 (storefront): the payment page's name is the shop's brand, not the Stripe account's.
         "branding_settings": brand.session_branding(),
         **({"locale": urls.locale} if urls.locale else {}),
+        **_descriptor_params(),
     }
+
+
+def _descriptor_params() -> dict[str, Any]:
+    """payment_intent_data[statement_descriptor_suffix] from config (checked against Stripe's rules at start in
+    production, config.statement_descriptor_problem); nothing when it is empty."""
+    suffix = current_app.config.get("STATEMENT_DESCRIPTOR_SUFFIX") or ""
+    return {"payment_intent_data": {"statement_descriptor_suffix": suffix}} if suffix else {}
 
 
 def new_attempt_key(order_id: int, number: int) -> str:

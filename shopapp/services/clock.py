@@ -18,3 +18,14 @@ def local_time(moment: datetime | None) -> str:
         return ""
     zone = ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def local_day(moment: datetime | None) -> str:
+    """A stored UTC time as the shop's local calendar day, short: "4 Dec" ("" for None), in SHOP_TIMEZONE.
+
+    For deadlines ("respond by 4 Dec"): a day a reader acts on, not a minute.
+    """
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC"))
+    return f"{local.day} {local:%b}"

@@ -38,10 +38,18 @@ SUBJECTS = {
     MailKind.SHIPPING_NOTICE: _l("Your {shop} order #{order_id} has shipped"),
     MailKind.NEW_ORDER: "New paid order #{order_id}: {total}",  # to staff: English, like the admin
     MailKind.RESET_NO_ACCOUNT: _l("About resetting a {shop} password"),
-    MailKind.STALL_ALERT: "{shop}: no paid order for {hours} hours, though checkouts are being started",  # to staff
+    # To staff, in English like the admin.
+    MailKind.STALL_ALERT: "{shop}: no paid order for {hours} hours, though checkouts are being started",
+    MailKind.DISPUTE_OPENED: "Order #{order_id} is disputed: respond before the due date",
+    MailKind.DISPUTE_DUE_SOON: "Dispute evidence for order #{order_id} is due within 3 days",
+    MailKind.DISPUTE_CLOSED: "The dispute of order #{order_id} is closed",
+    MailKind.FRAUD_WARNING: "Early fraud warning on order #{order_id}",
 }
 # Messages to staff, written in English like the admin.
-STAFF_KINDS = frozenset({MailKind.NEW_ORDER, MailKind.STALL_ALERT})
+STAFF_KINDS = frozenset(
+    {MailKind.NEW_ORDER, MailKind.STALL_ALERT, MailKind.DISPUTE_OPENED, MailKind.DISPUTE_DUE_SOON,
+     MailKind.DISPUTE_CLOSED, MailKind.FRAUD_WARNING}
+)  # fmt: skip
 
 
 class CannotCompose(ValueError):
@@ -115,7 +123,9 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
     elif row.kind == MailKind.RESET_NO_ACCOUNT:
         values["signup_url"] = link("auth.signup")
         values["forgot_url"] = link("auth.forgot_password")
-    elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE, MailKind.SHIPPING_NOTICE, MailKind.NEW_ORDER):
+    elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE, MailKind.SHIPPING_NOTICE) or (
+        row.kind in STAFF_KINDS
+    ):
         order = db.session.get(Order, row.order_id) if row.order_id is not None else None
         if order is None:
             raise CannotCompose("the order no longer exists")
@@ -136,6 +146,13 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
             shopper = db.session.get(User, order.user_id)
             values["shopper"] = shopper.email if shopper is not None else "(account deleted)"
             values["admin_url"] = link("orders.details_view", id=order.id)
+        else:  # a dispute or fraud-warning notice to staff
+            values["admin_url"] = link("disputes.index", order_id=order.id)
+            values["order_admin_url"] = link("orders.details_view", id=order.id)
+            due_by = context.get("due_by")
+            values["due"] = local_time(datetime.fromisoformat(due_by) if due_by else order.dispute_due_by)
+            values["standing"] = order.dispute_standing
+            values["lost"] = _money(order.dispute_lost_cents, order.currency)
     elif row.kind == MailKind.STALL_ALERT:
         values.update(context)
         values["since"] = local_time(datetime.fromisoformat(context["since"]))

@@ -15,6 +15,8 @@ from shopapp.extensions import db
 from shopapp.models import (
     ALLOWED_TRANSITIONS,
     DERIVED_STATUSES,
+    Dispute,
+    DisputeStanding,
     Order,
     OrderEvent,
     OrderItem,
@@ -94,6 +96,9 @@ _FACT_COLUMNS = [
     "needs_review",
     "stock_reserved",
     "stock_consumed",
+    "dispute_standing",
+    "dispute_due_by",
+    "dispute_lost_cents",
 ]
 
 
@@ -141,23 +146,33 @@ def succeeded_refund_cents(session: Session, order_id: int) -> int:
     return int(total or 0)
 
 
-def settle(session: Session, order: Order, *, actor: str, note: str = "", reread: bool = True) -> bool:
+def settle(
+    session: Session, order: Order, *, actor: str, note: str = "", reread: bool = True, disputes: bool = False
+) -> bool:
     """The one place an order's shown state is written: status and refunded_cents derived from its facts.
 
     Facts: the payment (paid_at, recorded once by record_payment), the closing facts (a PENDING order
     moved by transition() to FAILED, EXPIRED or CANCELED), and its Refund rows (succeeded ones count,
     capped at the total). Writes with a compare-and-set on the values read, adds a timeline entry when
-    the status or the refunded amount changes, and returns whether it did. Raises ConcurrentChange when
+    the status or the refunded amount changes, and returns whether it did; the dispute standing, due date and
+    money lost are derived here too (derive_dispute_standing). Raises ConcurrentChange when
     another transaction changed the order meanwhile (the caller's transaction rolls back and is retried).
     """
     if reread:  # False only right after record_payment, which has just re-read them
         session.refresh(order, _FACT_COLUMNS)
+    # Dispute facts are read only when they may matter: a dispute handler recorded one (`disputes=True`), or the
+    # order already shows one; an order never disputed costs no extra query.
+    disputed = (
+        _settle_disputes(session, order, actor=actor)
+        if disputes or order.dispute_standing != DisputeStanding.NONE
+        else False
+    )
     succeeded = succeeded_refund_cents(session, order.id) if order.paid_at is not None else 0
     refunded = min(succeeded, order.total_cents)
     target = derive_status(order.status, order.paid_at is not None, order.total_cents, refunded)
     observed, observed_refunded = order.status, order.refunded_cents
     if target == observed and refunded == observed_refunded:
-        return False
+        return disputed
     if target != observed and not can_transition(observed, target):
         raise InvalidTransition(f"{observed.value} -> {target.value} is not allowed")
     result = session.execute(
@@ -181,6 +196,41 @@ def settle(session: Session, order: Order, *, actor: str, note: str = "", reread
     # What was written, without reading the row again (the compare-and-set matched exactly these values).
     set_committed_value(order, "status", target)
     set_committed_value(order, "refunded_cents", refunded)
+    return True
+
+
+def derive_dispute_standing(disputes: list[Dispute]) -> tuple[DisputeStanding, datetime | None, int]:
+    """What an order shows of its disputes: open while any is open (with the soonest evidence due date), else
+    lost if any was lost, else won; and the money lost disputes took back for good (cents, amount plus fee)."""
+    open_ones = [d for d in disputes if d.outcome == DisputeStanding.OPEN]
+    lost = sum(d.taken_back_cents for d in disputes if d.outcome == DisputeStanding.LOST)
+    if open_ones:
+        dues = [d.due_by for d in open_ones if d.due_by is not None]
+        return DisputeStanding.OPEN, min(dues) if dues else None, lost
+    if any(d.outcome == DisputeStanding.LOST for d in disputes):
+        return DisputeStanding.LOST, None, lost
+    return (DisputeStanding.WON if disputes else DisputeStanding.NONE), None, lost
+
+
+def _settle_disputes(session: Session, order: Order, *, actor: str) -> bool:
+    """Write the order's dispute standing, due date and money lost from its Dispute facts; True if changed."""
+    disputes = list(session.scalars(select(Dispute).where(Dispute.order_id == order.id)))
+    if not disputes and order.dispute_standing == DisputeStanding.NONE:
+        return False
+    standing, due_by, lost = derive_dispute_standing(disputes)
+    if (standing.value, due_by, lost) == (order.dispute_standing, order.dispute_due_by, order.dispute_lost_cents):
+        return False
+    session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(dispute_standing=standing.value, dispute_due_by=due_by, dispute_lost_cents=lost, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if standing.value != order.dispute_standing:
+        record_order_event(session, order, actor=actor, note=f"Dispute standing: {standing.value}")
+    set_committed_value(order, "dispute_standing", standing.value)
+    set_committed_value(order, "dispute_due_by", due_by)
+    set_committed_value(order, "dispute_lost_cents", lost)
     return True
 
 
@@ -249,6 +299,7 @@ class OrderSummary:
     shipped_at: datetime | None = None
     shipping_carrier: str = ""
     tracking_number: str = ""
+    dispute_standing: str = "none"
 
 
 @dataclass(frozen=True)
@@ -284,6 +335,8 @@ _STATE_COLUMNS = (
     _orders.shipped_at,
     _orders.shipping_carrier,
     _orders.tracking_number,
+    # A dispute opened or closed changes what the shopper sees.
+    _orders.dispute_standing,
 )
 
 
@@ -341,12 +394,24 @@ def orders_for_user(user_id: int, page: int, per_page: int) -> OrderPage:
     state: list[tuple[Any, ...]] = []
     width = len(_STATE_COLUMNS)
     for row in rows:
-        oid, status, processing, shortfall, url, total, currency, shipped, carrier, tracking = row[:width]
+        oid, status, processing, shortfall, url, total, currency, shipped, carrier, tracking, disputed = row[:width]
         created, qty, name, price = row[width:]
         if not summaries or summaries[-1].id != oid:
             summaries.append(
                 OrderSummary(
-                    oid, status, processing, shortfall, created, total, currency, url, [], shipped, carrier, tracking
+                    oid,
+                    status,
+                    processing,
+                    shortfall,
+                    created,
+                    total,
+                    currency,
+                    url,
+                    [],
+                    shipped,
+                    carrier,
+                    tracking,
+                    disputed,
                 )
             )
             state.append(tuple(row[:width]))

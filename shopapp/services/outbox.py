@@ -143,6 +143,14 @@ def enqueue_stall_alert(session: Session, recipient: str, first_attempt_id: int,
     return _queue(
         session, key=f"stall-{first_attempt_id}-alert", kind=MailKind.STALL_ALERT, recipient=recipient, context=context
     )
+def enqueue_staff_notice(
+    order: Order, kind: MailKind, key: str, recipient: str, context: dict[str, Any] | None = None
+) -> bool:
+    """Queue a staff notice about an order (a dispute opened, due soon or closed; a fraud warning) to
+    `recipient`, once per `key`, with the facts it shows as they were (`context`); True when this call queued it."""
+    if not recipient:
+        return False
+    return _queue(_session_of(order), key=key, kind=kind, recipient=recipient, order_id=order.id, context=context)
 
 
 def enqueue_refund_notice(refund: Refund) -> None:

@@ -107,6 +107,8 @@ def mark_shipped(order_id: int, *, carrier: str = "", tracking_number: str = "",
             raise LookupError(order_id)
         if order.shipped_at is not None:
             return Shipped(order_id, repeated=True)
+        if order.hold_reason is not None:
+            raise ShippingError(f"Order #{order_id}: {order.hold_reason}")
         if not order.is_shippable:
             raise ShippingError(f"Order #{order_id} is {order.status.label.lower()}; only paid orders can be shipped.")
         order.shipped_at = utcnow()

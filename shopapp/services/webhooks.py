@@ -24,6 +24,7 @@ from shopapp.services.checkout import (
     finalize_checkout,
     order_id_for_session,
 )
+from shopapp.services.disputes import EVENT_CREATED, apply_dispute_event, apply_fraud_warning_event
 from shopapp.services.orders import ConcurrentChange
 from shopapp.services.receipts import record_charge
 from shopapp.services.refunds import (
@@ -95,7 +96,18 @@ HANDLERS: dict[str, Handler] = {
     "refund.created": apply_refund_event,
     "refund.updated": apply_refund_event,
     "refund.failed": apply_refund_event,
+    # Disputes and early fraud warnings are facts of their order, found by PaymentIntent or charge; one of
+    # a payment no session of ours made is acknowledged and ignored (services/disputes.py).
+    "charge.dispute.created": apply_dispute_event,
+    "charge.dispute.updated": apply_dispute_event,
+    "charge.dispute.closed": apply_dispute_event,
+    "charge.dispute.funds_withdrawn": apply_dispute_event,
+    "charge.dispute.funds_reinstated": apply_dispute_event,
+    "radar.early_fraud_warning.created": apply_fraud_warning_event,
+    "radar.early_fraud_warning.updated": apply_fraud_warning_event,
 }
+# Handlers that order snapshots by their event's `created` (passed in the object as EVENT_CREATED).
+_TIMED = frozenset(t for t, h in HANDLERS.items() if h in (apply_dispute_event, apply_fraud_warning_event))
 # The event types the shop subscribes its webhook endpoint to: exactly those it has handlers for.
 SUBSCRIBED_EVENTS: tuple[str, ...] = tuple(HANDLERS)
 
@@ -138,6 +150,7 @@ PREPARERS: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
     "refund.created": recognise_payment,
     "refund.updated": recognise_payment,
     "refund.failed": recognise_payment,
+    **dict.fromkeys(_TIMED, recognise_payment),
 }
 
 
@@ -206,6 +219,8 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
             # writing a log line was a tenth of answering one.
             log.debug("Duplicate event %s (%s): already %s", event_id, event_type, outcome)
             return WebhookResult(event_id, outcome, duplicate=True)
+    if event_type in _TIMED and isinstance(obj, Mapping):
+        obj = {**obj, EVENT_CREATED: event.get("created")}
     prepare = PREPARERS.get(event_type)
     if prepare is not None and isinstance(obj, Mapping):
         try:

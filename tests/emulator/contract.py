@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import stripe
 import stripe.checkout
+import stripe.radar
 from stripe._error_object import ErrorObject
 from stripe._list_object import ListObject
 from stripe._stripe_object import StripeObject, UntypedStripeObject
@@ -57,6 +58,8 @@ CLASSES: dict[str, type[StripeObject]] = {
     "charge": stripe.Charge,
     "refund": stripe.Refund,
     "balance_transaction": stripe.BalanceTransaction,
+    "dispute": stripe.Dispute,
+    "radar.early_fraud_warning": stripe.radar.EarlyFraudWarning,
     "event": stripe.Event,
     "webhook_endpoint": stripe.WebhookEndpoint,
     "list": ListObject,
@@ -375,6 +378,7 @@ def collect_samples(
         call("GET", f"/v1/charges/{intent['latest_charge']}", version=version)
         call("GET", f"/v1/refunds/{refund['id']}", version=version)
         call("GET", f"/v1/balance_transactions/{transactions['data'][0]['id']}", version=version)
+    yield from _dispute_samples(emu, call, session_form, address)
     expiring = call("POST", "/v1/checkout/sessions", {**session_form, "client_reference_id": "order-2"})[1]
     yield "checkout.session", call("POST", f"/v1/checkout/sessions/{expiring['id']}/expire")[1]
     _, events = call("GET", "/v1/events?limit=100")
@@ -408,6 +412,44 @@ def collect_samples(
         call("POST", "/v1/webhook_endpoints", {"url": "https://x.test/", "enabled_events[]": "nope"})[1]["error"],
     )
     emu.close()
+
+
+def _dispute_samples(
+    emu: Emulator, call: Any, session_form: dict[str, Any], address: dict[str, str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A dispute (card 0259) staged, submitted and won, one accepted (closed as lost), an inquiry (1976), and an
+    early fraud warning (5423) refunded: every dispute and warning shape and event, at each version."""
+    disputes = []
+    for number, card in enumerate(("4000000000000259", "4000000000002685", "4000000000001976"), start=3):
+        paying = call("POST", "/v1/checkout/sessions", {**session_form, "client_reference_id": f"order-{number}"})[1]
+        emu.pay(paying["id"], card=card, shipping=address)
+        intent = call("GET", f"/v1/checkout/sessions/{paying['id']}")[1]["payment_intent"]
+        disputes.append(call("GET", f"/v1/disputes?payment_intent={intent}")[1]["data"][0])
+    yield "list", call("GET", "/v1/disputes")[1]
+    won, lost, inquiry = disputes
+    yield "dispute", call("GET", f"/v1/disputes/{won['id']}")[1]
+    yield (
+        "dispute",
+        call(
+            "POST",
+            f"/v1/disputes/{won['id']}",
+            {"evidence[customer_email_address]": "a@b.test", "metadata[order_id]": "3", "submit": "false"},
+        )[1],
+    )
+    yield "dispute", call("POST", f"/v1/disputes/{won['id']}", {"evidence[uncategorized_text]": "winning_evidence"})[1]
+    yield "dispute", call("POST", f"/v1/disputes/{lost['id']}/close")[1]
+    yield "dispute", call("GET", f"/v1/disputes/{inquiry['id']}")[1]
+    yield "error", call("POST", f"/v1/disputes/{lost['id']}", {"evidence[uncategorized_text]": "late"})[1]["error"]
+    warned = call("POST", "/v1/checkout/sessions", {**session_form, "client_reference_id": "order-6"})[1]
+    emu.pay(warned["id"], card="4000000000005423", shipping=address)
+    intent = call("GET", f"/v1/checkout/sessions/{warned['id']}")[1]["payment_intent"]
+    warnings = call("GET", f"/v1/radar/early_fraud_warnings?payment_intent={intent}")[1]
+    yield "list", warnings
+    yield "radar.early_fraud_warning", call("GET", f"/v1/radar/early_fraud_warnings/{warnings['data'][0]['id']}")[1]
+    call("POST", "/v1/refunds", {"payment_intent": intent})
+    for version in OLDER_VERSIONS:
+        call("GET", f"/v1/disputes/{won['id']}", version=version)
+        call("GET", f"/v1/radar/early_fraud_warnings/{warnings['data'][0]['id']}", version=version)
 
 
 def _flatten(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -484,6 +526,10 @@ APPLICABLE: dict[str, dict[str, Any]] = {
     # Session.branding_settings: the branding the create call set (`branding_settings` param), echoed only then.
     "checkout.session": {"branding_settings": lambda obj: obj.get("branding_settings") is not None},
     # Refund.failure_reason / failure_balance_transaction: "if the refund fails".
+    # Dispute.payment_method_details: "Details about the payment method" of a card dispute; always set here.
+    "dispute": {"payment_method_details": lambda obj: obj.get("payment_method_details") is not None},
+    # EarlyFraudWarning.payment_intent: set when the charge was made by a PaymentIntent (always, via Checkout).
+    "radar.early_fraud_warning": {"payment_intent": lambda obj: obj.get("payment_intent") is not None},
     "refund": {
         "failure_reason": lambda obj: obj.get("status") == "failed",
         "failure_balance_transaction": lambda obj: obj.get("status") == "failed",

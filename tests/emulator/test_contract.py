@@ -38,6 +38,13 @@ def test_every_kind_of_object_is_sampled(samples: list[tuple[str, dict[str, Any]
         "refund.created",
         "refund.updated",
         "refund.failed",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_reinstated",
+        "radar.early_fraud_warning.created",
+        "radar.early_fraud_warning.updated",
     } <= types
 
 
@@ -146,7 +153,19 @@ def test_every_object_and_version_is_read(
 ) -> None:
     table = contract.required_table(reads)
     versions = {*contract.OLDER_VERSIONS, stripe.api_version}
-    for kind in ("checkout.session", "item", "price", "payment_intent", "charge", "refund", "event", "list"):
+    for kind in (
+        "checkout.session",
+        "item",
+        "price",
+        "payment_intent",
+        "charge",
+        "refund",
+        "dispute",
+        "radar.early_fraud_warning",
+        "balance_transaction",
+        "event",
+        "list",
+    ):
         assert {version for k, version in table if k == kind} == versions, kind
     assert {"webhook_endpoint", "webhook_endpoint (deleted)"} <= {kind for kind, _ in table}
 

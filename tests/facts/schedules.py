@@ -31,6 +31,7 @@ from sqlalchemy import func, select, text
 from shopapp.extensions import db
 from shopapp.models import (
     CheckoutAttempt,
+    Dispute,
     Order,
     OrderEvent,
     OrderItem,
@@ -43,6 +44,7 @@ from shopapp.models import (
 )
 from shopapp.models.base import utcnow
 from shopapp.services import accounts, audit, catalog, reconcile, refunds, webhooks
+from shopapp.services import orders as order_rules
 from stripe_emulator import Emulator, EmulatorHTTPClient
 from stripe_emulator.errors import EmulatorStateError
 from tests.conftest import PASSWORD, WEBHOOK_SECRET
@@ -51,16 +53,29 @@ from tests.support import deliver_webhooks_to
 
 LIMITED_UNITS = 4  # Product A's stock at the start of every schedule; Product B is unlimited
 PAYMENT_METHODS = ("card", "card", "decline", "refund fails later", "refund stays pending", "bank debit succeeds",
-                   "bank debit fails")  # fmt: skip
+                   "bank debit fails", "disputed", "disputed", "inquiry", "fraud warning")  # fmt: skip
 CARDS = {
     "card": "4242424242424242",
+    # Issue 21: paid, then disputed (a chargeback; an inquiry) or warned of fraud (docs.stripe.com/testing).
+    "disputed": "4000000000000259",
+    "inquiry": "4000000000001976",
+    "fraud warning": "4000000000005423",
     "decline": "4000000000000002",
     "refund fails later": "4000000000005126",
     "refund stays pending": "4000000000007726",
 }
 SESSION_IN_URL = re.compile(r"cs_test_[A-Za-z0-9]+")
 # Tables emptied between schedules (users, products and the schema stay: the shoppers stay logged in).
-ORDER_TABLES = ("refunds", "order_events", "order_items", "checkout_attempts", "payment_events", "outbox_messages")
+ORDER_TABLES = (
+    "disputes",
+    "early_fraud_warnings",
+    "refunds",
+    "order_events",
+    "order_items",
+    "checkout_attempts",
+    "payment_events",
+    "outbox_messages",
+)
 
 
 @dataclass
@@ -145,6 +160,7 @@ class PaymentSchedules(RuleBasedStateMachine):
         self.delayed: list[str] = []  # sessions paid by a delayed method, not settled at Stripe yet
         self.scheduled_refunds: list[str] = []  # refunds whose later status change Stripe has not made yet
         self.refunds_at_stripe: list[str] = []
+        self.closed_disputes: dict[str, str] = {}  # dispute id -> the closed status the shop recorded
 
     # ------------------------------------------------------------------ helpers
 
@@ -323,6 +339,30 @@ class PaymentSchedules(RuleBasedStateMachine):
             self.emulator.settle_refund(refund_id)
         self._collect_events()
 
+    # ------------------------------------------------------------------ disputes (issue 21)
+
+    def _open_disputes(self) -> list[str]:
+        return [d["id"] for d in self.emulator.store.disputes.values() if d["status"].endswith("needs_response")]
+
+    @precondition(lambda self: bool(self._open_disputes()))
+    @rule(data=st.data(), how=st.sampled_from(["winning_evidence", "losing_evidence", "draft", "accept", "past due"]))
+    def dispute_goes_on(self, data: st.DataObject, how: str) -> None:
+        """A dispute moves at Stripe: evidence staged or submitted (winning or losing), accepted, or past due."""
+        self._step(f"dispute: {how}")
+        dispute_id = data.draw(st.sampled_from(self._open_disputes()))
+        dashboard = self.world.dashboard().v1.disputes
+        with contextlib.suppress(stripe.StripeError, EmulatorStateError):
+            if how == "accept":
+                dashboard.close(dispute_id)
+            elif how == "past due":
+                self.emulator.advance_dispute(dispute_id)
+            else:
+                text = "draft" if how == "draft" else how
+                dashboard.update(
+                    dispute_id, params={"evidence": {"uncategorized_text": text}, "submit": how != "draft"}
+                )
+        self._collect_events()
+
     # ------------------------------------------------------------------ Stripe's deliveries, replay, reconcile
 
     @precondition(lambda self: bool(self.pending) or bool(self.delivered))
@@ -430,6 +470,13 @@ class PaymentSchedules(RuleBasedStateMachine):
             ]
             if paid_sessions:
                 assert order.paid_at is not None or order.needs_review, f"order {order.id} paid at Stripe, not here"
+        # Every dispute Stripe made on a paid order of ours is recorded as Stripe has it now.
+        for at_stripe in store.disputes.values():
+            row = db.session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == at_stripe["id"]))
+            if row is not None:
+                assert row.status.value == at_stripe["status"], (row.status, at_stripe["status"])
+                assert row.withdrawn_cents == (at_stripe["amount"] if at_stripe["balance_transactions"] else 0)
+        db.session.rollback()
 
     # ------------------------------------------------------------------ strangers
 
@@ -535,6 +582,7 @@ class PaymentSchedules(RuleBasedStateMachine):
                     consumed_a += item.quantity
                 if order.stock_reserved:
                     reserved_a += item.reserved_quantity
+            self._disputes_are_right(order)
         product = db.session.get(Product, self.world.product_ids["A"], populate_existing=True)
         assert product is not None and product.stock is not None
         assert product.stock >= 0 and product.reserved >= 0
@@ -546,6 +594,26 @@ class PaymentSchedules(RuleBasedStateMachine):
             consumed_a,
         )
         db.session.rollback()
+
+    def _disputes_are_right(self, order: Order) -> None:
+        """Issue 21: a closed dispute stays closed with its outcome, whatever arrives later; nothing is refunded
+        or shipped while one is open; withdrawn and reinstated money is counted once; the order shows what its
+        dispute facts derive."""
+        rows = list(db.session.scalars(select(Dispute).where(Dispute.order_id == order.id)))
+        for row in rows:
+            if row.stripe_dispute_id in self.closed_disputes:
+                was = self.closed_disputes[row.stripe_dispute_id]
+                assert row.status.value == was, f"dispute {row.stripe_dispute_id} was {was}, now {row.status}"
+            elif row.status.is_closed:
+                self.closed_disputes[row.stripe_dispute_id] = row.status.value
+            assert row.withdrawn_cents in (0, row.amount_cents), (row.withdrawn_cents, row.amount_cents)
+            assert row.reinstated_cents in (0, row.withdrawn_cents), (row.reinstated_cents, row.withdrawn_cents)
+        standing, _due_by, lost = order_rules.derive_dispute_standing(rows)
+        assert (order.dispute_standing, order.dispute_lost_cents) == (standing.value, lost), f"order {order.id}"
+        if order.dispute_open:
+            assert refunds.remaining_refundable_cents(db.session, order) == 0 and not order.is_shippable
+            refused = refunds.dispute_blocks_refund(order)
+            assert refused is not None and "disputed" in refused
 
 
 def schedules_for(world: World) -> type[PaymentSchedules]:

@@ -10,7 +10,7 @@ from shopapp.admin.views.base import (
     StaffOnly,
 )
 from shopapp.models import OrderStatus
-from shopapp.services import audit, staff
+from shopapp.services import audit, disputes, staff
 from shopapp.services.catalog import format_money
 
 
@@ -91,4 +91,5 @@ class StaffIndexView(StaffOnly, AdminIndexView):
             statuses=list(OrderStatus),
             last_audit=audit.last_audit(),
             plain_amount=audit.plain_amount,
+            open_disputes=disputes.open_disputes(),  # first on the page: soonest due first
         )

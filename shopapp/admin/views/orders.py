@@ -21,7 +21,7 @@ from shopapp.admin.views.base import (
     money_column,
 )
 from shopapp.models import Order, OrderStatus
-from shopapp.services import outbox, refunds, shipping, staff
+from shopapp.services import disputes, outbox, refunds, shipping, staff
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import parse_ascii_int
 from shopapp.services.staff import order_search_condition
@@ -55,6 +55,9 @@ def _status(view: Any, context: Any, model: Any, name: str) -> Markup:
         badge = badges[model.status] = Markup('<span class="status-badge status-{}">{}</span>').format(
             model.status.value, model.status.label
         )
+    label = disputes.staff_label(model)
+    if label is not None:  # a dispute is the first thing staff must see on the list too
+        badge += Markup(' <span class="badge badge-danger dispute-badge">{}</span>').format(label)
     return badge
 
 
@@ -174,6 +177,11 @@ class OrderView(StaffModelView):
             money=format_money,
             return_url=self.get_url(".index_view"),
             emails=outbox.messages_for_order(order_id),
+            dispute_label=disputes.staff_label(detail.order),
+            order_disputes=disputes.order_disputes(order_id),
+            refund_blocked=refunds.dispute_blocks_refund(detail.order),
+            fraud_warning=disputes.actionable_warning(order_id),
+            refundable_major=currencies.to_major(detail.refundable_cents, detail.order.currency),
         )
         return page, status
 

@@ -114,10 +114,25 @@ def next_refund_sequence(session: Session, order_id: int) -> int:
 
 def remaining_refundable_cents(session: Session, order: Order) -> int:
     """Paid minus refunded minus refunds still in flight, in cents; 0 unless the order is refundable."""
-    if order.status not in REFUNDABLE_STATUSES:
+    if order.status not in REFUNDABLE_STATUSES or dispute_blocks_refund(order) is not None:
         return 0
     refunded = max(order.refunded_cents, succeeded_refund_cents(session, order.id))
     return max(0, order.total_cents - refunded - pending_refund_cents(session, order.id))
+
+
+def dispute_blocks_refund(order: Order) -> str | None:
+    """Why a dispute forbids refunding the order now, for staff; None when none does.
+
+    Stripe refuses to refund a charge whose dispute holds the funds ("has been charged back; cannot issue a
+    refund", error `charge_disputed`; Dispute.is_charge_refundable false); a lost dispute took the money back
+    for good. While any dispute is open the shop offers no refund at all: the bank is deciding."""
+    if order.dispute_standing == "open":
+        return "A refund is not possible while the payment is disputed: the customer's bank is deciding it."
+    if order.dispute_standing == "lost":
+        return (
+            "A refund is not possible: the payment was charged back in a lost dispute (the money is already returned)."
+        )
+    return None
 
 
 def to_cents(amount: Decimal | str, currency: str) -> int:
@@ -209,6 +224,9 @@ def _plan_refund(order_id: int, amount: Decimal | str, reason: str, requested_by
             raise RefundError("This refund form is out of date. Reload the order and try again.", status=409)
         if order.status not in REFUNDABLE_STATUSES or not order.stripe_payment_intent_id:
             raise RefundError(f"Only paid orders can be refunded; this one is {order.status.label.lower()}.")
+        blocked = dispute_blocks_refund(order)
+        if blocked is not None:
+            raise RefundError(blocked, status=409)
         remaining = remaining_refundable_cents(session, order)
         if amount_cents > remaining:
             raise RefundError(
