@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0016_audit'
-down_revision = '0014_receipts'
+down_revision = '0015_disputes'
 branch_labels = None
 depends_on = None
 
