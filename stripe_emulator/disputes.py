@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from . import balance
 from .errors import EmulatorStateError, StripeAPIError, invalid, no_such
 from .objects import list_object, new_id
 from .store import Origin, Store
@@ -96,36 +97,19 @@ def balance_transaction(
     """One BalanceTransaction as Stripe shows it on a dispute (type `adjustment`, reporting_category `dispute`
     or `dispute_reversal`); `fee` is the dispute fee, positive when charged and negative when given back.
     The one place the service makes a dispute's money movement (a balance-transaction listing may read them)."""
-    now = store.clock.timestamp()
-    txn_id = new_id("txn_")
-    txn: dict[str, Any] = {
-        "id": txn_id,
-        "object": "balance_transaction",
-        "amount": amount,
-        "available_on": now,
-        "balance_type": "payments",
-        "created": now,
-        "currency": currency,
-        "description": description,
-        "exchange_rate": None,
-        "fee": fee,
-        "fee_details": [
-            {
-                "amount": fee,
-                "application": None,
-                "currency": currency,
-                "description": "Dispute fee",
-                "type": "stripe_fee",
-            }
-        ],
-        "net": amount - fee,
-        "reporting_category": category,
-        "source": source,
-        "status": "available",
-        "type": "adjustment",
-    }
-    store.balance_transactions[txn_id] = txn
-    return txn
+    # Made through the service's one maker of balance transactions, so GET /v1/balance_transactions lists it.
+    return balance.record_balance_transaction(
+        store,
+        amount=amount,
+        fee=fee,
+        fee_description="Dispute fee",
+        currency=currency,
+        type="adjustment",
+        reporting_category=category,
+        source=source,
+        description=description,
+        available_immediately=True,
+    )
 
 
 def after_payment(store: Store, charge: dict[str, Any]) -> None:
