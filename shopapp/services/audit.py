@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from shopapp.currencies import ZERO_DECIMAL
 from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, get_gateway
-from shopapp.models import AuditOutcome, AuditRun, Order, Refund, RefundStatus
+from shopapp.models import AuditOutcome, AuditRun, Dispute, Order, Refund, RefundStatus
 from shopapp.models.base import utcnow
 from shopapp.services import webhooks
 from shopapp.services.catalog import format_money
@@ -208,13 +208,31 @@ def recorded_refunds(session: Session, since: datetime, until: datetime) -> list
 def recorded_fees(session: Session, since: datetime, until: datetime) -> list[Movement]:
     """Stripe fees the shop knows of. None yet: Stripe states a payment's fee only on its balance transaction,
     which the payment path never asks for (no Stripe call on the webhook path), so processing fees are shown
-    as Stripe's figures in the totals, not compared. A dispute's fee, once recorded, belongs here."""
+    as Stripe's figures in the totals, not compared. A dispute's fee is recorded: see recorded_disputes."""
     return []
 
 
-# The shop's side: add a kind here. (Disputes: a `recorded_disputes` returning Kind.DISPUTE movements of the
-# money a lost dispute took, minus the amount, keyed by dispute id, plus Kind.FEE movements of its fee.)
-RECORDED: tuple[RecordedFn, ...] = (recorded_payments, recorded_refunds, recorded_fees)
+def recorded_disputes(session: Session, since: datetime, until: datetime) -> list[Movement]:
+    """The money each dispute opened in [since, until) moved, as its `charge.dispute.funds_withdrawn` /
+    `funds_reinstated` facts recorded it (services.disputes, from Stripe's balance transactions): minus the
+    amount withdrawn plus what was reinstated (Kind.DISPUTE), and the dispute fee kept (Kind.FEE), both keyed
+    by the dispute id as Stripe keys its `adjustment`s. An inquiry moves no money and gives no movement."""
+    rows = session.execute(
+        select(Dispute.stripe_dispute_id, Dispute.currency, Dispute.withdrawn_cents, Dispute.withdrawn_fee_cents,
+               Dispute.reinstated_cents, Dispute.reinstated_fee_cents, Dispute.created_at, Dispute.order_id)
+        .where(Dispute.created_at >= since, Dispute.created_at < until)
+    )  # fmt: skip
+    movements = []
+    for dispute_id, currency, withdrawn, fee, reinstated, fee_back, at, order_id in rows:
+        if not (withdrawn or reinstated or fee or fee_back):
+            continue
+        movements.append(Movement(Kind.DISPUTE, str(dispute_id), currency, reinstated - withdrawn, at, order_id))
+        movements.append(Movement(Kind.FEE, str(dispute_id), currency, fee - fee_back, at, order_id))
+    return movements
+
+
+# The shop's side: add a kind here.
+RECORDED: tuple[RecordedFn, ...] = (recorded_payments, recorded_refunds, recorded_fees, recorded_disputes)
 
 
 def shop_movements(session: Session, since: datetime, until: datetime) -> list[Movement]:

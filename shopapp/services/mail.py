@@ -124,7 +124,7 @@ def _values(row: OutboxMessage) -> dict[str, Any]:
         values["signup_url"] = link("auth.signup")
         values["forgot_url"] = link("auth.forgot_password")
     elif row.kind in (MailKind.ORDER_RECEIPT, MailKind.REFUND_NOTICE, MailKind.SHIPPING_NOTICE) or (
-        row.kind in STAFF_KINDS
+        row.kind in STAFF_KINDS and row.kind != MailKind.STALL_ALERT  # the stall alert names no order
     ):
         order = db.session.get(Order, row.order_id) if row.order_id is not None else None
         if order is None:

@@ -268,3 +268,27 @@ def test_an_early_fraud_warning_flags_the_order_and_is_refunded(
     assert warning is not None and not warning.actionable
     page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
     assert "Early fraud warning" in page
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+def test_the_audit_counts_a_disputes_money_as_stripe_does(
+    disputed_order: Callable[..., Order], emulator: Emulator, stripe_dashboard: Any, runner: Any, outcome: str
+) -> None:
+    # The books audit (flask payments audit) compares the money a dispute moved, as the shop recorded it from
+    # the funds_withdrawn / funds_reinstated facts, with Stripe's `adjustment` balance transactions: a lost
+    # dispute (amount and fee gone) and a won one (both given back) match, and a forgotten withdrawal would not.
+    order = disputed_order(FRAUDULENT)
+    row = _dispute_row(order.id)
+    if outcome == "won":
+        stripe_dashboard.v1.disputes.update(
+            row.stripe_dispute_id, params={"evidence": {"uncategorized_text": "winning_evidence"}}
+        )
+    else:
+        emulator.advance_dispute(row.stripe_dispute_id)
+    emulator.deliver_pending()
+    assert fresh_order(order.id).dispute_standing == outcome
+    result = runner.invoke(args=["payments", "audit"])
+    assert result.exit_code == 0, result.output
+    assert "Books match Stripe." in result.output
+    lost = TOTAL + DISPUTE_FEE if outcome == "lost" else 0
+    assert fresh_order(order.id).dispute_lost_cents == lost
