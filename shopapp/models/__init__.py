@@ -20,6 +20,7 @@ from shopapp.models.order import (
 )
 from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
+from shopapp.models.pricing import Coupon, PromotionCode, ShippingRate
 from shopapp.models.product import Product, ProductChange
 from shopapp.models.settings import ShopSettings
 from shopapp.models.user import RecoveryCode, User
@@ -34,6 +35,7 @@ __all__ = [
     "REFUND_IN_FLIGHT",
     "ChargePaymentMethod",
     "CheckoutAttempt",
+    "Coupon",
     "EventOutcome",
     "MailKind",
     "MailStatus",
@@ -45,11 +47,13 @@ __all__ = [
     "PaymentEvent",
     "Product",
     "ProductChange",
+    "PromotionCode",
     "RecoveryCode",
     "Refund",
     "RefundOrigin",
     "RefundStatus",
     "RejectionReason",
+    "ShippingRate",
     "ShopSettings",
     "User",
     "WebhookRejection",
