@@ -94,6 +94,15 @@ _FACT_COLUMNS = [
     "needs_review",
     "stock_reserved",
     "stock_consumed",
+    # Issue 23: what the payment recorded (the total paid and what Stripe added or took off).
+    "total_cents",
+    "amount_discount_cents",
+    "amount_shipping_cents",
+    "amount_tax_cents",
+    "tax_behavior",
+    "promotion_code",
+    "shipping_rate_name",
+    "stripe_invoice_id",
 ]
 
 
@@ -104,6 +113,7 @@ def record_payment(
     session_id: str,
     payment_intent: str | None,
     shipping_address: str | None,
+    charged: Mapping[str, Any] | None = None,
 ) -> bool:
     """Record the fact "this session of ours paid this order, by this PaymentIntent, now", once.
 
@@ -112,6 +122,10 @@ def record_payment(
     event, the success page racing the webhook): then nothing changes. The caller checked that the session
     is one the shop created for this order (services/checkout.py) and owns the transaction; call settle()
     after it to derive the status.
+
+    `charged` (issue 23): what Stripe charged, as Order columns (services/amounts.py Charged.order_columns:
+    total paid, discount, shipping, tax, code, rate, invoice), written in the same compare-and-set, so the
+    refundable amount and the derived status follow what was actually paid.
     """
     result = session.execute(
         update(Order)
@@ -123,6 +137,7 @@ def record_payment(
             shipping_address=shipping_address,
             payment_processing=False,
             updated_at=utcnow(),
+            **dict(charged or {}),
         )
         .execution_options(synchronize_session=False)
     )
