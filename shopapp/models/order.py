@@ -195,8 +195,10 @@ class Order(Base):
 
     @property
     def is_shippable(self) -> bool:
-        """Paid, not wholly refunded and not shipped yet: the one definition staff pages and mark_shipped use."""
-        return self.status in REFUNDABLE_STATUSES and self.refunded_cents < self.total_cents and self.shipped_at is None
+        """Paid, not wholly refunded and not shipped yet: the one definition staff pages and mark_shipped use.
+        A paid order of 0 (a 100%-off code) has nothing to refund and ships like any other."""
+        not_wholly_refunded = self.refunded_cents < self.total_cents or self.total_cents == 0
+        return self.status in REFUNDABLE_STATUSES and not_wholly_refunded and self.shipped_at is None
 
     @property
     def subtotal_cents(self) -> int:

@@ -245,12 +245,17 @@ def _id(value: Any) -> str | None:
     return str(value) if value else None
 
 
+def _obj(cs: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = cs.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _discount(terms: Terms, cs: Mapping[str, Any], subtotal: int, lines: int) -> tuple[int, str | None] | str:
-    totals = cs.get("total_details") if isinstance(cs.get("total_details"), Mapping) else {}
+    totals = _obj(cs, "total_details")
     amount = _int(totals.get("amount_discount"))
     entries = [d for d in (cs.get("discounts") or []) if isinstance(d, Mapping)]
     if not entries:
@@ -270,7 +275,7 @@ def _discount(terms: Terms, cs: Mapping[str, Any], subtotal: int, lines: int) ->
 
 
 def _shipping(terms: Terms, cs: Mapping[str, Any]) -> tuple[int, str | None] | str:
-    totals = cs.get("total_details") if isinstance(cs.get("total_details"), Mapping) else {}
+    totals = _obj(cs, "total_details")
     amount = _int(totals.get("amount_shipping"))
     cost = cs.get("shipping_cost")
     if not isinstance(cost, Mapping):
@@ -284,16 +289,16 @@ def _shipping(terms: Terms, cs: Mapping[str, Any]) -> tuple[int, str | None] | s
     if _int(cost.get("amount_subtotal")) != offered.amount or amount != offered.amount:
         return f"shipping {amount} != {offered.amount} of rate {offered.name!r}"
     details = shipping.shipping_details_from_session(cs)
-    country = ((details or {}).get("address") or {}).get("country")
+    country = (details or {}).get("address", {}).get("country")
     if offered.countries and country not in offered.countries:
         return f"rate {offered.name!r} ships to {', '.join(offered.countries)}, not to {country}"
     return amount, offered.name
 
 
 def _tax(terms: Terms, cs: Mapping[str, Any]) -> int | str:
-    totals = cs.get("total_details") if isinstance(cs.get("total_details"), Mapping) else {}
+    totals = _obj(cs, "total_details")
     amount = _int(totals.get("amount_tax"))
-    automatic = cs.get("automatic_tax") if isinstance(cs.get("automatic_tax"), Mapping) else {}
+    automatic = _obj(cs, "automatic_tax")
     if not terms.automatic_tax:
         if amount or automatic.get("enabled"):
             return (
