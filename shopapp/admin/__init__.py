@@ -8,6 +8,7 @@ from flask_admin.theme import Bootstrap4Theme
 
 from shopapp.admin.views import (
     BrandView,
+    DiscountsView,
     ExportView,
     OrderView,
     PaymentEventView,
@@ -34,4 +35,5 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(UserView(User, db, name="Users", endpoint="users"))
     admin.add_view(ExportView(name="Exports", endpoint="exports", url="/admin/exports"))
     admin.add_view(BrandView(name="Brand", endpoint="brand", url="/admin/brand"))
+    admin.add_view(DiscountsView(name="Discounts and shipping", endpoint="discounts", url="/admin/discounts"))
     return admin

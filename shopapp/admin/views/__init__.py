@@ -3,10 +3,20 @@ the services."""
 
 from shopapp.admin.views.brand import BrandView
 from shopapp.admin.views.dashboard import StaffIndexView
+from shopapp.admin.views.discounts import DiscountsView
 from shopapp.admin.views.events import PaymentEventView
 from shopapp.admin.views.exports import ExportView
 from shopapp.admin.views.orders import OrderView
 from shopapp.admin.views.products import ProductView
 from shopapp.admin.views.users import UserView
 
-__all__ = ["BrandView", "ExportView", "OrderView", "PaymentEventView", "ProductView", "StaffIndexView", "UserView"]
+__all__ = [
+    "BrandView",
+    "DiscountsView",
+    "ExportView",
+    "OrderView",
+    "PaymentEventView",
+    "ProductView",
+    "StaffIndexView",
+    "UserView",
+]
