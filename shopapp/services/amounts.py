@@ -227,7 +227,7 @@ class Charged:
 
     def order_columns(self) -> dict[str, Any]:
         """The Order columns recording this charge (services/orders.py record_payment writes them)."""
-        return {
+        columns: dict[str, Any] = {
             "total_cents": self.amount_total,
             "amount_discount_cents": self.discount,
             "amount_shipping_cents": self.shipping,
@@ -235,8 +235,10 @@ class Charged:
             "tax_behavior": self.tax_behavior,
             "promotion_code": self.promotion_code,
             "shipping_rate_name": self.shipping_rate_name,
-            "stripe_invoice_id": self.invoice,
         }
+        if self.invoice:  # never clears an id an earlier invoice.paid event recorded (services/receipts.py)
+            columns["stripe_invoice_id"] = self.invoice
+        return columns
 
 
 def _id(value: Any) -> str | None:

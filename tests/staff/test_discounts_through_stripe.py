@@ -5,6 +5,8 @@ Stripe's payment page and pays, and the order records the code, the discount, th
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,8 +15,8 @@ from flask import Flask
 from werkzeug.test import Client
 
 from shopapp.extensions import db
-from shopapp.models import CheckoutAttempt, Coupon, Order, OrderStatus, PromotionCode, ShippingRate
-from shopapp.services import amounts, discounts
+from shopapp.models import CheckoutAttempt, Coupon, Order, OrderStatus, OutboxMessage, PromotionCode, ShippingRate
+from shopapp.services import amounts, discounts, mail
 from stripe_emulator import Emulator
 from tests.conftest import PASSWORD, fresh, order_for_session, session_id_from
 from tests.staff.conftest import fresh_order
@@ -79,7 +81,13 @@ def test_a_refused_coupon_answers_400_beside_the_field(staff_post: Callable[...,
 
 
 def test_shopper_enters_a_code_on_the_payment_page_and_pays_with_shipping(
-    app: Flask, staff_post: Callable[..., Any], emulator: Emulator, shopper: Any, buy: Callable[..., Any], client: Any
+    app: Flask,
+    staff_post: Callable[..., Any],
+    staff_client: Any,
+    emulator: Emulator,
+    shopper: Any,
+    buy: Callable[..., Any],
+    client: Any,
 ) -> None:
     _staff_creates(staff_post)
     response = buy(A=2, C=1)  # 79.97
@@ -104,6 +112,34 @@ def test_shopper_enters_a_code_on_the_payment_page_and_pays_with_shipping(
     assert (order.promotion_code, order.amount_discount_cents) == ("SPRING15", 1200)
     assert (order.shipping_rate_name, order.amount_shipping_cents) == ("Standard", 495)
     assert order.total_cents == 7997 - 1200 + 495
+
+    # Shown everywhere: success page, the order page, the receipt email, the staff page and the export.
+    success = client.get(paid.headers["Location"]).get_data(as_text=True)
+    order_page = client.get(f"/orders/{order.id}").get_data(as_text=True)
+    for page_html in (success, order_page):
+        assert "Discount (SPRING15)" in page_html and "&minus;$12.00" in page_html
+        assert "Shipping (Standard)" in page_html and "$4.95" in page_html and "$72.92" in page_html
+        assert "Subtotal" in page_html and "$79.97" in page_html
+    receipt = fresh().scalar(db.select(OutboxMessage).where(OutboxMessage.dedupe_key == f"order-{order.id}-receipt"))
+    text = mail.compose(receipt).text
+    assert "Subtotal: $79.97" in text and "Discount (SPRING15): -$12.00" in text
+    assert "Shipping (Standard): $4.95" in text and "Total paid: $72.92" in text
+    admin = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
+    assert "Discount (SPRING15)" in admin and "Shipping (Standard)" in admin
+    export = staff_client.get("/admin/exports/orders.csv", buffered=True).get_data(as_text=True)
+    rows = [r for r in csv.DictReader(io.StringIO(export)) if r["order"] == str(order.id)]
+    assert {
+        (
+            r["subtotal"],
+            r["discount"],
+            r["promotion_code"],
+            r["shipping"],
+            r["shipping_rate"],
+            r["tax"],
+            r["order_total"],
+        )
+        for r in rows
+    } == {("79.97", "12.00", "SPRING15", "4.95", "Standard", "0.00", "72.92")}
 
 
 def test_a_promotion_code_past_its_limit_is_refused_at_stripe(
