@@ -19,7 +19,7 @@ from babel.core import Locale
 from babel.numbers import format_currency
 from werkzeug.wrappers import Request, Response
 
-from . import discounts, invoices, payments
+from . import discounts, invoices, payments, shipping, totals
 from .errors import EmulatorStateError
 from .objects import ZERO_DECIMAL
 from .store import Store
@@ -53,6 +53,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "Add promotion code": "Aktionscode hinzufügen",
         "Apply": "Anwenden",
         "Remove": "Entfernen",
+        "Update total": "Summe aktualisieren",
         "Billing address": "Rechnungsadresse",
         "Shipping method": "Versandart",
         "Complete order": "Bestellung abschließen",
@@ -70,6 +71,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "Add promotion code": "Ajouter un code promotionnel",
         "Apply": "Appliquer",
         "Remove": "Supprimer",
+        "Update total": "Mettre à jour le total",
         "Billing address": "Adresse de facturation",
         "Shipping method": "Mode de livraison",
         "Complete order": "Finaliser la commande",
@@ -388,6 +390,17 @@ def _billing(session: dict[str, Any], values: dict[str, str], error: str | None)
     return f"<fieldset>\n<legend>{escape(_t(session, 'Billing address'))}</legend>\n{fields}\n</fieldset>"
 
 
+def _update_button(session: dict[str, Any]) -> str:
+    """ "Update total": re-totals for the chosen shipping option and the address (tax) without paying."""
+    if not session.get("shipping_options") and not session["automatic_tax"]["enabled"]:
+        return ""
+    return (
+        '<p><button type="submit" class="secondary" id="update-total" '
+        f'formaction="/pay/{escape(session["id"])}/update">'
+        f"{escape(_t(session, 'Update total'))}</button></p>"
+    )
+
+
 def _top(business: str) -> str:
     return f'<div class="top"><p class="business">{escape(business)}</p><span class="test-badge">Test mode</span></div>'
 
@@ -438,6 +451,7 @@ def _form(
 {_shipping(session, values, error)}
 {_shipping_options(store, session, values)}
 {_billing(session, values, error)}
+{_update_button(session)}
 {"" if free else _card_fields(session, card_hidden, number, expiry, described, radio, test_open)}
 <button type="submit">{escape(pay_label)}</button>
 </form>
@@ -538,6 +552,38 @@ def promotion_code(request: Request, store: Store, session_id: str, drafts: Draf
         if message is not None and drafts is not None:
             drafts[f"{session_id}:code"] = {"error": message}
     return back
+
+
+def update(request: Request, store: Store, session_id: str, drafts: Drafts | None = None) -> Response:
+    """POST /pay/<id>/update ("Update total"): take the chosen shipping option and the address typed so far, re-total
+    (shipping, tax) and show the page again with the fields kept, as Checkout updates its summary while the buyer
+    fills the form. Nothing is paid."""
+    form = request.form
+    with store.lock:
+        try:
+            session = payments.open_session(store, session_id)
+        except EmulatorStateError as error:
+            return _message_page(error, store, session_id, store.business_name, error.status)
+        rate = form.get("shipping_rate")
+        if rate and rate in {o["shipping_rate"] for o in session["shipping_options"]}:
+            shipping.choose(session, store.shipping_rates[rate])
+        shipped = {name: form.get(name, "") for name in payments.SHIPPING_FIELDS}
+        billed = {name: form.get(f"billing_{name}", "") for name in payments.SHIPPING_FIELDS}
+        if session["automatic_tax"]["enabled"]:
+            located = shipped if session.get("shipping_address_collection") else billed
+            if located.get("country"):
+                session["_tax_address"] = payments.form_address(located)
+        totals.recompute(store, session)
+        values = {
+            "method": form.get("method", "card"),
+            "expiry": form.get("expiry", ""),
+            "shipping_rate": rate or "",
+            **shipped,
+            **{f"billing_{k}": v for k, v in billed.items()},
+        }
+        if drafts is not None:
+            drafts[session_id] = {"error": None, "values": values, "status": 200}
+    return Response(status=303, headers={"Location": f"/pay/{session_id}", "Cache-Control": "no-store"})
 
 
 def invoice(store: Store, rest: str) -> Response:

@@ -345,3 +345,41 @@ def test_completed_event_carries_discount_shipping_and_tax_at_each_version(
     assert paid["discounts"] == [{"coupon": coupon.id, "promotion_code": None}]
     assert paid["shipping_cost"]["amount_tax"] == 51
     emu.close()
+
+
+def test_update_total_shows_shipping_and_tax_before_paying(taxed: tuple[Emulator, stripe.StripeClient]) -> None:
+    emu, client = taxed
+    params = _session_params(
+        emu,
+        line_items=_items("exclusive"),
+        automatic_tax={"enabled": True},
+        shipping_options=[
+            {
+                "shipping_rate_data": {
+                    "display_name": name,
+                    "fixed_amount": {"amount": amount, "currency": "usd"},
+                    "tax_behavior": "exclusive",
+                }
+            }
+            for name, amount in (("Ground", 500), ("Express", 1500))
+        ],
+    )
+    session = client.v1.checkout.sessions.create(params=params)
+    express = session.shipping_options[1].shipping_rate
+    web = Client(emu.wsgi_app)
+    page = web.get(f"/pay/{session.id}").get_data(as_text=True)
+    assert 'id="update-total"' in page and "$30.00" in page  # 25.00 + ground 5.00, tax not yet known
+    form = {"shipping_rate": express, "billing_country": "US", "billing_state": "CA", "billing_postal_code": "93650"}
+    assert web.post(f"/pay/{session.id}/update", data=form).status_code == 303
+    page = web.get(f"/pay/{session.id}").get_data(as_text=True)
+    # 20.00 taxable goods + 15.00 shipping at 7.25 % = 1.45 + 1.09; the typed address stays in the form.
+    assert "Pay $42.54" in page and 'value="93650"' in page and "$2.54" in page
+    assert client.v1.checkout.sessions.retrieve(session.id).amount_total == 4254
+    paid = web.post(
+        f"/pay/{session.id}", data={**form, "card_number": "4242424242424242", "expiry": "12/34", "cvc": "1"}
+    )
+    assert paid.status_code == 303  # a three-digit CVC is needed
+    assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
+    web.post(f"/pay/{session.id}", data={**form, "card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
+    done = client.v1.checkout.sessions.retrieve(session.id)
+    assert done.status == "complete" and done.amount_total == 4254
