@@ -22,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 from . import discounts, invoices, payments, shipping, totals
 from .errors import EmulatorStateError
 from .objects import ZERO_DECIMAL
+from .sdkfacts import SHIPPING_COUNTRIES
 from .store import Store
 
 # The page's stylesheet and script live beside this module (static/), served from this origin (the page's CSP
@@ -378,14 +379,18 @@ def _billing(session: dict[str, Any], values: dict[str, str], error: str | None)
                 {"billing_postal_code": billed.get("postal_code", "")},
                 error,
             ),
-            _field(
-                "billing_country",
-                "Country (two letters, e.g. US, DE)",
-                "billing country",
-                {"billing_country": billed.get("country", "")},
-                error,
-            ),
         ]
+    )
+    chosen = billed.get("country", "")
+    options = "\n".join(
+        f'<option value="{code}"{" selected" if code == chosen else ""}>'
+        f"{escape(_LOCALE.territories.get(code, code))}</option>"
+        for code in SHIPPING_COUNTRIES
+    )
+    fields += (
+        '\n<label for="billing_country">Country</label>\n'
+        '<select id="billing_country" name="billing_country" autocomplete="billing country">\n'
+        f'<option value=""{"" if chosen else " selected"}>Choose a country</option>\n{options}\n</select>'
     )
     return f"<fieldset>\n<legend>{escape(_t(session, 'Billing address'))}</legend>\n{fields}\n</fieldset>"
 
