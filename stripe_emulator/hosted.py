@@ -178,7 +178,9 @@ def _message_page(
     session = store.sessions.get(session_id)
     heading, link = "Payment unavailable", ""
     if session is not None and session["status"] == "complete":
-        heading = "Payment received" if session["payment_status"] == "paid" else "Payment processing"
+        heading = {"paid": "Payment received", "no_payment_required": "Order complete"}.get(
+            session["payment_status"], "Payment processing"
+        )
         # Back after paying lands here: send the shopper to the shop's own confirmation page.
         link = _back_link(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id), business)
         return _page(
