@@ -321,6 +321,10 @@ class Emulator:
             return hosted.promotion_code(
                 request, self.store, path.removeprefix("/pay/").removesuffix("/discount"), self.hosted_drafts
             )
+        if path.startswith("/pay/") and path.endswith("/update") and request.method == "POST":
+            return hosted.update(
+                request, self.store, path.removeprefix("/pay/").removesuffix("/update"), self.hosted_drafts
+            )
         if path.startswith("/invoices/"):
             return hosted.invoice(self.store, path.removeprefix("/invoices/"))
         if path.startswith("/pay/"):

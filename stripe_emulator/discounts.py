@@ -49,7 +49,9 @@ _PROMOTION_PARAMS = {
     "customer",
     "expand",
 }
-_CODE = re.compile(r"[A-Za-z0-9]{1,500}")  # "...consisting only of alphanumeric characters" (PromotionCodeCreateParams)
+# PromotionCodeCreateParams.code: "Valid characters are lower case letters (a-z), upper case letters (A-Z), digits
+# (0-9), and dashes (-)."
+_CODE = re.compile(r"[A-Za-z0-9-]{1,500}")
 
 
 def _unknown(params: dict[str, Any], allowed: set[str], unsupported: dict[str, str] | None = None) -> None:
@@ -300,7 +302,9 @@ def create_promotion_code(store: Store, params: dict[str, Any], origin: Origin) 
             code = new_id("", 8).upper()
         elif not _CODE.fullmatch(str(code)):
             raise invalid(
-                "Promotion codes can only contain alphanumeric characters.", "code", "parameter_invalid_string"
+                "Promotion codes can only contain letters (a-z, A-Z), digits (0-9) and dashes (-).",
+                "code",
+                "parameter_invalid_string",
             )
         active = _bool(params["active"], "active") if "active" in params else True
         if active and find_active_code(store, str(code)) is not None:

@@ -19,9 +19,10 @@ from babel.core import Locale
 from babel.numbers import format_currency
 from werkzeug.wrappers import Request, Response
 
-from . import discounts, invoices, payments
+from . import discounts, invoices, payments, shipping, totals
 from .errors import EmulatorStateError
 from .objects import ZERO_DECIMAL
+from .sdkfacts import SHIPPING_COUNTRIES
 from .store import Store
 
 # The page's stylesheet and script live beside this module (static/), served from this origin (the page's CSP
@@ -53,6 +54,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "Add promotion code": "Aktionscode hinzufügen",
         "Apply": "Anwenden",
         "Remove": "Entfernen",
+        "Update total": "Summe aktualisieren",
         "Billing address": "Rechnungsadresse",
         "Shipping method": "Versandart",
         "Complete order": "Bestellung abschließen",
@@ -70,6 +72,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "Add promotion code": "Ajouter un code promotionnel",
         "Apply": "Appliquer",
         "Remove": "Supprimer",
+        "Update total": "Mettre à jour le total",
         "Billing address": "Adresse de facturation",
         "Shipping method": "Mode de livraison",
         "Complete order": "Finaliser la commande",
@@ -175,7 +178,9 @@ def _message_page(
     session = store.sessions.get(session_id)
     heading, link = "Payment unavailable", ""
     if session is not None and session["status"] == "complete":
-        heading = "Payment received" if session["payment_status"] == "paid" else "Payment processing"
+        heading = {"paid": "Payment received", "no_payment_required": "Order complete"}.get(
+            session["payment_status"], "Payment processing"
+        )
         # Back after paying lands here: send the shopper to the shop's own confirmation page.
         link = _back_link(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id), business)
         return _page(
@@ -376,16 +381,31 @@ def _billing(session: dict[str, Any], values: dict[str, str], error: str | None)
                 {"billing_postal_code": billed.get("postal_code", "")},
                 error,
             ),
-            _field(
-                "billing_country",
-                "Country (two letters, e.g. US, DE)",
-                "billing country",
-                {"billing_country": billed.get("country", "")},
-                error,
-            ),
         ]
     )
+    chosen = billed.get("country", "")
+    options = "\n".join(
+        f'<option value="{code}"{" selected" if code == chosen else ""}>'
+        f"{escape(_LOCALE.territories.get(code, code))}</option>"
+        for code in SHIPPING_COUNTRIES
+    )
+    fields += (
+        '\n<label for="billing_country">Country</label>\n'
+        '<select id="billing_country" name="billing_country" autocomplete="billing country">\n'
+        f'<option value=""{"" if chosen else " selected"}>Choose a country</option>\n{options}\n</select>'
+    )
     return f"<fieldset>\n<legend>{escape(_t(session, 'Billing address'))}</legend>\n{fields}\n</fieldset>"
+
+
+def _update_button(session: dict[str, Any]) -> str:
+    """ "Update total": re-totals for the chosen shipping option and the address (tax) without paying."""
+    if not session.get("shipping_options") and not session["automatic_tax"]["enabled"]:
+        return ""
+    return (
+        '<p><button type="submit" class="secondary" id="update-total" '
+        f'formaction="/pay/{escape(session["id"])}/update">'
+        f"{escape(_t(session, 'Update total'))}</button></p>"
+    )
 
 
 def _top(business: str) -> str:
@@ -438,6 +458,7 @@ def _form(
 {_shipping(session, values, error)}
 {_shipping_options(store, session, values)}
 {_billing(session, values, error)}
+{_update_button(session)}
 {"" if free else _card_fields(session, card_hidden, number, expiry, described, radio, test_open)}
 <button type="submit">{escape(pay_label)}</button>
 </form>
@@ -538,6 +559,38 @@ def promotion_code(request: Request, store: Store, session_id: str, drafts: Draf
         if message is not None and drafts is not None:
             drafts[f"{session_id}:code"] = {"error": message}
     return back
+
+
+def update(request: Request, store: Store, session_id: str, drafts: Drafts | None = None) -> Response:
+    """POST /pay/<id>/update ("Update total"): take the chosen shipping option and the address typed so far, re-total
+    (shipping, tax) and show the page again with the fields kept, as Checkout updates its summary while the buyer
+    fills the form. Nothing is paid."""
+    form = request.form
+    with store.lock:
+        try:
+            session = payments.open_session(store, session_id)
+        except EmulatorStateError as error:
+            return _message_page(error, store, session_id, store.business_name, error.status)
+        rate = form.get("shipping_rate")
+        if rate and rate in {o["shipping_rate"] for o in session["shipping_options"]}:
+            shipping.choose(session, store.shipping_rates[rate])
+        shipped = {name: form.get(name, "") for name in payments.SHIPPING_FIELDS}
+        billed = {name: form.get(f"billing_{name}", "") for name in payments.SHIPPING_FIELDS}
+        if session["automatic_tax"]["enabled"]:
+            located = shipped if session.get("shipping_address_collection") else billed
+            if located.get("country"):
+                session["_tax_address"] = payments.form_address(located)
+        totals.recompute(store, session)
+        values = {
+            "method": form.get("method", "card"),
+            "expiry": form.get("expiry", ""),
+            "shipping_rate": rate or "",
+            **shipped,
+            **{f"billing_{k}": v for k, v in billed.items()},
+        }
+        if drafts is not None:
+            drafts[session_id] = {"error": None, "values": values, "status": 200}
+    return Response(status=303, headers={"Location": f"/pay/{session_id}", "Cache-Control": "no-store"})
 
 
 def invoice(store: Store, rest: str) -> Response:

@@ -854,7 +854,7 @@ def _complete(session: dict[str, Any], shipping_details: dict[str, Any] | None, 
     # Checkout fills the customer's name and address from what the page collected: the billing address when it
     # asked for one, else the shipping form.
     shipped = shipping_details or {}
-    billed = _address(billing) if billing and billing.get("country") else None
+    billed = form_address(billing) if billing and billing.get("country") else None
     session["customer_details"] = {
         "address": billed or shipped.get("address"),
         "business_name": None,
@@ -867,7 +867,8 @@ def _complete(session: dict[str, Any], shipping_details: dict[str, Any] | None, 
     }
 
 
-def _address(raw: dict[str, str]) -> dict[str, Any]:
+def form_address(raw: dict[str, str]) -> dict[str, Any]:
+    """An address as Stripe shows it (city, country, line1, line2, postal_code, state; blanks null) from form fields."""
     address = {k: (raw.get(k) or "").strip() or None for k in ("city", "line1", "line2", "postal_code", "state")}
     address["country"] = (raw.get("country") or "").strip().upper() or None
     return dict(sorted(address.items()))
@@ -895,13 +896,13 @@ def _confirm_amounts(
             return 400, "shipping_rate_invalid", "Choose one of the shipping options offered."
         shipping.choose(session, store.shipping_rates[shipping_rate])
     if needs_billing_address(session):
-        billed = _address(billing or {})
+        billed = form_address(billing or {})
         if not billed["country"] or not billed["postal_code"]:
             return 400, "billing_address_invalid", "Enter your billing address (country and postal code)."
         if billed["country"] in ("US", "CA") and not billed["state"]:
             return 400, "billing_address_invalid", "Enter your state or province."
     if session["automatic_tax"]["enabled"]:
-        located = shipping_details["address"] if shipping_details else _address(billing or {})
+        located = shipping_details["address"] if shipping_details else form_address(billing or {})
         session["_tax_address"] = located
     coupon = session.get("_coupon")
     if coupon is not None:

@@ -28,6 +28,7 @@ def recompute(store: Store, session: dict[str, Any]) -> None:
         discount = discounts.amount_off(coupon, subtotal)
         promotion_code = session.get("_promotion_code")
         discount_object = discounts.discount_object(session, coupon, promotion_code, session["created"])
+        discount_object["_coupon"] = coupon  # what versions before 2025-09-30.clover show in place of `source`
         session["_discount_id"] = discount_object["id"]
         breakdown["discounts"].append({"amount": discount, "discount": discount_object})
     for item, share in zip(items, discounts.spread(discount, [i["amount_subtotal"] for i in items]), strict=True):

@@ -15,7 +15,9 @@ Every change point below is from Stripe's changelog (docs.stripe.com/changelog):
 - 2025-02-24.acacia: a Checkout Session gains `collected_information` (with `shipping_details`).
 - 2025-03-31.basil: the top-level `shipping_details` of a Checkout Session is removed.
 - 2025-09-30.clover: a Promotion Code's top-level `coupon` (the whole Coupon) moves to `promotion.coupon` (an id)
-  ("Promotion Codes now reference Coupons using a polymorphic field for promotions"); see discounts.py.
+  ("Promotion Codes now reference Coupons using a polymorphic field for promotions"); see discounts.py. The same
+  version replaces a Discount's auto-expanded `coupon` with `source` (`type`, `coupon` id) ("Adds the Discount source
+  property and removes the Discount coupon property").
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def render(obj: Any, version: str) -> Any:
         view.pop("latest_charge", None)
     elif kind == "promotion_code" and not at_least(version, PROMOTION_CODE_PROMOTION):
         view.pop("promotion", None)
+        view["coupon"] = render(obj.get("_coupon"), version)
+    elif kind == "discount" and not at_least(version, PROMOTION_CODE_PROMOTION):
+        view.pop("source", None)
         view["coupon"] = render(obj.get("_coupon"), version)
     elif kind == "checkout.session":
         collected = obj.get("collected_information") or {}

@@ -108,8 +108,11 @@ def test_a_fully_discounted_session_needs_no_payment(
     coupon = _coupon(client, percent_off=100)
     session = make_session(discounts=[{"coupon": coupon.id}])
     assert session.amount_total == 0 and session.total_details.amount_discount == 4498
+    page = Client(emu.wsgi_app).get(f"/pay/{session.id}").get_data(as_text=True)
+    assert 'name="card_number"' not in page and "Complete order" in page
     result = emu.pay(session.id, card="")  # no card is asked for
     assert result.status == 303
+    assert "Order complete" in Client(emu.wsgi_app).get(f"/pay/{session.id}").get_data(as_text=True)
     done = client.v1.checkout.sessions.retrieve(session.id)
     assert (done.status, done.payment_status, done.payment_intent) == ("complete", "no_payment_required", None)
     emu.deliver_pending()
@@ -197,3 +200,16 @@ def test_promotion_code_events_at_an_older_version_carry_the_coupon(emu: Emulato
     body = json.loads(response.get_data())
     assert body["coupon"]["id"] == coupon.id and "promotion" not in body
     assert client.v1.promotion_codes.retrieve(code.id).promotion.coupon == coupon.id
+
+
+def test_a_discount_before_clover_carries_its_coupon(
+    emu: Emulator, client: stripe.StripeClient, make_session: Any
+) -> None:
+    coupon = _coupon(client, percent_off=10)
+    session = make_session(discounts=[{"coupon": coupon.id}])
+    response = Client(emu.wsgi_app).get(
+        f"/v1/checkout/sessions/{session.id}?expand[]=total_details.breakdown",
+        headers={"Authorization": "Bearer sk_test_x", "Stripe-Version": "2025-03-31.basil"},
+    )
+    (entry,) = json.loads(response.get_data())["total_details"]["breakdown"]["discounts"]
+    assert entry["discount"]["coupon"]["id"] == coupon.id and "source" not in entry["discount"]
