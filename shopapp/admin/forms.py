@@ -83,6 +83,11 @@ class ProductForm(StaffForm):
         validators=[Optional(), Length(max=200)],
         description="Read aloud to shoppers who cannot see the picture; the product name if empty.",
     )
+    tax_code = StringField(
+        "Stripe tax code",
+        validators=[Optional(), Length(max=40)],
+        description="Used when Stripe Tax is on, e.g. txcd_99999999 (tangible goods); empty: the account's default.",
+    )
 
 
 class UserStaffForm(StaffForm):

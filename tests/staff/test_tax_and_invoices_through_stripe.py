@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 
 from shopapp.extensions import db
-from shopapp.models import OrderStatus, OutboxMessage
+from shopapp.models import OrderStatus, OutboxMessage, Product
 from shopapp.services import mail
 from stripe_emulator import Clock, Emulator
 from stripe_emulator.taxes import Registration, TaxSettings
@@ -58,9 +58,14 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
 def test_tax_the_shop_asks_for_is_computed_by_stripe_recorded_and_shown(
     emulator: Emulator, client: Any, shopper: Any, buy: Any, behavior: str, tax: int, total: int
 ) -> None:
+    db.session.execute(db.update(Product).where(Product.name == "Product A").values(tax_code="txcd_99999999"))
+    db.session.commit()
     session_id = session_id_from(buy(A=2, C=1))
     sent = emulator.sessions[session_id]
     assert sent["automatic_tax"]["enabled"] is True
+    with emulator.store.lock:  # each price carries the shop's tax behaviour, each product its tax code
+        lines = [(li["price"]["tax_behavior"], li["_tax_code"]) for li in emulator.store.line_items[session_id]]
+    assert lines == [(behavior, "txcd_99999999"), (behavior, None)]
     assert emulator.pay(session_id, billing=CALIFORNIA).status == 303
     emulator.deliver_pending()
     order = fresh_order(order_for_session(session_id).id)
