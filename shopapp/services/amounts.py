@@ -226,18 +226,21 @@ class Charged:
     invoice: str | None = None
 
     def order_columns(self) -> dict[str, Any]:
-        """The Order columns recording this charge (services/orders.py record_payment writes them)."""
-        columns: dict[str, Any] = {
-            "total_cents": self.amount_total,
-            "amount_discount_cents": self.discount,
-            "amount_shipping_cents": self.shipping,
-            "amount_tax_cents": self.tax,
-            "tax_behavior": self.tax_behavior,
-            "promotion_code": self.promotion_code,
-            "shipping_rate_name": self.shipping_rate_name,
-        }
-        if self.invoice:  # never clears an id an earlier invoice.paid event recorded (services/receipts.py)
-            columns["stripe_invoice_id"] = self.invoice
+        """The Order columns recording this charge (services/orders.py record_payment writes them): the total
+        paid, and only what differs from the columns' defaults (0, None): fewer binds on the common path."""
+        columns: dict[str, Any] = {"total_cents": self.amount_total}
+        for name, value in (
+            ("amount_discount_cents", self.discount),
+            ("amount_shipping_cents", self.shipping),
+            ("amount_tax_cents", self.tax),
+            ("tax_behavior", self.tax_behavior),
+            ("promotion_code", self.promotion_code),
+            ("shipping_rate_name", self.shipping_rate_name),
+            # Never clears an id an earlier invoice.paid event recorded (services/receipts.py).
+            ("stripe_invoice_id", self.invoice),
+        ):
+            if value:
+                columns[name] = value
         return columns
 
 

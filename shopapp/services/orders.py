@@ -94,15 +94,6 @@ _FACT_COLUMNS = [
     "needs_review",
     "stock_reserved",
     "stock_consumed",
-    # Issue 23: what the payment recorded (the total paid and what Stripe added or took off).
-    "total_cents",
-    "amount_discount_cents",
-    "amount_shipping_cents",
-    "amount_tax_cents",
-    "tax_behavior",
-    "promotion_code",
-    "shipping_rate_name",
-    "stripe_invoice_id",
 ]
 
 
@@ -143,6 +134,10 @@ def record_payment(
     )
     won = result.rowcount == 1  # type: ignore[attr-defined]
     session.refresh(order, _FACT_COLUMNS)
+    if won:
+        # What this compare-and-set wrote (the total paid and what Stripe added or took off), without reading it.
+        for name, value in (charged or {}).items():
+            set_committed_value(order, name, value)
     return won
 
 
