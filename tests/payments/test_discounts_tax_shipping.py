@@ -394,3 +394,10 @@ def test_a_total_that_does_not_add_up_is_flagged(bought, emulator, deliver) -> N
     session = completed(emulator, session_id, shapes, subtotal=7997, tax=720, tax_asked=True, amount_total=9999)
     deliver(shapes.event("checkout.session.completed", session))
     assert "amount 9999 != order total 8717" in (reload(order.id).review_reason or "")
+
+
+def test_a_tax_behaviour_stripe_does_not_know_is_refused_at_start_naming_the_fix() -> None:
+    from shopapp import create_app
+
+    with pytest.raises(RuntimeError, match="TAX_BEHAVIOR='both': set it to 'exclusive'"):
+        create_app("testing", TAX_BEHAVIOR="both")
