@@ -460,7 +460,7 @@ def _form(
 {_billing(session, values, error)}
 {_update_button(session)}
 {"" if free else _card_fields(session, card_hidden, number, expiry, described, radio, test_open)}
-<button type="submit">{escape(pay_label)}</button>
+<button type="submit" id="pay-button">{escape(pay_label)}</button>
 </form>
 {cancel}<p class="footnote">Local Stripe service: no real money moves.</p></div>"""
 

@@ -411,7 +411,8 @@ class Journey:
             self.page.get_by_label("Card number").fill(card)
             self.page.get_by_label("Expiry (MM / YY)").fill("1234")  # typed without the slash, as shoppers do
             self.page.get_by_label("CVC").fill("123")
-        self.page.get_by_role("button", name="Pay").click()
+        # By id: the page speaks the session's locale ("Bezahlen" in German, "Complete order" when nothing is due).
+        self.page.locator("#pay-button").click()
 
 
 @pytest.fixture

@@ -213,3 +213,21 @@ def test_a_discount_before_clover_carries_its_coupon(
     )
     (entry,) = json.loads(response.get_data())["total_details"]["breakdown"]["discounts"]
     assert entry["discount"]["coupon"]["id"] == coupon.id and "source" not in entry["discount"]
+
+
+def test_coupons_and_codes_update_and_delete(emu: Emulator, client: stripe.StripeClient, make_session: Any) -> None:
+    coupon = _coupon(client, percent_off=10)
+    code = _code(client, coupon.id, code="TEN")
+    assert client.v1.coupons.update(coupon.id, params={"name": "Ten off"}).name == "Ten off"
+    assert client.v1.promotion_codes.update(code.id, params={"active": False}).active is False
+    assert "not active" in str(_refused(lambda: _session_with_code(make_session, code.id)).user_message)
+    deleted = client.v1.coupons.delete(coupon.id)
+    assert deleted.deleted is True
+    assert _refused(lambda: client.v1.coupons.retrieve(coupon.id)).http_status == 404
+    assert {e["type"] for e in emu.events()} >= {
+        "coupon.created",
+        "coupon.updated",
+        "coupon.deleted",
+        "promotion_code.created",
+        "promotion_code.updated",
+    }
