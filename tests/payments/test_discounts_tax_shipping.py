@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shopapp.extensions import db
-from shopapp.models import CheckoutAttempt, Order, OrderStatus, OutboxMessage, Product
+from shopapp.models import CheckoutAttempt, Order, OrderStatus, OutboxMessage, Product, Refund
 from shopapp.services import amounts, refunds, stock
 from tests.conftest import fresh, order_for_session, session_id_from
 from tests.payments.stripe_shapes import VERSIONS, StripeShapes
@@ -401,3 +401,25 @@ def test_a_tax_behaviour_stripe_does_not_know_is_refused_at_start_naming_the_fix
 
     with pytest.raises(RuntimeError, match="TAX_BEHAVIOR='both': set it to 'exclusive'"):
         create_app("testing", TAX_BEHAVIOR="both")
+
+
+def test_a_free_order_completed_after_its_stock_was_gone_is_flagged_with_nothing_to_refund(
+    bought, emulator, deliver, products
+) -> None:
+    stock.set_on_hand(products["Product A"].id, 2)
+    shapes = StripeShapes(VERSIONS[-1])
+    session_id, order = bought(amounts.Terms(promotion_codes=(FREE,)), A=2)
+    expired = shapes.checkout_session(emulator.sessions[session_id], status="expired", payment_status="unpaid")
+    deliver(shapes.event("checkout.session.expired", expired))  # the hold is released...
+    stock.set_on_hand(products["Product A"].id, 0)  # ...and the units sold elsewhere
+    session = completed(emulator, session_id, shapes, subtotal=3998, discount=3998, code=FREE)
+    assert deliver(shapes.event("checkout.session.completed", session)).status_code == 200
+    late = reload(order.id)
+    assert (late.status, late.total_cents, late.stock_consumed, late.stock_shortfall) == (
+        OrderStatus.PAID,
+        0,
+        False,
+        True,
+    )
+    assert late.needs_review and "free order (100% off) completed after its stock was gone" in late.review_reason
+    assert fresh().scalar(db.select(db.func.count(Refund.id))) == 0  # nothing was paid: nothing to refund
