@@ -60,6 +60,13 @@ class Config:
     PICTURE_UPLOAD_MAX_BYTES = PICTURE_MAX_BYTES + 64 * 1024
     # Checkout collects a shipping address for these ISO 3166-1 alpha-2 countries ("US,CA"); empty: off.
     SHIPPING_COUNTRIES = [c.strip().upper() for c in (_env("SHIPPING_COUNTRIES", "") or "").split(",") if c.strip()]
+    # Issue 23. Stripe Tax computes tax on every Checkout Session (`automatic_tax[enabled]`); off, the shop sends
+    # `enabled=false` explicitly so an account default cannot add tax behind its back. TAX_BEHAVIOR says whether
+    # the catalogue's prices include tax ("inclusive") or tax is added on top ("exclusive"): each price's
+    # `tax_behavior`. STRIPE_INVOICE_CREATION makes Stripe issue a paid invoice (hosted page and PDF) per order.
+    STRIPE_AUTOMATIC_TAX = _env_bool("STRIPE_AUTOMATIC_TAX", False)
+    TAX_BEHAVIOR = (_env("TAX_BEHAVIOR", "exclusive") or "exclusive").lower()
+    STRIPE_INVOICE_CREATION = _env_bool("STRIPE_INVOICE_CREATION", False)
 
     # Shop rules.
     SHOP_NAME = _env("SHOP_NAME", "Tidy Shop")
@@ -232,7 +239,13 @@ class Config:
 
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:
-        """Refuse settings that would be unsafe in this environment (nothing to check by default)."""
+        """Refuse settings no environment can run with (RuntimeError naming the fix): a tax behaviour Stripe
+        does not know would have every checkout refused."""
+        if settings.get("TAX_BEHAVIOR") not in ("inclusive", "exclusive"):
+            raise RuntimeError(
+                f"TAX_BEHAVIOR={settings.get('TAX_BEHAVIOR')!r}: set it to 'exclusive' (tax added on top of the "
+                "prices) or 'inclusive' (prices include tax)"
+            )
 
 
 class DevelopmentConfig(Config):
@@ -436,6 +449,7 @@ class ProductionConfig(Config):
     @classmethod
     def validate(cls, settings: dict[str, Any]) -> None:
         """Raise RuntimeError naming each unsafe setting and its fix (see production_problems)."""
+        super().validate(settings)
         problems = production_problems(settings)
         if problems:
             raise RuntimeError("Refusing to start in production: " + "; ".join(problems))

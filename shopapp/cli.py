@@ -203,6 +203,8 @@ def audit_command(days: int) -> None:
     elif not report.found:
         click.echo("Books match Stripe.")
     sys.exit(report.exit_code)
+
+
 @payments_cli.command("dispute-reminders")
 def dispute_reminders_command() -> None:
     """Tell staff (once per dispute) of open disputes whose evidence is due within 3 days and not submitted."""

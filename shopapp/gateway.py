@@ -338,6 +338,54 @@ class PaymentGateway:
             {"delivery_success": False, "created": {"gte": created_gte}, "types": types},
         )
 
+    # Issue 23: what staff add to a price, created at Stripe from the admin (services/discounts.py), each with the
+    # key stored on its row before the call ("coupon-<id>-<random>", ...), so a retry never makes a second one.
+
+    def create_coupon(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Create a Coupon (`percent_off` or `amount_off` + `currency`, `duration`, limits) as a plain dict."""
+        return _plain(
+            self._call(
+                "create coupon",
+                lambda: self._client.v1.coupons.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                ),
+            )
+        )
+
+    def create_promotion_code(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Create a PromotionCode for a coupon (`promotion[coupon]`, `code`, limits) as a plain dict."""
+        return _plain(
+            self._call(
+                "create promotion code",
+                lambda: self._client.v1.promotion_codes.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                ),
+            )
+        )
+
+    def update_promotion_code(self, promotion_code_id: str, *, active: bool) -> dict[str, Any]:
+        """Switch a PromotionCode on or off (Stripe lets only `active`, `metadata` and restrictions change)."""
+        return _plain(
+            self._call(
+                "update promotion code",
+                lambda: self._client.v1.promotion_codes.update(promotion_code_id, params={"active": active}),
+            )
+        )
+
+    def create_shipping_rate(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Create a fixed-amount ShippingRate (`display_name`, `fixed_amount`, `delivery_estimate`, tax)."""
+        return _plain(
+            self._call(
+                "create shipping rate",
+                lambda: self._client.v1.shipping_rates.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                ),
+            )
+        )
+
     def parse_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """Verify the Stripe-Signature over the raw body and return the event as a dict."""
         if not self._webhook_secret:

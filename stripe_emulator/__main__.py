@@ -8,6 +8,7 @@ import signal
 
 from werkzeug.serving import make_server
 
+from . import taxes
 from .app import Emulator
 from .errors import StripeAPIError
 from .sdkfacts import PINNED_VERSION
@@ -46,11 +47,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--async-delay", type=float, default=5.0, help="seconds until a delayed payment completes on its own"
     )
+    parser.add_argument(
+        "--tax-registration",
+        action="append",
+        default=[],
+        metavar="COUNTRY[-STATE]:PERCENT",
+        help="a Stripe Tax registration and its combined rate, e.g. US-CA:7.25 or DE:19 (repeatable); with none, "
+        "Stripe Tax is not set up and automatic_tax[enabled]=true is refused",
+    )
+    parser.add_argument(
+        "--tax-checkout-default",
+        choices=taxes.DEFAULTS,
+        default="disabled",
+        help="the account's checkout_sessions[automatic_tax_default_value]: enabled_when_possible adds tax to "
+        "sessions that do not pass automatic_tax at all (when they pass Stripe Tax's checks)",
+    )
+    parser.add_argument(
+        "--tax-default-behavior",
+        choices=("inclusive", "exclusive"),
+        help="Stripe Tax's default tax behavior for prices and shipping rates without tax_behavior",
+    )
     args = parser.parse_args(argv)
     try:
         check_version(args.api_version, "--api-version")
     except StripeAPIError as error:
         parser.error(error.message)
+    try:
+        registrations = tuple(taxes.Registration.parse(text) for text in args.tax_registration)
+    except ValueError as error:
+        parser.error(f"--tax-registration {error}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the emulator logs each request itself
     emulator = Emulator(
@@ -63,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         api_version=args.api_version,
         state_path=args.state,
         business_name=args.business_name,
+        tax=taxes.TaxSettings(registrations, args.tax_checkout_default, args.tax_default_behavior),
     )
     server = make_server(args.host, args.port, emulator.wsgi_app, threaded=True)
     print(f"stripe emulator listening on http://{args.host}:{server.port}", flush=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import disputes, endpoints, listing, payments
+from . import discounts, disputes, endpoints, invoices, listing, payments, shipping, taxes
 from .errors import invalid, no_such
 from .objects import expand_list, list_object
 from .router import Router
@@ -232,6 +232,104 @@ def delete_webhook_endpoint(call: Call, id: str) -> dict[str, Any]:
     return endpoints.delete_endpoint(call.store, id)
 
 
+def create_coupon(call: Call) -> dict[str, Any]:
+    """POST /v1/coupons"""
+    with call.store.lock:
+        return call.render(discounts.create_coupon(call.store, call.params, call.origin))
+
+
+def retrieve_coupon(call: Call, id: str) -> dict[str, Any]:
+    """GET /v1/coupons/{id}"""
+    with call.store.lock:
+        return call.render(discounts.get_coupon(call.store, id))
+
+
+def update_coupon(call: Call, id: str) -> dict[str, Any]:
+    """POST /v1/coupons/{id}"""
+    with call.store.lock:
+        return call.render(discounts.update_coupon(call.store, id, call.params, call.origin))
+
+
+def delete_coupon(call: Call, id: str) -> dict[str, Any]:
+    """DELETE /v1/coupons/{id}"""
+    with call.store.lock:
+        return discounts.delete_coupon(call.store, id, call.origin)
+
+
+def list_coupons(call: Call) -> dict[str, Any]:
+    """GET /v1/coupons"""
+    with call.store.lock:
+        page = discounts.list_coupons(call.store, call.params)
+        page["data"] = [payments.render(call.store, c, [], call.version) for c in page["data"]]
+        return page
+
+
+def create_promotion_code(call: Call) -> dict[str, Any]:
+    """POST /v1/promotion_codes"""
+    with call.store.lock:
+        return call.render(discounts.create_promotion_code(call.store, call.params, call.origin))
+
+
+def retrieve_promotion_code(call: Call, id: str) -> dict[str, Any]:
+    """GET /v1/promotion_codes/{id}"""
+    with call.store.lock:
+        return call.render(discounts.get_promotion_code(call.store, id))
+
+
+def update_promotion_code(call: Call, id: str) -> dict[str, Any]:
+    """POST /v1/promotion_codes/{id}"""
+    with call.store.lock:
+        return call.render(discounts.update_promotion_code(call.store, id, call.params, call.origin))
+
+
+def list_promotion_codes(call: Call) -> dict[str, Any]:
+    """GET /v1/promotion_codes"""
+    with call.store.lock:
+        page = discounts.list_promotion_codes(call.store, call.params)
+        page["data"] = [payments.render(call.store, p, [], call.version) for p in page["data"]]
+        return page
+
+
+def create_shipping_rate(call: Call) -> dict[str, Any]:
+    """POST /v1/shipping_rates"""
+    with call.store.lock:
+        return call.render(shipping.create_rate(call.store, call.params))
+
+
+def update_shipping_rate(call: Call, id: str) -> dict[str, Any]:
+    """POST /v1/shipping_rates/{id}"""
+    with call.store.lock:
+        return call.render(shipping.update_rate(call.store, id, call.params))
+
+
+def list_shipping_rates(call: Call) -> dict[str, Any]:
+    """GET /v1/shipping_rates"""
+    with call.store.lock:
+        page = shipping.list_rates(call.store, call.params)
+        page["data"] = [payments.render(call.store, r, [], call.version) for r in page["data"]]
+        return page
+
+
+def retrieve_invoice(call: Call, id: str) -> dict[str, Any]:
+    """GET /v1/invoices/{id}"""
+    with call.store.lock:
+        return call.render(invoices.get_invoice(call.store, id))
+
+
+def list_tax_codes(call: Call) -> dict[str, Any]:
+    """GET /v1/tax_codes (the codes the emulator knows)."""
+    codes = [taxes.tax_code_object(code) for code in sorted(taxes.TAX_CODES)]
+    page = {k: v for k, v in call.params.items() if k in ("limit", "starting_after", "ending_before")}
+    return list_object(codes, "/v1/tax_codes", page)
+
+
+def retrieve_tax_code(call: Call, id: str) -> dict[str, Any]:
+    """GET /v1/tax_codes/{id}"""
+    if id not in taxes.TAX_CODES:
+        raise no_such("tax_code", id)
+    return taxes.tax_code_object(id)
+
+
 def build_router() -> Router[Handler]:
     """The `/v1` routes the emulator serves."""
     router: Router[Handler] = Router()
@@ -263,4 +361,20 @@ def build_router() -> Router[Handler]:
     router.add("GET", "/v1/webhook_endpoints/{id}", retrieve_webhook_endpoint)
     router.add("POST", "/v1/webhook_endpoints/{id}", update_webhook_endpoint)
     router.add("DELETE", "/v1/webhook_endpoints/{id}", delete_webhook_endpoint)
+    router.add("POST", "/v1/coupons", create_coupon)
+    router.add("GET", "/v1/coupons", list_coupons)
+    router.add("GET", "/v1/coupons/{id}", retrieve_coupon)
+    router.add("POST", "/v1/coupons/{id}", update_coupon)
+    router.add("DELETE", "/v1/coupons/{id}", delete_coupon)
+    router.add("POST", "/v1/promotion_codes", create_promotion_code)
+    router.add("GET", "/v1/promotion_codes", list_promotion_codes)
+    router.add("GET", "/v1/promotion_codes/{id}", retrieve_promotion_code)
+    router.add("POST", "/v1/promotion_codes/{id}", update_promotion_code)
+    router.add("POST", "/v1/shipping_rates", create_shipping_rate)
+    router.add("GET", "/v1/shipping_rates", list_shipping_rates)
+    router.add("GET", "/v1/shipping_rates/{id}", _getter("shipping_rates", "shipping_rate"))
+    router.add("POST", "/v1/shipping_rates/{id}", update_shipping_rate)
+    router.add("GET", "/v1/invoices/{id}", retrieve_invoice)
+    router.add("GET", "/v1/tax_codes", list_tax_codes)
+    router.add("GET", "/v1/tax_codes/{id}", retrieve_tax_code)
     return router

@@ -21,6 +21,7 @@ from .objects import new_id
 from .router import Router
 from .sdkfacts import PINNED_VERSION
 from .store import IdempotencyRecord, Origin, Store
+from .taxes import TaxSettings
 from .versions import check_version, render_event
 from .webhooks import Deliverer, Order, Sender, sign
 
@@ -68,6 +69,7 @@ class Emulator:
         api_version: str | None = None,
         state_path: str | None = None,
         business_name: str = "Your business",
+        tax: TaxSettings | None = None,
     ) -> None:
         self.public_url = public_url.rstrip("/")
         self.webhook_secret = webhook_secret
@@ -78,6 +80,8 @@ class Emulator:
         self.business_name = business_name
         self.hosted_drafts: hosted.Drafts = {}  # the payment page's last refused attempt per session
         self.store = Store(self.clock, check_version(api_version or PINNED_VERSION), path=state_path)
+        self.store.business_name = business_name
+        self.store.tax = tax or TaxSettings()  # Stripe Tax: registrations, checkout default, default behavior
         self.deliverer = Deliverer(self.store, sender)
         self.store.on_event = self.deliverer.enqueue
         if webhook_url is not None:
@@ -113,8 +117,13 @@ class Emulator:
         expiry: str = "12/34",
         cvc: str = "123",
         shipping: dict[str, str] | None = None,
+        billing: dict[str, str] | None = None,
+        shipping_rate: str | None = None,
     ) -> payments.PaymentResult:
-        """Pay a session without the browser; raises EmulatorStateError if it is not open."""
+        """Pay a session without the browser; raises EmulatorStateError if it is not open.
+
+        `billing`: the billing address the page asks for when tax needs it (country, state, postal_code, ...);
+        `shipping_rate`: the shipping option the shopper picked (default: the first)."""
         try:
             return payments.pay(
                 self.store,
@@ -125,6 +134,8 @@ class Emulator:
                 delayed=delayed,
                 async_delay=self.async_delay,
                 shipping=shipping,
+                billing=billing,
+                shipping_rate=shipping_rate,
             )
         finally:
             self.store.save()
@@ -321,6 +332,16 @@ class Emulator:
         path = request.path
         if path.startswith("/v1/"):
             return self._api_request(request, request_id)
+        if path.startswith("/pay/") and path.endswith("/discount") and request.method == "POST":
+            return hosted.promotion_code(
+                request, self.store, path.removeprefix("/pay/").removesuffix("/discount"), self.hosted_drafts
+            )
+        if path.startswith("/pay/") and path.endswith("/update") and request.method == "POST":
+            return hosted.update(
+                request, self.store, path.removeprefix("/pay/").removesuffix("/update"), self.hosted_drafts
+            )
+        if path.startswith("/invoices/"):
+            return hosted.invoice(self.store, path.removeprefix("/invoices/"))
         if path.startswith("/pay/"):
             session_id = path.removeprefix("/pay/")
             if request.method == "POST":

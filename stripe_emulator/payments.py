@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from . import balance, disputes, shapes
+from . import balance, discounts, disputes, invoices, shapes, shipping, taxes, totals
 from .errors import EmulatorStateError, StripeAPIError, invalid, missing_param, no_such
 from .objects import PRESENTMENT_CURRENCIES, apply_expand, list_object, new_id
 from .sdkfacts import CHECKOUT_LOCALES, SHIPPING_COUNTRIES
@@ -31,8 +31,6 @@ EXPANDED_LIST_LIMIT = 10
 
 # Accepted (Stripe knows them) but without effect in the emulator.
 _IGNORED_CREATE_PARAMS = {
-    "allow_promotion_codes",
-    "billing_address_collection",
     "customer",
     "customer_creation",
     "payment_method_types",
@@ -40,8 +38,6 @@ _IGNORED_CREATE_PARAMS = {
     "submit_type",
     "ui_mode",
     "custom_text",
-    "automatic_tax",
-    "invoice_creation",
 }
 _CREATE_PARAMS = {
     "mode",
@@ -57,6 +53,12 @@ _CREATE_PARAMS = {
     "branding_settings",
     "locale",
     "payment_intent_data",
+    "allow_promotion_codes",
+    "discounts",
+    "shipping_options",
+    "automatic_tax",
+    "billing_address_collection",
+    "invoice_creation",
 } | _IGNORED_CREATE_PARAMS
 
 
@@ -163,12 +165,6 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
     items = _line_items(params.get("line_items"), now)
     currency = items[0]["currency"]
     total = sum(item["amount_total"] for item in items)
-    if total < MINIMUM_AMOUNT:
-        raise invalid(
-            "The Checkout Session's total amount due must add up to at least 50 in the smallest currency unit.",
-            None,
-            "amount_too_small",
-        )
     if total > MAXIMUM_AMOUNT:
         raise invalid(
             f"The Checkout Session's total amount due must be no more than {MAXIMUM_AMOUNT} in the smallest "
@@ -211,6 +207,7 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         "status": "open",
         "success_url": success_url,
         "url": f"{public_url.rstrip('/')}/pay/{session_id}",
+        "_public_url": public_url.rstrip("/"),  # where the invoice pages of this session live
     }
     locale = params.get("locale")
     if locale is not None:
@@ -226,8 +223,10 @@ def create_session(store: Store, params: dict[str, Any], public_url: str, origin
         session["branding_settings"] = branding
     session["_payment_intent_data"] = intent_data  # copied onto the PaymentIntent and its charges
     with store.lock:
-        store.sessions[session_id] = session
         store.line_items[session_id] = items
+        _checkout_extras(store, session, items, params)
+        _check_total(session)
+        store.sessions[session_id] = session
     return session
 
 
@@ -270,6 +269,72 @@ def _payment_intent_data(raw: Any) -> dict[str, Any]:
         if problem is not None:
             raise invalid(f"Invalid statement_descriptor_suffix: {problem}.", param, "parameter_invalid_string")
     return {k: v for k, v in raw.items() if k == "statement_descriptor_suffix"}
+
+
+def _checkout_extras(
+    store: Store, session: dict[str, Any], items: list[dict[str, Any]], params: dict[str, Any]
+) -> None:
+    """Discounts, shipping options, automatic tax, address collection and invoice creation, then the totals."""
+    allow = params.get("allow_promotion_codes")
+    if allow is not None and allow not in ("true", "false"):
+        raise invalid(f"Invalid boolean: {allow}", "allow_promotion_codes", "parameter_invalid_boolean")
+    coupon_id, promotion_code_id = discounts.session_discounts(params.get("discounts"), allow)
+    session["allow_promotion_codes"] = True if allow == "true" else None
+    rates = shipping.session_options(store, params.get("shipping_options"), session["currency"])
+    session["shipping_options"] = [
+        {"shipping_amount": rate["fixed_amount"]["amount"], "shipping_rate": rate["id"]} for rate in rates
+    ]
+    if rates:
+        shipping.choose(session, rates[0])  # Checkout preselects the first option
+    behaviors = [item["price"]["tax_behavior"] for item in items] + [rate["tax_behavior"] for rate in rates]
+    enabled = taxes.automatic_tax_param(store, params.get("automatic_tax"), behaviors)
+    session["automatic_tax"] = {
+        "enabled": enabled,
+        "liability": {"account": None, "type": "self"} if enabled else None,
+        "provider": "stripe" if enabled else None,
+        "status": None,
+    }
+    collection = params.get("billing_address_collection")
+    if collection is not None and collection not in ("auto", "required"):
+        raise invalid(
+            f"Invalid billing_address_collection: {collection}",
+            "billing_address_collection",
+            "parameter_invalid_string",
+        )
+    session["billing_address_collection"] = collection
+    session["invoice_creation"] = invoices.invoice_creation(params.get("invoice_creation"))
+    totals.recompute(store, session)  # the subtotal the discount checks need
+    if coupon_id is not None or promotion_code_id is not None:
+        param = "discounts[0][coupon]" if coupon_id is not None else "discounts[0][promotion_code]"
+        coupon, promotion_code = discounts.check_redeemable(store, session, coupon_id, promotion_code_id, param)
+        apply_discount(store, session, coupon, promotion_code)
+
+
+def apply_discount(
+    store: Store, session: dict[str, Any], coupon: dict[str, Any] | None, promotion_code: dict[str, Any] | None
+) -> None:
+    """Put a checked coupon (and the code it came from) on the session, or take it off (None), and re-total."""
+    session["_coupon"] = copy.deepcopy(coupon)
+    session["_promotion_code"] = copy.deepcopy(promotion_code)
+    session["discounts"] = (
+        [{"coupon": coupon["id"], "promotion_code": promotion_code["id"] if promotion_code else None}]
+        if coupon is not None
+        else None
+    )
+    totals.recompute(store, session)
+
+
+def _check_total(session: dict[str, Any]) -> None:
+    """Stripe's minimum charge: the amount due is 0 (fully discounted: no payment is taken) or at least 50."""
+    total = session["amount_total"]
+    if total == 0 and session["total_details"]["amount_discount"] > 0:
+        return
+    if total < MINIMUM_AMOUNT:
+        raise invalid(
+            "The Checkout Session's total amount due must add up to at least 50 in the smallest currency unit.",
+            None,
+            "amount_too_small",
+        )
 
 
 def _shipping_address_collection(raw: Any) -> dict[str, Any] | None:
@@ -438,6 +503,12 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
         if not name:
             raise missing_param(f"{prefix}[price_data][product_data][name]")
         images = _images(product.get("images") if isinstance(product, dict) else None, prefix)
+        behavior = taxes.tax_behavior(
+            price_data.get("tax_behavior", "unspecified"), f"{prefix}[price_data][tax_behavior]"
+        )
+        code = product.get("tax_code") if isinstance(product, dict) else None
+        if code is not None:
+            code = taxes.tax_code(code, f"{prefix}[price_data][product_data][tax_code]")
         amount = unit_amount * quantity
         items.append(
             {
@@ -459,12 +530,14 @@ def _line_items(raw: Any, now: int) -> list[dict[str, Any]]:
                     "livemode": False,
                     "metadata": {},
                     "product": new_id("prod_", 14),
+                    "tax_behavior": behavior,
                     "type": "one_time",
                     "unit_amount": unit_amount,
                     "unit_amount_decimal": str(unit_amount),
                 },
                 "quantity": quantity,
                 "_images": images,  # the product's pictures, for the hosted page (Stripe keeps them on the Product)
+                "_tax_code": code,  # the product's tax code (Stripe keeps it on the Product)
             }
         )
     return items
@@ -519,7 +592,14 @@ def render(store: Store, obj: dict[str, Any], expand: list[str], version: str) -
     def lookup(table: dict[str, dict[str, Any]], object_id: str | None) -> dict[str, Any] | None:
         return render_version(store.snapshot(table[object_id]), version) if object_id else None
 
+    if "total_details.breakdown" in expand and view["object"] == "checkout.session":
+        # TotalDetails.breakdown is includable (`expand[]=total_details.breakdown`): the discounts and taxes.
+        expand = [e for e in expand if e != "total_details.breakdown"]
+        view["total_details"]["breakdown"] = render_version(
+            obj.get("_breakdown") or {"discounts": [], "taxes": []}, version
+        )
     resolvers = {
+        ("checkout.session", "invoice"): lambda iid: lookup(store.invoices, iid),
         ("checkout.session", "line_items"): lambda _: session_line_items(
             store, view["id"], {"limit": str(EXPANDED_LIST_LIMIT)}
         ),
@@ -775,11 +855,16 @@ def pay(
     delayed: str | None = None,
     async_delay: float | None = None,
     shipping: dict[str, str] | None = None,
+    billing: dict[str, str] | None = None,
+    shipping_rate: str | None = None,
 ) -> PaymentResult:
     """Pay an open session as the hosted page would; `delayed` is None, "succeed" or "fail".
 
-    Incomplete fields answer 400 and change nothing (Checkout checks them in the browser). A declined card
-    confirms the session's PaymentIntent, which fails (402): the session stays open and names the intent.
+    `billing` is the billing address the page collects for tax (country, state, postal_code, line1, city,
+    name); `shipping_rate` the shipping option chosen (one of the session's). Incomplete fields answer 400 and
+    change nothing (Checkout checks them in the browser). A declined card confirms the session's PaymentIntent,
+    which fails (402): the session stays open and names the intent. A session whose amount due is 0 (fully
+    discounted) completes with `payment_status: no_payment_required` and no PaymentIntent, as Checkout does.
     """
     with store.lock:
         session = open_session(store, session_id)
@@ -788,63 +873,141 @@ def pay(
         problem, shipping_details = check_shipping(session, shipping)
         if problem:
             return PaymentResult(*problem)
+        problem = _confirm_amounts(store, session, shipping_details, billing, shipping_rate)
+        if problem:
+            return PaymentResult(*problem)
+        free = session["amount_total"] == 0
         digits = None
-        if delayed is None:
+        if delayed is None and not free:
             problem = check_card(card, expiry, cvc, store.clock.now())
             if problem:
                 return PaymentResult(*problem)
             digits = card_digits(card)
-        intent = _intent_for(store, session, ["card"] if delayed is None else ["us_bank_account"])
-        # What paid, copied onto every charge of this confirmation (internal: never rendered on the intent).
-        intent["_payment_method_details"] = card_details(digits, expiry) if digits is not None else bank_details()
-        decline = TEST_CARDS.get(digits, NON_TEST_CARD) if digits is not None else None
-        if decline is not None:
-            _decline(store, session, intent, digits, decline)
-            outcome = decline.code
-            if decline.code == "card_declined" and decline.decline_code != "generic_decline":
-                outcome = decline.decline_code  # e.g. insufficient_funds
-            return PaymentResult(402, outcome, decline.message)
-        if shipping_details is not None:
-            session["collected_information"] = {
-                "business_name": None,
-                "individual_name": None,
-                "shipping_details": shipping_details,
-            }
-        session["status"] = "complete"
-        session["url"] = None  # Stripe shows the hosted page URL only while the session is open
-        # Checkout fills the customer's name and address from what the page collected (here: the shipping form).
-        shipped = shipping_details or {}
-        session["customer_details"] = {
-            "address": shipped.get("address"),
-            "business_name": None,
-            "email": session["customer_email"],
-            "individual_name": None,
-            "name": shipped.get("name"),
-            "phone": None,
-            "tax_exempt": "none",
-            "tax_ids": [],
-        }
-        if delayed is None:
+        intent = None
+        if not free:
+            intent = _intent_for(store, session, ["card"] if delayed is None else ["us_bank_account"])
+            # What paid, copied onto every charge of this confirmation (internal: never rendered on the intent).
+            intent["_payment_method_details"] = card_details(digits, expiry) if digits is not None else bank_details()
+            decline = TEST_CARDS.get(digits, NON_TEST_CARD) if digits is not None else None
+            if decline is not None:
+                _decline(store, session, intent, digits, decline)
+                outcome = decline.code
+                if decline.code == "card_declined" and decline.decline_code != "generic_decline":
+                    outcome = decline.decline_code  # e.g. insufficient_funds
+                return PaymentResult(402, outcome, decline.message)
+        _complete(session, shipping_details, billing)
+        discounts.redeem(store, session)
+        if intent is None:
+            session["payment_status"] = "no_payment_required"
+            _make_invoice(store, session)
+        elif delayed is None:
             _succeed_intent(store, session, intent, digits)
             session["payment_status"] = "paid"
+            _make_invoice(store, session)
         else:
             intent["status"] = "processing"
             due = store.clock.now() + async_delay if async_delay is not None else None
             store.async_payments[session_id] = AsyncPayment(due, delayed == "succeed")
             store.emit("payment_intent.processing", intent, None)
         store.emit("checkout.session.completed", session, None)
-        if delayed is None:
+        if delayed is None and intent is not None:  # a fully discounted session has no payment to dispute
             # Stripe disputes the test cards' charges "only" after they succeed: after the session completed.
             disputes.after_payment(store, store.charges[intent["latest_charge"]])
         redirect = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
-        return PaymentResult(303, "paid" if delayed is None else "processing", None, redirect)
+        return PaymentResult(303, "processing" if delayed is not None and intent else "paid", None, redirect)
+
+
+def _complete(session: dict[str, Any], shipping_details: dict[str, Any] | None, billing: dict[str, str] | None) -> None:
+    """Mark the session complete with what the page collected (shipping details, customer details)."""
+    if shipping_details is not None:
+        session["collected_information"] = {
+            "business_name": None,
+            "individual_name": None,
+            "shipping_details": shipping_details,
+        }
+    session["status"] = "complete"
+    session["url"] = None  # Stripe shows the hosted page URL only while the session is open
+    # Checkout fills the customer's name and address from what the page collected: the billing address when it
+    # asked for one, else the shipping form.
+    shipped = shipping_details or {}
+    billed = form_address(billing) if billing and billing.get("country") else None
+    session["customer_details"] = {
+        "address": billed or shipped.get("address"),
+        "business_name": None,
+        "email": session["customer_email"],
+        "individual_name": None,
+        "name": (billing or {}).get("name") or shipped.get("name"),
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }
+
+
+def form_address(raw: dict[str, str]) -> dict[str, Any]:
+    """An address as Stripe shows it (city, country, line1, line2, postal_code, state; blanks null) from form fields."""
+    address = {k: (raw.get(k) or "").strip() or None for k in ("city", "line1", "line2", "postal_code", "state")}
+    address["country"] = (raw.get("country") or "").strip().upper() or None
+    return dict(sorted(address.items()))
+
+
+def needs_billing_address(session: dict[str, Any]) -> bool:
+    """Whether the page asks for a billing address: `billing_address_collection=required`, or automatic tax
+    without a shipping address to locate the buyer ("Enabling this parameter causes Checkout to collect any
+    billing address information necessary for tax calculation", SessionCreateParamsAutomaticTax.enabled)."""
+    if session.get("billing_address_collection") == "required":
+        return True
+    return bool(session["automatic_tax"]["enabled"]) and not session.get("shipping_address_collection")
+
+
+def _confirm_amounts(
+    store: Store,
+    session: dict[str, Any],
+    shipping_details: dict[str, Any] | None,
+    billing: dict[str, str] | None,
+    shipping_rate: str | None,
+) -> tuple[int, str, str] | None:
+    """Apply the page's choices (shipping option, tax location) and re-check the discount; a problem stops."""
+    if shipping_rate:
+        if shipping_rate not in {o["shipping_rate"] for o in session["shipping_options"]}:
+            return 400, "shipping_rate_invalid", "Choose one of the shipping options offered."
+        shipping.choose(session, store.shipping_rates[shipping_rate])
+    if needs_billing_address(session):
+        billed = form_address(billing or {})
+        if not billed["country"] or not billed["postal_code"]:
+            return 400, "billing_address_invalid", "Enter your billing address (country and postal code)."
+        if billed["country"] in ("US", "CA") and not billed["state"]:
+            return 400, "billing_address_invalid", "Enter your state or province."
+    if session["automatic_tax"]["enabled"]:
+        located = shipping_details["address"] if shipping_details else form_address(billing or {})
+        session["_tax_address"] = located
+    coupon = session.get("_coupon")
+    if coupon is not None:
+        promotion_code = session.get("_promotion_code")
+        try:
+            discounts.check_redeemable(
+                store, session, coupon["id"], promotion_code["id"] if promotion_code else None, None
+            )
+        except discounts.DiscountRefused as refused:
+            apply_discount(store, session, None, None)  # the code no longer applies: the page shows the new total
+            return 400, refused.code or "promotion_code_invalid", refused.message
+    totals.recompute(store, session)
+    if session["automatic_tax"]["enabled"] and session["automatic_tax"]["status"] == "requires_location_inputs":
+        return 400, "tax_location_invalid", "Enter a complete address so tax can be calculated."
+    return None
+
+
+def _make_invoice(store: Store, session: dict[str, Any]) -> None:
+    creation = session.get("invoice_creation")
+    if creation and creation["enabled"]:
+        invoices.create_paid_invoice(store, session, store.business_name, session["_public_url"])
 
 
 def _intent_for(store: Store, session: dict[str, Any], method_types: list[str]) -> dict[str, Any]:
     """The session's PaymentIntent, created at the first confirmation (API 2022-08-01 and later)."""
     if session["payment_intent"] is not None:
         intent = store.payment_intents[session["payment_intent"]]
-        intent.update(payment_method_types=method_types, last_payment_error=None)
+        # The amount may have changed since the last attempt (another shipping option, tax, a code removed).
+        intent.update(payment_method_types=method_types, last_payment_error=None, amount=session["amount_total"])
         return intent
     intent_id = new_id("pi_")
     intent = {
@@ -964,6 +1127,7 @@ def complete_async(store: Store, session_id: str, succeed: bool | None = None) -
         if pending.succeed if succeed is None else succeed:
             _succeed_intent(store, session, intent, None)
             session["payment_status"] = "paid"
+            _make_invoice(store, session)
             store.emit("checkout.session.async_payment_succeeded", session, None)
         else:
             intent.update(

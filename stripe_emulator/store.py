@@ -80,6 +80,11 @@ _OBJECT_TABLES = (
     "events",
     "webhook_endpoints",
     "attempts",
+    "coupons",
+    "promotion_codes",
+    "shipping_rates",
+    "invoices",
+    "tax_rates",
 )
 
 
@@ -113,6 +118,8 @@ class Store:
     api_version: str  # the account's default API version
     path: str | None = None  # SQLite state file; None keeps everything in memory
     on_event: Callable[[dict[str, Any]], int] = lambda event: 0
+    business_name: str = "Your business"  # the account's name (hosted pages, invoices)
+    tax: Any = None  # the account's Stripe Tax settings (taxes.TaxSettings), from the command line
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -146,6 +153,11 @@ class Store:
             self.events: dict[str, dict[str, Any]] = {}
             self.webhook_endpoints: dict[str, dict[str, Any]] = {}
             self.attempts: dict[str, list[dict[str, Any]]] = {}
+            self.coupons: dict[str, dict[str, Any]] = {}
+            self.promotion_codes: dict[str, dict[str, Any]] = {}
+            self.shipping_rates: dict[str, dict[str, Any]] = {}
+            self.invoices: dict[str, dict[str, Any]] = {}
+            self.tax_rates: dict[str, dict[str, Any]] = {}  # Stripe Tax's TaxRate objects by jurisdiction and rate
             self.deliveries: list[Delivery] = []
             self.async_payments: dict[str, AsyncPayment] = {}
             self.refund_transitions: dict[str, RefundTransition] = {}
@@ -163,6 +175,10 @@ class Store:
                 view["_refunds"] = [
                     copy.deepcopy(r) for r in reversed(self.refunds.values()) if r["charge"] == obj["id"]
                 ]
+            elif obj.get("object") == "promotion_code":
+                # What versions before 2025-09-30.clover show in place of `promotion`: the whole coupon.
+                coupon = self.coupons.get(obj["promotion"]["coupon"])
+                view["_coupon"] = copy.deepcopy(coupon)
             elif obj.get("object") == "payment_intent":
                 view["_charges"] = [
                     self.snapshot(c) for c in reversed(self.charges.values()) if c["payment_intent"] == obj["id"]

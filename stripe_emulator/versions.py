@@ -14,6 +14,10 @@ Every change point below is from Stripe's changelog (docs.stripe.com/changelog):
   (before, only `charge.refunded` and `charge.refund.updated` announced them).
 - 2025-02-24.acacia: a Checkout Session gains `collected_information` (with `shipping_details`).
 - 2025-03-31.basil: the top-level `shipping_details` of a Checkout Session is removed.
+- 2025-09-30.clover: a Promotion Code's top-level `coupon` (the whole Coupon) moves to `promotion.coupon` (an id)
+  ("Promotion Codes now reference Coupons using a polymorphic field for promotions"); see discounts.py. The same
+  version replaces a Discount's auto-expanded `coupon` with `source` (`type`, `coupon` id) ("Adds the Discount source
+  property and removes the Discount coupon property").
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ CHARGE_REFUNDS_COLLAPSED = "2022-11-15"
 CARD_REFUND_EVENTS = "2024-10-28.acacia"
 SESSION_COLLECTED_INFORMATION = "2025-02-24.acacia"
 SESSION_SHIPPING_DETAILS_REMOVED = "2025-03-31.basil"
+PROMOTION_CODE_PROMOTION = "2025-09-30.clover"
 
 __all__ = ["PINNED_VERSION", "at_least", "check_version", "render", "render_event"]
 
@@ -82,6 +87,12 @@ def render(obj: Any, version: str) -> Any:
             "url": f"/v1/charges?payment_intent={obj['id']}",
         }
         view.pop("latest_charge", None)
+    elif kind == "promotion_code" and not at_least(version, PROMOTION_CODE_PROMOTION):
+        view.pop("promotion", None)
+        view["coupon"] = render(obj.get("_coupon"), version)
+    elif kind == "discount" and not at_least(version, PROMOTION_CODE_PROMOTION):
+        view.pop("source", None)
+        view["coupon"] = render(obj.get("_coupon"), version)
     elif kind == "checkout.session":
         collected = obj.get("collected_information") or {}
         if not at_least(version, SESSION_SHIPPING_DETAILS_REMOVED):

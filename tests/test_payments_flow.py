@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shopapp.extensions import db
-from shopapp.models import Order, OrderStatus, PaymentEvent
+from shopapp.models import Order, OrderItem, OrderStatus, PaymentEvent
 from tests.conftest import fresh, order_for_session, session_id_from
 from tests.support import cancel_path, refused_checkout
 
@@ -407,14 +407,15 @@ def test_one_429_is_absorbed_by_a_short_backoff(client, shopper, buy, emulator):
 def test_amount_mismatch_is_flagged_not_paid(client, shopper, buy, emulator):
     session_id = session_id_from(buy(A=1))
     order = order_for_session(session_id)
-    # The order's total no longer matches what Stripe will collect (e.g. edited behind the shop's back).
-    db.session.execute(db.update(Order).where(Order.id == order.id).values(total_cents=999))
+    # The order's items no longer match what Stripe will collect (e.g. edited behind the shop's back): the
+    # amount check holds Stripe's subtotal to the items' database prices x quantities (issue 23).
+    db.session.execute(db.update(OrderItem).where(OrderItem.order_id == order.id).values(unit_price_cents=999))
     db.session.commit()
     emulator.pay(session_id)
     emulator.deliver_pending()
     order = order_for_session(session_id)
     assert order.status == OrderStatus.PENDING
-    assert order.needs_review and "amount 1999 != order total 999" in order.review_reason
+    assert order.needs_review and "subtotal 1999 != 999 of the order's items" in order.review_reason
 
 
 def test_processing_failure_rolls_back_and_redelivery_converges(client, shopper, buy, emulator, monkeypatch):

@@ -8,6 +8,7 @@ from flask_admin.theme import Bootstrap4Theme
 
 from shopapp.admin.views import (
     BrandView,
+    DiscountsView,
     DisputeView,
     ExportView,
     OrderView,
@@ -37,6 +38,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(ExportView(name="Exports", endpoint="exports", url="/admin/exports"))
     admin.add_view(BrandView(name="Brand", endpoint="brand", url="/admin/brand"))
     _register_static_urls(app, admin.endpoint)
+    admin.add_view(DiscountsView(name="Discounts and shipping", endpoint="discounts", url="/admin/discounts"))
     return admin
 
 

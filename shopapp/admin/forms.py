@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
+    DateField,
     DecimalField,
     IntegerField,
     SelectField,
@@ -81,6 +82,11 @@ class ProductForm(StaffForm):
         "Picture description (alt text)",
         validators=[Optional(), Length(max=200)],
         description="Read aloud to shoppers who cannot see the picture; the product name if empty.",
+    )
+    tax_code = StringField(
+        "Stripe tax code",
+        validators=[Optional(), Length(max=40)],
+        description="Used when Stripe Tax is on, e.g. txcd_99999999 (tangible goods); empty: the account's default.",
     )
 
 
@@ -167,3 +173,39 @@ class DisputeEvidenceForm(StaffForm):
     version = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
     save_draft = SubmitField("Save draft")
     submit_evidence = SubmitField("Submit evidence")
+
+
+class CouponForm(StaffForm):
+    """A coupon: percent or amount off (duration once), optional limits (issue 23)."""
+
+    name = StringField("Name", validators=[InputRequired(), Length(max=40)], description="Shown on the payment page.")
+    percent_off = StringField("Percent off", validators=[Optional()], description="e.g. 15; leave empty for an amount.")
+    amount_off = StringField("Amount off", validators=[Optional()], description="e.g. 5.00, in the currency below.")
+    currency = SelectField(
+        "Currency", choices=[SelectChoice(code, label) for code, label in currencies.choices()], default="usd"
+    )
+    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1)])
+    redeem_by = DateField("Redeem by", validators=[Optional()], description="Last day (UTC); empty: no expiry.")
+    create_coupon = SubmitField("Create coupon")
+
+
+class PromotionCodeForm(StaffForm):
+    """A code shoppers type on Stripe's payment page, for one coupon."""
+
+    coupon = SelectField("Coupon", coerce=int, validators=[InputRequired()])
+    code = StringField("Code", validators=[InputRequired(), Length(max=40)], description="e.g. SPRING15")
+    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1)])
+    expires_at = DateField("Expires", validators=[Optional()], description="Last day (UTC); empty: never.")
+    minimum_amount = StringField("Minimum order", validators=[Optional()], description="e.g. 30.00; empty: none.")
+    create_code = SubmitField("Create promotion code")
+
+
+class ShippingRateForm(StaffForm):
+    """A shipping charge: name, amount per currency, countries, delivery estimate in business days."""
+
+    display_name = StringField("Name", validators=[InputRequired(), Length(max=100)], description="e.g. Standard")
+    amounts = StringField("Amounts", validators=[InputRequired()], description="Per currency: usd 4.95, eur 4.50")
+    countries = StringField("Countries", validators=[InputRequired()], description="Two-letter codes: US, CA")
+    min_days = IntegerField("Delivery from (business days)", validators=[Optional(), NumberRange(min=0)])
+    max_days = IntegerField("Delivery to (business days)", validators=[Optional(), NumberRange(min=1)])
+    create_rate = SubmitField("Create shipping rate")

@@ -28,6 +28,7 @@ from shopapp.models.order import (
 )
 from shopapp.models.outbox import MailKind, MailStatus, OutboxMessage
 from shopapp.models.payment_event import EventOutcome, PaymentEvent
+from shopapp.models.pricing import Coupon, PromotionCode, ShippingRate
 from shopapp.models.product import Product, ProductChange
 from shopapp.models.settings import ShopSettings
 from shopapp.models.user import RecoveryCode, User
@@ -44,6 +45,7 @@ __all__ = [
     "AuditRun",
     "ChargePaymentMethod",
     "CheckoutAttempt",
+    "Coupon",
     "Dispute",
     "DisputeStanding",
     "DisputeStatus",
@@ -60,11 +62,13 @@ __all__ = [
     "PaymentEvent",
     "Product",
     "ProductChange",
+    "PromotionCode",
     "RecoveryCode",
     "Refund",
     "RefundOrigin",
     "RefundStatus",
     "RejectionReason",
+    "ShippingRate",
     "ShopSettings",
     "User",
     "WebhookRejection",

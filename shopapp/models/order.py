@@ -88,7 +88,8 @@ def derive_status(current: OrderStatus, paid: bool, total_cents: int, refunded_c
     or stays pending; a paid one is PAID, PARTIALLY_REFUNDED or REFUNDED by its refunds alone."""
     if not paid:
         return current if current not in PAID_STATUSES else S.PENDING
-    if refunded_cents >= total_cents:
+    # A paid order of 0 (a 100%-off code: Stripe's no_payment_required) has nothing to refund: it stays PAID.
+    if total_cents > 0 and refunded_cents >= total_cents:
         return S.REFUNDED
     return S.PARTIALLY_REFUNDED if refunded_cents > 0 else S.PAID
 
@@ -165,6 +166,21 @@ class Order(Base):
     dispute_lost_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Stripe reported an early fraud warning on the payment (services/disputes.py).
     fraud_warning: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Issue 23: what Stripe charged besides the items, recorded with the payment (cents, the order's currency)
+    # after the amount check (services/amounts.py) accepted them; total_cents then holds what was paid.
+    amount_discount_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    amount_shipping_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    amount_tax_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # "inclusive" (the items' prices contain amount_tax) or "exclusive" (added on top); None: no tax asked.
+    tax_behavior: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The promotion code the shopper entered on Stripe's page (its code, as staff created it) and the chosen
+    # shipping rate's name, copied so later edits never change a paid order.
+    promotion_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    shipping_rate_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The paid invoice Stripe made for this order (invoice_creation): its id, hosted page and PDF.
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    invoice_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    invoice_pdf_url: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     user: Mapped[User] = relationship()
     items: Mapped[list[OrderItem]] = relationship(
@@ -187,10 +203,13 @@ class Order(Base):
 
     @property
     def is_shippable(self) -> bool:
-        """Paid, not wholly refunded and not shipped yet: the one definition staff pages and mark_shipped use."""
+        """Paid, not wholly refunded, not shipped yet and not held by an open dispute: the one definition staff
+        pages and mark_shipped use. A paid order of 0 (a 100%-off code) has nothing to refund and ships like any
+        other."""
+        not_wholly_refunded = self.refunded_cents < self.total_cents or self.total_cents == 0
         return (
             self.status in REFUNDABLE_STATUSES
-            and self.refunded_cents < self.total_cents
+            and not_wholly_refunded
             and self.shipped_at is None
             and not self.dispute_open
         )
@@ -206,6 +225,17 @@ class Order(Base):
         if self.dispute_open:
             return "Held: the payment is disputed. Do not ship until the dispute is decided."
         return None
+
+    @property
+    def subtotal_cents(self) -> int:
+        """The items at the database prices copied onto them (unit price x quantity), before discount,
+        shipping and exclusive tax: what the amount check holds Stripe's amount_subtotal to."""
+        return sum(item.line_total_cents for item in self.items)
+
+    @property
+    def has_extras(self) -> bool:
+        """Whether the order shows a breakdown (discount, shipping or tax) beside its total."""
+        return bool(self.amount_discount_cents or self.amount_shipping_cents or self.amount_tax_cents)
 
     @property
     def is_final(self) -> bool:
@@ -238,6 +268,10 @@ class CheckoutAttempt(Base):
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
     stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Issue 23: what the shop asked Stripe for with this session (JSON of services/amounts.py `Terms`: promotion
+    # codes allowed, shipping rates offered with their amounts, automatic tax on or off, tax behaviour), written
+    # with the attempt before Stripe is called; the amount check holds the completed session to it.
+    terms: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     order: Mapped[Order] = relationship(back_populates="attempts")
 

@@ -41,6 +41,9 @@ class Product(Base):
     image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     image_alt: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Stripe Tax's product tax code (e.g. "txcd_99999999", general tangible goods), sent with the price when
+    # automatic tax is on; None: the account's default tax code applies.
+    tax_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     @property
     def price(self) -> Decimal | None:

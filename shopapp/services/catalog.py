@@ -145,12 +145,16 @@ def line_items_hash(line_items: list[dict[str, Any]]) -> str:
     an open session showing the old picture is still the right one to send them back to (closing it would
     cancel the shopper's checkout for a cosmetic change).
     """
+    # Tax fields (issue 23: `tax_behavior`, `product_data.tax_code`) are left out too: they follow the shop's
+    # tax settings, which the checkout attempt's recorded terms compare on their own (services/amounts.py).
     charged = [
         {
             **item,
             "price_data": {
-                **item["price_data"],
-                "product_data": {k: v for k, v in item["price_data"]["product_data"].items() if k != "images"},
+                **{k: v for k, v in item["price_data"].items() if k != "tax_behavior"},
+                "product_data": {
+                    k: v for k, v in item["price_data"]["product_data"].items() if k not in ("images", "tax_code")
+                },
             },
         }
         for item in line_items

@@ -24,7 +24,7 @@ from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_gateway
 from shopapp.models import CheckoutAttempt, EventOutcome, Order, OrderStatus, User
 from shopapp.models.base import utcnow
-from shopapp.services import brand, outbox, pictures, shipping, stock
+from shopapp.services import amounts, brand, outbox, pictures, shipping, stock
 from shopapp.services import orders as order_rules
 from shopapp.services.catalog import Cart, line_items_for, line_items_hash
 from shopapp.services.ids import parse_ascii_int, random_key_part
@@ -147,25 +147,27 @@ def _expires_at(now: datetime, ttl_minutes: int) -> datetime:
     return (now + ttl).replace(microsecond=0)
 
 
-def _session_params(
-    order: Order, key: str, email: str, urls: CheckoutUrls, shipping_countries: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def _session_params(order: Order, key: str, email: str, urls: CheckoutUrls, terms: amounts.Terms) -> dict[str, Any]:
     assert order.session_expires_at is not None
+    line_items = line_items_for(
+        order.currency,
+        [(item.product_name, item.unit_price_cents, item.quantity) for item in order.items],
+        # The product's picture as it is now, so the payment page's summary shows what is being bought.
+        [[pictures.public_url(item.product.image_name)] if item.product.image_name else [] for item in order.items],
+    )
+    # Issue 23: each price's tax behaviour and each product's Stripe tax code, when the terms ask for tax.
+    amounts.taxed_line_items(line_items, terms, [item.product.tax_code for item in order.items])
     return {
         "mode": "payment",
-        "line_items": line_items_for(
-            order.currency,
-            [(item.product_name, item.unit_price_cents, item.quantity) for item in order.items],
-            # The product's picture as it is now, so the payment page's summary shows what is being bought.
-            [[pictures.public_url(item.product.image_name)] if item.product.image_name else [] for item in order.items],
-        ),
+        "line_items": line_items,
         "success_url": urls.success_url,
         "cancel_url": urls.cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
         "client_reference_id": str(order.id),
         "metadata": {"order_id": str(order.id), "attempt": str(order.checkout_attempt), "attempt_key": key},
         "customer_email": email,
         "expires_at": int(order.session_expires_at.timestamp()),
-        **shipping.session_params(shipping_countries),
+        # Issue 23: codes allowed, shipping rates offered, tax on or off (explicitly), invoice (services/amounts.py).
+        **amounts.session_params(terms, order.id),
         # Issue 22 (storefront): the payment page's name is the shop's brand, not the Stripe account's.
         "branding_settings": brand.session_branding(),
         **({"locale": urls.locale} if urls.locale else {}),
@@ -197,13 +199,15 @@ def _current_attempt(session: Session, order: Order) -> CheckoutAttempt | None:
     )
 
 
-def _new_attempt(session: Session, order: Order) -> CheckoutAttempt:
-    """Start the order's next attempt: its key is stored (committed with the plan) before Stripe is called."""
+def _new_attempt(session: Session, order: Order, terms: amounts.Terms) -> CheckoutAttempt:
+    """Start the order's next attempt: its key and what it asks Stripe for (terms) are stored (committed with
+    the plan) before Stripe is called."""
     order.checkout_attempt += 1
     attempt = CheckoutAttempt(
         order_id=order.id,
         number=order.checkout_attempt,
         idempotency_key=new_attempt_key(order.id, order.checkout_attempt),
+        terms=terms.to_json(),
     )
     session.add(attempt)
     return attempt
@@ -233,14 +237,18 @@ def _plan_checkout(
             # any difference closes the old session (e.g. staff changed only a product's currency).
             same_cart = current.cart_key == cart.key and current.line_items_hash == line_items_hash(cart.line_items)
             live = current.session_expires_at is not None and current.session_expires_at > now
-            if current.stripe_session_id and same_cart and live and current.checkout_url:
+            attempt = _current_attempt(session, current)
+            # Issue 23: and the session must ask for what the shop would ask for now (codes, rates, tax).
+            same_terms = attempt is not None and amounts.Terms.from_json(attempt.terms) == amounts.current_terms(
+                session, current.currency, shipping_countries
+            )
+            if current.stripe_session_id and same_cart and same_terms and live and current.checkout_url:
                 return _Plan("reuse", current.id, url=current.checkout_url, session_id=current.stripe_session_id)
             if current.stripe_session_id:
                 # A different cart, or a session past its time: it must be closed before a new one.
                 return _Plan("retire", current.id, session_id=current.stripe_session_id)
             # An attempt whose create failed or is in flight: retry it with the same key while its
             # expires_at is still acceptable to Stripe, else start a fresh attempt.
-            attempt = _current_attempt(session, current)
             if (
                 attempt is not None
                 and same_cart
@@ -251,7 +259,8 @@ def _plan_checkout(
                 return _Plan(
                     "create",
                     current.id,
-                    params=_session_params(current, key, email, urls, shipping_countries),
+                    # The same key must send the same parameters: the terms recorded with the attempt.
+                    params=_session_params(current, key, email, urls, amounts.Terms.from_json(attempt.terms)),
                     idempotency_key=key,
                 )
             if not same_cart:
@@ -263,11 +272,12 @@ def _plan_checkout(
         if current is None:
             current = order_rules.build_order(session, user_id, cart)
             stock.reserve(session, current)
-        attempt = _new_attempt(session, current)
+        terms = amounts.current_terms(session, current.currency, shipping_countries)
+        attempt = _new_attempt(session, current, terms)
         # Units held for a checkout are unavailable to everyone else: hold them only briefly.
         ttl_minutes = ttl.with_stock if current.stock_reserved else ttl.default
         current.session_expires_at = _expires_at(now, ttl_minutes)
-        params = _session_params(current, attempt.idempotency_key, email, urls, shipping_countries)
+        params = _session_params(current, attempt.idempotency_key, email, urls, terms)
         current.line_items_hash = line_items_hash(params["line_items"])
         session.flush()
         return _Plan("create", current.id, params=params, idempotency_key=attempt.idempotency_key)
@@ -450,16 +460,6 @@ def order_id_for_session(checkout_session: Mapping[str, Any]) -> int:
     return order_id
 
 
-def _mismatch(order: Order, checkout_session: Mapping[str, Any]) -> str | None:
-    if checkout_session.get("amount_total") != order.total_cents:
-        return f"amount {checkout_session.get('amount_total')} != order total {order.total_cents}"
-    if str(checkout_session.get("currency") or "").lower() != order.currency.lower():
-        return f"currency {checkout_session.get('currency')} != order currency {order.currency}"
-    if checkout_session.get("mode") not in (None, "payment"):
-        return f"unexpected mode {checkout_session.get('mode')}"
-    return None
-
-
 def _payment_intent_id(checkout_session: Mapping[str, Any]) -> str | None:
     pi = checkout_session.get("payment_intent")
     if isinstance(pi, Mapping):
@@ -518,14 +518,17 @@ def apply_session(
     order = session.get(Order, order_id, populate_existing=True)
     if order is None:
         raise OrderNotFound(order_id)
-    if _attempt_of(session, order, checkout_session) is None:
+    attempt = _attempt_of(session, order, checkout_session)
+    if attempt is None:
         log.warning("Order %s: session %s was not created by this shop; ignored", order_id, checkout_session.get("id"))
         raise SessionNotOurs(checkout_session.get("id"))
     status = checkout_session.get("status")
     payment_status = checkout_session.get("payment_status")
-    if payment_status == "paid":
-        return _apply_paid(session, order, checkout_session, actor), order.id
-    if payment_status == "no_payment_required" and status != "expired":
+    if payment_status == "paid" or (payment_status == "no_payment_required" and status == "complete"):
+        # Issue 23: a session a promotion code made free completes `no_payment_required`; the amount check
+        # decides whether that is what the shop allowed (a 100%-off code), like any paid amount.
+        return _apply_paid(session, order, attempt, checkout_session, actor), order.id
+    if payment_status == "no_payment_required" and status not in ("expired", "open"):
         return _apply_no_payment(session, order, checkout_session, actor), order.id
     if status == "complete" and (payment_failed or _async_failed(checkout_session)):
         return _apply_closed(session, order, checkout_session, OrderStatus.FAILED, "Delayed payment failed", actor)
@@ -537,10 +540,18 @@ def apply_session(
     return (Outcome.OPEN if order.status == OrderStatus.PENDING else Outcome.NOOP), order.id
 
 
-def _apply_paid(session: Session, order: Order, checkout_session: Mapping[str, Any], actor: str) -> Outcome:
-    """The fact "paid by this session of ours": recorded once per order; a repeat adds nothing."""
+def _apply_paid(
+    session: Session, order: Order, attempt: CheckoutAttempt, checkout_session: Mapping[str, Any], actor: str
+) -> Outcome:
+    """The fact "paid by this session of ours": recorded once per order; a repeat adds nothing.
+
+    The amounts must pass the amount check against what this attempt asked Stripe for (services/amounts.py);
+    what Stripe charged (discount, shipping, tax, the total paid) is recorded with the payment."""
     session_id = str(checkout_session.get("id"))
-    problem = _mismatch(order, checkout_session)
+    checked = amounts.check(order, amounts.Terms.from_json(attempt.terms), checkout_session)
+    problem = checked if isinstance(checked, str) else None
+    if problem is not None and checkout_session.get("payment_status") == "no_payment_required":
+        problem = f"session {session_id} needs no payment (payment_status no_payment_required): {problem}"
     if problem is None and order.paid_at is not None and order.stripe_session_id != session_id:
         problem = f"a second paid session {session_id} for an order already paid by {order.stripe_session_id}"
     if problem is not None:
@@ -550,6 +561,7 @@ def _apply_paid(session: Session, order: Order, checkout_session: Mapping[str, A
         return Outcome.FLAGGED
     if order.paid_at is not None:
         return Outcome.NOOP  # the same payment again (duplicate, late, replayed, or the other finalizer)
+    assert isinstance(checked, amounts.Charged)
     if before_compare_and_set is not None:
         before_compare_and_set(order.id)
     won = order_rules.record_payment(
@@ -558,6 +570,7 @@ def _apply_paid(session: Session, order: Order, checkout_session: Mapping[str, A
         session_id=session_id,
         payment_intent=_payment_intent_id(checkout_session),
         shipping_address=shipping.shipping_address_json(checkout_session),
+        charged=checked.order_columns(),
     )
     if not won:
         return Outcome.NOOP
@@ -576,8 +589,9 @@ def _apply_paid(session: Session, order: Order, checkout_session: Mapping[str, A
 
 
 def _apply_no_payment(session: Session, order: Order, checkout_session: Mapping[str, Any], actor: str) -> Outcome:
-    """The shop never creates a zero-total session, so Stripe settling one without a payment contradicts the
-    order: nothing will ever be paid for it, so waiting would leave it pending forever."""
+    """A session needing no payment that is neither complete (a 100%-off code: the amount check decides, in
+    _apply_paid), open nor expired contradicts the order: nothing will ever be paid for it, so waiting would leave
+    it pending forever."""
     if order.status != OrderStatus.PENDING:
         return Outcome.NOOP
     if not order.needs_review:

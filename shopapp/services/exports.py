@@ -91,6 +91,8 @@ def order_rows(order_ids: Any = None) -> Iterator[list[Any]]:
         "needs_review", "review_reason", "checkout_session", "payment_intent",
         *(f"ship_{name}" for name in ADDRESS_FIELDS), "shipped_at", "carrier", "tracking_number",
         "product", "quantity", "unit_price", "line_total",
+        "subtotal", "discount", "promotion_code", "shipping", "shipping_rate", "tax", "tax_behavior",
+        "invoice_url", "invoice_pdf",
     ]  # fmt: skip
     statement = (
         select(Order, User.email, OrderItem)
@@ -112,8 +114,23 @@ def order_rows(order_ids: Any = None) -> Iterator[list[Any]]:
                 order.tracking_number, item.product_name if item else "", item.quantity if item else None,
                 _amount(item.unit_price_cents, currency) if item else None,
                 _amount(item.line_total_cents, currency) if item else None,
+                *_charged(order),
             ]  # fmt: skip
         db.session.expunge_all()  # a batch's objects are done with: memory stays flat on a long export
+
+
+def _charged(order: Order) -> list[Any]:
+    """Issue 23: what Stripe charged besides the items. The subtotal follows from the recorded amounts (the
+    amount check held them to `total = subtotal - discount + shipping + exclusive tax`), so no item query."""
+    currency = order.currency
+    added_tax = order.amount_tax_cents if order.tax_behavior != "inclusive" else 0
+    subtotal = order.total_cents + order.amount_discount_cents - order.amount_shipping_cents - added_tax
+    return [
+        _amount(subtotal, currency), _amount(order.amount_discount_cents, currency), order.promotion_code or "",
+        _amount(order.amount_shipping_cents, currency), order.shipping_rate_name or "",
+        _amount(order.amount_tax_cents, currency), order.tax_behavior or "", order.invoice_url or "",
+        order.invoice_pdf_url or "",
+    ]  # fmt: skip
 
 
 def item_rows() -> Iterator[list[Any]]:

@@ -98,6 +98,17 @@ def _order_values(order: Order) -> dict[str, Any]:
             for i in order.items
         ],
         "total": _money(order.total_cents, order.currency),
+        # Issue 23: what Stripe charged besides the items, and the paid invoice, as the order page shows them.
+        "has_extras": order.has_extras,
+        "subtotal": _money(order.subtotal_cents, order.currency),
+        "discount": _money(order.amount_discount_cents, order.currency) if order.amount_discount_cents else None,
+        "promotion_code": order.promotion_code,
+        "shipping": _money(order.amount_shipping_cents, order.currency) if order.shipping_rate_name else None,
+        "shipping_rate_name": order.shipping_rate_name,
+        "tax": _money(order.amount_tax_cents, order.currency) if order.amount_tax_cents else None,
+        "tax_included": order.tax_behavior == "inclusive",
+        "invoice_url": order.invoice_url,
+        "invoice_pdf_url": order.invoice_pdf_url,
         "order_url": link("shop.order_page", order_id=order.id),
         # Times in the shop's time zone (config SHOP_TIMEZONE), as on the order page.
         "paid_at": local_time(order.paid_at),

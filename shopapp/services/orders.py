@@ -109,6 +109,7 @@ def record_payment(
     session_id: str,
     payment_intent: str | None,
     shipping_address: str | None,
+    charged: Mapping[str, Any] | None = None,
 ) -> bool:
     """Record the fact "this session of ours paid this order, by this PaymentIntent, now", once.
 
@@ -117,6 +118,10 @@ def record_payment(
     event, the success page racing the webhook): then nothing changes. The caller checked that the session
     is one the shop created for this order (services/checkout.py) and owns the transaction; call settle()
     after it to derive the status.
+
+    `charged` (issue 23): what Stripe charged, as Order columns (services/amounts.py Charged.order_columns:
+    total paid, discount, shipping, tax, code, rate, invoice), written in the same compare-and-set, so the
+    refundable amount and the derived status follow what was actually paid.
     """
     result = session.execute(
         update(Order)
@@ -128,11 +133,16 @@ def record_payment(
             shipping_address=shipping_address,
             payment_processing=False,
             updated_at=utcnow(),
+            **dict(charged or {}),
         )
         .execution_options(synchronize_session=False)
     )
     won = result.rowcount == 1  # type: ignore[attr-defined]
     session.refresh(order, _FACT_COLUMNS)
+    if won:
+        # What this compare-and-set wrote (the total paid and what Stripe added or took off), without reading it.
+        for name, value in (charged or {}).items():
+            set_committed_value(order, name, value)
     return won
 
 

@@ -143,6 +143,8 @@ def enqueue_stall_alert(session: Session, recipient: str, first_attempt_id: int,
     return _queue(
         session, key=f"stall-{first_attempt_id}-alert", kind=MailKind.STALL_ALERT, recipient=recipient, context=context
     )
+
+
 def enqueue_staff_notice(
     order: Order, kind: MailKind, key: str, recipient: str, context: dict[str, Any] | None = None
 ) -> bool:

@@ -6,6 +6,7 @@ recorded in `product_changes` (who, when, old -> new) in the same transaction as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,11 @@ MAX_DISPLAY_ORDER = 1_000_000
 MAX_THRESHOLD = 100_000
 
 # Fields whose changes are audited, with how each value is shown in the trail.
-AUDITED = ("name", "price", "currency", "active", "display_order", "low_stock_threshold", "image", "image_alt")
+AUDITED = (
+    "name", "price", "currency", "active", "display_order", "low_stock_threshold", "image", "image_alt", "tax_code",
+)  # fmt: skip
+# Stripe Tax's product tax codes look like txcd_99999999 (8 digits; Stripe's "Product tax codes" list).
+TAX_CODE = re.compile(r"txcd_[0-9]{8}")
 
 
 class ProductInputError(ValueError):
@@ -47,6 +52,7 @@ class ProductInput:
     low_stock_threshold: int | None = None
     image_alt: str = ""
     stock: int | None = None  # only on create; later changes go through the stock page
+    tax_code: str = ""  # Stripe Tax's product tax code (issue 23); empty: the account's default
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class CleanProduct:
     image_alt: str
     stock: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tax_code: str | None = None
 
 
 def validate(data: ProductInput) -> CleanProduct:
@@ -102,6 +109,9 @@ def validate(data: ProductInput) -> CleanProduct:
     alt = (data.image_alt or "").strip()
     if len(alt) > MAX_ALT_LENGTH:
         errors["image_alt"] = f"At most {MAX_ALT_LENGTH} characters."
+    tax_code = (data.tax_code or "").strip().lower() or None
+    if tax_code is not None and not TAX_CODE.fullmatch(tax_code):
+        errors["tax_code"] = "A Stripe tax code such as txcd_99999999 (general tangible goods), or empty."
     if errors:
         raise ProductInputError(errors)
     assert currency is not None
@@ -115,6 +125,7 @@ def validate(data: ProductInput) -> CleanProduct:
         low_stock_threshold=data.low_stock_threshold,
         image_alt=alt,
         stock=data.stock,
+        tax_code=tax_code,
     )
 
 
@@ -161,6 +172,7 @@ def create_product(data: ProductInput, *, actor: str) -> Product:
             image_alt=clean.image_alt,
             stock=clean.stock,
             reserved=0,
+            tax_code=clean.tax_code,
         )
         session.add(product)
         session.flush()
@@ -189,6 +201,7 @@ def update_product(product_id: int, data: ProductInput, *, actor: str) -> Produc
         product.display_order = clean.display_order
         product.low_stock_threshold = clean.low_stock_threshold
         product.image_alt = clean.image_alt
+        product.tax_code = clean.tax_code
         record_changes(session, product, before, actor)
     return product
 

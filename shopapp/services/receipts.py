@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from shopapp.extensions import db
 from shopapp.gateway import GatewayError, get_gateway
 from shopapp.models import ChargePaymentMethod, EventOutcome, Order
+from shopapp.services.ids import parse_ascii_int
 from shopapp.services.tx import write_transaction
 
 log = logging.getLogger("shopapp.receipts")
@@ -123,6 +124,30 @@ def record_charge(session: Session, charge: Mapping[str, Any], actor: str) -> tu
     session.flush()  # a concurrent twin fails here on the unique charge id (answered as a duplicate)
     log.info("Charge %s of %s paid by %s (%s)", charge_id, payment_intent, details[0], actor)
     return EventOutcome.APPLIED, order_id
+
+
+def record_invoice(session: Session, invoice: Mapping[str, Any], actor: str) -> tuple[EventOutcome, int | None]:
+    """Handler of `invoice.paid` / `invoice.finalized` (issue 23, `invoice_creation`): keep the paid invoice's
+    hosted page and PDF on the order its metadata names (`invoice_data.metadata.order_id`, set by checkout), so the
+    order page and the receipt link them. No Stripe call: the Invoice carries both URLs (`hosted_invoice_url`,
+    `invoice_pdf`; null until finalized). An invoice for an order already holding another invoice id changes
+    nothing (NO_OP); one naming no order of the shop is IGNORED."""
+    metadata = invoice.get("metadata") if isinstance(invoice.get("metadata"), Mapping) else {}
+    order_id = parse_ascii_int(str((metadata or {}).get("order_id") or ""))
+    invoice_id, hosted, pdf = invoice.get("id"), invoice.get("hosted_invoice_url"), invoice.get("invoice_pdf")
+    if order_id is None or not isinstance(invoice_id, str) or not isinstance(hosted, str):
+        return EventOutcome.IGNORED, None
+    order = session.get(Order, order_id)
+    if order is None:
+        return EventOutcome.IGNORED, None
+    if order.stripe_invoice_id not in (None, invoice_id):
+        return EventOutcome.NO_OP, order.id
+    if (order.stripe_invoice_id, order.invoice_url, order.invoice_pdf_url) == (invoice_id, hosted, pdf):
+        return EventOutcome.NO_OP, order.id
+    order.stripe_invoice_id, order.invoice_url = invoice_id, hosted
+    order.invoice_pdf_url = pdf if isinstance(pdf, str) else None
+    log.info("Order %s: invoice %s (%s)", order.id, invoice_id, actor)
+    return EventOutcome.APPLIED, order.id
 
 
 def payment_method_for(order: Order) -> PaymentMethodSummary | None:

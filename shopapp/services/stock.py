@@ -197,6 +197,12 @@ def record_shortfall(session: Session, order: Order, *, actor: str) -> None:
         .values(stock_shortfall=True, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    if order.total_cents == 0:
+        # A 100%-off order (issue 23): nothing was paid, so there is nothing to refund; staff tell the shopper.
+        order_rules.flag_for_review(
+            session, order, "free order (100% off) completed after its stock was gone: not fulfilled", actor=actor
+        )
+        return
     order_rules.flag_for_review(
         session,
         order,

@@ -26,7 +26,7 @@ from shopapp.services.checkout import (
 )
 from shopapp.services.disputes import EVENT_CREATED, apply_dispute_event, apply_fraud_warning_event
 from shopapp.services.orders import ConcurrentChange
-from shopapp.services.receipts import record_charge
+from shopapp.services.receipts import record_charge, record_invoice
 from shopapp.services.refunds import (
     RefundNotApplicable,
     apply_charge_refunded,
@@ -91,6 +91,9 @@ HANDLERS: dict[str, Handler] = {
     # What paid (card brand and last 4) for the receipt, keyed by PaymentIntent so that it may come before or
     # after the session's event (services/receipts.py). No Stripe call: the Charge carries it.
     "charge.succeeded": record_charge,
+    # Issue 23: the paid invoice Stripe made for an order (invoice_creation): its hosted page and PDF.
+    "invoice.finalized": record_invoice,
+    "invoice.paid": record_invoice,
     "charge.refunded": apply_charge_refunded,
     "charge.refund.updated": apply_refund_event,
     "refund.created": apply_refund_event,

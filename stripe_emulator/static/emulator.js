@@ -7,6 +7,11 @@
     card.hidden = chosen !== null && chosen.value !== "card";
   }
   form.addEventListener("change", update);
+  // Another shipping option re-totals the page at once (without scripts, the "Update total" button does it).
+  var updateTotal = document.getElementById("update-total");
+  form.addEventListener("change", function (event) {
+    if (updateTotal && event.target && event.target.name === "shipping_rate") { updateTotal.click(); }
+  });
   update();
   var number = document.getElementById("card_number");
   if (number) {

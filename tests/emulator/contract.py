@@ -47,6 +47,7 @@ from werkzeug.test import Client
 
 from stripe_emulator import Clock, Emulator
 from stripe_emulator import versions as emulator_versions
+from stripe_emulator.taxes import Registration, TaxSettings
 from tests.support import STRIPE_FIXTURES, STRIPE_REQUIRED_FIELDS
 
 FIXTURES = STRIPE_FIXTURES
@@ -62,6 +63,13 @@ CLASSES: dict[str, type[StripeObject]] = {
     "radar.early_fraud_warning": stripe.radar.EarlyFraudWarning,
     "event": stripe.Event,
     "webhook_endpoint": stripe.WebhookEndpoint,
+    "coupon": stripe.Coupon,
+    "promotion_code": stripe.PromotionCode,
+    "shipping_rate": stripe.ShippingRate,
+    "invoice": stripe.Invoice,
+    "tax_rate": stripe.TaxRate,
+    "tax_code": stripe.TaxCode,
+    "discount": stripe.Discount,
     "list": ListObject,
     "error": ErrorObject,
 }
@@ -283,7 +291,8 @@ def collect_samples(
         received.append((url, body))
         return 200
 
-    emu = Emulator(clock=Clock(start=float(int(time.time()))), sender=sender)
+    tax = TaxSettings(registrations=(Registration.parse("US-CA:7.25"), Registration.parse("DE:19")))
+    emu = Emulator(clock=Clock(start=float(int(time.time()))), sender=sender, tax=tax)
     web = Client(emu.wsgi_app)
     headers = {"Authorization": "Bearer sk_test_contract", "Stripe-Version": stripe.api_version}
 
@@ -381,6 +390,7 @@ def collect_samples(
     yield from _dispute_samples(emu, call, session_form, address)
     expiring = call("POST", "/v1/checkout/sessions", {**session_form, "client_reference_id": "order-2"})[1]
     yield "checkout.session", call("POST", f"/v1/checkout/sessions/{expiring['id']}/expire")[1]
+    yield from _discounts_shipping_tax_invoices(call, emu, session_form, address)
     _, events = call("GET", "/v1/events?limit=100")
     yield "list", events
     for event in events["data"]:
@@ -452,6 +462,84 @@ def _dispute_samples(
         call("GET", f"/v1/radar/early_fraud_warnings/{warnings['data'][0]['id']}", version=version)
 
 
+def _discounts_shipping_tax_invoices(
+    call: Any, emu: Emulator, session_form: dict[str, Any], address: dict[str, str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Issue 23's objects: coupons, promotion codes, shipping rates, a taxed, discounted, shipped and invoiced
+    session, its invoice, tax codes, and their reads at the older versions."""
+    _, coupon = call("POST", "/v1/coupons", {"percent_off": "10", "duration": "once", "name": "Ten"})
+    yield "coupon", coupon
+    _, amount_coupon = call(
+        "POST", "/v1/coupons", {"amount_off": "500", "currency": "usd", "redeem_by": str(emu.clock.timestamp() + 999)}
+    )
+    yield "coupon", amount_coupon
+    _, code = call(
+        "POST",
+        "/v1/promotion_codes",
+        {
+            "promotion[type]": "coupon",
+            "promotion[coupon]": coupon["id"],
+            "code": "TEN",
+            "max_redemptions": "5",
+            "restrictions[minimum_amount]": "1000",
+            "restrictions[minimum_amount_currency]": "usd",
+        },
+    )
+    yield "promotion_code", code
+    yield "list", call("GET", "/v1/promotion_codes?code=ten")[1]
+    yield "list", call("GET", "/v1/coupons")[1]
+    _, rate = call(
+        "POST",
+        "/v1/shipping_rates",
+        {
+            "display_name": "Ground",
+            "type": "fixed_amount",
+            "fixed_amount[amount]": "500",
+            "fixed_amount[currency]": "usd",
+            "tax_behavior": "exclusive",
+            "delivery_estimate[minimum][unit]": "business_day",
+            "delivery_estimate[minimum][value]": "2",
+            "delivery_estimate[maximum][unit]": "business_day",
+            "delivery_estimate[maximum][value]": "5",
+        },
+    )
+    yield "shipping_rate", rate
+    yield "list", call("GET", "/v1/shipping_rates")[1]
+    form = {
+        **session_form,
+        "client_reference_id": "order-3",
+        "line_items[0][price_data][tax_behavior]": "exclusive",
+        "line_items[0][price_data][product_data][tax_code]": "txcd_99999999",
+        "discounts[0][promotion_code]": code["id"],
+        "shipping_options[0][shipping_rate]": rate["id"],
+        "shipping_options[1][shipping_rate_data][display_name]": "Express",
+        "shipping_options[1][shipping_rate_data][fixed_amount][amount]": "1500",
+        "shipping_options[1][shipping_rate_data][fixed_amount][currency]": "usd",
+        "shipping_options[1][shipping_rate_data][tax_behavior]": "inclusive",
+        "automatic_tax[enabled]": "true",
+        "invoice_creation[enabled]": "true",
+        "invoice_creation[invoice_data][description]": "Order 3",
+        "locale": "de",
+    }
+    _, taxed = call("POST", "/v1/checkout/sessions", form)
+    yield "checkout.session", taxed
+    emu.pay(taxed["id"], shipping={**address, "state": "CA"})
+    _, paid = call("GET", f"/v1/checkout/sessions/{taxed['id']}?expand[]=total_details.breakdown&expand[]=invoice")
+    yield "checkout.session", paid
+    yield "discount", paid["total_details"]["breakdown"]["discounts"][0]["discount"]
+    yield "tax_rate", paid["total_details"]["breakdown"]["taxes"][0]["rate"]
+    yield "invoice", call("GET", f"/v1/invoices/{paid['invoice']['id']}")[1]
+    yield "promotion_code", call("GET", f"/v1/promotion_codes/{code['id']}")[1]
+    yield "list", call("GET", "/v1/tax_codes")[1]
+    yield "tax_code", call("GET", "/v1/tax_codes/txcd_99999999")[1]
+    for version in OLDER_VERSIONS:
+        call("GET", f"/v1/checkout/sessions/{taxed['id']}", version=version)
+        call("GET", f"/v1/promotion_codes/{code['id']}", version=version)
+        call("GET", f"/v1/coupons/{coupon['id']}", version=version)
+        call("GET", f"/v1/shipping_rates/{rate['id']}", version=version)
+        call("GET", f"/v1/invoices/{paid['invoice']['id']}", version=version)
+
+
 def _flatten(obj: dict[str, Any]) -> list[dict[str, Any]]:
     """The object and every object nested in it (expanded fields, list data, event data.object)."""
     found = [obj]
@@ -515,6 +603,13 @@ VERSION_CHANGES = (
     Change(
         emulator_versions.SESSION_COLLECTED_INFORMATION, "checkout.session", added=frozenset({"collected_information"})
     ),
+    # 2025-09-30.clover: a Promotion Code's top-level `coupon` moves to `promotion.coupon`.
+    Change(
+        emulator_versions.PROMOTION_CODE_PROMOTION,
+        "promotion_code",
+        added=frozenset({"promotion"}),
+        before=frozenset({"coupon"}),
+    ),
     # 2025-03-31.basil: the Session's top-level `shipping_details` is removed.
     Change(
         emulator_versions.SESSION_SHIPPING_DETAILS_REMOVED, "checkout.session", before=frozenset({"shipping_details"})
@@ -525,6 +620,13 @@ VERSION_CHANGES = (
 APPLICABLE: dict[str, dict[str, Any]] = {
     # Session.branding_settings: the branding the create call set (`branding_settings` param), echoed only then.
     "checkout.session": {"branding_settings": lambda obj: obj.get("branding_settings") is not None},
+    # ShippingRate.fixed_amount: "Describes a fixed amount to charge for shipping" (type `fixed_amount`).
+    "shipping_rate": {"fixed_amount": lambda obj: obj.get("type") == "fixed_amount"},
+    # Invoice.hosted_invoice_url / invoice_pdf: "This will be `null` until the invoice has been finalized".
+    "invoice": {
+        "hosted_invoice_url": lambda obj: obj.get("status") != "draft",
+        "invoice_pdf": lambda obj: obj.get("status") != "draft",
+    },
     # Refund.failure_reason / failure_balance_transaction: "if the refund fails".
     # Dispute.payment_method_details: "Details about the payment method" of a card dispute; always set here.
     "dispute": {"payment_method_details": lambda obj: obj.get("payment_method_details") is not None},

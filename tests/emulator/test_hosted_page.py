@@ -250,4 +250,4 @@ def test_amounts_follow_the_currencys_minor_units(web: Client, make_session: Any
     assert (
         f'Tea bowl<span class="unit">Qty 2 &times; {unit}</span></div></div></td><td class="num">{total}</td>' in html
     )
-    assert f'<button type="submit">Pay {total}</button>' in html
+    assert f'<button type="submit" id="pay-button">Pay {total}</button>' in html

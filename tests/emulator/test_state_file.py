@@ -89,3 +89,34 @@ def test_the_service_clock_never_runs_backwards_over_a_restart(tmp_path: Path) -
     second = Emulator(clock=Clock(start=1_000_000.0), state_path=path)
     assert second.clock.now() >= 1_003_600.0
     second.close()
+
+
+def test_coupons_codes_rates_and_discounted_sessions_survive_a_restart(
+    tmp_path: Path, clock: Clock, session_params: Callable[..., dict[str, Any]]
+) -> None:
+    path = str(tmp_path / "stripe.db")
+    first = Emulator(sender=Endpoint(), clock=clock, state_path=path)
+    sdk = _sdk(first)
+    coupon = sdk.v1.coupons.create(params={"percent_off": 50, "duration": "once"})
+    code = sdk.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": coupon.id}, "code": "HALF", "max_redemptions": 1}
+    )
+    rate = sdk.v1.shipping_rates.create(
+        params={"display_name": "Ground", "fixed_amount": {"amount": 500, "currency": "usd"}}
+    )
+    session = sdk.v1.checkout.sessions.create(
+        params=session_params(
+            discounts=[{"promotion_code": code.id}],
+            shipping_options=[{"shipping_rate": rate.id}],
+            invoice_creation={"enabled": True},
+        )
+    )
+    first.close()
+    second = Emulator(sender=Endpoint(), clock=clock, state_path=path)
+    assert second.pay(session.id).status == 303
+    sdk = _sdk(second)
+    paid = sdk.v1.checkout.sessions.retrieve(session.id)
+    assert paid.amount_total == 2249 + 500 and paid.total_details.amount_discount == 2249 and paid.invoice
+    assert sdk.v1.promotion_codes.retrieve(code.id).times_redeemed == 1
+    assert sdk.v1.shipping_rates.retrieve(rate.id).display_name == "Ground"
+    second.close()

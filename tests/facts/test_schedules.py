@@ -5,6 +5,7 @@ runs a long random exploration with the same machine)."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -42,7 +43,9 @@ def test_money_is_right_under_generated_schedules(app_factory, tmp_path, version
         counters = world.counters
         record_property("schedules", counters.schedules)
         record_property("steps", counters.steps)
+        charged = Counter(kind for _schedule, _order, kind in counters.charged)
         print(
             f"\n[schedules] {version}: {counters.schedules} schedules, {counters.steps} steps; {dict(counters.rules)}"
+            f"; paid orders {dict(charged)}"
         )
         world.emulator.close()

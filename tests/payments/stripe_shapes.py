@@ -161,6 +161,16 @@ class StripeShapes:
         ):
             if name in session:
                 obj[name] = copy.deepcopy(session[name])
+        # Stripe's example carries made-up discount, shipping and tax amounts: a session of the shop's has what
+        # it asked for (issue 23), none unless given.
+        for name, neutral in (
+            ("total_details", {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}),
+            ("discounts", []),
+            ("shipping_cost", None),
+            ("automatic_tax", {"enabled": False, "liability": None, "provider": None, "status": None}),
+            ("invoice", None),
+        ):
+            obj[name] = copy.deepcopy(session.get(name, neutral))
         obj.update(overrides)
         return obj
 

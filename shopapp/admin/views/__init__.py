@@ -3,6 +3,7 @@ the services."""
 
 from shopapp.admin.views.brand import BrandView
 from shopapp.admin.views.dashboard import StaffIndexView
+from shopapp.admin.views.discounts import DiscountsView
 from shopapp.admin.views.disputes import DisputeView
 from shopapp.admin.views.events import PaymentEventView
 from shopapp.admin.views.exports import ExportView
@@ -12,6 +13,7 @@ from shopapp.admin.views.users import UserView
 
 __all__ = [
     "BrandView",
+    "DiscountsView",
     "DisputeView",
     "ExportView",
     "OrderView",

@@ -85,6 +85,7 @@ class ProductView(StaffModelView):
             low_stock_threshold=form.low_stock_threshold.data,
             image_alt=form.image_alt.data or "",
             stock=form.stock.data if getattr(form, "stock", None) is not None else None,
+            tax_code=form.tax_code.data or "",
         )
 
     def _refused(self, form: Any, error: products.ProductInputError) -> bool:
