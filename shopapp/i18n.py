@@ -43,21 +43,19 @@ def select_locale() -> str:
         return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     if request.path.startswith("/admin"):
         return "en"
-    return _choose(
-        request.cookies.get(LANGUAGE_COOKIE),  # parsed already (the session cookie is read from the same)
-        request.environ.get("HTTP_ACCEPT_LANGUAGE", ""),
-        languages(),
-        str(current_app.config["BABEL_DEFAULT_LOCALE"]),
-    )
+    offered = languages()
+    chosen = request.cookies.get(LANGUAGE_COOKIE)  # parsed already: the session cookie is read from the same
+    if chosen in offered:
+        return str(chosen)
+    default = str(current_app.config["BABEL_DEFAULT_LOCALE"])
+    return _best_match(request.environ.get("HTTP_ACCEPT_LANGUAGE", ""), offered, default)
 
 
 @functools.lru_cache(maxsize=256)
-def _choose(chosen: str | None, accept_language: str, offered: tuple[str, ...], default: str) -> str:
-    # A pure function of the switch's cookie and the Accept-Language header, so each distinct pair is parsed
-    # and matched once per process, not once per request (browsers send a few dozen; the cache is bounded).
-    # Parsed with Werkzeug's parser, as `request.accept_languages` would be.
-    if chosen in offered:
-        return str(chosen)
+def _best_match(accept_language: str, offered: tuple[str, ...], default: str) -> str:
+    # A pure function of the Accept-Language header, so each distinct header is parsed and matched once per
+    # process, not once per request (browsers send a few dozen; the cache is bounded). Werkzeug's parser, as
+    # `request.accept_languages` uses.
     return parse_accept_header(accept_language, LanguageAccept).best_match(offered, default) or default
 
 

@@ -26,10 +26,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, object_session
 
@@ -88,7 +88,7 @@ def _insert_statement(dialect: str, recipient_from_user: bool) -> Any:
     """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, built once per dialect and recipient form
     and run on the table, not through the ORM: building the statement and the ORM's insert path cost more than
     a thousand Python calls per queued message, two messages per paid order (issue 25)."""
-    table = OutboxMessage.__table__
+    table = cast(Table, OutboxMessage.__table__)
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # request_id is left to its column default (the current request's id), as before.
     columns = ("dedupe_key", "kind", "user_id", "order_id", "context", "status", "attempts", "next_attempt_at")
