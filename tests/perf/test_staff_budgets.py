@@ -20,8 +20,9 @@ from tests.conftest import PASSWORD
 
 # user by session token; today + 7 days (2); counts per status, needing review, processing (3); revenue per
 # day paid + refunded (2); latest orders (1); low stock (1); failed events (1); failed emails (1); refused
-# webhook signatures in 24 h (1, issue 26); the latest audit run (1, issue 21: one row by its ran_at index).
-DASHBOARD = 14
+# webhook signatures in 24 h (1, issue 26); the latest audit run (1, issue 21: one row by its ran_at index);
+# open disputes, soonest due first (1, issue 21).
+DASHBOARD = 15
 # user; the page of 50 orders with their shoppers (1). No count over all orders (issue 25: the one read that
 # grew with the shop; the list pages with previous/next).
 ORDERS_LIST = 2

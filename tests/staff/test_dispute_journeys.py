@@ -260,7 +260,15 @@ def test_an_early_fraud_warning_flags_the_order_and_is_refunded(
     assert len(_mails(order.id, MailKind.FRAUD_WARNING)) == 1
     page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
     assert "Refund to avoid a dispute" in page
-    refunds.request_refund(order.id, "79.97", "Early fraud warning", requested_by="staff ann@example.com", sequence=1)
+    # The button sends the whole remaining amount through the refund door: its confirmation step, then Stripe.
+    button = re.search(r'<form[^>]*id="refund-to-avoid-dispute".*?</form>', page, re.S)
+    assert button is not None
+    fields = dict(re.findall(r'name="(\w+)"[^>]*value="([^"]*)"', button.group(0)))
+    assert fields["amount"] == "79.97" and fields["sequence"] == "1"
+    url = f"/admin/orders/{order.id}/refund/"
+    asked = staff_client.post(url, data=fields)
+    assert asked.status_code == 200 and "Refund everything on order" in asked.get_data(as_text=True)
+    assert staff_client.post(url, data={**fields, "confirm": "yes"}).status_code in (302, 303)
     emulator.deliver_pending()
     after = fresh_order(order.id)
     assert after.status == OrderStatus.REFUNDED
