@@ -131,8 +131,11 @@ def recorded_fees(session: Session, since: datetime, until: datetime) -> list[Mo
     return []
 
 
-# The shop's side: add a kind here. (Disputes: a `recorded_disputes` returning Kind.DISPUTE movements of the
-# money a lost dispute took, minus the amount, keyed by dispute id, plus Kind.FEE movements of its fee.)
+# The shop's side: add a kind here. Disputes (issue 21, part 1) are one function away, e.g. `recorded_disputes`
+# returning, per dispute of the shop's table whose funds moved in [since, until): Movement(Kind.DISPUTE, dispute id,
+# currency, -amount when funds were withdrawn (+amount back when reinstated), at, order id), and for its fee
+# Movement(Kind.FEE, dispute id, currency, fee, at, order id). Stripe's side already maps the dispute
+# `adjustment`s (reporting categories `dispute`, `dispute_reversal`) and their fees (books._KINDS).
 RECORDED: tuple[RecordedFn, ...] = (recorded_payments, recorded_refunds, recorded_fees)
 
 
