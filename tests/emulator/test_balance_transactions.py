@@ -192,3 +192,35 @@ def test_the_event_list_refuses_what_stripe_refuses(emu: Emulator, query: str, p
     assert response.status_code == 400
     error = response.get_json()["error"]
     assert (error["param"], error["code"]) == (param, code)
+
+
+def test_the_lose_control_over_http_and_a_restart_keep_what_was_recorded(tmp_path: Any) -> None:
+    from werkzeug.test import Client
+
+    state = str(tmp_path / "state.db")
+    emu = Emulator(webhook_url="http://shop.test/webhook/", sender=lambda url, body, headers: 200, state_path=state)
+    web = Client(emu.wsgi_app)
+    assert web.post("/_emulator/deliveries/lose", json={"type": "checkout.session.completed"}).status_code == 200
+    created = web.post(
+        "/v1/checkout/sessions",
+        headers={"Authorization": "Bearer sk_test_x"},
+        data={
+            "mode": "payment",
+            "success_url": "https://shop.test/ok",
+            "line_items[0][quantity]": "1",
+            "line_items[0][price_data][currency]": "gbp",
+            "line_items[0][price_data][unit_amount]": "1000",
+            "line_items[0][price_data][product_data][name]": "Mug",
+        },
+    ).get_json()
+    emu.pay(created["id"])
+    emu.deliver_pending()
+    emu.close()
+    again = Emulator(state_path=state, sender=lambda url, body, headers: 200)
+    web = Client(again.wsgi_app)
+    headers = {"Authorization": "Bearer sk_test_x"}
+    listed = web.get("/v1/balance_transactions", headers=headers).get_json()["data"]
+    assert [(t["type"], t["amount"], t["fee"]) for t in listed] == [("charge", 1000, 35)]
+    lost = web.get("/v1/events?delivery_success=false", headers=headers).get_json()["data"]
+    assert [e["type"] for e in lost] == ["checkout.session.completed"]
+    again.close()

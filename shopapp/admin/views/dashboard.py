@@ -10,7 +10,7 @@ from shopapp.admin.views.base import (
     StaffOnly,
 )
 from shopapp.models import OrderStatus
-from shopapp.services import audit, disputes, staff
+from shopapp.services import audit, books, disputes, staff
 from shopapp.services.catalog import format_money
 
 
@@ -90,6 +90,6 @@ class StaffIndexView(StaffOnly, AdminIndexView):
             money=format_money,
             statuses=list(OrderStatus),
             last_audit=audit.last_audit(),
-            plain_amount=audit.plain_amount,
+            plain_amount=books.plain_amount,
             open_disputes=disputes.open_disputes(),  # first on the page: soonest due first
         )
