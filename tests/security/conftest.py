@@ -172,6 +172,8 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = 1
         elif name == "language":  # the footer's language switch
             values[name] = "de"
+        elif name in ("code_id", "rate_id"):  # a promotion code or shipping rate (Admin > Discounts and shipping)
+            values[name] = 1
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")
     path = rule.build(values, append_unknown=False)
