@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shopapp.gateway import get_gateway
-from shopapp.models import CheckoutAttempt, Order, OrderStatus
+from shopapp.models import CheckoutAttempt, Order, OrderItem, OrderStatus
 from tests.concurrency.conftest import Setup
 from tests.concurrency.harness import Shopper, Stack, record, released_together
 from tests.support import wait_until
@@ -133,6 +133,9 @@ def test_scenario_6_webhook_before_the_order_row_is_committed(stack: Stack, setu
         cart_key="early",
         stripe_session_id=created["id"],
         checkout_attempt=1,
+        # An order always has its items (services/orders.py build_order): the amount check holds Stripe's
+        # subtotal to them (issue 23).
+        items=[OrderItem(product_id=setup.product(), product_name="Early", unit_price_cents=2500, quantity=1)],
     )
     # The session is the shop's own: its attempt is recorded with the order (as services/checkout.py does).
     attempt = CheckoutAttempt(order_id=order_id, number=1, idempotency_key=key, stripe_session_id=created["id"])

@@ -31,7 +31,8 @@ LOGGED_IN_SHOP_PAGE_RENDERED = 4
 # ends the read transaction), order + 2 items + timeline, per line a stock reservation and its check, attempt;
 # then store the session. PostgreSQL inserts the two items in one batched statement. Issue 20 added the
 # attempt's row (its key, before the call) and storing the session id on it (the sessions the shop created).
-CHECKOUT_NEW_ORDER = {"sqlite": 19, "postgresql": 18}
+# Issue 23 added what the session asks for: the active shipping rates and promotion codes (two reads).
+CHECKOUT_NEW_ORDER = {"sqlite": 21, "postgresql": 20}
 # A one-line order: dedupe read, event row + insert, order + items, the session's attempt (issue 20: only the
 # shop's own sessions pay), the paid fact's compare-and-set and its re-read, the succeeded refunds' sum and the
 # derived status's compare-and-set (orders.settle), timeline, the receipt queued in the outbox (one INSERT ...

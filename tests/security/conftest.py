@@ -174,6 +174,8 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = "de"
         elif name == "dispute_id":  # a dispute's evidence page (issue 21; none exists here: 404 for staff)
             values[name] = 1
+        elif name in ("code_id", "rate_id"):  # a promotion code or shipping rate (Admin > Discounts and shipping)
+            values[name] = 1
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")
     path = rule.build(values, append_unknown=False)
