@@ -172,9 +172,9 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = 1
         elif name == "language":  # the footer's language switch
             values[name] = "de"
-        elif name == "dispute_id":  # a dispute's evidence page (issue 21; none exists here: 404 for staff)
-            values[name] = 1
-        elif name in ("code_id", "rate_id"):  # a promotion code or shipping rate (Admin > Discounts and shipping)
+        elif name in ("dispute_id", "code_id", "rate_id"):
+            # A dispute's evidence page (issue 21; none exists here: 404 for staff); a promotion code or shipping
+            # rate (Admin > Discounts and shipping, issue 23).
             values[name] = 1
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")
