@@ -282,7 +282,8 @@ def _checkout_extras(
     session["allow_promotion_codes"] = True if allow == "true" else None
     rates = shipping.session_options(store, params.get("shipping_options"), session["currency"])
     session["shipping_options"] = [
-        {"shipping_amount": rate["fixed_amount"]["amount"], "shipping_rate": rate["id"]} for rate in rates
+        {"shipping_amount": shipping.amount_in(rate, session["currency"]), "shipping_rate": rate["id"]}
+        for rate in rates
     ]
     if rates:
         shipping.choose(session, rates[0])  # Checkout preselects the first option

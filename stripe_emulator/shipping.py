@@ -51,6 +51,44 @@ def _estimate(raw: Any, prefix: str) -> dict[str, Any] | None:
     return estimate
 
 
+def _currency_options(raw: Any, param: str) -> dict[str, dict[str, Any]]:
+    """`fixed_amount[currency_options][<currency>]` = {amount, tax_behavior}: the rate's amount in other
+    currencies (ShippingRateCreateParamsFixedAmount.currency_options: "Shipping rates defined in each available
+    currency option. Each key must be a three-letter ISO currency code and a supported currency")."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise invalid("Invalid object", param)
+    options: dict[str, dict[str, Any]] = {}
+    for key, option in raw.items():
+        code = str(key).lower()
+        if code not in PRESENTMENT_CURRENCIES:
+            raise invalid(f"Invalid currency: {key}", f"{param}[{key}]")
+        if not isinstance(option, dict):
+            raise invalid("Invalid object", f"{param}[{key}]")
+        for name in option:
+            if name not in ("amount", "tax_behavior"):
+                raise invalid(f"Received unknown parameter: {param}[{key}][{name}]", f"{param}[{key}][{name}]",
+                              "parameter_unknown")  # fmt: skip
+        if "amount" not in option:
+            raise missing_param(f"{param}[{key}][amount]")
+        behavior = option.get("tax_behavior", "unspecified")
+        options[code] = {
+            "amount": _int(option["amount"], f"{param}[{key}][amount]", 0),
+            "tax_behavior": taxes.tax_behavior(behavior, f"{param}[{key}][tax_behavior]"),
+        }
+    return options
+
+
+def amount_in(rate: dict[str, Any], currency: str) -> int | None:
+    """The rate's amount in `currency` (its own, or a `currency_options` entry), None when it has none."""
+    fixed = rate["fixed_amount"]
+    if fixed["currency"] == currency:
+        return int(fixed["amount"])
+    option = (fixed.get("currency_options") or {}).get(currency)
+    return int(option["amount"]) if option is not None else None
+
+
 def build_rate(store: Store, params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A ShippingRate from create params (POST /v1/shipping_rates or inline `shipping_rate_data`); not stored."""
 
@@ -72,15 +110,10 @@ def build_rate(store: Store, params: dict[str, Any], prefix: str = "") -> dict[s
         raise missing_param(p("fixed_amount") + "[amount]")
     if "currency" not in fixed:
         raise missing_param(p("fixed_amount") + "[currency]")
-    if "currency_options" in fixed:
-        raise invalid(
-            "The local Stripe service does not support shipping rate currency_options.",
-            p("fixed_amount") + "[currency_options]",
-            "parameter_unknown",
-        )
     currency = str(fixed["currency"]).lower()
     if currency not in PRESENTMENT_CURRENCIES:
         raise invalid(f"Invalid currency: {fixed['currency']}", p("fixed_amount") + "[currency]")
+    options = _currency_options(fixed.get("currency_options"), p("fixed_amount") + "[currency_options]")
     behavior = taxes.tax_behavior(params.get("tax_behavior", "unspecified"), p("tax_behavior"))
     code = taxes.tax_code(params["tax_code"], p("tax_code")) if "tax_code" in params else None
     metadata = params.get("metadata") or {}
@@ -93,7 +126,11 @@ def build_rate(store: Store, params: dict[str, Any], prefix: str = "") -> dict[s
         "created": store.clock.timestamp(),
         "delivery_estimate": _estimate(params.get("delivery_estimate"), p("delivery_estimate")),
         "display_name": str(params["display_name"]),
-        "fixed_amount": {"amount": _int(fixed["amount"], p("fixed_amount") + "[amount]", 0), "currency": currency},
+        "fixed_amount": {
+            "amount": _int(fixed["amount"], p("fixed_amount") + "[amount]", 0),
+            "currency": currency,
+            **({"currency_options": options} if options else {}),
+        },
         "livemode": False,
         "metadata": dict(metadata),
         "tax_behavior": behavior,
@@ -142,7 +179,7 @@ def list_rates(store: Store, params: dict[str, Any]) -> dict[str, Any]:
     if "active" in params:
         rates = [r for r in rates if r["active"] == (params["active"] == "true")]
     if "currency" in params:
-        rates = [r for r in rates if r["fixed_amount"]["currency"] == str(params["currency"]).lower()]
+        rates = [r for r in rates if amount_in(r, str(params["currency"]).lower()) is not None]
     page = {k: v for k, v in params.items() if k in ("limit", "starting_after", "ending_before")}
     return list_object(rates, "/v1/shipping_rates", page)
 
@@ -189,7 +226,7 @@ def session_options(store: Store, raw: Any, currency: str) -> list[dict[str, Any
             rate = build_rate(store, data, f"{prefix}[shipping_rate_data]")
             store.shipping_rates[rate["id"]] = rate  # inline data creates a ShippingRate, as at Stripe
             param = f"{prefix}[shipping_rate_data][fixed_amount][currency]"
-        if rate["fixed_amount"]["currency"] != currency:
+        if amount_in(rate, currency) is None:
             raise invalid(
                 f"The shipping rate's currency ({rate['fixed_amount']['currency']}) must match the currency of the "
                 f"line items ({currency}).",
@@ -201,8 +238,11 @@ def session_options(store: Store, raw: Any, currency: str) -> list[dict[str, Any
 
 def choose(session: dict[str, Any], rate: dict[str, Any]) -> None:
     """Make `rate` the session's chosen shipping option (totals.recompute turns it into `shipping_cost`)."""
+    amount = amount_in(rate, session["currency"])
+    option = (rate["fixed_amount"].get("currency_options") or {}).get(session["currency"])
     session["_shipping"] = {
         "shipping_rate": rate["id"],
-        "shipping_amount": rate["fixed_amount"]["amount"],
-        "tax_behavior": rate["tax_behavior"],
-    }
+        "shipping_amount": rate["fixed_amount"]["amount"] if amount is None else amount,
+        "tax_behavior": option["tax_behavior"] if option is not None and option["tax_behavior"] != "unspecified"
+        else rate["tax_behavior"],
+    }  # fmt: skip

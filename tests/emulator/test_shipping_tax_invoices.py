@@ -78,6 +78,39 @@ def test_shipping_options_that_do_not_fit_are_refused(client: stripe.StripeClien
     assert _refused(lambda: client.v1.shipping_rates.create(params={"display_name": "x"})).param == "fixed_amount"
 
 
+def test_a_rate_in_several_currencies_offers_each_sessions_amount(
+    client: stripe.StripeClient, make_session: Any
+) -> None:
+    # ShippingRateCreateParamsFixedAmount.currency_options: a rate defined in each currency option. The shop
+    # sends them for a rate staff priced in several currencies (services/discounts.py); the local service
+    # refused them before, so such a rate could not be created at all.
+    both = client.v1.shipping_rates.create(
+        params={
+            "display_name": "Standard",
+            "fixed_amount": {"amount": 495, "currency": "usd", "currency_options": {"eur": {"amount": 450}}},
+        }
+    )
+    assert both.fixed_amount.currency_options["eur"].amount == 450
+    assert [r.id for r in client.v1.shipping_rates.list(params={"currency": "eur"}).data] == [both.id]
+    usd = make_session(shipping_options=[{"shipping_rate": both.id}])
+    assert usd.total_details.amount_shipping == 495 and usd.shipping_options[0].shipping_amount == 495
+    euro_items = [
+        {"price_data": {"currency": "eur", "unit_amount": 1000, "product_data": {"name": "A"}}, "quantity": 1}
+    ]
+    eur = make_session(line_items=euro_items, shipping_options=[{"shipping_rate": both.id}])
+    assert eur.total_details.amount_shipping == 450 and eur.amount_total == 1000 + 450
+    pounds = [{"price_data": {"currency": "gbp", "unit_amount": 1000, "product_data": {"name": "A"}}, "quantity": 1}]
+    refused = _refused(lambda: make_session(line_items=pounds, shipping_options=[{"shipping_rate": both.id}]))
+    assert refused.param == "shipping_options[0][shipping_rate]"
+    bad = {
+        "display_name": "x",
+        "fixed_amount": {"amount": 1, "currency": "usd", "currency_options": {"xyz": {"amount": 1}}},
+    }
+    assert _refused(lambda: client.v1.shipping_rates.create(params=bad)).param == (
+        "fixed_amount[currency_options][xyz]"
+    )
+
+
 # ---------------------------------------------------------------- tax
 
 

@@ -171,3 +171,18 @@ def test_a_promotion_code_past_its_limit_is_refused_at_stripe(
     order = fresh_order(order_for_session(session_id_from(response)).id)
     # Paid in full: Stripe refused the code, so no discount was taken and none recorded.
     assert (order.status, order.promotion_code, order.amount_discount_cents) == (OrderStatus.PAID, None, 0)
+
+
+def test_a_rate_priced_in_two_currencies_reaches_stripe(staff_post: Callable[..., Any], emulator: Emulator) -> None:
+    # Staff price a rate per currency ("usd 4.95, eur 4.50"): the shop sends the others as Stripe's
+    # fixed_amount[currency_options]. The local service refused those, so such a rate never reached Stripe
+    # ("Not at Stripe yet" for good); Stripe accepts them (ShippingRateCreateParamsFixedAmount.currency_options).
+    response = staff_post(
+        "/admin/discounts/rates", {"display_name": "Standard", "amounts": "usd 4.95, eur 4.50", "countries": "US, DE"}
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    rate = fresh().scalar(db.select(ShippingRate))
+    assert rate.stripe_shipping_rate_id
+    with emulator.store.lock:
+        fixed = emulator.store.shipping_rates[rate.stripe_shipping_rate_id]["fixed_amount"]
+    assert (fixed["currency"], fixed["amount"], fixed["currency_options"]["eur"]["amount"]) == ("usd", 495, 450)
