@@ -89,7 +89,9 @@ cat <<MSG
   Debug mode:   $( [ "$FLASK_DEBUG" = "1" ] && echo "on (Werkzeug debugger)" || echo "off (FLASK_DEBUG=1 scripts/run.sh turns it on)")
   Commands:     scripts/flask.sh --help from this folder, with this run's settings (e.g. scripts/flask.sh mail list)
   Test card:    4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined;
-                refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending
+                refunds of 4000 0000 0000 5126 fail a minute later, of 4000 0000 0000 7726 start pending;
+                4000 0000 0000 0259 is disputed after payment (evidence 'winning_evidence' wins, 'losing_evidence'
+                loses), 4000 0000 0000 5423 gets an early fraud warning
 
 MSG
 # The mail sender process (README, "Email"): requests only queue mail in the outbox; this sends it, looking

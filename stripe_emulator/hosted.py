@@ -491,7 +491,9 @@ def _card_fields(
 </fieldset>
 <details class="test-options"{test_open}>
 <summary>Test options</summary>
-<p>Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined. Or a delayed bank debit:</p>
+<p>Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined,
+4000 0000 0000 0259 pays and is then disputed, 4000 0000 0000 5423 pays and gets an early fraud warning.
+Or a delayed bank debit:</p>
 <fieldset>
 <legend>Payment method</legend>
 {radio("card", "Card")}

@@ -13,7 +13,8 @@ something or may still be paid. "Open" means any of:
 - paid with a shipping address and not shipped yet: goods are owed, and the address is needed;
 - a refund still in flight (pending or requires_action at Stripe): money is on its way back;
 - flagged for staff review (needs_review): someone must look at it with the shopper;
-- disputed: none can be today (the shop records no disputes yet); the check goes here when it does.
+- disputed (a dispute of its payment is open, services/disputes.py): the bank is still deciding, and the
+  evidence may need the shopper's details.
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ def open_orders(user_id: int) -> list[OpenOrder]:
     for order in db.session.scalars(select(Order).where(Order.user_id == user_id).order_by(Order.id)):
         if order.status == OrderStatus.PENDING:
             found.append(OpenOrder(order.id, "waiting for payment (cancel it, or wait until it expires)"))
+        elif order.dispute_open:
+            found.append(OpenOrder(order.id, "your bank is reviewing its payment (a dispute is open)"))
         elif order.status in PAID_AWAITING_SHIPMENT and order.shipping_address and order.shipped_at is None:
             found.append(OpenOrder(order.id, "paid and not shipped yet"))
         elif any(r.status in (RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION) for r in order.refunds):

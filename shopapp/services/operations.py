@@ -119,12 +119,12 @@ class BusinessFigures:
     outbox_by_status: dict[str, int]
     outbox_oldest_due_seconds: float
     reconcile_heals: int
-    # No dispute is recorded yet (the shop does not subscribe to charge.dispute.*): always 0 until it does.
+    # Orders whose payment has an open dispute (derived from the charge.dispute.* facts by orders.settle).
     disputes_open: int = 0
 
 
 def business_figures(now: datetime | None = None) -> BusinessFigures:
-    """Counts for /metrics: seven small aggregate queries (indexed where the tables grow: orders, events)."""
+    """Counts for /metrics: eight small aggregate queries (indexed where the tables grow: orders, events)."""
     session = db.session()
     now = now or utcnow()
     checkouts = session.scalar(select(func.count()).select_from(Order).where(Order.stripe_session_id.is_not(None)))
@@ -145,6 +145,7 @@ def business_figures(now: datetime | None = None) -> BusinessFigures:
         .select_from(OrderEvent)
         .where(OrderEvent.actor == RECONCILE_ACTOR, OrderEvent.to_status.is_not(None))
     )
+    disputes = session.scalar(select(func.count()).select_from(Order).where(Order.dispute_standing == "open"))
     session.rollback()
     return BusinessFigures(
         checkouts_created=int(checkouts or 0),
@@ -155,6 +156,7 @@ def business_figures(now: datetime | None = None) -> BusinessFigures:
         outbox_by_status={str(_value(k)): int(v) for k, v in outbox.items()},
         outbox_oldest_due_seconds=max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0,
         reconcile_heals=int(heals or 0),
+        disputes_open=int(disputes or 0),
     )
 
 

@@ -27,7 +27,7 @@ from shopapp.models import (
     OutboxMessage,
     PaymentEvent,
 )
-from shopapp.services import disputes, refunds, shipping
+from shopapp.services import data_rights, disputes, operations, refunds, shipping
 from shopapp.services.webhooks import SUBSCRIBED_EVENTS
 from stripe_emulator import Emulator
 from stripe_emulator.disputes import DISPUTE_FEE
@@ -300,3 +300,20 @@ def test_the_audit_counts_a_disputes_money_as_stripe_does(
     assert "Books match Stripe." in result.output
     lost = TOTAL + DISPUTE_FEE if outcome == "lost" else 0
     assert fresh_order(order.id).dispute_lost_cents == lost
+
+
+def test_an_open_dispute_counts_in_metrics_and_keeps_the_account(
+    disputed_order: Callable[..., Order], emulator: Emulator, app: Flask
+) -> None:
+    # /metrics' shop_disputes_open was always 0 (its figure was never counted), and an account whose payment
+    # was under dispute could be deleted while the bank was still deciding (the evidence needs its details).
+    order = disputed_order(FRAUDULENT)
+    with app.app_context():
+        assert operations.business_figures().disputes_open == 1
+        with pytest.raises(data_rights.AccountDeletionRefused) as refused:
+            data_rights.delete_account(order.user_id)
+        assert f"Order #{order.id}: your bank is reviewing its payment" in str(refused.value.reasons)
+    emulator.advance_dispute(_dispute_row(order.id).stripe_dispute_id)
+    emulator.deliver_pending()
+    with app.app_context():
+        assert operations.business_figures().disputes_open == 0
