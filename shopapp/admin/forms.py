@@ -175,6 +175,11 @@ class DisputeEvidenceForm(StaffForm):
     submit_evidence = SubmitField("Submit evidence")
 
 
+# Bounds on staff's whole numbers: beyond them a number overflows the database's integer (a 500) or means nothing.
+MAX_COUNT = 1_000_000_000  # redemptions: within PostgreSQL's integer and Stripe's max_redemptions
+MAX_DAYS = 365  # a delivery estimate in business days
+
+
 class CouponForm(StaffForm):
     """A coupon: percent or amount off (duration once), optional limits (issue 23)."""
 
@@ -184,7 +189,7 @@ class CouponForm(StaffForm):
     currency = SelectField(
         "Currency", choices=[SelectChoice(code, label) for code, label in currencies.choices()], default="usd"
     )
-    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1)])
+    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1, max=MAX_COUNT)])
     redeem_by = DateField("Redeem by", validators=[Optional()], description="Last day (UTC); empty: no expiry.")
     create_coupon = SubmitField("Create coupon")
 
@@ -194,7 +199,7 @@ class PromotionCodeForm(StaffForm):
 
     coupon = SelectField("Coupon", coerce=int, validators=[InputRequired()])
     code = StringField("Code", validators=[InputRequired(), Length(max=40)], description="e.g. SPRING15")
-    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1)])
+    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1, max=MAX_COUNT)])
     expires_at = DateField("Expires", validators=[Optional()], description="Last day (UTC); empty: never.")
     minimum_amount = StringField("Minimum order", validators=[Optional()], description="e.g. 30.00; empty: none.")
     create_code = SubmitField("Create promotion code")
@@ -206,6 +211,6 @@ class ShippingRateForm(StaffForm):
     display_name = StringField("Name", validators=[InputRequired(), Length(max=100)], description="e.g. Standard")
     amounts = StringField("Amounts", validators=[InputRequired()], description="Per currency: usd 4.95, eur 4.50")
     countries = StringField("Countries", validators=[InputRequired()], description="Two-letter codes: US, CA")
-    min_days = IntegerField("Delivery from (business days)", validators=[Optional(), NumberRange(min=0)])
-    max_days = IntegerField("Delivery to (business days)", validators=[Optional(), NumberRange(min=1)])
+    min_days = IntegerField("Delivery from (business days)", validators=[Optional(), NumberRange(min=0, max=MAX_DAYS)])
+    max_days = IntegerField("Delivery to (business days)", validators=[Optional(), NumberRange(min=1, max=MAX_DAYS)])
     create_rate = SubmitField("Create shipping rate")

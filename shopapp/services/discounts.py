@@ -63,9 +63,12 @@ def _decimal(text: str, field: str) -> Decimal | None:
     if not text.strip():
         return None
     try:
-        return Decimal(text.strip())
+        value = Decimal(text.strip())
     except InvalidOperation:
         raise DiscountError({field: "Enter a number, e.g. 15 or 5.00."}) from None
+    if not value.is_finite():  # "NaN", "Infinity": Decimal reads them, but they are no amount (and compare badly)
+        raise DiscountError({field: "Enter a number, e.g. 15 or 5.00."})
+    return value
 
 
 def _supported(currency: str) -> bool:
@@ -73,10 +76,17 @@ def _supported(currency: str) -> bool:
 
 
 def _minor(amount: Decimal, currency: str, field: str) -> int:
+    """Major units as minor units, at most Stripe's maximum charge (eight digits in the minor unit, the product
+    form's rule in shopapp.currencies): Stripe refuses larger amount_off, minimum_amount and rate amounts."""
     try:
-        return currencies.parse_amount(amount, currency)
+        minor = currencies.parse_amount(amount, currency)
     except currencies.AmountError as error:
         raise DiscountError({field: str(error)}) from None
+    maximum = currencies.get(currency).max_charge_minor
+    if minor > maximum:
+        shown = currencies.to_major(maximum, currency)
+        raise DiscountError({field: f"Stripe's maximum charge in {currency.upper()} is {shown}."})
+    return minor
 
 
 def _coupon_params(coupon: Coupon) -> dict[str, Any]:
@@ -254,9 +264,15 @@ def create_promotion_code(
         elif session.scalar(select(PromotionCode.id).where(PromotionCode.code == typed)) is not None:
             errors["code"] = f"{typed} exists already: codes are unique."
         currency = (coupon.currency if coupon else None) or current_app.config["DEFAULT_CURRENCY"]
-    minimum = _decimal(minimum_amount, "minimum_amount")
-    if minimum is not None and minimum <= 0:
-        errors["minimum_amount"] = "An amount above 0, or leave empty."
+    minimum_cents = None
+    try:
+        minimum = _decimal(minimum_amount, "minimum_amount")
+        if minimum is not None and minimum <= 0:
+            errors["minimum_amount"] = "An amount above 0, or leave empty."
+        elif minimum is not None:
+            minimum_cents = _minor(minimum, currency, "minimum_amount")
+    except DiscountError as error:
+        errors.update(error.errors)
     if errors:
         raise DiscountError(errors)
     row = PromotionCode(
@@ -264,8 +280,8 @@ def create_promotion_code(
         code=typed,
         max_redemptions=max_redemptions,
         expires_at=expires_at,
-        minimum_amount_cents=_minor(minimum, currency, "minimum_amount") if minimum else None,
-        minimum_amount_currency=currency if minimum else None,
+        minimum_amount_cents=minimum_cents,
+        minimum_amount_currency=currency if minimum_cents else None,
         created_by=actor,
     )
     return _send(PromotionCode, _saved(row, "promotion-code"))
