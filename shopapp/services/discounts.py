@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -69,6 +69,27 @@ def _decimal(text: str, field: str) -> Decimal | None:
     if not value.is_finite():  # "NaN", "Infinity": Decimal reads them, but they are no amount (and compare badly)
         raise DiscountError({field: "Enter a number, e.g. 15 or 5.00."})
     return value
+
+
+# CouponCreateParams.redeem_by: "cannot be set to more than 5 years in the future" (the SDK's docstring).
+MAX_REDEEM_BY = timedelta(days=5 * 365)
+
+
+def _utc(moment: datetime) -> datetime:
+    # The database may hand back a naive time; the shop stores UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _future_error(moment: datetime | None, limit: timedelta | None = None) -> str | None:
+    """Why Stripe would refuse this date (redeem_by, expires_at must be in the future; redeem_by within 5 years)."""
+    if moment is None:
+        return None
+    now = datetime.now(UTC)
+    if _utc(moment) <= now:
+        return "A day from today on: Stripe refuses a date in the past."
+    if limit is not None and _utc(moment) > now + limit:
+        return "At most 5 years ahead: Stripe refuses a later date."
+    return None
 
 
 def _supported(currency: str) -> bool:
@@ -225,6 +246,8 @@ def create_coupon(data: CouponInput, *, actor: str) -> Coupon:
             amount_cents = _minor(amount, currency, "amount_off")
     if data.max_redemptions is not None and data.max_redemptions < 1:
         errors["max_redemptions"] = "At least 1, or leave empty for no limit."
+    if when := _future_error(data.redeem_by, MAX_REDEEM_BY):
+        errors["redeem_by"] = when
     if errors:
         raise DiscountError(errors)
     coupon = Coupon(
@@ -263,6 +286,14 @@ def create_promotion_code(
             errors["coupon"] = "Choose a coupon."
         elif session.scalar(select(PromotionCode.id).where(PromotionCode.code == typed)) is not None:
             errors["code"] = f"{typed} exists already: codes are unique."
+        if coupon is not None and not coupon.stripe_coupon_id:
+            # Stripe creates a code only for a coupon it has; the code would be offered but never work.
+            errors["coupon"] = f"Coupon {coupon.name} is not at Stripe yet: send it first."
+        if when := _future_error(expires_at):
+            errors["expires_at"] = when
+        elif coupon is not None and coupon.redeem_by and expires_at and _utc(expires_at) > _utc(coupon.redeem_by):
+            # PromotionCodeCreateParams.expires_at: "cannot be after the coupon's redeems_by".
+            errors["expires_at"] = "At most the coupon's Redeem by day."
         currency = (coupon.currency if coupon else None) or current_app.config["DEFAULT_CURRENCY"]
     minimum_cents = None
     try:
