@@ -92,6 +92,12 @@ def _future_error(moment: datetime | None, limit: timedelta | None = None) -> st
     return None
 
 
+def percent_text(percent: Decimal) -> str:
+    """A stored percentage as people and Stripe write it: 10.00 -> "10", 12.50 -> "12.5" (never "1E+1", which
+    Decimal.normalize() alone gives for 10)."""
+    return f"{percent.normalize():f}"
+
+
 def _supported(currency: str) -> bool:
     return currency in currencies.SUPPORTED
 
@@ -113,7 +119,7 @@ def _minor(amount: Decimal, currency: str, field: str) -> int:
 def _coupon_params(coupon: Coupon) -> dict[str, Any]:
     params: dict[str, Any] = {"duration": coupon.duration, "name": coupon.name, "metadata": {"shop_id": str(coupon.id)}}
     if coupon.percent_off is not None:
-        params["percent_off"] = str(coupon.percent_off.normalize())
+        params["percent_off"] = percent_text(coupon.percent_off)
     else:
         params["amount_off"] = coupon.amount_off_cents
         params["currency"] = coupon.currency

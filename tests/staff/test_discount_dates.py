@@ -1,5 +1,5 @@
 """Dates Stripe refuses on a coupon or promotion code answer 400 beside the field with nothing saved, and a code
-cannot be made on a coupon Stripe does not have (fault 5)."""
+cannot be made on a coupon Stripe does not have (fault 5); percentages read "10 %", not "1E+1 %" (fault 7)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from flask import Flask
 
 from shopapp.extensions import db
 from shopapp.models import Coupon, PromotionCode
+from shopapp.services import discounts
 from tests.conftest import fresh
 
 
@@ -67,3 +68,14 @@ def test_no_code_on_a_coupon_stripe_does_not_have(app: Flask, staff_post: Callab
     assert response.status_code == 400
     assert "not at Stripe yet" in response.get_data(as_text=True)
     assert _count(PromotionCode) == 0
+
+
+def test_coupon_percentages_are_shown_and_sent_as_written(
+    staff_post: Callable[..., Any], staff_client: Any, emulator: Any
+) -> None:
+    for name, percent in (("Ten", "10"), ("All", "100"), ("Half", "12.50")):
+        assert staff_post("/admin/discounts/coupons", {"name": name, "percent_off": percent}).status_code == 303
+    page = staff_client.get("/admin/discounts/").get_data(as_text=True)
+    assert "10 %" in page and "100 %" in page and "12.5 %" in page and "E+" not in page
+    sent = discounts.percent_text(fresh().scalar(db.select(Coupon).where(Coupon.name == "Ten")).percent_off)
+    assert sent == "10"

@@ -45,6 +45,7 @@ class DiscountsView(StaffOnly, BaseView):
                 codes=list(db.session.scalars(select(PromotionCode).order_by(PromotionCode.id.desc()))),
                 rates=list(db.session.scalars(select(ShippingRate).order_by(ShippingRate.id.desc()))),
                 describe_rate=discounts.describe_rate,
+                percent_text=discounts.percent_text,
                 action_form=StaffForm(formdata=None),
                 **self._forms(**given),
             ),
