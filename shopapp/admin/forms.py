@@ -15,10 +15,11 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import HiddenInput
 
 from shopapp import currencies
+from shopapp.services.ids import KEY_PART_LENGTH, random_key_part
 from shopapp.services.refunds import MAX_REASON_LENGTH
 
 
@@ -180,7 +181,19 @@ MAX_COUNT = 1_000_000_000  # redemptions: within PostgreSQL's integer and Stripe
 MAX_DAYS = 365  # a delivery estimate in business days
 
 
-class CouponForm(StaffForm):
+class OnceForm(StaffForm):
+    """A create form whose `submission` (random, rendered with the form, kept when a refused form is shown again)
+    names what it creates: a repeated submit of the same form finds the first one instead of making another."""
+
+    submission = StringField(
+        widget=HiddenInput(),
+        default=random_key_part,
+        # Posted without one (a script, not the page): a fresh token, so nothing to find and one object made.
+        validators=[Regexp(f"[a-z]{{{KEY_PART_LENGTH}}}", message="Reload the page and submit again.")],
+    )
+
+
+class CouponForm(OnceForm):
     """A coupon: percent or amount off (duration once), optional limits (issue 23)."""
 
     name = StringField("Name", validators=[InputRequired(), Length(max=40)], description="Shown on the payment page.")
@@ -194,7 +207,7 @@ class CouponForm(StaffForm):
     create_coupon = SubmitField("Create coupon")
 
 
-class PromotionCodeForm(StaffForm):
+class PromotionCodeForm(OnceForm):
     """A code shoppers type on Stripe's payment page, for one coupon."""
 
     coupon = SelectField("Coupon", coerce=int, validators=[InputRequired()])
@@ -205,7 +218,7 @@ class PromotionCodeForm(StaffForm):
     create_code = SubmitField("Create promotion code")
 
 
-class ShippingRateForm(StaffForm):
+class ShippingRateForm(OnceForm):
     """A shipping charge: name, amount per currency, countries, delivery estimate in business days."""
 
     display_name = StringField("Name", validators=[InputRequired(), Length(max=100)], description="e.g. Standard")

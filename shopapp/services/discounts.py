@@ -1,7 +1,9 @@
 """Staff's coupons, promotion codes and shipping rates, each created at Stripe exactly once (issue 23).
 
 Like a Checkout Session or a refund, each object's row is committed with its idempotency key
-(`coupon-<id>-<random>`, `promotion-code-<id>-<random>`, `shipping-rate-<id>-<random>`: unique for ever) before
+(`coupon-<id>-<random>`, `promotion-code-<id>-<random>`, `shipping-rate-<id>-<random>`: unique for ever; from the
+admin's forms `coupon-form-<submission>` etc., the form's one-time random token, so that submitting the same form
+twice finds the first row instead of making a second object, as the refund form's `sequence` does) before
 Stripe is called, and the Stripe id is stored when Stripe answers. A call that fails leaves the row without an
 id: it is not offered to shoppers, and `send_pending` (the admin's "Send to Stripe" button, and every later
 create) sends it again with the same key, so Stripe never makes two. Stripe does not let a coupon's or a
@@ -20,12 +22,13 @@ from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from shopapp import currencies
 from shopapp.gateway import GatewayError, get_gateway
 from shopapp.models import Coupon, PromotionCode, ShippingRate
 from shopapp.services.amounts import SHIPPING_TAX_CODE, rate_amounts, rate_countries
-from shopapp.services.ids import random_key_part
+from shopapp.services.ids import KEY_PART_LENGTH, random_key_part
 from shopapp.services.tx import write_transaction
 
 # Stripe's PromotionCode.code: "case-insensitive ... up to 500 characters; letters, digits, dashes"; the shop keeps
@@ -220,17 +223,43 @@ def _actor_row(row: Row, prefix: str) -> Row:
     return row
 
 
-def _saved(row: Row, prefix: str) -> int:
+def _form_key(prefix: str, submission: str) -> str | None:
+    # The admin form's one-time token (lower-case letters, shopapp.admin.forms.OnceForm); anything else: none.
+    ok = len(submission) == KEY_PART_LENGTH and submission.isascii() and submission.isalpha() and submission.islower()
+    return f"{prefix}-form-{submission}" if ok else None
+
+
+def _submitted(model: type[Row], prefix: str, submission: str) -> int | None:
+    """The row an earlier submit of the same form saved, if any."""
+    key = _form_key(prefix, submission)
+    if key is None:
+        return None
     with write_transaction() as session:
-        session.add(_actor_row(row, prefix))
-        session.flush()
-        row.idempotency_key = f"{prefix}-{row.id}-{random_key_part()}"
-        return row.id
+        return session.scalar(select(model.id).where(model.idempotency_key == key))
 
 
-def create_coupon(data: CouponInput, *, actor: str) -> Coupon:
+def _saved(row: Row, prefix: str, submission: str = "") -> int:
+    form_key = _form_key(prefix, submission)
+    try:
+        with write_transaction() as session:
+            session.add(_actor_row(row, prefix))
+            session.flush()
+            row.idempotency_key = form_key or f"{prefix}-{row.id}-{random_key_part()}"
+            return row.id
+    except IntegrityError:
+        # The same form submitted twice at once: the other request saved it first (the key is unique).
+        found = _submitted(type(row), prefix, submission)
+        if found is None:
+            raise
+        return found
+
+
+def create_coupon(data: CouponInput, *, actor: str, submission: str = "") -> Coupon:
     """Save a coupon and create it at Stripe (duration once). Raises DiscountError for refused input (nothing
-    saved) and NotAtStripeYet when Stripe could not be asked (saved; resend later)."""
+    saved) and NotAtStripeYet when Stripe could not be asked (saved; resend later). `submission`: the form's
+    one-time token; the same token again returns the coupon it made (sent to Stripe if it was not yet)."""
+    if (done := _submitted(Coupon, "coupon", submission)) is not None:
+        return _send(Coupon, done)
     errors: dict[str, str] = {}
     name = data.name.strip()
     if not 1 <= len(name) <= 40:
@@ -266,7 +295,7 @@ def create_coupon(data: CouponInput, *, actor: str) -> Coupon:
         redeem_by=data.redeem_by,
         created_by=actor,
     )
-    return _send(Coupon, _saved(coupon, "coupon"))
+    return _send(Coupon, _saved(coupon, "coupon", submission))
 
 
 def create_promotion_code(
@@ -277,9 +306,13 @@ def create_promotion_code(
     max_redemptions: int | None = None,
     expires_at: datetime | None = None,
     minimum_amount: str = "",
+    submission: str = "",
 ) -> PromotionCode:
     """Save a promotion code for a coupon and create it at Stripe. Raises DiscountError (nothing saved) or
-    NotAtStripeYet (saved; resend later). Codes are upper-cased: Stripe treats them case-insensitively."""
+    NotAtStripeYet (saved; resend later). Codes are upper-cased: Stripe treats them case-insensitively.
+    `submission` as for create_coupon."""
+    if (done := _submitted(PromotionCode, "promotion-code", submission)) is not None:
+        return _send(PromotionCode, done)
     errors: dict[str, str] = {}
     typed = code.strip().upper()
     if not CODE_PATTERN.fullmatch(typed):
@@ -321,7 +354,7 @@ def create_promotion_code(
         minimum_amount_currency=currency if minimum_cents else None,
         created_by=actor,
     )
-    return _send(PromotionCode, _saved(row, "promotion-code"))
+    return _send(PromotionCode, _saved(row, "promotion-code", submission))
 
 
 def set_promotion_code_active(code_id: int, active: bool) -> None:
@@ -365,9 +398,13 @@ def create_shipping_rate(
     actor: str,
     min_days: int | None = None,
     max_days: int | None = None,
+    submission: str = "",
 ) -> ShippingRate:
     """Save a shipping rate (amount per currency, countries, business days) and create it at Stripe with the
-    shop's tax behaviour. Raises DiscountError (nothing saved) or NotAtStripeYet (saved; resend later)."""
+    shop's tax behaviour. Raises DiscountError (nothing saved) or NotAtStripeYet (saved; resend later).
+    `submission` as for create_coupon."""
+    if (done := _submitted(ShippingRate, "shipping-rate", submission)) is not None:
+        return _send(ShippingRate, done)
     errors: dict[str, str] = {}
     name = display_name.strip()
     if not 1 <= len(name) <= 100:
@@ -393,7 +430,7 @@ def create_shipping_rate(
         tax_behavior=current_app.config["TAX_BEHAVIOR"],
         created_by=actor,
     )
-    return _send(ShippingRate, _saved(rate, "shipping-rate"))
+    return _send(ShippingRate, _saved(rate, "shipping-rate", submission))
 
 
 def set_shipping_rate_active(rate_id: int, active: bool) -> None:

@@ -85,6 +85,7 @@ class DiscountsView(StaffOnly, BaseView):
                     redeem_by=_end_of_day(form.redeem_by.data),
                 ),
                 actor=f"staff {current_user.email}",
+                submission=form.submission.data or "",
             )
         except discounts.DiscountError as error:
             return self._refused(form, "coupon_form", error)
@@ -108,6 +109,7 @@ class DiscountsView(StaffOnly, BaseView):
                 max_redemptions=form.max_redemptions.data,
                 expires_at=_end_of_day(form.expires_at.data),
                 minimum_amount=form.minimum_amount.data or "",
+                submission=form.submission.data or "",
             )
         except discounts.DiscountError as error:
             return self._refused(form, "code_form", error)
@@ -145,6 +147,7 @@ class DiscountsView(StaffOnly, BaseView):
                 actor=f"staff {current_user.email}",
                 min_days=form.min_days.data,
                 max_days=form.max_days.data,
+                submission=form.submission.data or "",
             )
         except discounts.DiscountError as error:
             return self._refused(form, "rate_form", error)
