@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from config import Config, get_config
 from shopapp.extensions import csrf, db, init_limiter, login_manager, migrate
@@ -13,9 +14,21 @@ from shopapp.extensions import csrf, db, init_limiter, login_manager, migrate
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+class RowIdConverter(IntegerConverter):
+    """Flask's `<int:...>` bounded by the database's integer range: a larger id matches no route (404) instead of
+    overflowing the query (a 500)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        from shopapp.services.ids import DB_INT_MAX
+
+        kwargs.setdefault("max", DB_INT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(config: str | type[Config] | None = None, **overrides: Any) -> Flask:
     """Build a shop application from a config name or class, with optional setting overrides."""
     app = Flask(__name__, instance_relative_config=True)
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added
     config_class = config if isinstance(config, type) else get_config(config)
     app.config.from_object(config_class)
     app.config.update(overrides)

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from shopapp import error_reports
 from shopapp.database import RETRY_AFTER_SECONDS, is_unavailable
+from shopapp.security import NulCharacter
 from shopapp.services import brand as brand_service
 
 log = logging.getLogger("shopapp.errors")
@@ -32,6 +33,10 @@ MESSAGES = {
     500: (_l("Something went wrong"), _l("An unexpected error happened on our side. Please try again shortly.")),
     503: (_l("Busy"), _l("We are very busy right now. Please try again in a moment.")),
 }
+NUL_MESSAGE = _l(
+    "A field contains an invisible NUL character (often from pasted text), which no field may hold. "
+    "Remove it and send the form again."
+)
 
 
 def render_error(status: int, detail: str | None = None) -> tuple[str, int]:
@@ -90,6 +95,8 @@ def init_error_handlers(app: Flask) -> None:
             too_large = getattr(view, "too_large_message", None)
             if too_large:
                 return render_error(status, too_large(current_app.config))
+        elif isinstance(error, NulCharacter):
+            return render_error(status, str(NUL_MESSAGE))
         return render_error(status)
 
     @app.errorhandler(Exception)

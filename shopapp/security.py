@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Request, abort, current_app, request
+from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 View = TypeVar("View", bound=Callable[..., object])
@@ -103,6 +104,11 @@ class ShopRequest(Request):
         self._max_content_length = value
 
 
+class NulCharacter(BadRequest):
+    """A NUL character in a query or form value: no field of the shop holds one (PostgreSQL refuses it in any
+    query). shopapp.errors answers it with a message saying so, not a bare "bad request"."""
+
+
 def init_security(app: Flask) -> None:
     """Refuse oversize bodies up front; add CSP, framing, sniffing and referrer headers (and HSTS when Secure)."""
     app.request_class = ShopRequest
@@ -124,9 +130,9 @@ def init_security(app: Flask) -> None:
         # No field of this shop can hold a NUL, and PostgreSQL refuses one in any query (a 500 otherwise).
         # Views with their own cap (the webhook) read the raw body themselves and check it there.
         if request.query_string and any("\x00" in value for value in request.args.values()):
-            abort(400)
+            raise NulCharacter()
         if not own_limit and request.mimetype in _FORM_TYPES and any("\x00" in v for v in request.form.values()):
-            abort(400)
+            raise NulCharacter()
 
     headers_for_every_page = [
         ("Content-Security-Policy", CSP),

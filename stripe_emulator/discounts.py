@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .errors import StripeAPIError, invalid, missing_param, no_such
-from .objects import PRESENTMENT_CURRENCIES, list_object, new_id
+from .objects import PRESENTMENT_CURRENCIES, check_amount, list_object, new_id
 from .store import Origin, Store
 
 MAX_REDEEM_BY_YEARS = 5  # CouponCreateParams.redeem_by: "cannot be set to more than 5 years in the future"
@@ -128,7 +128,7 @@ def create_coupon(store: Store, params: dict[str, Any], origin: Origin) -> dict[
         if "currency" in params:
             currency = _currency(params["currency"], "currency")
     else:
-        amount_off = _int(amount, "amount_off", 1)
+        amount_off = check_amount(_int(amount, "amount_off", 1), "amount_off")
         if "currency" not in params:
             raise invalid("You must pass currency when passing amount_off.", "currency", "parameter_missing")
         currency = _currency(params["currency"], "currency")
@@ -256,7 +256,9 @@ def _restrictions(raw: Any) -> dict[str, Any]:
         "first_time_transaction": _bool(first_time, "restrictions[first_time_transaction]")
         if first_time is not None
         else False,
-        "minimum_amount": _int(minimum, "restrictions[minimum_amount]", 1) if minimum is not None else None,
+        "minimum_amount": check_amount(_int(minimum, "restrictions[minimum_amount]", 1), "restrictions[minimum_amount]")
+        if minimum is not None
+        else None,
         "minimum_amount_currency": _currency(minimum_currency, "restrictions[minimum_amount_currency]")
         if minimum_currency is not None
         else None,

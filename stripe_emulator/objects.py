@@ -30,6 +30,24 @@ ZERO_DECIMAL = {
     "xpf",
 }
 
+# "The amount value supports up to eight digits (e.g., a value of 99999999 for a USD charge of $999,999.99)"
+# (the SDK's PaymentIntentCreateParams.amount; docs.stripe.com/currencies#minimum-and-maximum-charge-amounts):
+# in the minor unit of every currency, so JPY 99,999,999 too. Stripe refuses larger amounts anywhere it takes
+# one (a charge, a coupon's amount_off, a promotion code's minimum_amount, a shipping rate).
+MAXIMUM_AMOUNT = 99_999_999
+
+
+def check_amount(amount: int, param: str) -> int:
+    """`amount` if Stripe takes it (at most MAXIMUM_AMOUNT in the minor unit); else a 400 `amount_too_large`."""
+    if amount > MAXIMUM_AMOUNT:
+        raise invalid(
+            f"Amount must be no more than {MAXIMUM_AMOUNT} in the smallest currency unit (up to eight digits).",
+            param,
+            "amount_too_large",
+        )
+    return amount
+
+
 # The currencies Stripe charges in, in the order Stripe lists them when it refuses another one ("Invalid currency:
 # xyz. Stripe currently supports these currencies: usd, aed, afn, ..."), checked against the "Supported presentment
 # currencies" of docs.stripe.com/currencies. Which of them an account may use depends on its country; the

@@ -12,7 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from . import balance, discounts, disputes, invoices, shapes, shipping, taxes, totals
 from .errors import EmulatorStateError, StripeAPIError, invalid, missing_param, no_such
-from .objects import PRESENTMENT_CURRENCIES, apply_expand, list_object, new_id
+from .objects import MAXIMUM_AMOUNT, PRESENTMENT_CURRENCIES, apply_expand, list_object, new_id
 from .sdkfacts import CHECKOUT_LOCALES, SHIPPING_COUNTRIES
 from .store import AsyncPayment, Origin, RefundTransition, Store
 from .versions import CARD_REFUND_EVENTS
@@ -21,10 +21,6 @@ from .versions import render_object as render_version
 MIN_EXPIRY = 30 * 60
 MAX_EXPIRY = 24 * 60 * 60
 MINIMUM_AMOUNT = 50  # Stripe's minimum charge is about 0.50 in the smallest unit
-# "The amount value supports up to eight digits (e.g., a value of 99999999 for a USD charge of $999,999.99)"
-# (the SDK's PaymentIntentCreateParams.amount; docs.stripe.com/currencies#minimum-and-maximum-charge-amounts):
-# in the minor unit of every currency, so JPY 99,999,999 too.
-MAXIMUM_AMOUNT = 99_999_999
 # SessionCreateParams.line_items: "For `payment` mode, there is a maximum of 100 line items".
 MAX_LINE_ITEMS = 100
 EXPANDED_LIST_LIMIT = 10

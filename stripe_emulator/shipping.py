@@ -14,7 +14,7 @@ from typing import Any
 
 from . import taxes
 from .errors import invalid, missing_param, no_such
-from .objects import PRESENTMENT_CURRENCIES, list_object, new_id
+from .objects import PRESENTMENT_CURRENCIES, check_amount, list_object, new_id
 from .store import Store
 
 MAX_SHIPPING_OPTIONS = 5  # SessionCreateParams.shipping_options: "The shipping rate options to apply" (max 5)
@@ -74,7 +74,7 @@ def _currency_options(raw: Any, param: str) -> dict[str, dict[str, Any]]:
             raise missing_param(f"{param}[{key}][amount]")
         behavior = option.get("tax_behavior", "unspecified")
         options[code] = {
-            "amount": _int(option["amount"], f"{param}[{key}][amount]", 0),
+            "amount": check_amount(_int(option["amount"], f"{param}[{key}][amount]", 0), f"{param}[{key}][amount]"),
             "tax_behavior": taxes.tax_behavior(behavior, f"{param}[{key}][tax_behavior]"),
         }
     return options
@@ -127,7 +127,9 @@ def build_rate(store: Store, params: dict[str, Any], prefix: str = "") -> dict[s
         "delivery_estimate": _estimate(params.get("delivery_estimate"), p("delivery_estimate")),
         "display_name": str(params["display_name"]),
         "fixed_amount": {
-            "amount": _int(fixed["amount"], p("fixed_amount") + "[amount]", 0),
+            "amount": check_amount(
+                _int(fixed["amount"], p("fixed_amount") + "[amount]", 0), p("fixed_amount") + "[amount]"
+            ),
             "currency": currency,
             **({"currency_options": options} if options else {}),
         },

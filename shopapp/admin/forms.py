@@ -15,10 +15,11 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import HiddenInput
 
 from shopapp import currencies
+from shopapp.services.ids import KEY_PART_LENGTH, random_key_part
 from shopapp.services.refunds import MAX_REASON_LENGTH
 
 
@@ -175,7 +176,24 @@ class DisputeEvidenceForm(StaffForm):
     submit_evidence = SubmitField("Submit evidence")
 
 
-class CouponForm(StaffForm):
+# Bounds on staff's whole numbers: beyond them a number overflows the database's integer (a 500) or means nothing.
+MAX_COUNT = 1_000_000_000  # redemptions: within PostgreSQL's integer and Stripe's max_redemptions
+MAX_DAYS = 365  # a delivery estimate in business days
+
+
+class OnceForm(StaffForm):
+    """A create form whose `submission` (random, rendered with the form, kept when a refused form is shown again)
+    names what it creates: a repeated submit of the same form finds the first one instead of making another."""
+
+    submission = StringField(
+        widget=HiddenInput(),
+        default=random_key_part,
+        # Posted without one (a script, not the page): a fresh token, so nothing to find and one object made.
+        validators=[Regexp(f"[a-z]{{{KEY_PART_LENGTH}}}", message="Reload the page and submit again.")],
+    )
+
+
+class CouponForm(OnceForm):
     """A coupon: percent or amount off (duration once), optional limits (issue 23)."""
 
     name = StringField("Name", validators=[InputRequired(), Length(max=40)], description="Shown on the payment page.")
@@ -184,28 +202,28 @@ class CouponForm(StaffForm):
     currency = SelectField(
         "Currency", choices=[SelectChoice(code, label) for code, label in currencies.choices()], default="usd"
     )
-    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1)])
+    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1, max=MAX_COUNT)])
     redeem_by = DateField("Redeem by", validators=[Optional()], description="Last day (UTC); empty: no expiry.")
     create_coupon = SubmitField("Create coupon")
 
 
-class PromotionCodeForm(StaffForm):
+class PromotionCodeForm(OnceForm):
     """A code shoppers type on Stripe's payment page, for one coupon."""
 
     coupon = SelectField("Coupon", coerce=int, validators=[InputRequired()])
     code = StringField("Code", validators=[InputRequired(), Length(max=40)], description="e.g. SPRING15")
-    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1)])
+    max_redemptions = IntegerField("Max redemptions", validators=[Optional(), NumberRange(min=1, max=MAX_COUNT)])
     expires_at = DateField("Expires", validators=[Optional()], description="Last day (UTC); empty: never.")
     minimum_amount = StringField("Minimum order", validators=[Optional()], description="e.g. 30.00; empty: none.")
     create_code = SubmitField("Create promotion code")
 
 
-class ShippingRateForm(StaffForm):
+class ShippingRateForm(OnceForm):
     """A shipping charge: name, amount per currency, countries, delivery estimate in business days."""
 
     display_name = StringField("Name", validators=[InputRequired(), Length(max=100)], description="e.g. Standard")
     amounts = StringField("Amounts", validators=[InputRequired()], description="Per currency: usd 4.95, eur 4.50")
     countries = StringField("Countries", validators=[InputRequired()], description="Two-letter codes: US, CA")
-    min_days = IntegerField("Delivery from (business days)", validators=[Optional(), NumberRange(min=0)])
-    max_days = IntegerField("Delivery to (business days)", validators=[Optional(), NumberRange(min=1)])
+    min_days = IntegerField("Delivery from (business days)", validators=[Optional(), NumberRange(min=0, max=MAX_DAYS)])
+    max_days = IntegerField("Delivery to (business days)", validators=[Optional(), NumberRange(min=1, max=MAX_DAYS)])
     create_rate = SubmitField("Create shipping rate")

@@ -1,7 +1,9 @@
 """Staff's coupons, promotion codes and shipping rates, each created at Stripe exactly once (issue 23).
 
 Like a Checkout Session or a refund, each object's row is committed with its idempotency key
-(`coupon-<id>-<random>`, `promotion-code-<id>-<random>`, `shipping-rate-<id>-<random>`: unique for ever) before
+(`coupon-<id>-<random>`, `promotion-code-<id>-<random>`, `shipping-rate-<id>-<random>`: unique for ever; from the
+admin's forms `coupon-form-<submission>` etc., the form's one-time random token, so that submitting the same form
+twice finds the first row instead of making a second object, as the refund form's `sequence` does) before
 Stripe is called, and the Stripe id is stored when Stripe answers. A call that fails leaves the row without an
 id: it is not offered to shoppers, and `send_pending` (the admin's "Send to Stripe" button, and every later
 create) sends it again with the same key, so Stripe never makes two. Stripe does not let a coupon's or a
@@ -14,18 +16,19 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from shopapp import currencies
 from shopapp.gateway import GatewayError, get_gateway
 from shopapp.models import Coupon, PromotionCode, ShippingRate
 from shopapp.services.amounts import SHIPPING_TAX_CODE, rate_amounts, rate_countries
-from shopapp.services.ids import random_key_part
+from shopapp.services.ids import KEY_PART_LENGTH, random_key_part
 from shopapp.services.tx import write_transaction
 
 # Stripe's PromotionCode.code: "case-insensitive ... up to 500 characters; letters, digits, dashes"; the shop keeps
@@ -63,9 +66,39 @@ def _decimal(text: str, field: str) -> Decimal | None:
     if not text.strip():
         return None
     try:
-        return Decimal(text.strip())
+        value = Decimal(text.strip())
     except InvalidOperation:
         raise DiscountError({field: "Enter a number, e.g. 15 or 5.00."}) from None
+    if not value.is_finite():  # "NaN", "Infinity": Decimal reads them, but they are no amount (and compare badly)
+        raise DiscountError({field: "Enter a number, e.g. 15 or 5.00."})
+    return value
+
+
+# CouponCreateParams.redeem_by: "cannot be set to more than 5 years in the future" (the SDK's docstring).
+MAX_REDEEM_BY = timedelta(days=5 * 365)
+
+
+def _utc(moment: datetime) -> datetime:
+    # The database may hand back a naive time; the shop stores UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _future_error(moment: datetime | None, limit: timedelta | None = None) -> str | None:
+    """Why Stripe would refuse this date (redeem_by, expires_at must be in the future; redeem_by within 5 years)."""
+    if moment is None:
+        return None
+    now = datetime.now(UTC)
+    if _utc(moment) <= now:
+        return "A day from today on: Stripe refuses a date in the past."
+    if limit is not None and _utc(moment) > now + limit:
+        return "At most 5 years ahead: Stripe refuses a later date."
+    return None
+
+
+def percent_text(percent: Decimal) -> str:
+    """A stored percentage as people and Stripe write it: 10.00 -> "10", 12.50 -> "12.5" (never "1E+1", which
+    Decimal.normalize() alone gives for 10)."""
+    return f"{percent.normalize():f}"
 
 
 def _supported(currency: str) -> bool:
@@ -73,16 +106,23 @@ def _supported(currency: str) -> bool:
 
 
 def _minor(amount: Decimal, currency: str, field: str) -> int:
+    """Major units as minor units, at most Stripe's maximum charge (eight digits in the minor unit, the product
+    form's rule in shopapp.currencies): Stripe refuses larger amount_off, minimum_amount and rate amounts."""
     try:
-        return currencies.parse_amount(amount, currency)
+        minor = currencies.parse_amount(amount, currency)
     except currencies.AmountError as error:
         raise DiscountError({field: str(error)}) from None
+    maximum = currencies.get(currency).max_charge_minor
+    if minor > maximum:
+        shown = currencies.to_major(maximum, currency)
+        raise DiscountError({field: f"Stripe's maximum charge in {currency.upper()} is {shown}."})
+    return minor
 
 
 def _coupon_params(coupon: Coupon) -> dict[str, Any]:
     params: dict[str, Any] = {"duration": coupon.duration, "name": coupon.name, "metadata": {"shop_id": str(coupon.id)}}
     if coupon.percent_off is not None:
-        params["percent_off"] = str(coupon.percent_off.normalize())
+        params["percent_off"] = percent_text(coupon.percent_off)
     else:
         params["amount_off"] = coupon.amount_off_cents
         params["currency"] = coupon.currency
@@ -183,17 +223,43 @@ def _actor_row(row: Row, prefix: str) -> Row:
     return row
 
 
-def _saved(row: Row, prefix: str) -> int:
+def _form_key(prefix: str, submission: str) -> str | None:
+    # The admin form's one-time token (lower-case letters, shopapp.admin.forms.OnceForm); anything else: none.
+    ok = len(submission) == KEY_PART_LENGTH and submission.isascii() and submission.isalpha() and submission.islower()
+    return f"{prefix}-form-{submission}" if ok else None
+
+
+def _submitted(model: type[Row], prefix: str, submission: str) -> int | None:
+    """The row an earlier submit of the same form saved, if any."""
+    key = _form_key(prefix, submission)
+    if key is None:
+        return None
     with write_transaction() as session:
-        session.add(_actor_row(row, prefix))
-        session.flush()
-        row.idempotency_key = f"{prefix}-{row.id}-{random_key_part()}"
-        return row.id
+        return session.scalar(select(model.id).where(model.idempotency_key == key))
 
 
-def create_coupon(data: CouponInput, *, actor: str) -> Coupon:
+def _saved(row: Row, prefix: str, submission: str = "") -> int:
+    form_key = _form_key(prefix, submission)
+    try:
+        with write_transaction() as session:
+            session.add(_actor_row(row, prefix))
+            session.flush()
+            row.idempotency_key = form_key or f"{prefix}-{row.id}-{random_key_part()}"
+            return row.id
+    except IntegrityError:
+        # The same form submitted twice at once: the other request saved it first (the key is unique).
+        found = _submitted(type(row), prefix, submission)
+        if found is None:
+            raise
+        return found
+
+
+def create_coupon(data: CouponInput, *, actor: str, submission: str = "") -> Coupon:
     """Save a coupon and create it at Stripe (duration once). Raises DiscountError for refused input (nothing
-    saved) and NotAtStripeYet when Stripe could not be asked (saved; resend later)."""
+    saved) and NotAtStripeYet when Stripe could not be asked (saved; resend later). `submission`: the form's
+    one-time token; the same token again returns the coupon it made (sent to Stripe if it was not yet)."""
+    if (done := _submitted(Coupon, "coupon", submission)) is not None:
+        return _send(Coupon, done)
     errors: dict[str, str] = {}
     name = data.name.strip()
     if not 1 <= len(name) <= 40:
@@ -215,6 +281,8 @@ def create_coupon(data: CouponInput, *, actor: str) -> Coupon:
             amount_cents = _minor(amount, currency, "amount_off")
     if data.max_redemptions is not None and data.max_redemptions < 1:
         errors["max_redemptions"] = "At least 1, or leave empty for no limit."
+    if when := _future_error(data.redeem_by, MAX_REDEEM_BY):
+        errors["redeem_by"] = when
     if errors:
         raise DiscountError(errors)
     coupon = Coupon(
@@ -227,7 +295,7 @@ def create_coupon(data: CouponInput, *, actor: str) -> Coupon:
         redeem_by=data.redeem_by,
         created_by=actor,
     )
-    return _send(Coupon, _saved(coupon, "coupon"))
+    return _send(Coupon, _saved(coupon, "coupon", submission))
 
 
 def create_promotion_code(
@@ -238,9 +306,13 @@ def create_promotion_code(
     max_redemptions: int | None = None,
     expires_at: datetime | None = None,
     minimum_amount: str = "",
+    submission: str = "",
 ) -> PromotionCode:
     """Save a promotion code for a coupon and create it at Stripe. Raises DiscountError (nothing saved) or
-    NotAtStripeYet (saved; resend later). Codes are upper-cased: Stripe treats them case-insensitively."""
+    NotAtStripeYet (saved; resend later). Codes are upper-cased: Stripe treats them case-insensitively.
+    `submission` as for create_coupon."""
+    if (done := _submitted(PromotionCode, "promotion-code", submission)) is not None:
+        return _send(PromotionCode, done)
     errors: dict[str, str] = {}
     typed = code.strip().upper()
     if not CODE_PATTERN.fullmatch(typed):
@@ -253,10 +325,24 @@ def create_promotion_code(
             errors["coupon"] = "Choose a coupon."
         elif session.scalar(select(PromotionCode.id).where(PromotionCode.code == typed)) is not None:
             errors["code"] = f"{typed} exists already: codes are unique."
+        if coupon is not None and not coupon.stripe_coupon_id:
+            # Stripe creates a code only for a coupon it has; the code would be offered but never work.
+            errors["coupon"] = f"Coupon {coupon.name} is not at Stripe yet: send it first."
+        if when := _future_error(expires_at):
+            errors["expires_at"] = when
+        elif coupon is not None and coupon.redeem_by and expires_at and _utc(expires_at) > _utc(coupon.redeem_by):
+            # PromotionCodeCreateParams.expires_at: "cannot be after the coupon's redeems_by".
+            errors["expires_at"] = "At most the coupon's Redeem by day."
         currency = (coupon.currency if coupon else None) or current_app.config["DEFAULT_CURRENCY"]
-    minimum = _decimal(minimum_amount, "minimum_amount")
-    if minimum is not None and minimum <= 0:
-        errors["minimum_amount"] = "An amount above 0, or leave empty."
+    minimum_cents = None
+    try:
+        minimum = _decimal(minimum_amount, "minimum_amount")
+        if minimum is not None and minimum <= 0:
+            errors["minimum_amount"] = "An amount above 0, or leave empty."
+        elif minimum is not None:
+            minimum_cents = _minor(minimum, currency, "minimum_amount")
+    except DiscountError as error:
+        errors.update(error.errors)
     if errors:
         raise DiscountError(errors)
     row = PromotionCode(
@@ -264,11 +350,11 @@ def create_promotion_code(
         code=typed,
         max_redemptions=max_redemptions,
         expires_at=expires_at,
-        minimum_amount_cents=_minor(minimum, currency, "minimum_amount") if minimum else None,
-        minimum_amount_currency=currency if minimum else None,
+        minimum_amount_cents=minimum_cents,
+        minimum_amount_currency=currency if minimum_cents else None,
         created_by=actor,
     )
-    return _send(PromotionCode, _saved(row, "promotion-code"))
+    return _send(PromotionCode, _saved(row, "promotion-code", submission))
 
 
 def set_promotion_code_active(code_id: int, active: bool) -> None:
@@ -312,9 +398,13 @@ def create_shipping_rate(
     actor: str,
     min_days: int | None = None,
     max_days: int | None = None,
+    submission: str = "",
 ) -> ShippingRate:
     """Save a shipping rate (amount per currency, countries, business days) and create it at Stripe with the
-    shop's tax behaviour. Raises DiscountError (nothing saved) or NotAtStripeYet (saved; resend later)."""
+    shop's tax behaviour. Raises DiscountError (nothing saved) or NotAtStripeYet (saved; resend later).
+    `submission` as for create_coupon."""
+    if (done := _submitted(ShippingRate, "shipping-rate", submission)) is not None:
+        return _send(ShippingRate, done)
     errors: dict[str, str] = {}
     name = display_name.strip()
     if not 1 <= len(name) <= 100:
@@ -340,7 +430,7 @@ def create_shipping_rate(
         tax_behavior=current_app.config["TAX_BEHAVIOR"],
         created_by=actor,
     )
-    return _send(ShippingRate, _saved(rate, "shipping-rate"))
+    return _send(ShippingRate, _saved(rate, "shipping-rate", submission))
 
 
 def set_shipping_rate_active(rate_id: int, active: bool) -> None:

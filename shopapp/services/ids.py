@@ -8,6 +8,19 @@ import string
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
+# The largest row id the database stores: PostgreSQL's `integer` (SQLite's is wider). An id above it names no
+# row; reading it would overflow the query (a 500), so URLs and query arguments refuse it as "not found".
+DB_INT_MAX = 2**31 - 1
+
+
+def db_id(value: object) -> int:
+    """`type=` for request.args.get: the id spelled in ASCII digits within DB_INT_MAX; ValueError otherwise
+    (Werkzeug then gives the default, None, and the view answers 404)."""
+    found = parse_ascii_int(value, max_digits=10)
+    if found is None or found > DB_INT_MAX:
+        raise ValueError(value)
+    return found
+
 
 def parse_ascii_int(value: object, max_digits: int = 9) -> int | None:
     """The integer spelled by `value` in ASCII digits (at most `max_digits`), else None.

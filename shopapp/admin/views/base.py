@@ -16,6 +16,7 @@ from shopapp.admin.forms import StaffForm
 from shopapp.security import safe_redirect_target
 from shopapp.services import exports
 from shopapp.services.catalog import format_money
+from shopapp.services.ids import DB_INT_MAX
 from shopapp.templating import local_time
 
 
@@ -73,6 +74,14 @@ class StaffModelView(StaffOnly, ModelView):
     column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _yes_no, datetime: _local_time}
     page_size = 50
     can_set_page_size = True
+
+    def get_one(self, id: Any) -> Any:
+        """The row for `?id=` (Flask-Admin's details, edit, delete), or None ("Record does not exist"): an integer
+        id beyond the database's range names no row, and querying it would overflow (a 500)."""
+        digits = id.removeprefix("-") if isinstance(id, str) else ""
+        if digits.isascii() and digits.isdigit() and (len(digits) > 10 or int(digits) > DB_INT_MAX):
+            return None
+        return super().get_one(id)
 
     def get_list_row_actions(self) -> list[template.BaseListRowAction]:
         """Flask-Admin's row links (view, edit), with each link's URL built once per page, not per row.

@@ -45,6 +45,7 @@ class DiscountsView(StaffOnly, BaseView):
                 codes=list(db.session.scalars(select(PromotionCode).order_by(PromotionCode.id.desc()))),
                 rates=list(db.session.scalars(select(ShippingRate).order_by(ShippingRate.id.desc()))),
                 describe_rate=discounts.describe_rate,
+                percent_text=discounts.percent_text,
                 action_form=StaffForm(formdata=None),
                 **self._forms(**given),
             ),
@@ -84,6 +85,7 @@ class DiscountsView(StaffOnly, BaseView):
                     redeem_by=_end_of_day(form.redeem_by.data),
                 ),
                 actor=f"staff {current_user.email}",
+                submission=form.submission.data or "",
             )
         except discounts.DiscountError as error:
             return self._refused(form, "coupon_form", error)
@@ -107,6 +109,7 @@ class DiscountsView(StaffOnly, BaseView):
                 max_redemptions=form.max_redemptions.data,
                 expires_at=_end_of_day(form.expires_at.data),
                 minimum_amount=form.minimum_amount.data or "",
+                submission=form.submission.data or "",
             )
         except discounts.DiscountError as error:
             return self._refused(form, "code_form", error)
@@ -144,6 +147,7 @@ class DiscountsView(StaffOnly, BaseView):
                 actor=f"staff {current_user.email}",
                 min_days=form.min_days.data,
                 max_days=form.max_days.data,
+                submission=form.submission.data or "",
             )
         except discounts.DiscountError as error:
             return self._refused(form, "rate_form", error)

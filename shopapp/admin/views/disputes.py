@@ -15,6 +15,7 @@ from shopapp.models import Dispute, EvidenceState, Order
 from shopapp.services import disputes
 from shopapp.services.catalog import format_money
 from shopapp.services.clock import local_time
+from shopapp.services.ids import db_id
 
 
 def _editable(row: Dispute) -> bool:
@@ -28,7 +29,9 @@ class DisputeView(StaffOnly, BaseView):
     @expose("/")
     def index(self) -> Any:
         """Open disputes, or one order's disputes (`?order_id=`)."""
-        order_id = request.args.get("order_id", type=int)
+        order_id = request.args.get("order_id", type=db_id)
+        if order_id is None and request.args.get("order_id"):
+            abort(404)  # no such order (not an id, or beyond the database's range)
         if order_id is not None:
             rows = disputes.order_disputes(order_id)
             if len(rows) == 1:

@@ -23,7 +23,7 @@ from shopapp.admin.views.base import (
 from shopapp.models import Order, OrderStatus
 from shopapp.services import disputes, outbox, refunds, shipping, staff
 from shopapp.services.catalog import format_money
-from shopapp.services.ids import parse_ascii_int
+from shopapp.services.ids import db_id, parse_ascii_int
 from shopapp.services.staff import order_search_condition
 
 
@@ -233,7 +233,7 @@ class OrderView(StaffModelView):
     @expose("/details/")
     def details_view(self) -> Any:
         """The order page: items, totals, Stripe ids, review flag, timeline, refunds and the refund form."""
-        order_id = request.args.get("id", type=int)
+        order_id = request.args.get("id", type=db_id)
         if order_id is None:
             abort(404)
         return self._render_detail(order_id)
@@ -325,7 +325,7 @@ class OrderView(StaffModelView):
 
     def get_one(self, id: Any) -> Any:
         try:
-            order_id = int(id)
-        except (TypeError, ValueError):
+            order_id = db_id(id)
+        except ValueError:
             return None  # Flask-Admin answers "Record does not exist" and returns to the list
         return self.get_query().filter(Order.id == order_id).one_or_none()
