@@ -323,6 +323,7 @@ def test_a_rate_chosen_for_a_country_it_does_not_ship_to_is_flagged(bought, emul
     assert flagged.status == OrderStatus.PAID and flagged.needs_review and flagged.paid_at is not None
     assert flagged.stripe_payment_intent_id == session.get("payment_intent")
     assert flagged.total_cents == session["amount_total"]
+    assert refunds.remaining_refundable_cents(db.session, flagged) == session["amount_total"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
