@@ -550,10 +550,35 @@ def _apply_paid(
     session_id = str(checkout_session.get("id"))
     checked = amounts.check(order, amounts.Terms.from_json(attempt.terms), checkout_session)
     problem = checked if isinstance(checked, str) else None
+    # Fault 3: Stripe took money for a session the shop created (payment_status paid) whose amounts fail the
+    # check: the payment fact is still recorded (paid_at, the PaymentIntent, the amount actually charged), so the
+    # order is paid and flagged for review (staff can refund what was charged), never left pending forever.
+    charged_anyway = problem is not None and checkout_session.get("payment_status") == "paid"
     if problem is not None and checkout_session.get("payment_status") == "no_payment_required":
         problem = f"session {session_id} needs no payment (payment_status no_payment_required): {problem}"
-    if problem is None and order.paid_at is not None and order.stripe_session_id != session_id:
+    if order.paid_at is not None and order.stripe_session_id != session_id:
         problem = f"a second paid session {session_id} for an order already paid by {order.stripe_session_id}"
+        charged_anyway = False
+    if charged_anyway and isinstance(checkout_session.get("amount_total"), int) and order.paid_at is None:
+        assert problem is not None
+        won = order_rules.record_payment(
+            session,
+            order,
+            session_id=session_id,
+            payment_intent=_payment_intent_id(checkout_session),
+            shipping_address=shipping.shipping_address_json(checkout_session),
+            charged={"total_cents": checkout_session["amount_total"]},
+        )
+        if not won:
+            return Outcome.NOOP
+        order_rules.flag_for_review(session, order, problem, actor=actor)
+        order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id} (flagged)", reread=False)
+        outbox.enqueue_order_receipt(order)
+        outbox.enqueue_new_order_notice(order, brand.order_address())
+        if not stock.consume(session, order):
+            stock.record_shortfall(session, order, actor=actor)
+        log.error("Order %s paid and flagged for review: %s", order.id, problem)
+        return Outcome.FLAGGED
     if problem is not None:
         if not order.needs_review:
             order_rules.flag_for_review(session, order, problem, actor=actor)

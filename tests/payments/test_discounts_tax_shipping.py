@@ -193,7 +193,7 @@ def test_a_discount_from_a_code_the_shop_did_not_allow_is_flagged(version, bough
     session = completed(emulator, session_id, shapes, subtotal=7997, discount=1200, code=SAVE15)
     assert deliver(shapes.event("checkout.session.completed", session)).get_data(as_text=True).strip() == "flagged"
     flagged = reload(order.id)
-    assert flagged.status == OrderStatus.PENDING and flagged.needs_review
+    assert flagged.status == OrderStatus.PAID and flagged.needs_review
     assert "promo_save15, not a promotion code the shop allowed" in (flagged.review_reason or "")
 
 
@@ -219,7 +219,7 @@ def test_a_subtotal_that_is_not_the_database_prices_is_flagged(bought, emulator,
     session = completed(emulator, session_id, shapes, subtotal=100, discount=15, code=SAVE15)
     deliver(shapes.event("checkout.session.completed", session))
     flagged = reload(order.id)
-    assert flagged.status == OrderStatus.PENDING
+    assert flagged.status == OrderStatus.PAID
     assert "subtotal 100 != 7997 of the order's items at database prices" in (flagged.review_reason or "")
 
 
@@ -316,7 +316,14 @@ def test_a_rate_chosen_for_a_country_it_does_not_ship_to_is_flagged(bought, emul
         collected_information={"shipping_details": canada},
     )
     deliver(shapes.event("checkout.session.completed", session))
-    assert "rate 'Express' ships to US, not to CA" in (reload(order.id).review_reason or "")
+    flagged = reload(order.id)
+    assert "rate 'Express' ships to US, not to CA" in (flagged.review_reason or "")
+    # Fault 3: Stripe took the money for a session the shop created, so the payment fact is recorded (paid, the
+    # PaymentIntent, the amount actually charged) and the order is paid and flagged, never left pending.
+    assert flagged.status == OrderStatus.PAID and flagged.needs_review and flagged.paid_at is not None
+    assert flagged.stripe_payment_intent_id == session.get("payment_intent")
+    assert flagged.total_cents == session["amount_total"]
+    assert refunds.remaining_refundable_cents(db.session, flagged) == session["amount_total"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -350,7 +357,7 @@ def test_tax_stripe_added_on_an_account_default_is_flagged_with_the_reason(versi
     session = completed(emulator, session_id, shapes, subtotal=7997, tax=720, tax_asked=True)
     assert deliver(shapes.event("checkout.session.completed", session)).get_data(as_text=True).strip() == "flagged"
     flagged = reload(order.id)
-    assert flagged.status == OrderStatus.PENDING and flagged.needs_review
+    assert flagged.status == OrderStatus.PAID and flagged.needs_review
     assert "Stripe added tax of 720 though the shop did not ask for it" in (flagged.review_reason or "")
 
 
