@@ -11,12 +11,14 @@ import json
 import logging
 import re
 import time
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import stripe
 from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
+from stripe.params.checkout import SessionCreateParamsShippingAddressCollection
 
 log = logging.getLogger("shopapp.gateway")
 
@@ -492,3 +494,14 @@ def update_webhook_endpoint(gateway: PaymentGateway, endpoint_id: str, event_typ
 def delete_webhook_endpoint(gateway: PaymentGateway, endpoint_id: str) -> None:
     """Delete an endpoint (Stripe stops sending to it at once)."""
     gateway._call("delete webhook endpoint", lambda: gateway._client.v1.webhook_endpoints.delete(endpoint_id))
+
+
+@functools.cache
+def shipping_countries() -> frozenset[str]:
+    """The two-letter codes Stripe Checkout collects a shipping address in: the `allowed_countries` Literal of the
+    SDK's `SessionCreateParamsShippingAddressCollection` (generated from Stripe's OpenAPI description). A code
+    outside it makes Stripe refuse every session that names it."""
+    hints = typing.get_type_hints(SessionCreateParamsShippingAddressCollection)
+    (item,) = typing.get_args(hints["allowed_countries"])
+    literals = [arg for arg in typing.get_args(item) if typing.get_origin(arg) is typing.Literal]
+    return frozenset(str(code) for literal in literals for code in typing.get_args(literal))

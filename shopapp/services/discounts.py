@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shopapp import currencies
-from shopapp.gateway import GatewayError, get_gateway
+from shopapp.gateway import GatewayError, get_gateway, shipping_countries
 from shopapp.models import Coupon, PromotionCode, ShippingRate
 from shopapp.services.amounts import SHIPPING_TAX_CODE, rate_amounts, rate_countries
 from shopapp.services.ids import KEY_PART_LENGTH, random_key_part
@@ -417,6 +417,11 @@ def create_shipping_rate(
     listed = [c.strip().upper() for c in countries.split(",") if c.strip()]
     if not listed or not all(COUNTRY_PATTERN.fullmatch(c) for c in listed):
         errors["countries"] = "Two-letter country codes, e.g. 'US, CA'."
+    elif unknown := [c for c in listed if c not in shipping_countries()]:
+        # Stripe refuses a session whose allowed_countries names one: every checkout offering the rate would fail.
+        errors["countries"] = (
+            f"Stripe does not ship to {', '.join(unknown)}: use two-letter country codes, e.g. 'US, CA'."
+        )
     if min_days is not None and max_days is not None and min_days > max_days:
         errors["max_days"] = "At least the minimum."
     if errors:

@@ -70,6 +70,9 @@ def test_promotion_code_numbers_out_of_range_answer_400(
         ({"amounts": "usd 4.95, eur Infinity"}, "Enter a number"),
         ({"min_days": "99999999999999999999"}, "Number must be between 0 and"),
         ({"max_days": HUGE}, "Number must be between 1 and"),
+        # A code Stripe's allowed_countries does not know made Stripe refuse every later checkout (newcomer, fault 1).
+        ({"countries": "XX"}, "Stripe does not ship to XX"),
+        ({"countries": "US, QQ"}, "Stripe does not ship to QQ"),
     ],
 )
 def test_shipping_rate_numbers_out_of_range_answer_400(
