@@ -404,17 +404,19 @@ def test_one_429_is_absorbed_by_a_short_backoff(client, shopper, buy, emulator):
     assert len(emulator.sessions) == 1
 
 
-def test_amount_mismatch_is_flagged_not_paid(client, shopper, buy, emulator):
+def test_amount_mismatch_is_paid_and_flagged(client, shopper, buy, emulator):
     session_id = session_id_from(buy(A=1))
     order = order_for_session(session_id)
     # The order's items no longer match what Stripe will collect (e.g. edited behind the shop's back): the
-    # amount check holds Stripe's subtotal to the items' database prices x quantities (issue 23).
+    # amount check holds Stripe's subtotal to the items' database prices x quantities (issue 23) and flags it.
+    # Stripe took the money for the shop's own session, so the payment is recorded with what was charged (the
+    # order was left PENDING for ever before, refundable 0, with nothing for staff to act on).
     db.session.execute(db.update(OrderItem).where(OrderItem.order_id == order.id).values(unit_price_cents=999))
     db.session.commit()
     emulator.pay(session_id)
     emulator.deliver_pending()
     order = order_for_session(session_id)
-    assert order.status == OrderStatus.PENDING
+    assert order.status == OrderStatus.PAID and order.paid_at is not None and order.total_cents == 1999
     assert order.needs_review and "subtotal 1999 != 999 of the order's items" in order.review_reason
 
 
