@@ -153,6 +153,21 @@ def test_a_dispute_holds_refund_and_shipping_and_tells_staff_once(
     assert _dispute_row(order.id).withdrawn_cents == TOTAL
 
 
+def test_a_disputed_order_is_held_in_the_bulk_action_and_on_its_page(
+    disputed_order: Callable[..., Order], staff_client: FlaskClient, staff_post: Callable[..., Any]
+) -> None:
+    """Newcomer's fault 1: the bulk "Mark shipped" said "Not paid" and the page "Ready to ship" beside the hold."""
+    order = disputed_order(FRAUDULENT)
+    assert order.hold_reason is not None
+    response = staff_post("/admin/orders/action/", data={"action": "ship", "rowid": [str(order.id)]})
+    assert response.status_code == 302
+    message = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"Not shipped: #{order.id} ({order.hold_reason})" in message and "Not paid" not in message
+    page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
+    assert "Ready to ship" not in page and 'id="ship-form"' not in page
+    assert fresh_order(order.id).shipped_at is None
+
+
 @pytest.mark.parametrize(("text", "standing"), [("winning_evidence", "won"), ("losing_evidence", "lost")])
 def test_evidence_from_the_admin_page_decides_the_dispute(
     disputed_order: Callable[..., Order], staff_client: FlaskClient, emulator: Emulator, text: str, standing: str
