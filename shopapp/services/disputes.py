@@ -253,7 +253,7 @@ def apply_fraud_warning_event(session: Session, obj: Mapping[str, Any], actor: s
         order_rules.flag_for_review(
             session,
             order,
-            f"Early fraud warning ({row.fraud_type}): consider refunding to avoid a dispute",
+            f"{order_rules.FRAUD_WARNING_REVIEW} ({row.fraud_type}): consider refunding to avoid a dispute",
             actor=actor,
         )
         outbox.enqueue_staff_notice(order, MailKind.FRAUD_WARNING, f"efw-{stripe_id}", _staff_address())

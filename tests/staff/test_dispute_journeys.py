@@ -291,6 +291,9 @@ def test_an_early_fraud_warning_flags_the_order_and_is_refunded(
     assert warning is not None and not warning.actionable
     page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
     assert "Early fraud warning" in page
+    # Newcomer's fault 2: the refund answered the warning, so its review flag is lifted (with a timeline entry).
+    assert not after.needs_review and 'id="review-flag"' not in page
+    assert "Review flag lifted" in page
 
 
 @pytest.mark.parametrize("outcome", ["won", "lost"])
