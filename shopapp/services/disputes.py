@@ -275,12 +275,19 @@ def actionable_warning(order_id: int) -> EarlyFraudWarning | None:
 # ------------------------------------------------------------------ what the order shows
 
 
+# What staff read of an open dispute once the shop has answered it (evidence submitted, or Stripe no longer
+# asks for any): the due date is no longer theirs to meet.
+AWAITING_DECISION = "evidence submitted, awaiting the card issuer's decision"
+
+
 def staff_label(order: Order) -> str | None:
     """What staff read of an order's disputes: "Disputed: respond by 4 Dec" (the due date in the shop's time
-    zone), "Dispute won", "Dispute lost: 94.97 taken back"; None without a dispute."""
+    zone) while evidence is awaited, "Disputed: evidence submitted, awaiting ..." after, "Dispute won",
+    "Dispute lost: 94.97 taken back"; None without a dispute. The order's due date is derived (orders.settle)
+    from its open disputes that still await evidence."""
     if order.dispute_standing == DisputeStanding.OPEN:
         due = local_day(order.dispute_due_by)
-        return f"Disputed: respond by {due}" if due else "Disputed"
+        return f"Disputed: respond by {due}" if due else f"Disputed: {AWAITING_DECISION}"
     if order.dispute_standing == DisputeStanding.WON:
         return "Dispute won"
     if order.dispute_standing == DisputeStanding.LOST:
@@ -303,6 +310,12 @@ class OpenDispute:
     reason: str
     due: str
     evidence_state: EvidenceState
+    awaits_evidence: bool  # False: answered, the card issuer decides (the due date no longer matters)
+
+    @property
+    def deadline(self) -> str:
+        """What the lists show for when: "Respond by <due>" while evidence is awaited, else AWAITING_DECISION."""
+        return f"Respond by {self.due}" if self.awaits_evidence else AWAITING_DECISION.capitalize()
 
 
 def open_disputes(limit: int = 20) -> list[OpenDispute]:
@@ -321,6 +334,7 @@ def open_disputes(limit: int = 20) -> list[OpenDispute]:
             reason=r.reason,
             due=local_time(r.due_by),
             evidence_state=r.evidence_state,
+            awaits_evidence=r.awaits_evidence,
         )
         for r in rows
     ]
@@ -425,7 +439,7 @@ def send_evidence(dispute_id: int, evidence: Mapping[str, str], *, submit: bool,
         row = session.get(Dispute, dispute_id)
         if row is None:
             raise DisputeError("That dispute does not exist.", status=404)
-        if row.evidence_state == EvidenceState.SUBMITTED or not row.status.needs_response:
+        if not row.awaits_evidence:
             raise DisputeError("Evidence for this dispute was already submitted; Stripe takes it once.", status=409)
         if version not in (row.evidence_version, row.evidence_version - 1):
             raise DisputeError("This form is out of date. Reload the dispute and try again.", status=409)

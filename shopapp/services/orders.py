@@ -236,12 +236,13 @@ def _clear_fraud_warning_review(session: Session, order: Order, *, actor: str) -
 
 
 def derive_dispute_standing(disputes: list[Dispute]) -> tuple[DisputeStanding, datetime | None, int]:
-    """What an order shows of its disputes: open while any is open (with the soonest evidence due date), else
-    lost if any was lost, else won; and the money lost disputes took back for good (cents, amount plus fee)."""
+    """What an order shows of its disputes: open while any is open (with the soonest due date of those still
+    awaiting evidence: None once every open one was answered), else lost if any was lost, else won; and the
+    money lost disputes took back for good (cents, amount plus fee)."""
     open_ones = [d for d in disputes if d.outcome == DisputeStanding.OPEN]
     lost = sum(d.taken_back_cents for d in disputes if d.outcome == DisputeStanding.LOST)
     if open_ones:
-        dues = [d.due_by for d in open_ones if d.due_by is not None]
+        dues = [d.due_by for d in open_ones if d.due_by is not None and d.awaits_evidence]
         return DisputeStanding.OPEN, min(dues) if dues else None, lost
     if any(d.outcome == DisputeStanding.LOST for d in disputes):
         return DisputeStanding.LOST, None, lost

@@ -207,6 +207,34 @@ def test_evidence_from_the_admin_page_decides_the_dispute(
     assert len(_mails(order.id, MailKind.DISPUTE_CLOSED)) == 1
 
 
+def test_after_submitting_evidence_the_lists_stop_asking_for_a_response(
+    disputed_order: Callable[..., Order], staff_client: FlaskClient, emulator: Emulator
+) -> None:
+    """Newcomer's fault 3: the orders list, dashboard and disputes list kept saying "respond by" after submission."""
+    order = disputed_order(FRAUDULENT)
+    row = _dispute_row(order.id)
+    lists = ("/admin/orders/", "/admin/", "/admin/disputes/")
+    for path in lists:
+        assert "espond by" in staff_client.get(path).get_data(as_text=True), path
+    form = _evidence_form(staff_client, row.id)
+    submit = {
+        **form,
+        "uncategorized_text": "Delivered, signed for.",
+        "submit_evidence": "Submit evidence",
+        "confirm": "yes",
+    }
+    assert staff_client.post(f"/admin/disputes/{row.id}/", data=submit).status_code == 303
+    emulator.deliver_pending()
+    assert fresh_order(order.id).dispute_open
+    for path in lists:
+        page = staff_client.get(path).get_data(as_text=True)
+        assert "espond by" not in page, path
+        assert "vidence submitted, awaiting the card issuer&#39;s decision" in page, path
+    page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
+    flag = re.search(r'id="dispute-flag">(.*?)</div>', page, re.S)
+    assert flag and "Disputed: evidence submitted, awaiting the card issuer&#39;s decision" in flag.group(1)
+
+
 def test_past_due_without_evidence_is_lost_and_reminded_once(
     disputed_order: Callable[..., Order], emulator: Emulator, runner: Any
 ) -> None:
