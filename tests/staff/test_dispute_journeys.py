@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from shopapp.extensions import db
 from shopapp.models import (
     Dispute,
     EarlyFraudWarning,
@@ -27,6 +28,7 @@ from shopapp.models import (
     OutboxMessage,
     PaymentEvent,
 )
+from shopapp.models.base import utcnow
 from shopapp.services import data_rights, disputes, operations, refunds, shipping
 from shopapp.services.webhooks import SUBSCRIBED_EVENTS
 from stripe_emulator import Emulator
@@ -166,6 +168,36 @@ def test_a_disputed_order_is_held_in_the_bulk_action_and_on_its_page(
     page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
     assert "Ready to ship" not in page and 'id="ship-form"' not in page
     assert fresh_order(order.id).shipped_at is None
+
+
+ADDRESS = '{"address": {"city": "Bristol", "country": "GB", "line1": "1 Quay St"}, "name": "Sam Shopper"}'
+
+
+@pytest.mark.parametrize(
+    ("language", "held", "promise"),
+    [
+        ("en", "We hold the order until the bank decides", "we will email you when it leaves us"),
+        ("de", "Wir halten die Bestellung zurück", "Wir schreiben Ihnen, sobald die Sendung"),
+    ],
+)
+def test_the_shopper_reads_one_story_of_a_disputed_order(
+    disputed_order: Callable[..., Order], client: FlaskClient, language: str, held: str, promise: str
+) -> None:
+    """Newcomer's fault 4: the shopper read that the order is held and that it will ship (or that a shipped
+    order is held), on /orders and on the order's page, in English and German."""
+    order = disputed_order(FRAUDULENT)
+    db.session.execute(update(Order).where(Order.id == order.id).values(shipping_address=ADDRESS, updated_at=utcnow()))
+    db.session.commit()
+    headers = {"Accept-Language": language}
+    for path in ("/orders", f"/orders/{order.id}"):
+        page = client.get(path, headers=headers).get_data(as_text=True)
+        assert held in page and promise not in page, path
+    # Shipped before the bank questioned the payment: nothing is held any more, and the notice does not say so.
+    db.session.execute(update(Order).where(Order.id == order.id).values(shipped_at=utcnow(), updated_at=utcnow()))
+    db.session.commit()
+    for path in ("/orders", f"/orders/{order.id}"):
+        page = client.get(path, headers=headers).get_data(as_text=True)
+        assert held not in page and "dispute-notice" in page, path
 
 
 @pytest.mark.parametrize(("text", "standing"), [("winning_evidence", "won"), ("losing_evidence", "lost")])
