@@ -373,6 +373,28 @@ def send_due_reminders(now: datetime | None = None) -> int:
 # ------------------------------------------------------------------ evidence
 
 
+def _charged_besides_items(order: Order) -> list[str]:
+    """The receipt's lines after the items, as the order pages show them (templates/_macros.html amount_rows):
+    subtotal, discount, shipping and tax, only when Stripe charged any; so the evidence adds up to the total."""
+    if not order.has_extras:
+        return []
+
+    def money(cents: int) -> str:
+        return format_money(cents, order.currency)
+
+    lines = [f"subtotal {money(order.subtotal_cents)}"]
+    if order.amount_discount_cents:
+        code = f" ({order.promotion_code})" if order.promotion_code else ""
+        lines.append(f"discount{code} -{money(order.amount_discount_cents)}")
+    if order.amount_shipping_cents or order.shipping_rate_name:
+        rate = f" ({order.shipping_rate_name})" if order.shipping_rate_name else ""
+        lines.append(f"shipping{rate} {money(order.amount_shipping_cents)}")
+    if order.amount_tax_cents:
+        included = " (included)" if order.tax_behavior == "inclusive" else ""
+        lines.append(f"tax{included} {money(order.amount_tax_cents)}")
+    return lines
+
+
 def prefill_evidence(dispute: Dispute) -> dict[str, str]:
     """Stripe's evidence fields filled from what the shop knows of the order: items and amounts, the shopper,
     shipping address, carrier and tracking, the emails sent (dates and Message-IDs) and the order's timeline;
@@ -399,7 +421,9 @@ def prefill_evidence(dispute: Dispute) -> dict[str, str]:
     ]
     timeline = [f"{local_time(e.created_at)} {e.note or (e.to_status or '')}" for e in order.events]
     total = format_money(order.total_cents, order.currency)
-    receipt = f"Order #{order.id}, paid {local_time(order.paid_at)}, total {total}: " + "; ".join(lines)
+    receipt = f"Order #{order.id}, paid {local_time(order.paid_at)}, total {total}: " + "; ".join(
+        lines + _charged_besides_items(order)
+    )
     return {
         "product_description": "; ".join(lines),
         "customer_name": address[0] if address else "",

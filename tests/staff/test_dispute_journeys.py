@@ -267,6 +267,29 @@ def test_after_submitting_evidence_the_lists_stop_asking_for_a_response(
     assert flag and "Disputed: evidence submitted, awaiting the card issuer&#39;s decision" in flag.group(1)
 
 
+def test_the_evidence_receipt_adds_up_to_what_was_charged(
+    disputed_order: Callable[..., Order], staff_client: FlaskClient
+) -> None:
+    """Newcomer's fault 5: the pre-filled receipt listed the items and the total, but not the shipping line (nor
+    discount or tax), so it did not add up to the amount charged."""
+    order = disputed_order(FRAUDULENT)
+    charged = {"amount_discount_cents": 500, "promotion_code": "SAVE5", "amount_shipping_cents": 495,
+               "shipping_rate_name": "Standard", "amount_tax_cents": 100, "tax_behavior": "exclusive",
+               "total_cents": TOTAL - 500 + 495 + 100}  # fmt: skip
+    db.session.execute(update(Order).where(Order.id == order.id).values(**charged))
+    db.session.commit()
+    receipt = _evidence_form(staff_client, _dispute_row(order.id).id)["uncategorized_text"]
+    receipt = receipt.split("Order timeline")[0]
+    for line in (
+        "total $80.92",
+        "subtotal $79.97",
+        "discount (SAVE5) -$5.00",
+        "shipping (Standard) $4.95",
+        "tax $1.00",
+    ):
+        assert line in receipt, receipt
+
+
 def test_past_due_without_evidence_is_lost_and_reminded_once(
     disputed_order: Callable[..., Order], emulator: Emulator, runner: Any
 ) -> None:
