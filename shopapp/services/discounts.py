@@ -422,6 +422,13 @@ def create_shipping_rate(
         errors["countries"] = (
             f"Stripe does not ship to {', '.join(unknown)}: use two-letter country codes, e.g. 'US, CA'."
         )
+    elif beyond := [c for c in listed if not ships_to(c)]:
+        # Checkout collects addresses for these countries too (amounts.current_terms): the shop would take orders
+        # it does not deliver.
+        errors["countries"] = (
+            f"The shop does not ship to {', '.join(beyond)}: it ships to "
+            f"{', '.join(current_app.config['SHIPPING_COUNTRIES'])} (SHIPPING_COUNTRIES)."
+        )
     if min_days is not None and max_days is not None and min_days > max_days:
         errors["max_days"] = "At least the minimum."
     if errors:
@@ -436,6 +443,12 @@ def create_shipping_rate(
         created_by=actor,
     )
     return _send(ShippingRate, _saved(rate, "shipping-rate", submission))
+
+
+def ships_to(country: str) -> bool:
+    """Whether the shop ships to a two-letter country: config SHIPPING_COUNTRIES, when it names any."""
+    configured = current_app.config["SHIPPING_COUNTRIES"]
+    return not configured or country.upper() in configured
 
 
 def set_shipping_rate_active(rate_id: int, active: bool) -> None:
