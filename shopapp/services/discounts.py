@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from shopapp import currencies
@@ -199,9 +199,34 @@ def _send(model: type[Row], row_id: int) -> Row:
         raise NotAtStripeYet(f"Saved, but not at Stripe yet ({error}). Use 'Send to Stripe' to try again.") from error
     with write_transaction() as session:
         row = session.get(model, row_id)
-        assert row is not None
+        if row is None:  # staff deleted it (delete_not_at_stripe) while Stripe was being asked
+            raise NotAtStripeYet(f"Deleted here while it was sent: Stripe holds {created['id']}, unused by the shop.")
         setattr(row, id_column, str(created["id"]))
     return row
+
+
+class CannotDelete(ValueError):
+    """A coupon, promotion code or shipping rate that must stay (the message says why, for staff)."""
+
+
+def delete_not_at_stripe(model: type[Row], row_id: int) -> str:
+    """Delete a coupon, promotion code or shipping rate that is not at Stripe yet (its creation failed; no
+    checkout ever offered it); returns its name. Raises LookupError for an unknown row, CannotDelete for one at
+    Stripe (checkouts may have used it: it stays, switched off) or a coupon that still has promotion codes."""
+    id_column = next(s[1] for s in _SENDERS if s[0] is model)
+    with write_transaction() as session:
+        row = session.get(model, row_id, with_for_update=True)
+        if row is None:
+            raise LookupError(row_id)
+        name = str(row)
+        if stripe_id := getattr(row, id_column):
+            raise CannotDelete(f"{name} is at Stripe ({stripe_id}), so it stays: switch it off instead.")
+        if isinstance(row, Coupon) and session.scalar(
+            select(func.count(PromotionCode.id)).where(PromotionCode.coupon_id == row.id)
+        ):
+            raise CannotDelete(f"Coupon {name} has promotion codes: delete those first.")
+        session.delete(row)
+    return name
 
 
 def send_pending() -> int:
