@@ -324,6 +324,25 @@ def test_a_rate_chosen_for_a_country_it_does_not_ship_to_is_flagged(bought, emul
     assert flagged.stripe_payment_intent_id == session.get("payment_intent")
     assert flagged.total_cents == session["amount_total"]
     assert refunds.remaining_refundable_cents(db.session, flagged) == session["amount_total"]
+    # Newcomer's fault 8: what Stripe says it charged besides the items is recorded too, not left at 0.
+    assert (flagged.amount_shipping_cents, flagged.shipping_rate_name) == (1500, "Express")
+
+
+def test_a_flagged_payment_records_the_discount_shipping_and_tax_stripe_reported(bought, emulator, deliver) -> None:
+    """Newcomer's fault 8: a paid session failing the check recorded only total_cents; its discount, shipping
+    and tax columns stayed 0, so the order's breakdown did not add up to what was taken."""
+    shapes = StripeShapes(VERSIONS[-1])
+    session_id, order = bought(amounts.Terms(automatic_tax=True, tax_behavior="exclusive"))
+    # A discount from no code the shop allowed, with shipping and tax: Stripe's figures, recorded as its facts.
+    session = completed(
+        emulator, session_id, shapes, subtotal=7997, discount=500, shipping=300, tax=720, tax_asked=True
+    )
+    assert deliver(shapes.event("checkout.session.completed", session)).get_data(as_text=True).strip() == "flagged"
+    flagged = reload(order.id)
+    assert flagged.status == OrderStatus.PAID and flagged.needs_review
+    assert (flagged.amount_discount_cents, flagged.amount_shipping_cents, flagged.amount_tax_cents) == (500, 300, 720)
+    assert flagged.total_cents == session["amount_total"] == 7997 - 500 + 300 + 720
+    assert flagged.tax_behavior == "exclusive"
 
 
 # ---------------------------------------------------------------------------------------------------------------
