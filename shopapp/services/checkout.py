@@ -248,10 +248,12 @@ def _plan_checkout(
                 # A different cart, or a session past its time: it must be closed before a new one.
                 return _Plan("retire", current.id, session_id=current.stripe_session_id)
             # An attempt whose create failed or is in flight: retry it with the same key while its
-            # expires_at is still acceptable to Stripe, else start a fresh attempt.
+            # expires_at is still acceptable to Stripe and it asks for what the shop offers now (a rate staff
+            # stopped offering, say, must not reach Stripe), else start a fresh attempt with the current terms.
             if (
                 attempt is not None
                 and same_cart
+                and same_terms
                 and current.session_expires_at
                 and current.session_expires_at - now >= MIN_TTL
             ):

@@ -16,7 +16,7 @@ import pytest
 
 from shopapp.extensions import db
 from shopapp.models import CheckoutAttempt, Order, OrderStatus, OutboxMessage, Product, Refund
-from shopapp.services import amounts, refunds, stock
+from shopapp.services import amounts, discounts, refunds, stock
 from tests.conftest import fresh, order_for_session, session_id_from
 from tests.payments.stripe_shapes import VERSIONS, StripeShapes
 
@@ -449,3 +449,22 @@ def test_a_free_order_completed_after_its_stock_was_gone_is_flagged_with_nothing
     )
     assert late.needs_review and "free order (100% off) completed after its stock was gone" in late.review_reason
     assert fresh().scalar(db.select(db.func.count(Refund.id))) == 0  # nothing was paid: nothing to refund
+
+
+def test_a_failed_attempt_is_not_retried_with_a_rate_staff_stopped_offering(client, shopper, buy, emulator) -> None:
+    """Newcomer's fault 9: the next Buy after a failed create retried the attempt's recorded terms, so Stripe was
+    asked to offer a shipping rate staff had stopped offering; now a fresh attempt asks for the current terms."""
+    rate = discounts.create_shipping_rate("Standard", "usd 4.95", "US", actor="staff ann@example.com")
+    assert rate.stripe_shipping_rate_id
+    emulator.inject_fault("POST /v1/checkout/sessions", status=500, times=1)
+    refused = buy(A=2, C=1)
+    assert refused.status_code == 303 and "checkout.stripe" not in refused.headers["Location"]
+    (stale,) = fresh().scalars(db.select(CheckoutAttempt)).all()
+    assert [r.name for r in amounts.Terms.from_json(stale.terms).shipping_rates] == ["Standard"]
+    discounts.set_shipping_rate_active(rate.id, False)
+    session_id = session_id_from(buy(A=2, C=1))
+    attempts = fresh().scalars(db.select(CheckoutAttempt).order_by(CheckoutAttempt.number)).all()
+    assert [a.number for a in attempts] == [1, 2] and attempts[1].stripe_session_id == session_id
+    assert amounts.Terms.from_json(attempts[1].terms).shipping_rates == ()
+    with emulator.store.lock:
+        assert not emulator.store.sessions[session_id].get("shipping_options")
