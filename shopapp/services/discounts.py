@@ -205,11 +205,19 @@ def _send(model: type[Row], row_id: int) -> Row:
     return row
 
 
+# The admin page's lists by their URL names.
+SECTIONS: dict[str, type[Coupon] | type[PromotionCode] | type[ShippingRate]] = {
+    "coupons": Coupon,
+    "codes": PromotionCode,
+    "rates": ShippingRate,
+}
+
+
 class CannotDelete(ValueError):
     """A coupon, promotion code or shipping rate that must stay (the message says why, for staff)."""
 
 
-def delete_not_at_stripe(model: type[Row], row_id: int) -> str:
+def delete_not_at_stripe(model: type[Coupon] | type[PromotionCode] | type[ShippingRate], row_id: int) -> str:
     """Delete a coupon, promotion code or shipping rate that is not at Stripe yet (its creation failed; no
     checkout ever offered it); returns its name. Raises LookupError for an unknown row, CannotDelete for one at
     Stripe (checkouts may have used it: it stays, switched off) or a coupon that still has promotion codes."""

@@ -173,9 +173,8 @@ class DiscountsView(StaffOnly, BaseView):
         """Delete a row that is not at Stripe yet (its creation failed), e.g. one Stripe keeps refusing."""
         if not StaffForm().validate():
             return self._render(400)
-        model = {"coupons": Coupon, "codes": PromotionCode, "rates": ShippingRate}[section]
         try:
-            name = discounts.delete_not_at_stripe(model, row_id)
+            name = discounts.delete_not_at_stripe(discounts.SECTIONS[section], row_id)
         except LookupError:
             return self._render(404)
         except discounts.CannotDelete as error:

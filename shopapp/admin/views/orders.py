@@ -215,7 +215,8 @@ class OrderView(StaffModelView):
         if not ids or None in order_ids:
             flash("Choose the orders to mark shipped.", "error")
             return
-        done, refused = [], {}  # refused: the reason (shipping.refusal) -> the orders it names
+        done: list[int] = []
+        refused: dict[str, list[int]] = {}  # the reason (shipping.refusal) -> the orders it names
         for order_id in [i for i in order_ids if i is not None]:
             try:
                 shipping.mark_shipped(order_id, actor=f"staff {current_user.email}")
