@@ -120,6 +120,12 @@ class Dispute(Base):
         return DisputeStanding.LOST if self.status == DisputeStatus.LOST else DisputeStanding.WON
 
     @property
+    def awaits_evidence(self) -> bool:
+        """Stripe still waits for the shop's evidence (none submitted yet): the due date is the staff's deadline.
+        Otherwise an open dispute awaits the card issuer's decision."""
+        return self.status.needs_response and self.evidence_state != EvidenceState.SUBMITTED
+
+    @property
     def taken_back_cents(self) -> int:
         """What the dispute cost the shop for good: withdrawn plus fee, minus what was reinstated."""
         return self.withdrawn_cents + self.withdrawn_fee_cents - self.reinstated_cents - self.reinstated_fee_cents

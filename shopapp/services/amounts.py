@@ -316,6 +316,24 @@ def _tax(terms: Terms, cs: Mapping[str, Any]) -> int | str:
     return amount
 
 
+def reported(terms: Terms, cs: Mapping[str, Any]) -> Charged:
+    """What a paid session says Stripe charged, unchecked (`amount_total`, `total_details`, the chosen rate and
+    the invoice): the facts of a payment that failed `check`. Recorded as is, so the flagged order's columns
+    add up to what was taken and staff see (and can refund) exactly that."""
+    totals = _obj(cs, "total_details")
+    rate_id = _id(_obj(cs, "shipping_cost").get("shipping_rate"))
+    rate = next((r for r in terms.shipping_rates if r.shipping_rate == rate_id), None)
+    return Charged(
+        amount_total=_int(cs.get("amount_total")),
+        discount=_int(totals.get("amount_discount")),
+        shipping=_int(totals.get("amount_shipping")),
+        tax=_int(totals.get("amount_tax")),
+        tax_behavior=terms.tax_behavior if terms.automatic_tax else None,
+        shipping_rate_name=rate.name if rate else None,
+        invoice=_id(cs.get("invoice")),
+    )
+
+
 def check(order: Order, terms: Terms, cs: Mapping[str, Any]) -> Charged | str:
     """Hold a completed Checkout Session to the order's database prices and the attempt's terms (module doc);
     returns what was charged, or the problem (a sentence for staff)."""

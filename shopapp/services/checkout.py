@@ -248,10 +248,12 @@ def _plan_checkout(
                 # A different cart, or a session past its time: it must be closed before a new one.
                 return _Plan("retire", current.id, session_id=current.stripe_session_id)
             # An attempt whose create failed or is in flight: retry it with the same key while its
-            # expires_at is still acceptable to Stripe, else start a fresh attempt.
+            # expires_at is still acceptable to Stripe and it asks for what the shop offers now (a rate staff
+            # stopped offering, say, must not reach Stripe), else start a fresh attempt with the current terms.
             if (
                 attempt is not None
                 and same_cart
+                and same_terms
                 and current.session_expires_at
                 and current.session_expires_at - now >= MIN_TTL
             ):
@@ -548,10 +550,11 @@ def _apply_paid(
     The amounts must pass the amount check against what this attempt asked Stripe for (services/amounts.py);
     what Stripe charged (discount, shipping, tax, the total paid) is recorded with the payment."""
     session_id = str(checkout_session.get("id"))
-    checked = amounts.check(order, amounts.Terms.from_json(attempt.terms), checkout_session)
+    terms = amounts.Terms.from_json(attempt.terms)
+    checked = amounts.check(order, terms, checkout_session)
     problem = checked if isinstance(checked, str) else None
     # Fault 3: Stripe took money for a session the shop created (payment_status paid) whose amounts fail the
-    # check: the payment fact is still recorded (paid_at, the PaymentIntent, the amount actually charged), so the
+    # check: the payment fact is still recorded (paid_at, the PaymentIntent, what Stripe says it charged), so the
     # order is paid and flagged for review (staff can refund what was charged), never left pending forever.
     charged_anyway = problem is not None and checkout_session.get("payment_status") == "paid"
     if problem is not None and checkout_session.get("payment_status") == "no_payment_required":
@@ -567,7 +570,7 @@ def _apply_paid(
             session_id=session_id,
             payment_intent=_payment_intent_id(checkout_session),
             shipping_address=shipping.shipping_address_json(checkout_session),
-            charged={"total_cents": checkout_session["amount_total"]},
+            charged=amounts.reported(terms, checkout_session).order_columns(),
         )
         if not won:
             return Outcome.NOOP

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from shopapp import currencies
@@ -199,9 +199,42 @@ def _send(model: type[Row], row_id: int) -> Row:
         raise NotAtStripeYet(f"Saved, but not at Stripe yet ({error}). Use 'Send to Stripe' to try again.") from error
     with write_transaction() as session:
         row = session.get(model, row_id)
-        assert row is not None
+        if row is None:  # staff deleted it (delete_not_at_stripe) while Stripe was being asked
+            raise NotAtStripeYet(f"Deleted here while it was sent: Stripe holds {created['id']}, unused by the shop.")
         setattr(row, id_column, str(created["id"]))
     return row
+
+
+# The admin page's lists by their URL names.
+SECTIONS: dict[str, type[Coupon] | type[PromotionCode] | type[ShippingRate]] = {
+    "coupons": Coupon,
+    "codes": PromotionCode,
+    "rates": ShippingRate,
+}
+
+
+class CannotDelete(ValueError):
+    """A coupon, promotion code or shipping rate that must stay (the message says why, for staff)."""
+
+
+def delete_not_at_stripe(model: type[Coupon] | type[PromotionCode] | type[ShippingRate], row_id: int) -> str:
+    """Delete a coupon, promotion code or shipping rate that is not at Stripe yet (its creation failed; no
+    checkout ever offered it); returns its name. Raises LookupError for an unknown row, CannotDelete for one at
+    Stripe (checkouts may have used it: it stays, switched off) or a coupon that still has promotion codes."""
+    id_column = next(s[1] for s in _SENDERS if s[0] is model)
+    with write_transaction() as session:
+        row = session.get(model, row_id, with_for_update=True)
+        if row is None:
+            raise LookupError(row_id)
+        name = str(row)
+        if stripe_id := getattr(row, id_column):
+            raise CannotDelete(f"{name} is at Stripe ({stripe_id}), so it stays: switch it off instead.")
+        if isinstance(row, Coupon) and session.scalar(
+            select(func.count(PromotionCode.id)).where(PromotionCode.coupon_id == row.id)
+        ):
+            raise CannotDelete(f"Coupon {name} has promotion codes: delete those first.")
+        session.delete(row)
+    return name
 
 
 def send_pending() -> int:
@@ -422,6 +455,13 @@ def create_shipping_rate(
         errors["countries"] = (
             f"Stripe does not ship to {', '.join(unknown)}: use two-letter country codes, e.g. 'US, CA'."
         )
+    elif beyond := [c for c in listed if not ships_to(c)]:
+        # Checkout collects addresses for these countries too (amounts.current_terms): the shop would take orders
+        # it does not deliver.
+        errors["countries"] = (
+            f"The shop does not ship to {', '.join(beyond)}: it ships to "
+            f"{', '.join(current_app.config['SHIPPING_COUNTRIES'])} (SHIPPING_COUNTRIES)."
+        )
     if min_days is not None and max_days is not None and min_days > max_days:
         errors["max_days"] = "At least the minimum."
     if errors:
@@ -436,6 +476,12 @@ def create_shipping_rate(
         created_by=actor,
     )
     return _send(ShippingRate, _saved(rate, "shipping-rate", submission))
+
+
+def ships_to(country: str) -> bool:
+    """Whether the shop ships to a two-letter country: config SHIPPING_COUNTRIES, when it names any."""
+    configured = current_app.config["SHIPPING_COUNTRIES"]
+    return not configured or country.upper() in configured
 
 
 def set_shipping_rate_active(rate_id: int, active: bool) -> None:

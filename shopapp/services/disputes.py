@@ -253,7 +253,7 @@ def apply_fraud_warning_event(session: Session, obj: Mapping[str, Any], actor: s
         order_rules.flag_for_review(
             session,
             order,
-            f"Early fraud warning ({row.fraud_type}): consider refunding to avoid a dispute",
+            f"{order_rules.FRAUD_WARNING_REVIEW} ({row.fraud_type}): consider refunding to avoid a dispute",
             actor=actor,
         )
         outbox.enqueue_staff_notice(order, MailKind.FRAUD_WARNING, f"efw-{stripe_id}", _staff_address())
@@ -275,12 +275,19 @@ def actionable_warning(order_id: int) -> EarlyFraudWarning | None:
 # ------------------------------------------------------------------ what the order shows
 
 
+# What staff read of an open dispute once the shop has answered it (evidence submitted, or Stripe no longer
+# asks for any): the due date is no longer theirs to meet.
+AWAITING_DECISION = "evidence submitted, awaiting the card issuer's decision"
+
+
 def staff_label(order: Order) -> str | None:
     """What staff read of an order's disputes: "Disputed: respond by 4 Dec" (the due date in the shop's time
-    zone), "Dispute won", "Dispute lost: 94.97 taken back"; None without a dispute."""
+    zone) while evidence is awaited, "Disputed: evidence submitted, awaiting ..." after, "Dispute won",
+    "Dispute lost: 94.97 taken back"; None without a dispute. The order's due date is derived (orders.settle)
+    from its open disputes that still await evidence."""
     if order.dispute_standing == DisputeStanding.OPEN:
         due = local_day(order.dispute_due_by)
-        return f"Disputed: respond by {due}" if due else "Disputed"
+        return f"Disputed: respond by {due}" if due else f"Disputed: {AWAITING_DECISION}"
     if order.dispute_standing == DisputeStanding.WON:
         return "Dispute won"
     if order.dispute_standing == DisputeStanding.LOST:
@@ -303,6 +310,12 @@ class OpenDispute:
     reason: str
     due: str
     evidence_state: EvidenceState
+    awaits_evidence: bool  # False: answered, the card issuer decides (the due date no longer matters)
+
+    @property
+    def deadline(self) -> str:
+        """What the lists show for when: "Respond by <due>" while evidence is awaited, else AWAITING_DECISION."""
+        return f"Respond by {self.due}" if self.awaits_evidence else AWAITING_DECISION.capitalize()
 
 
 def open_disputes(limit: int = 20) -> list[OpenDispute]:
@@ -321,6 +334,7 @@ def open_disputes(limit: int = 20) -> list[OpenDispute]:
             reason=r.reason,
             due=local_time(r.due_by),
             evidence_state=r.evidence_state,
+            awaits_evidence=r.awaits_evidence,
         )
         for r in rows
     ]
@@ -359,6 +373,28 @@ def send_due_reminders(now: datetime | None = None) -> int:
 # ------------------------------------------------------------------ evidence
 
 
+def _charged_besides_items(order: Order) -> list[str]:
+    """The receipt's lines after the items, as the order pages show them (templates/_macros.html amount_rows):
+    subtotal, discount, shipping and tax, only when Stripe charged any; so the evidence adds up to the total."""
+    if not order.has_extras:
+        return []
+
+    def money(cents: int) -> str:
+        return format_money(cents, order.currency)
+
+    lines = [f"subtotal {money(order.subtotal_cents)}"]
+    if order.amount_discount_cents:
+        code = f" ({order.promotion_code})" if order.promotion_code else ""
+        lines.append(f"discount{code} -{money(order.amount_discount_cents)}")
+    if order.amount_shipping_cents or order.shipping_rate_name:
+        rate = f" ({order.shipping_rate_name})" if order.shipping_rate_name else ""
+        lines.append(f"shipping{rate} {money(order.amount_shipping_cents)}")
+    if order.amount_tax_cents:
+        included = " (included)" if order.tax_behavior == "inclusive" else ""
+        lines.append(f"tax{included} {money(order.amount_tax_cents)}")
+    return lines
+
+
 def prefill_evidence(dispute: Dispute) -> dict[str, str]:
     """Stripe's evidence fields filled from what the shop knows of the order: items and amounts, the shopper,
     shipping address, carrier and tracking, the emails sent (dates and Message-IDs) and the order's timeline;
@@ -385,7 +421,9 @@ def prefill_evidence(dispute: Dispute) -> dict[str, str]:
     ]
     timeline = [f"{local_time(e.created_at)} {e.note or (e.to_status or '')}" for e in order.events]
     total = format_money(order.total_cents, order.currency)
-    receipt = f"Order #{order.id}, paid {local_time(order.paid_at)}, total {total}: " + "; ".join(lines)
+    receipt = f"Order #{order.id}, paid {local_time(order.paid_at)}, total {total}: " + "; ".join(
+        lines + _charged_besides_items(order)
+    )
     return {
         "product_description": "; ".join(lines),
         "customer_name": address[0] if address else "",
@@ -425,7 +463,7 @@ def send_evidence(dispute_id: int, evidence: Mapping[str, str], *, submit: bool,
         row = session.get(Dispute, dispute_id)
         if row is None:
             raise DisputeError("That dispute does not exist.", status=404)
-        if row.evidence_state == EvidenceState.SUBMITTED or not row.status.needs_response:
+        if not row.awaits_evidence:
             raise DisputeError("Evidence for this dispute was already submitted; Stripe takes it once.", status=409)
         if version not in (row.evidence_version, row.evidence_version - 1):
             raise DisputeError("This form is out of date. Reload the dispute and try again.", status=409)

@@ -206,16 +206,43 @@ def settle(
     # What was written, without reading the row again (the compare-and-set matched exactly these values).
     set_committed_value(order, "status", target)
     set_committed_value(order, "refunded_cents", refunded)
+    if target == OrderStatus.REFUNDED:
+        _clear_fraud_warning_review(session, order, actor=actor)
     return True
 
 
+# The review reason an early fraud warning sets (services/disputes.py) starts with this. A refund of everything
+# answers the warning (Stripe then marks it not actionable): nothing is left to review for that reason.
+FRAUD_WARNING_REVIEW = "Early fraud warning"
+
+
+def _clear_fraud_warning_review(session: Session, order: Order, *, actor: str) -> None:
+    """Lift the review flag of a wholly refunded order when an early fraud warning set it (no other reason)."""
+    result = session.execute(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.needs_review.is_(True),
+            Order.review_reason.startswith(FRAUD_WARNING_REVIEW, autoescape=True),
+        )
+        .values(needs_review=False, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        record_order_event(
+            session, order, actor=actor, note="Review flag lifted: wholly refunded, the early fraud warning is answered"
+        )
+        set_committed_value(order, "needs_review", False)
+
+
 def derive_dispute_standing(disputes: list[Dispute]) -> tuple[DisputeStanding, datetime | None, int]:
-    """What an order shows of its disputes: open while any is open (with the soonest evidence due date), else
-    lost if any was lost, else won; and the money lost disputes took back for good (cents, amount plus fee)."""
+    """What an order shows of its disputes: open while any is open (with the soonest due date of those still
+    awaiting evidence: None once every open one was answered), else lost if any was lost, else won; and the
+    money lost disputes took back for good (cents, amount plus fee)."""
     open_ones = [d for d in disputes if d.outcome == DisputeStanding.OPEN]
     lost = sum(d.taken_back_cents for d in disputes if d.outcome == DisputeStanding.LOST)
     if open_ones:
-        dues = [d.due_by for d in open_ones if d.due_by is not None]
+        dues = [d.due_by for d in open_ones if d.due_by is not None and d.awaits_evidence]
         return DisputeStanding.OPEN, min(dues) if dues else None, lost
     if any(d.outcome == DisputeStanding.LOST for d in disputes):
         return DisputeStanding.LOST, None, lost

@@ -18,23 +18,26 @@ from urllib.parse import quote
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from shopapp.models import Order, OrderStatus
+from shopapp.models import Order
 from shopapp.models.base import utcnow
 from shopapp.services import orders as order_rules
-from shopapp.services import outbox
+from shopapp.services import outbox, refunds
 from shopapp.services.addresses import address_lines as address_lines  # the order pages print it from here
 from shopapp.services.tx import write_transaction
 
 ADDRESS_KEYS = ("line1", "line2", "city", "postal_code", "state", "country")
 MAX_CARRIER = 80
 MAX_TRACKING = 120
-# Only an order Stripe says is paid (and not wholly refunded) can be shipped.
-SHIPPABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 
 
 class ShippingError(ValueError):
-    """A refused shipping change (the message is for staff)."""
+    """A refused shipping change (the message is for staff; `reason` without the order number, when refused)."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def session_params(countries: Sequence[str]) -> dict[str, Any]:
@@ -88,10 +91,27 @@ def tracking_url(carrier: str | None, tracking_number: str | None) -> str | None
     return pattern.format(number=quote(tracking_number.strip(), safe="")) if pattern else None
 
 
+def refusal(session: Session, order: Order) -> str | None:
+    """Why staff cannot mark the order shipped now, in words for them; None when they can (or it is shipped).
+
+    The one answer the order page ("Ready to ship" and its form), the bulk "Mark shipped" action and
+    mark_shipped give: a dispute's hold first, then "not paid", then refunds in flight for all that is left."""
+    if order.shipped_at is not None:
+        return None
+    if order.hold_reason is not None:
+        return order.hold_reason
+    if not order.is_shippable:
+        return f"{order.status.label}: only paid orders can be shipped."
+    if refunds.pending_refund_cents(session, order.id) and not refunds.remaining_refundable_cents(session, order):
+        return "Everything left on the order is being refunded."
+    return None
+
+
 def mark_shipped(order_id: int, *, carrier: str = "", tracking_number: str = "", actor: str) -> Shipped:
     """Mark a paid order shipped (optional carrier and tracking number) with a timeline entry, in one transaction.
 
-    Raises ShippingError for an order that is not paid (or wholly refunded) and LookupError for an unknown one.
+    Raises ShippingError when `refusal` names a reason (held, not paid, all of it being refunded) and
+    LookupError for an unknown one.
     Marking it again changes nothing (repeated=True). The shopper's notice (carrier, tracking number, a link
     to the order page) is queued in the outbox in the same transaction as the mark, so it goes exactly when
     the mark commits, once (dedupe key "order-<id>-shipped").
@@ -107,10 +127,9 @@ def mark_shipped(order_id: int, *, carrier: str = "", tracking_number: str = "",
             raise LookupError(order_id)
         if order.shipped_at is not None:
             return Shipped(order_id, repeated=True)
-        if order.hold_reason is not None:
-            raise ShippingError(f"Order #{order_id}: {order.hold_reason}")
-        if not order.is_shippable:
-            raise ShippingError(f"Order #{order_id} is {order.status.label.lower()}; only paid orders can be shipped.")
+        refused = refusal(session, order)
+        if refused is not None:
+            raise ShippingError(f"Order #{order_id}: {refused}", reason=refused)
         order.shipped_at = utcnow()
         order.shipping_carrier, order.tracking_number = carrier, tracking_number
         via = " ".join(part for part in (carrier, tracking_number) if part)

@@ -25,7 +25,7 @@ from shopapp.models import (
     User,
 )
 from shopapp.models.base import utcnow
-from shopapp.services import refunds, webhook_rejections
+from shopapp.services import refunds, shipping, webhook_rejections
 from shopapp.services.tx import write_transaction
 from shopapp.services.webhooks import WebhookResult, replay_events
 
@@ -53,6 +53,7 @@ class OrderDetail:
     refunds: list[Refund]
     refundable_cents: int
     next_refund_sequence: int
+    ship_refusal: str | None  # why it cannot be marked shipped now (shipping.refusal); None: ready or shipped
 
 
 def order_detail(order_id: int) -> OrderDetail | None:
@@ -93,6 +94,7 @@ def order_detail(order_id: int) -> OrderDetail | None:
         refunds=refund_rows,
         refundable_cents=refunds.remaining_refundable_cents(session, order),
         next_refund_sequence=refunds.next_refund_sequence(session, order_id),
+        ship_refusal=shipping.refusal(session, order),
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from shopapp.extensions import db
 from shopapp.models import CheckoutAttempt, Order, OrderStatus, OutboxMessage, Product, Refund
-from shopapp.services import amounts, refunds, stock
+from shopapp.services import amounts, discounts, refunds, stock
 from tests.conftest import fresh, order_for_session, session_id_from
 from tests.payments.stripe_shapes import VERSIONS, StripeShapes
 
@@ -324,6 +324,25 @@ def test_a_rate_chosen_for_a_country_it_does_not_ship_to_is_flagged(bought, emul
     assert flagged.stripe_payment_intent_id == session.get("payment_intent")
     assert flagged.total_cents == session["amount_total"]
     assert refunds.remaining_refundable_cents(db.session, flagged) == session["amount_total"]
+    # Newcomer's fault 8: what Stripe says it charged besides the items is recorded too, not left at 0.
+    assert (flagged.amount_shipping_cents, flagged.shipping_rate_name) == (1500, "Express")
+
+
+def test_a_flagged_payment_records_the_discount_shipping_and_tax_stripe_reported(bought, emulator, deliver) -> None:
+    """Newcomer's fault 8: a paid session failing the check recorded only total_cents; its discount, shipping
+    and tax columns stayed 0, so the order's breakdown did not add up to what was taken."""
+    shapes = StripeShapes(VERSIONS[-1])
+    session_id, order = bought(amounts.Terms(automatic_tax=True, tax_behavior="exclusive"))
+    # A discount from no code the shop allowed, with shipping and tax: Stripe's figures, recorded as its facts.
+    session = completed(
+        emulator, session_id, shapes, subtotal=7997, discount=500, shipping=300, tax=720, tax_asked=True
+    )
+    assert deliver(shapes.event("checkout.session.completed", session)).get_data(as_text=True).strip() == "flagged"
+    flagged = reload(order.id)
+    assert flagged.status == OrderStatus.PAID and flagged.needs_review
+    assert (flagged.amount_discount_cents, flagged.amount_shipping_cents, flagged.amount_tax_cents) == (500, 300, 720)
+    assert flagged.total_cents == session["amount_total"] == 7997 - 500 + 300 + 720
+    assert flagged.tax_behavior == "exclusive"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -430,3 +449,22 @@ def test_a_free_order_completed_after_its_stock_was_gone_is_flagged_with_nothing
     )
     assert late.needs_review and "free order (100% off) completed after its stock was gone" in late.review_reason
     assert fresh().scalar(db.select(db.func.count(Refund.id))) == 0  # nothing was paid: nothing to refund
+
+
+def test_a_failed_attempt_is_not_retried_with_a_rate_staff_stopped_offering(client, shopper, buy, emulator) -> None:
+    """Newcomer's fault 9: the next Buy after a failed create retried the attempt's recorded terms, so Stripe was
+    asked to offer a shipping rate staff had stopped offering; now a fresh attempt asks for the current terms."""
+    rate = discounts.create_shipping_rate("Standard", "usd 4.95", "US", actor="staff ann@example.com")
+    assert rate.stripe_shipping_rate_id
+    emulator.inject_fault("POST /v1/checkout/sessions", status=500, times=1)
+    refused = buy(A=2, C=1)
+    assert refused.status_code == 303 and "checkout.stripe" not in refused.headers["Location"]
+    (stale,) = fresh().scalars(db.select(CheckoutAttempt)).all()
+    assert [r.name for r in amounts.Terms.from_json(stale.terms).shipping_rates] == ["Standard"]
+    discounts.set_shipping_rate_active(rate.id, False)
+    session_id = session_id_from(buy(A=2, C=1))
+    attempts = fresh().scalars(db.select(CheckoutAttempt).order_by(CheckoutAttempt.number)).all()
+    assert [a.number for a in attempts] == [1, 2] and attempts[1].stripe_session_id == session_id
+    assert amounts.Terms.from_json(attempts[1].terms).shipping_rates == ()
+    with emulator.store.lock:
+        assert not emulator.store.sessions[session_id].get("shipping_options")

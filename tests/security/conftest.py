@@ -172,9 +172,11 @@ def fill_rule(rule: Rule, world: World) -> str:
             values[name] = 1
         elif name == "language":  # the footer's language switch
             values[name] = "de"
-        elif name in ("dispute_id", "code_id", "rate_id"):
+        elif name == "section":  # a list on Admin > Discounts and shipping (coupons, codes, rates)
+            values[name] = "rates"
+        elif name in ("dispute_id", "code_id", "rate_id", "row_id"):
             # A dispute's evidence page (issue 21; none exists here: 404 for staff); a promotion code or shipping
-            # rate (Admin > Discounts and shipping, issue 23).
+            # rate (Admin > Discounts and shipping, issue 23); a coupon, code or rate to delete (newcomer's fault 7).
             values[name] = 1
         else:
             raise AssertionError(f"no sample value for <{name}> in {rule.rule}")

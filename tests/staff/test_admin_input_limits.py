@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from shopapp.extensions import db
@@ -83,6 +84,22 @@ def test_shipping_rate_numbers_out_of_range_answer_400(
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert _count(ShippingRate) == 0
+
+
+@pytest.mark.parametrize("countries", ["DE", "US, DE", "us, fr"])
+def test_a_rate_for_a_country_the_shop_does_not_ship_to_answers_400(
+    app: Flask, staff_post: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, countries: str
+) -> None:
+    """Newcomer's fault 6: a rate could name countries beyond config SHIPPING_COUNTRIES (the shop ships to)."""
+    monkeypatch.setitem(app.config, "SHIPPING_COUNTRIES", ["US", "CA"])
+    form = {"display_name": "Standard", "amounts": "usd 4.95", "countries": countries}
+    response = staff_post("/admin/discounts/rates", form)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    beyond = ", ".join(c.strip().upper() for c in countries.split(",") if c.strip().upper() not in ("US", "CA"))
+    assert f"The shop does not ship to {beyond}: it ships to US, CA" in page
+    assert _count(ShippingRate) == 0
+    assert staff_post("/admin/discounts/rates", {**form, "countries": "us, CA"}).status_code == 303
 
 
 @pytest.mark.parametrize(

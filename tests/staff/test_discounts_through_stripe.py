@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.test import Client
 
 from shopapp.extensions import db
@@ -186,3 +187,38 @@ def test_a_rate_priced_in_two_currencies_reaches_stripe(staff_post: Callable[...
     with emulator.store.lock:
         fixed = emulator.store.shipping_rates[rate.stripe_shipping_rate_id]["fixed_amount"]
     assert (fixed["currency"], fixed["amount"], fixed["currency_options"]["eur"]["amount"]) == ("usd", 495, 450)
+
+
+def test_rows_stripe_refused_can_be_deleted(
+    staff_client: FlaskClient, staff_post: Callable[..., Any], emulator: Emulator
+) -> None:
+    """Newcomer's fault 7: a row stuck "Not at Stripe yet" could not be deleted (and "Send to Stripe" stops at
+    the first one Stripe keeps refusing)."""
+    assert staff_post("/admin/discounts/coupons", {"name": "Kept", "percent_off": "10"}).status_code == 303
+    kept = fresh().scalar(db.select(Coupon))
+    assert kept.stripe_coupon_id
+    emulator.inject_fault("POST /v1/coupons", 400, times=1)
+    emulator.inject_fault("POST /v1/promotion_codes", 400, times=1)
+    emulator.inject_fault("POST /v1/shipping_rates", 400, times=1)
+    assert staff_post("/admin/discounts/coupons", {"name": "Stuck", "percent_off": "15"}).status_code == 303
+    assert staff_post("/admin/discounts/codes", {"coupon": str(kept.id), "code": "stuck10"}).status_code == 303
+    form = {"display_name": "Stuck rate", "amounts": "usd 4.95", "countries": "US"}
+    assert staff_post("/admin/discounts/rates", form).status_code == 303
+    coupon = fresh().scalar(db.select(Coupon).where(Coupon.name == "Stuck"))
+    code = fresh().scalar(db.select(PromotionCode))
+    rate = fresh().scalar(db.select(ShippingRate))
+    assert not (coupon.stripe_coupon_id or code.stripe_promotion_code_id or rate.stripe_shipping_rate_id)
+    page = staff_client.get("/admin/discounts/").get_data(as_text=True)
+    assert f'action="/admin/discounts/coupons/{kept.id}/delete"' not in page
+    stuck = (("codes", code.id), ("rates", rate.id), ("coupons", coupon.id))
+    for kind, row_id in stuck:
+        assert f'action="/admin/discounts/{kind}/{row_id}/delete"' in page
+    for kind, row_id in stuck:
+        assert staff_post(f"/admin/discounts/{kind}/{row_id}/delete", {}).status_code == 303
+    assert [c.name for c in fresh().scalars(db.select(Coupon))] == ["Kept"]
+    assert fresh().scalar(db.select(PromotionCode)) is None and fresh().scalar(db.select(ShippingRate)) is None
+    # What is at Stripe stays (checkouts may have used it); an unknown row is not found.
+    at_stripe = staff_post(f"/admin/discounts/coupons/{kept.id}/delete", {})
+    assert at_stripe.status_code == 409 and "is at Stripe" in at_stripe.get_data(as_text=True)
+    assert staff_post("/admin/discounts/rates/999/delete", {}).status_code == 404
+    assert staff_post("/admin/discounts/other/1/delete", {}).status_code == 404

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from shopapp.extensions import db
 from shopapp.models import (
     Dispute,
     EarlyFraudWarning,
@@ -27,6 +28,7 @@ from shopapp.models import (
     OutboxMessage,
     PaymentEvent,
 )
+from shopapp.models.base import utcnow
 from shopapp.services import data_rights, disputes, operations, refunds, shipping
 from shopapp.services.webhooks import SUBSCRIBED_EVENTS
 from stripe_emulator import Emulator
@@ -153,6 +155,51 @@ def test_a_dispute_holds_refund_and_shipping_and_tells_staff_once(
     assert _dispute_row(order.id).withdrawn_cents == TOTAL
 
 
+def test_a_disputed_order_is_held_in_the_bulk_action_and_on_its_page(
+    disputed_order: Callable[..., Order], staff_client: FlaskClient, staff_post: Callable[..., Any]
+) -> None:
+    """Newcomer's fault 1: the bulk "Mark shipped" said "Not paid" and the page "Ready to ship" beside the hold."""
+    order = disputed_order(FRAUDULENT)
+    assert order.hold_reason is not None
+    response = staff_post("/admin/orders/action/", data={"action": "ship", "rowid": [str(order.id)]})
+    assert response.status_code == 302
+    message = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"Not shipped: #{order.id} ({order.hold_reason})" in message and "Not paid" not in message
+    page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
+    assert "Ready to ship" not in page and 'id="ship-form"' not in page
+    assert fresh_order(order.id).shipped_at is None
+
+
+ADDRESS = '{"address": {"city": "Bristol", "country": "GB", "line1": "1 Quay St"}, "name": "Sam Shopper"}'
+
+
+@pytest.mark.parametrize(
+    ("language", "held", "promise"),
+    [
+        ("en", "We hold the order until the bank decides", "we will email you when it leaves us"),
+        ("de", "Wir halten die Bestellung zurück", "Wir schreiben Ihnen, sobald die Sendung"),
+    ],
+)
+def test_the_shopper_reads_one_story_of_a_disputed_order(
+    disputed_order: Callable[..., Order], client: FlaskClient, language: str, held: str, promise: str
+) -> None:
+    """Newcomer's fault 4: the shopper read that the order is held and that it will ship (or that a shipped
+    order is held), on /orders and on the order's page, in English and German."""
+    order = disputed_order(FRAUDULENT)
+    db.session.execute(update(Order).where(Order.id == order.id).values(shipping_address=ADDRESS, updated_at=utcnow()))
+    db.session.commit()
+    headers = {"Accept-Language": language}
+    for path in ("/orders", f"/orders/{order.id}"):
+        page = client.get(path, headers=headers).get_data(as_text=True)
+        assert held in page and promise not in page, path
+    # Shipped before the bank questioned the payment: nothing is held any more, and the notice does not say so.
+    db.session.execute(update(Order).where(Order.id == order.id).values(shipped_at=utcnow(), updated_at=utcnow()))
+    db.session.commit()
+    for path in ("/orders", f"/orders/{order.id}"):
+        page = client.get(path, headers=headers).get_data(as_text=True)
+        assert held not in page and "dispute-notice" in page, path
+
+
 @pytest.mark.parametrize(("text", "standing"), [("winning_evidence", "won"), ("losing_evidence", "lost")])
 def test_evidence_from_the_admin_page_decides_the_dispute(
     disputed_order: Callable[..., Order], staff_client: FlaskClient, emulator: Emulator, text: str, standing: str
@@ -190,6 +237,57 @@ def test_evidence_from_the_admin_page_decides_the_dispute(
         assert after.dispute_lost_cents == TOTAL + DISPUTE_FEE
         assert refunds.remaining_refundable_cents(fresh(), after) == 0
     assert len(_mails(order.id, MailKind.DISPUTE_CLOSED)) == 1
+
+
+def test_after_submitting_evidence_the_lists_stop_asking_for_a_response(
+    disputed_order: Callable[..., Order], staff_client: FlaskClient, emulator: Emulator
+) -> None:
+    """Newcomer's fault 3: the orders list, dashboard and disputes list kept saying "respond by" after submission."""
+    order = disputed_order(FRAUDULENT)
+    row = _dispute_row(order.id)
+    lists = ("/admin/orders/", "/admin/", "/admin/disputes/")
+    for path in lists:
+        assert "espond by" in staff_client.get(path).get_data(as_text=True), path
+    form = _evidence_form(staff_client, row.id)
+    submit = {
+        **form,
+        "uncategorized_text": "Delivered, signed for.",
+        "submit_evidence": "Submit evidence",
+        "confirm": "yes",
+    }
+    assert staff_client.post(f"/admin/disputes/{row.id}/", data=submit).status_code == 303
+    emulator.deliver_pending()
+    assert fresh_order(order.id).dispute_open
+    for path in lists:
+        page = staff_client.get(path).get_data(as_text=True)
+        assert "espond by" not in page, path
+        assert "vidence submitted, awaiting the card issuer&#39;s decision" in page, path
+    page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
+    flag = re.search(r'id="dispute-flag">(.*?)</div>', page, re.S)
+    assert flag and "Disputed: evidence submitted, awaiting the card issuer&#39;s decision" in flag.group(1)
+
+
+def test_the_evidence_receipt_adds_up_to_what_was_charged(
+    disputed_order: Callable[..., Order], staff_client: FlaskClient
+) -> None:
+    """Newcomer's fault 5: the pre-filled receipt listed the items and the total, but not the shipping line (nor
+    discount or tax), so it did not add up to the amount charged."""
+    order = disputed_order(FRAUDULENT)
+    charged = {"amount_discount_cents": 500, "promotion_code": "SAVE5", "amount_shipping_cents": 495,
+               "shipping_rate_name": "Standard", "amount_tax_cents": 100, "tax_behavior": "exclusive",
+               "total_cents": TOTAL - 500 + 495 + 100}  # fmt: skip
+    db.session.execute(update(Order).where(Order.id == order.id).values(**charged))
+    db.session.commit()
+    receipt = _evidence_form(staff_client, _dispute_row(order.id).id)["uncategorized_text"]
+    receipt = receipt.split("Order timeline")[0]
+    for line in (
+        "total $80.92",
+        "subtotal $79.97",
+        "discount (SAVE5) -$5.00",
+        "shipping (Standard) $4.95",
+        "tax $1.00",
+    ):
+        assert line in receipt, receipt
 
 
 def test_past_due_without_evidence_is_lost_and_reminded_once(
@@ -276,6 +374,9 @@ def test_an_early_fraud_warning_flags_the_order_and_is_refunded(
     assert warning is not None and not warning.actionable
     page = staff_client.get(f"/admin/orders/details/?id={order.id}").get_data(as_text=True)
     assert "Early fraud warning" in page
+    # Newcomer's fault 2: the refund answered the warning, so its review flag is lifted (with a timeline entry).
+    assert not after.needs_review and 'id="review-flag"' not in page
+    assert "Review flag lifted" in page
 
 
 @pytest.mark.parametrize("outcome", ["won", "lost"])

@@ -104,7 +104,8 @@ def test_bulk_mark_shipped_action(staff_client, staff_post, paid_order, place_or
     response = staff_post("/admin/orders/action/", data={"action": "ship", "rowid": [str(paid.id), str(pending.id)]})
     assert response.status_code == 302
     message = staff_client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f"Marked 1 order(s) shipped. Not paid, so not shipped: #{pending.id}." in message
+    refused = f"Not shipped: #{pending.id} (Pending: only paid orders can be shipped.)"
+    assert f"Marked 1 order(s) shipped. {refused}" in message
     assert fresh_order(paid.id).shipped_at is not None and fresh_order(pending.id).shipped_at is None
 
 

@@ -168,6 +168,20 @@ class DiscountsView(StaffOnly, BaseView):
             return self._render(404)
         return self._done("Shipping rate " + ("offered." if active else "no longer offered."))
 
+    @expose("/<any(coupons, codes, rates):section>/<int:row_id>/delete", methods=("POST",))
+    def delete_row(self, section: str, row_id: int) -> Any:
+        """Delete a row that is not at Stripe yet (its creation failed), e.g. one Stripe keeps refusing."""
+        if not StaffForm().validate():
+            return self._render(400)
+        try:
+            name = discounts.delete_not_at_stripe(discounts.SECTIONS[section], row_id)
+        except LookupError:
+            return self._render(404)
+        except discounts.CannotDelete as error:
+            flash(str(error), "error")
+            return self._render(409)
+        return self._done(f"{name} deleted (it was never at Stripe).")
+
     @expose("/send", methods=("POST",))
     def send_pending(self) -> Any:
         """Send what Stripe has not confirmed yet, each with its stored key."""

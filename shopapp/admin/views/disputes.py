@@ -11,16 +11,11 @@ from flask_login import current_user
 from shopapp.admin.forms import DisputeEvidenceForm
 from shopapp.admin.views.base import StaffOnly
 from shopapp.extensions import db
-from shopapp.models import Dispute, EvidenceState, Order
+from shopapp.models import Dispute, Order
 from shopapp.services import disputes
 from shopapp.services.catalog import format_money
 from shopapp.services.clock import local_time
 from shopapp.services.ids import db_id
-
-
-def _editable(row: Dispute) -> bool:
-    # Evidence can change while Stripe still waits for it and nothing was submitted (Stripe takes it once).
-    return row.status.needs_response and row.evidence_state != EvidenceState.SUBMITTED
 
 
 class DisputeView(StaffOnly, BaseView):
@@ -55,7 +50,7 @@ class DisputeView(StaffOnly, BaseView):
             amount=format_money(row.amount_cents, row.currency),
             due=local_time(row.due_by),
             money=lambda cents: format_money(cents, row.currency),
-            editable=_editable(row),
+            editable=row.awaits_evidence,  # Stripe takes evidence once
             confirm=False,
         )
         return page, status
@@ -81,7 +76,7 @@ class DisputeView(StaffOnly, BaseView):
                 amount=format_money(row.amount_cents, row.currency),
                 due=local_time(row.due_by),
                 money=lambda cents: format_money(cents, row.currency),
-                editable=_editable(row),
+                editable=row.awaits_evidence,  # Stripe takes evidence once
                 confirm=True,
             )
         evidence = {name: str(getattr(form, name).data or "") for name in disputes.EVIDENCE_FIELDS}

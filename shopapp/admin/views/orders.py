@@ -168,12 +168,9 @@ class OrderView(StaffModelView):
             form=form,
             ship_form=ship_form or ShipForm(formdata=None),
             address=shipping.address_lines(detail.order.shipping_address),
-            # Refunds sent to Stripe and not yet settled: shown as pending, and nothing is shipped while
-            # everything left on the order is on its way back to the shopper.
-            pending_cents=(pending := sum(r.amount_cents for r in detail.refunds if r.status.in_flight)),
-            shippable=detail.order.status in shipping.SHIPPABLE
-            and detail.order.shipped_at is None
-            and not (pending and detail.refundable_cents == 0),
+            # Refunds sent to Stripe and not yet settled: shown as pending.
+            pending_cents=sum(r.amount_cents for r in detail.refunds if r.status.in_flight),
+            shippable=detail.order.shipped_at is None and detail.ship_refusal is None,
             money=format_money,
             return_url=self.get_url(".index_view"),
             emails=outbox.messages_for_order(order_id),
@@ -218,16 +215,19 @@ class OrderView(StaffModelView):
         if not ids or None in order_ids:
             flash("Choose the orders to mark shipped.", "error")
             return
-        done, refused = [], []
+        done: list[int] = []
+        refused: dict[str, list[int]] = {}  # the reason (shipping.refusal) -> the orders it names
         for order_id in [i for i in order_ids if i is not None]:
             try:
                 shipping.mark_shipped(order_id, actor=f"staff {current_user.email}")
                 done.append(order_id)
-            except (shipping.ShippingError, LookupError):
-                refused.append(order_id)
+            except shipping.ShippingError as error:
+                refused.setdefault(error.reason, []).append(order_id)
+            except LookupError:
+                refused.setdefault("No such order.", []).append(order_id)
         message = f"Marked {len(done)} order(s) shipped."
-        if refused:
-            message += " Not paid, so not shipped: " + ", ".join(f"#{i}" for i in refused) + "."
+        for reason, refused_ids in refused.items():
+            message += " Not shipped: " + ", ".join(f"#{i}" for i in refused_ids) + f" ({reason})"
         flash(message, "error" if refused else "success")
 
     @expose("/details/")
