@@ -10,6 +10,9 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import template, typefmt
 from flask_login import current_user
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from shopapp.admin.forms import StaffForm
@@ -107,6 +110,58 @@ class StaffModelView(StaffOnly, ModelView):
             url = self.get_url(endpoint, id=_ROW_ID, url=return_url).replace(_ROW_ID, "{row_id}", 1)
             actions.append(template.LinkRowAction(icon, url, title=row_action.title))
         return actions
+
+    @pass_context
+    def list_rows(
+        self,
+        context: Context,
+        rows: list[Any],
+        list_columns: list[tuple[str, Any]],
+        row_actions: list[template.BaseListRowAction],
+        with_checkbox: bool,
+        select_label: str,
+    ) -> Markup | None:
+        """The list's table rows as one piece of markup, or None when the template must render them.
+
+        admin/model/list.html rendered each row in Jinja: per cell a call into the view, an escape and a
+        dozen small writes, per row a macro for each link; for 50 rows of 8 columns that was most of the
+        orders list's time (issue 25). Here each cell's value still comes from Flask-Admin's public
+        `get_list_value` (column formatters, choices, type formatters, as before) and is escaped like
+        Jinja's autoescape; the markup is the template's own. None (the template's loop then runs) for an
+        empty page (its message), for in-line editable columns, and for row actions other than links
+        (a delete form needs the template's macro).
+        """
+        if not rows or self.column_editable_list:
+            return None
+        links: list[tuple[str, Markup]] = []
+        for action in row_actions if self.column_display_actions else ():
+            if type(action) is not template.LinkRowAction or not isinstance(action.url, str):
+                return None
+            title = escape(str(action.title or ""))
+            links.append(
+                (action.url, Markup('<a class="icon" href="{}" title="%s" aria-label="%s">\n  <span class="%s"'
+                 ' aria-hidden="true"></span>\n</a>\n') % (title, title, escape(action.icon_class)))
+            )  # fmt: skip
+        label = escape(select_label)
+        cells = [(name, Markup('<td class="col-%s">') % name) for name, _ in list_columns]
+        out: list[str] = []
+        for row in rows:
+            pk = escape(str(self.get_pk_value(row)))
+            out.append("<tr>\n")
+            if with_checkbox:
+                out.append(
+                    f'<td>\n<input type="checkbox" name="rowid" class="action-checkbox" value="{pk}" '
+                    f'title="{label}" aria-label="{label} {pk}" />\n</td>\n'
+                )
+            if self.column_display_actions:
+                out.append('<td class="list-buttons-column">\n')
+                for url, link in links:
+                    out.append(link.replace("{}", escape(url.format(row_id=pk)), 1))
+                out.append("</td>\n")
+            for name, opening in cells:
+                out.append(f"{opening}{escape(self.get_list_value(context, row, name))}</td>\n")
+            out.append("</tr>\n")
+        return Markup("".join(out))
 
 
 # Stands in for the row's id in a row link's URL (letters only, so url_for leaves it as it is).
