@@ -228,6 +228,10 @@ class Config:
 
     # The shop page's rendered-HTML cache (shopapp/shop/page_cache.py). Off: every view renders the template.
     PAGE_CACHE_ENABLED = _env_bool("PAGE_CACHE_ENABLED", True)
+    # On PostgreSQL, reuse the shop page's product rows until PostgreSQL announces a change to `products`
+    # (LISTEN/NOTIFY, one listening connection per worker; shopapp/database.py ChangeFeed). Off behind a
+    # transaction-pooling proxy, which drops notifications: then every view reads the products.
+    PRODUCTS_CHANGE_FEED = _env_bool("PRODUCTS_CHANGE_FEED", True)
 
     # Argon2id cost (argon2-cffi's defaults: RFC 9106 low-memory profile).
     ARGON2_TIME_COST = _env_int("ARGON2_TIME_COST", 3)

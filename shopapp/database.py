@@ -10,7 +10,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from flask import Flask
@@ -44,7 +44,7 @@ IDLE_PING_SECONDS = 10.0
 
 
 def init_database(app: Flask) -> None:
-    """Bind Flask-SQLAlchemy and install the per-dialect engine hooks."""
+    """Bind Flask-SQLAlchemy, install the per-dialect engine hooks and, on PostgreSQL, the products change feed."""
     # No pool_pre_ping (a round trip on every checkout, so on every request): a SQLite file has no server
     # to drop a connection, and PostgreSQL gets the idle-only ping of _configure_postgresql instead.
     db.init_app(app)
@@ -55,6 +55,8 @@ def init_database(app: Flask) -> None:
             _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
         elif engine.dialect.name == "postgresql":
             _configure_postgresql(engine)
+            if app.config["PRODUCTS_CHANGE_FEED"]:
+                app.extensions[PRODUCTS_FEED] = ChangeFeed(engine, PRODUCTS_CHANNEL)
 
 
 def _configure_postgresql(engine: Engine) -> None:
@@ -99,6 +101,110 @@ def _configure_postgresql(engine: Engine) -> None:
             dbapi_connection.autocommit = autocommit
         except Exception as error:  # any failure: this connection is unusable
             raise exc.DisconnectionError(f"idle connection failed its ping: {type(error).__name__}") from error
+
+
+# ------------------------------------------------------------------------ PostgreSQL change notifications
+
+# The channel on which PostgreSQL announces every committed change to `products` (a statement trigger,
+# models/product.py and migration 0018), and the app.extensions key of the feed that listens to it.
+PRODUCTS_CHANNEL = "shop_products_changed"
+PRODUCTS_FEED = "shop_products_feed"
+# After the listening connection failed, how long reads go to the database every time before it reconnects.
+FEED_RETRY_SECONDS = 5.0
+
+_feeds: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
+
+
+class ChangeFeed:
+    """A number that changes whenever a table may have changed: PostgreSQL LISTEN/NOTIFY, per process.
+
+    `generation()` returns an int; a value read from the table while the generation was g may be reused for
+    as long as `generation()` still returns g. It changes when PostgreSQL delivers a notification on
+    `channel` (a trigger on the table sends one at the commit of every transaction that changed it, from any
+    process or node), when this process commits any transaction on `engine` (so a change made here is seen
+    at once, before its notification comes back), and when the listening connection is (re)made. It returns
+    None when nothing can be promised (the listening connection is down, or not made yet after a failure):
+    then read the table every time.
+
+    Why: the shop page's one products query was a round trip to PostgreSQL on every view (a third of an
+    anonymous page's time on 2 cores, py-spy, issue 25) though products change rarely. The listening
+    connection is one extra connection per worker process; checking it is a poll of its socket, no round
+    trip. It needs a direct connection to PostgreSQL (a transaction-pooling proxy drops notifications):
+    behind one, set PRODUCTS_CHANGE_FEED=0.
+    """
+
+    def __init__(self, engine: Engine, channel: str) -> None:
+        self._engine = engine
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._pid = os.getpid()
+        self._generation = 0
+        self._retry_at = 0.0
+        # Before the COMMIT is sent: a reader in between re-reads the old rows under the new number, and the
+        # notification that follows the commit moves the number on again.
+        event.listen(engine, "commit", self._committed_here)
+        _feeds.add(self)
+
+    def _committed_here(self, _conn: Any) -> None:
+        self._generation += 1
+
+    def generation(self) -> int | None:
+        """The current generation, or None when reads must go to the database (see the class)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not use (or close: that would end the parent's session) its parent's
+                # listening connection; it makes its own.
+                self._pid, self._conn, self._retry_at = os.getpid(), None, 0.0
+                self._generation += 1
+            if self._conn is None and not self._listen():
+                return None
+            try:
+                if select.select([self._conn.fileno()], [], [], 0)[0]:
+                    # Notifications, or the server hanging up (then reading raises).
+                    for _ in self._conn.notifies(timeout=0):
+                        self._generation += 1
+                    self._generation += 1
+            except Exception:  # the listening connection broke: nothing can be promised until it is back
+                self._drop()
+                return None
+            return self._generation
+
+    def _listen(self) -> bool:
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            import psycopg
+
+            args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+            conn = psycopg.connect(*args, **{**kwargs, "autocommit": True, "application_name": "shop-change-feed"})
+            conn.execute(f'LISTEN "{self._channel}"')
+        except Exception:
+            self._retry_at = time.monotonic() + FEED_RETRY_SECONDS
+            return False
+        self._conn = conn
+        self._generation += 1  # whatever was read before the feed listened may be stale
+        return True
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self._generation += 1
+        self._retry_at = time.monotonic() + FEED_RETRY_SECONDS
+        with suppress(Exception):  # already broken: nothing to say goodbye on
+            conn.close()
+
+    def close(self) -> None:
+        """Close the listening connection (an app's engine being disposed: tests, shutdown)."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._drop()
+            self._retry_at = 0.0
+
+
+def close_change_feeds() -> None:
+    """Close every live feed's listening connection in this process (test teardown)."""
+    for feed in list(_feeds):
+        feed.close()
 
 
 # ------------------------------------------------------------------------------ SQLite writers take turns

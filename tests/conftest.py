@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from config import TestingConfig
 from shopapp import create_app
+from shopapp.database import close_change_feeds
 from shopapp.extensions import db as _db
 from shopapp.extensions import limiter
 from shopapp.models import Order, OrderStatus, Product, User
@@ -66,6 +67,14 @@ def _writes_only_in_write_transaction() -> Iterator[None]:
     """Every test: a request that writes outside write_transaction fails loudly (tests/support.py)."""
     with writes_only_in_write_transaction():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _close_change_feeds() -> Iterator[None]:
+    """Every test: close the PostgreSQL products feeds' listening connections its apps opened (one per app;
+    hundreds of apps would exhaust max_connections)."""
+    yield
+    close_change_feeds()
 
 
 @pytest.fixture(autouse=True)

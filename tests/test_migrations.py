@@ -45,6 +45,10 @@ def test_migrations_match_the_models(empty_database_url):
         assert diff == [], diff
         tables = set(inspect(db.engine).get_table_names())
         assert {"users", "products", "orders", "order_items", "payment_events", "order_events", "refunds"} <= tables
+        if db.engine.dialect.name == "postgresql":  # migration 0018: products announce their changes
+            with db.engine.connect() as conn:
+                triggers = set(conn.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")))
+            assert "products_changed" in triggers
         downgrade(revision="base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         db.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import DDL, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shopapp import currencies
@@ -57,6 +57,22 @@ class Product(Base):
 
     def __str__(self) -> str:
         return self.name
+
+
+# PostgreSQL announces every committed change to `products` on this channel (shopapp/database.py ChangeFeed:
+# workers reuse the shop page's product rows until then). A statement trigger: one notification per
+# transaction, whatever changed (identical notifications within a transaction are sent once). The same DDL as
+# migration 0018, for databases made by create_all (tests, `flask seed` on a fresh file).
+PRODUCTS_NOTIFY_FUNCTION = DDL(
+    "CREATE OR REPLACE FUNCTION shop_products_changed() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN PERFORM pg_notify('shop_products_changed', ''); RETURN NULL; END $$"
+)
+PRODUCTS_NOTIFY_TRIGGER = DDL(
+    "CREATE TRIGGER products_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON products "
+    "FOR EACH STATEMENT EXECUTE FUNCTION shop_products_changed()"
+)
+event.listen(Product.__table__, "after_create", PRODUCTS_NOTIFY_FUNCTION.execute_if(dialect="postgresql"))
+event.listen(Product.__table__, "after_create", PRODUCTS_NOTIFY_TRIGGER.execute_if(dialect="postgresql"))
 
 
 class ProductChange(Base):

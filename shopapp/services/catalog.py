@@ -11,10 +11,12 @@ from functools import lru_cache
 from typing import Any
 
 from babel.numbers import format_currency
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import Row, select
 
 from shopapp import currencies
+from shopapp.database import PRODUCTS_FEED
 from shopapp.extensions import db
 from shopapp.models import Product
 from shopapp.services.tx import write_transaction
@@ -209,8 +211,27 @@ _ACTIVE_PRODUCT_ROWS = (
 
 def active_product_rows() -> Sequence[Row[*tuple[Any, ...]]]:
     """Active products in display order as read-only rows (id, name, description, price_cents, currency, stock,
-    image_name, image_width, image_height, image_alt); the page cache keys on every one of them."""
-    return db.session.execute(_ACTIVE_PRODUCT_ROWS).all()
+    image_name, image_width, image_height, image_alt); the page cache keys on every one of them.
+
+    On PostgreSQL the rows last read are reused until the products change feed moves on (database.ChangeFeed:
+    a committed change to `products` anywhere, or any commit in this process); then, and whenever the feed
+    cannot promise anything, they are read again. SQLite reads them every time (no server round trip).
+    """
+    feed = current_app.extensions.get(PRODUCTS_FEED)
+    generation = feed.generation() if feed is not None else None
+    if generation is not None:
+        cached = current_app.extensions.get(_ROWS_KEY)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+    rows = db.session.execute(_ACTIVE_PRODUCT_ROWS).all()
+    if generation is not None:
+        # Filed under the generation read BEFORE the query: a change committed meanwhile moves the feed on,
+        # so these rows are read again on the next view.
+        current_app.extensions[_ROWS_KEY] = (generation, rows)
+    return rows
+
+
+_ROWS_KEY = "shop_active_product_rows"
 
 
 def active_product(product_id: int) -> Product | None:

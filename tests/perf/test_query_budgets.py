@@ -40,6 +40,14 @@ CHECKOUT_NEW_ORDER = {"sqlite": 21, "postgresql": 20}
 # after-commit look for a shortfall refund to send.
 WEBHOOK_FIRST_DELIVERY = 16
 WEBHOOK_DUPLICATE = 1  # the dedupe read: nothing else, and no write
+# On PostgreSQL the products are read again only after the products feed moved on (a committed change to
+# `products` anywhere, or any commit in this process: shopapp/database.py ChangeFeed, issue 25); SQLite reads
+# them on every view (no server round trip to save).
+
+
+def products_read_again() -> int:
+    """Statements a view spends on the products when nothing was committed since the last view read them."""
+    return 0 if _db.engine.dialect.name == "postgresql" else 1
 SUCCESS_PAGE_FINAL_ORDER = 3  # user, order, its items: no Stripe call and no write once the order is final
 
 
@@ -75,6 +83,10 @@ def test_anonymous_shop_page_is_one_query(fetch, products, queries):
     assert "Product A" in response.get_data(as_text=True)
     assert queries.count == ANONYMOUS_SHOP_PAGE, str(queries)
     assert "Set-Cookie" not in response.headers  # a visitor's page starts no session
+    with queries.capture():
+        again = fetch("GET", "/")
+    assert "Product A" in again.get_data(as_text=True)
+    assert queries.count == ANONYMOUS_SHOP_PAGE - 1 + products_read_again(), str(queries)
 
 
 @pytest.mark.parametrize("order_count", [0, 1, 20, 200])
@@ -88,10 +100,10 @@ def test_logged_in_shop_page_count_does_not_grow_with_orders(fetch, products, sh
     with queries.capture():
         first = fetch("GET", "/orders")
     assert first.status_code == 200
-    assert queries.count == LOGGED_IN_SHOP_PAGE_RENDERED, str(queries)
+    assert queries.count == LOGGED_IN_SHOP_PAGE_RENDERED - 1 + products_read_again(), str(queries)
     with queries.capture():
         again = fetch("GET", "/orders")
-    assert queries.count == LOGGED_IN_SHOP_PAGE, str(queries)
+    assert queries.count == LOGGED_IN_SHOP_PAGE - 1 + products_read_again(), str(queries)
     for response in (first, again):
         html = response.get_data(as_text=True)
         # Listed orders and collapsed "not completed" checkouts (issue 22) together make the page's 20.
@@ -107,7 +119,7 @@ def test_later_pages_of_orders_cost_the_same(fetch, products, shopper, queries):
     with queries.capture():
         response = fetch("GET", "/orders?page=7")
     assert response.status_code == 200
-    assert queries.count == LOGGED_IN_SHOP_PAGE_RENDERED, str(queries)
+    assert queries.count == LOGGED_IN_SHOP_PAGE_RENDERED - 1 + products_read_again(), str(queries)
     html = response.get_data(as_text=True)
     assert len(re.findall(r'id="order-\d+"', html)) == 20
     assert html.count("&times;") >= 40  # every order on the page shows its items
