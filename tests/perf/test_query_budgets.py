@@ -48,6 +48,8 @@ WEBHOOK_DUPLICATE = 1  # the dedupe read: nothing else, and no write
 def products_read_again() -> int:
     """Statements a view spends on the products when nothing was committed since the last view read them."""
     return 0 if _db.engine.dialect.name == "postgresql" else 1
+
+
 SUCCESS_PAGE_FINAL_ORDER = 3  # user, order, its items: no Stripe call and no write once the order is final
 
 
