@@ -2,7 +2,8 @@
 
 Why: rendering the page (three product cards, the Buy form, twenty orders with their items, a dozen
 URLs) cost more than everything else a view of it does, queries included, yet it rarely changes
-between two views. The view still runs every query on every request; the cache only replaces the
+between two views. The view still runs every query on every request (the product rows on PostgreSQL
+excepted: they are reused until PostgreSQL announces a change, database.ChangeFeed); the cache only replaces the
 template. Its key holds every value the HTML is rendered from (the rows the queries just returned,
 who is viewing, which page, which notice, where the app is mounted), compared by equality, not by a
 digest, so two different pages can never share an entry and any change to a product or an order
@@ -93,8 +94,9 @@ def shop_page(
 ) -> str:
     """The shop page (`template` shop/index.html) or My orders (shop/orders.html, `page` > 0) for this viewer.
 
-    Every query runs on every view; only the template is skipped when an identical page was rendered
-    before. One-off pages (a flashed message, a form error, the shopper's own selection) and every page
+    Every query runs on every view (on PostgreSQL the product rows are reused until PostgreSQL announces
+    a change to them: catalog.active_product_rows); only the template is skipped when an identical page was
+    rendered before. One-off pages (a flashed message, a form error, the shopper's own selection) and every page
     in debug (where templates and static files are edited live) are rendered directly, never cached.
     """
     products = catalog.active_product_rows()
