@@ -44,7 +44,7 @@ IDLE_PING_SECONDS = 10.0
 
 
 def init_database(app: Flask) -> None:
-    """Bind Flask-SQLAlchemy, install the per-dialect engine hooks and, on PostgreSQL, the products change feed."""
+    """Bind Flask-SQLAlchemy, install the per-dialect engine hooks and the products change feed."""
     # No pool_pre_ping (a round trip on every checkout, so on every request): a SQLite file has no server
     # to drop a connection, and PostgreSQL gets the idle-only ping of _configure_postgresql instead.
     db.init_app(app)
@@ -53,6 +53,9 @@ def init_database(app: Flask) -> None:
         _engines.add(engine)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+            path = _sqlite_file(engine)
+            if app.config["PRODUCTS_CHANGE_FEED"] and path is not None:
+                app.extensions[PRODUCTS_FEED] = SQLiteDataVersion(path)
         elif engine.dialect.name == "postgresql":
             _configure_postgresql(engine)
             if app.config["PRODUCTS_CHANGE_FEED"]:
@@ -112,7 +115,7 @@ PRODUCTS_FEED = "shop_products_feed"
 # After the listening connection failed, how long reads go to the database every time before it reconnects.
 FEED_RETRY_SECONDS = 5.0
 
-_feeds: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
+_feeds: weakref.WeakSet[ChangeFeed | SQLiteDataVersion] = weakref.WeakSet()
 
 
 class ChangeFeed:
@@ -199,6 +202,45 @@ class ChangeFeed:
             if self._conn is not None and self._pid == os.getpid():
                 self._drop()
             self._retry_at = 0.0
+
+
+class SQLiteDataVersion:
+    """SQLite's own change counter as a feed: `generation()` changes whenever any connection, in any process,
+    committed a change to the database file since the last call (PRAGMA data_version on a connection of the
+    feed's own that never writes, so every commit is another connection's).
+
+    The same promise as ChangeFeed (rows read while the generation was g may be reused while it stays g),
+    for any table; a pragma answered from SQLite's memory instead of a query through the ORM: the shop page's
+    products query was a fifth of an anonymous view on SQLite (issue 25). None if the file cannot be opened.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        _feeds.add(self)
+
+    def generation(self) -> int | None:
+        """The file's data version as seen by the feed's connection, or None when it cannot be read."""
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child opens its own
+                self._pid, self._conn = os.getpid(), None
+            try:
+                if self._conn is None:
+                    # Autocommit (isolation_level None): each pragma sees the latest commit, no snapshot held.
+                    self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                self._conn = None
+                return None
+
+    def close(self) -> None:
+        """Close the feed's connection (test teardown, shutdown)."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
 
 
 def close_change_feeds() -> None:

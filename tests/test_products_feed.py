@@ -1,7 +1,8 @@
-"""PostgreSQL announces product changes and the shop page's product rows follow them (issue 25).
+"""The database announces product changes and the shop page's product rows follow them (issue 25).
 
-On PostgreSQL the shop page reuses the product rows it last read until the products feed moves on
-(shopapp/database.py ChangeFeed: LISTEN on the channel a statement trigger on `products` notifies). These tests
+The shop page reuses the product rows it last read until the products feed moves on (shopapp/database.py:
+on PostgreSQL ChangeFeed, LISTEN on the channel a statement trigger on `products` notifies; on a SQLite file
+SQLiteDataVersion, PRAGMA data_version on a connection of its own). These tests
 change products the way another process or node would (its own connection, not this app's) and require the
 page to show the change, waiting for the notification with a deadline, never a fixed sleep; and they break the
 listening connection and require the page to fall back to reading the products, then to listen again.
@@ -9,6 +10,7 @@ listening connection and require the page to fall back to reading the products, 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +28,16 @@ DEADLINE_SECONDS = 30.0
 @pytest.fixture
 def elsewhere(app: Any) -> Callable[[str], None]:
     """Run SQL on a connection of its own, committed at once: another worker, node or `psql` session."""
-    if _db.engine.dialect.name != "postgresql":
-        pytest.skip("the products feed is PostgreSQL's (LISTEN/NOTIFY); SQLite reads the products on every view")
+    if _db.engine.dialect.name == "sqlite":
+
+        def run_sqlite(sql: str) -> None:
+            conn = sqlite3.connect(str(_db.engine.url.database), isolation_level=None)
+            try:
+                conn.execute(sql)
+            finally:
+                conn.close()
+
+        return run_sqlite
     args, kwargs = _db.engine.dialect.create_connect_args(_db.engine.url)
 
     def run(sql: str) -> None:
@@ -47,6 +57,8 @@ def _eventually(client: Any, wanted: str) -> str:
 
 
 def test_the_trigger_exists(app: Any, elsewhere: Callable[[str], None]) -> None:
+    if _db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite needs no trigger: its data version counts every commit")
     with _db.engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'products_changed'")) == 1
 
@@ -80,6 +92,8 @@ def test_a_change_made_in_this_process_shows_at_once(client: Any, products: Any,
 def test_a_lost_listener_falls_back_to_reading_and_listens_again(
     app: Any, client: Any, products: Any, elsewhere: Any
 ) -> None:
+    if _db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's listening connection")
     _db.session.commit()
     client.get("/")
     feed = app.extensions[PRODUCTS_FEED]

@@ -213,9 +213,10 @@ def active_product_rows() -> Sequence[Row[*tuple[Any, ...]]]:
     """Active products in display order as read-only rows (id, name, description, price_cents, currency, stock,
     image_name, image_width, image_height, image_alt); the page cache keys on every one of them.
 
-    On PostgreSQL the rows last read are reused until the products change feed moves on (database.ChangeFeed:
-    a committed change to `products` anywhere, or any commit in this process); then, and whenever the feed
-    cannot promise anything, they are read again. SQLite reads them every time (no server round trip).
+    The rows last read are reused while the database says nothing changed since (the products feed: on
+    PostgreSQL database.ChangeFeed, a committed change to `products` anywhere or any commit in this process;
+    on a SQLite file database.SQLiteDataVersion, any commit to the file); otherwise, and whenever the feed
+    cannot promise anything, they are read again.
     """
     feed = current_app.extensions.get(PRODUCTS_FEED)
     generation = feed.generation() if feed is not None else None

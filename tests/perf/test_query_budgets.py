@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import current_app
 from flask.testing import FlaskClient
 
+from shopapp.database import PRODUCTS_FEED
 from shopapp.extensions import db as _db
 from shopapp.models import Order, OrderStatus, PaymentEvent
 from shopapp.services import bulk_seed
@@ -40,17 +42,15 @@ CHECKOUT_NEW_ORDER = {"sqlite": 21, "postgresql": 20}
 # after-commit look for a shortfall refund to send.
 WEBHOOK_FIRST_DELIVERY = 16
 WEBHOOK_DUPLICATE = 1  # the dedupe read: nothing else, and no write
-# On PostgreSQL the products are read again only after the products feed moved on (a committed change to
-# `products` anywhere, or any commit in this process: shopapp/database.py ChangeFeed, issue 25); SQLite reads
-# them on every view (no server round trip to save).
+SUCCESS_PAGE_FINAL_ORDER = 3  # user, order, its items: no Stripe call and no write once the order is final
+# The products are read again only after the products feed moved on (issue 25; shopapp/database.py: on
+# PostgreSQL a committed change to `products` anywhere or any commit in this process, on a SQLite file any
+# commit to it); without a feed (in-memory SQLite) they are read on every view.
 
 
 def products_read_again() -> int:
     """Statements a view spends on the products when nothing was committed since the last view read them."""
-    return 0 if _db.engine.dialect.name == "postgresql" else 1
-
-
-SUCCESS_PAGE_FINAL_ORDER = 3  # user, order, its items: no Stripe call and no write once the order is final
+    return 0 if PRODUCTS_FEED in current_app.extensions else 1
 
 
 @pytest.fixture
