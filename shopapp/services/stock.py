@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
@@ -135,12 +135,40 @@ def _mark_consumed(session: Session, order: Order) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# Both flags' compare-and-sets in one statement, built once: consumed (False -> True) and the reservation flag
+# (as this transaction read it -> False). Table columns: a plain statement, no ORM execution layer.
+_order_columns = Order.__table__.c
+_CONSUME = (
+    update(Order.__table__)
+    .where(
+        _order_columns.id == bindparam("b_order_id"),
+        _order_columns.stock_consumed.is_(False),
+        _order_columns.stock_reserved == bindparam("b_reserved"),
+    )
+    .values(stock_consumed=True, stock_reserved=False, updated_at=bindparam("updated_at"))
+)
+
+
+def _mark_consumed_and_released(session: Session, order: Order) -> bool | None:
+    """Mark the units taken and clear the reservation flag in one compare-and-set on both flags as read.
+
+    Returns whether a hold was released (the flag was set) when it matched; None when either flag had changed
+    since it was read (then the caller takes the two steps one by one, each its own compare-and-set).
+    """
+    reserved = bool(order.stock_reserved)
+    result = session.execute(_CONSUME, {"b_order_id": order.id, "b_reserved": reserved, "updated_at": utcnow()})
+    return reserved if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
 def consume(session: Session, order: Order) -> bool:
     """A paid order keeps its units for good, at most once. Returns False when a late payment finds them gone
     (nothing taken, stock_consumed stays False: the order is refunded instead)."""
-    if not _mark_consumed(session, order):
-        return True  # already taken for this order: never twice
-    if _clear_reservation_flag(session, order):
+    released = _mark_consumed_and_released(session, order)
+    if released is None:
+        if not _mark_consumed(session, order):
+            return True  # already taken for this order: never twice
+        released = _clear_reservation_flag(session, order)
+    if released:
         for item in _lines(order):
             if item.reserved_quantity:
                 session.execute(
