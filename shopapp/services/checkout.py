@@ -673,8 +673,10 @@ def _apply_processing(session: Session, order: Order, actor: str) -> Outcome:
 def after_commit(outcome: EventOutcome, order_id: int | None) -> None:
     """The one place deciding what runs after a transaction that applied Stripe's word about an order commits:
     an applied change may have recorded an out-of-stock refund (a late payment whose units were gone),
-    which is sent now (never inside the transaction, which must not wait for Stripe)."""
-    if outcome == EventOutcome.APPLIED and order_id is not None:
+    which is sent now (never inside the transaction, which must not wait for Stripe). The transaction says
+    whether it recorded one: without one, nothing is read."""
+    recorded = stock.take_recorded_shortfalls(db.session())
+    if outcome == EventOutcome.APPLIED and order_id in recorded:
         stock.send_shortfall_refunds(order_id)
 
 

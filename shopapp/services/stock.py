@@ -245,6 +245,18 @@ def record_shortfall(session: Session, order: Order, *, actor: str) -> None:
         origin=RefundOrigin.SHORTFALL,
         requested_by=STOCK_REFUND_ACTOR,
     )
+    session.info.setdefault(_RECORDED_SHORTFALLS, set()).add(order.id)
+
+
+# The orders whose out-of-stock refund the session's transaction recorded (Session.info, kept by the session):
+# after the commit, only these have a refund to send now; one queued before is the CLI's (send-refunds, cron).
+_RECORDED_SHORTFALLS = "shopapp.stock.recorded_shortfalls"
+
+
+def take_recorded_shortfalls(session: Session) -> set[int]:
+    """The orders whose out-of-stock refund was recorded in this session since the last call (forgotten now)."""
+    recorded: set[int] = session.info.pop(_RECORDED_SHORTFALLS, set())
+    return recorded
 
 
 def send_shortfall_refunds(order_id: int | None = None) -> int:
