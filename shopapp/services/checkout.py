@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from shopapp.extensions import db
@@ -472,6 +472,12 @@ def _async_failed(checkout_session: Mapping[str, Any]) -> bool:
     return isinstance(pi, Mapping) and pi.get("status") in ("requires_payment_method", "canceled")
 
 
+# Built once (every paid webhook runs it).
+_ATTEMPT_BY_SESSION = select(CheckoutAttempt).where(
+    CheckoutAttempt.order_id == bindparam("order_id"), CheckoutAttempt.stripe_session_id == bindparam("session_id")
+)
+
+
 def _attempt_of(session: Session, order: Order, checkout_session: Mapping[str, Any]) -> CheckoutAttempt | None:
     """The shop's attempt this Checkout Session was created for, or None: a session the shop never created
     for this order (another integration on the account, a staging copy, a connected account) settles nothing.
@@ -480,11 +486,7 @@ def _attempt_of(session: Session, order: Order, checkout_session: Mapping[str, A
     attempt's key in its metadata (random, stored before the call): then the id is stored now.
     """
     session_id = str(checkout_session.get("id") or "")
-    attempt = session.scalar(
-        select(CheckoutAttempt).where(
-            CheckoutAttempt.order_id == order.id, CheckoutAttempt.stripe_session_id == session_id
-        )
-    )
+    attempt = session.scalar(_ATTEMPT_BY_SESSION, {"order_id": order.id, "session_id": session_id})
     if attempt is not None:
         return attempt
     metadata = checkout_session.get("metadata")
