@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -104,14 +104,15 @@ _FACT_COLUMNS = [
 # Built once, with bound parameters (building a statement per request cost about as much as running it).
 # Table columns: plain statements that skip the ORM's execution layer. The SET clause of _RECORD_PAYMENT is
 # the keys of the parameters it is executed with.
-_order_columns = Order.__table__.c
+_order_table = cast(Table, Order.__table__)
+_order_columns = _order_table.c
 _RECORD_PAYMENT = (
-    update(Order.__table__)
+    update(_order_table)
     .where(_order_columns.id == bindparam("b_order_id"), _order_columns.paid_at.is_(None))
     .returning(*(_order_columns[name] for name in _FACT_COLUMNS))
 )
 _SETTLE = (
-    update(Order.__table__)
+    update(_order_table)
     .where(
         _order_columns.id == bindparam("b_order_id"),
         _order_columns.status == bindparam("b_status"),
@@ -120,7 +121,7 @@ _SETTLE = (
     .values(status=bindparam("status"), refunded_cents=bindparam("refunded_cents"), updated_at=bindparam("updated_at"))
 )
 # A timeline entry of settle(), written at once (not through the unit of work, which cost more than the row).
-_ADD_ORDER_EVENT = insert(OrderEvent.__table__)
+_ADD_ORDER_EVENT = insert(cast(Table, OrderEvent.__table__))
 _refund_columns = Refund.__table__.c
 _SUCCEEDED_REFUND_CENTS = select(func.coalesce(func.sum(_refund_columns.amount_cents), 0)).where(
     _refund_columns.order_id == bindparam("order_id"), _refund_columns.status == RefundStatus.SUCCEEDED

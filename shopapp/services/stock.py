@@ -13,9 +13,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from typing import cast
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
@@ -139,7 +140,7 @@ def _mark_consumed(session: Session, order: Order) -> bool:
 # (as this transaction read it -> False). Table columns: a plain statement, no ORM execution layer.
 _order_columns = Order.__table__.c
 _CONSUME = (
-    update(Order.__table__)
+    update(cast(Table, Order.__table__))
     .where(
         _order_columns.id == bindparam("b_order_id"),
         _order_columns.stock_consumed.is_(False),

@@ -164,7 +164,7 @@ _events = PaymentEvent.__table__.c
 _OUTCOME_OF_EVENT = select(_events.outcome).where(_events.stripe_event_id == bindparam("event_id"))
 # Its outcome once applied, on the row _insert_event stored (error stays NULL, as stored).
 _RECORD_OUTCOME = (
-    update(PaymentEvent.__table__)
+    update(cast(Table, PaymentEvent.__table__))
     .where(_events.id == bindparam("b_id"))
     .values(outcome=bindparam("outcome"), order_id=bindparam("order_id"), processed_at=bindparam("processed_at"))
 )
