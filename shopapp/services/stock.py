@@ -279,8 +279,8 @@ def send_shortfall_refunds(order_id: int | None = None) -> int:
     )
     if order_id is not None:
         query = query.where(Refund.order_id == order_id)
-    # A plain read, not a write transaction: every paid webhook asks, and almost always nothing is due;
-    # on SQLite a write transaction would take the database's write lock just to find that out.
+    # A plain read, not a write transaction: the CLI asks on a schedule, and usually nothing is due; on SQLite
+    # a write transaction would take the database's write lock just to find that out.
     due = list(db.session.execute(query))
     db.session.commit()  # end the read before any call to Stripe
     sent = 0
