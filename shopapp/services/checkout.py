@@ -17,8 +17,8 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_gateway
@@ -474,6 +474,12 @@ def _async_failed(checkout_session: Mapping[str, Any]) -> bool:
     return isinstance(pi, Mapping) and pi.get("status") in ("requires_payment_method", "canceled")
 
 
+# Built once (every paid webhook runs it).
+_ATTEMPT_BY_SESSION = select(CheckoutAttempt).where(
+    CheckoutAttempt.order_id == bindparam("order_id"), CheckoutAttempt.stripe_session_id == bindparam("session_id")
+)
+
+
 def _attempt_of(session: Session, order: Order, checkout_session: Mapping[str, Any]) -> CheckoutAttempt | None:
     """The shop's attempt this Checkout Session was created for, or None: a session the shop never created
     for this order (another integration on the account, a staging copy, a connected account) settles nothing.
@@ -482,11 +488,7 @@ def _attempt_of(session: Session, order: Order, checkout_session: Mapping[str, A
     attempt's key in its metadata (random, stored before the call): then the id is stored now.
     """
     session_id = str(checkout_session.get("id") or "")
-    attempt = session.scalar(
-        select(CheckoutAttempt).where(
-            CheckoutAttempt.order_id == order.id, CheckoutAttempt.stripe_session_id == session_id
-        )
-    )
+    attempt = session.scalar(_ATTEMPT_BY_SESSION, {"order_id": order.id, "session_id": session_id})
     if attempt is not None:
         return attempt
     metadata = checkout_session.get("metadata")
@@ -506,6 +508,9 @@ def _attempt_of(session: Session, order: Order, checkout_session: Mapping[str, A
     return attempt
 
 
+_WITH_ITEMS = (joinedload(Order.items),)
+
+
 def apply_session(
     session: Session,
     checkout_session: Mapping[str, Any],
@@ -517,7 +522,8 @@ def apply_session(
     (outcome, order id). See finalize_checkout. Raises SessionNotOurs for a session the shop did not create
     for the order it names, OrderNotFound for an order not committed (yet)."""
     order_id = order_id_for_session(checkout_session)
-    order = session.get(Order, order_id, populate_existing=True)
+    # The items in the same statement (stock needs them when the payment is recorded): one round trip, not two.
+    order = session.get(Order, order_id, populate_existing=True, options=_WITH_ITEMS)
     if order is None:
         raise OrderNotFound(order_id)
     attempt = _attempt_of(session, order, checkout_session)
@@ -672,8 +678,10 @@ def _apply_processing(session: Session, order: Order, actor: str) -> Outcome:
 def after_commit(outcome: EventOutcome, order_id: int | None) -> None:
     """The one place deciding what runs after a transaction that applied Stripe's word about an order commits:
     an applied change may have recorded an out-of-stock refund (a late payment whose units were gone),
-    which is sent now (never inside the transaction, which must not wait for Stripe)."""
-    if outcome == EventOutcome.APPLIED and order_id is not None:
+    which is sent now (never inside the transaction, which must not wait for Stripe). The transaction says
+    whether it recorded one: without one, nothing is read."""
+    recorded = stock.take_recorded_shortfalls(db.session())
+    if outcome == EventOutcome.APPLIED and order_id in recorded:
         stock.send_shortfall_refunds(order_id)
 
 

@@ -13,9 +13,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from typing import cast
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shopapp.extensions import db
@@ -135,12 +136,40 @@ def _mark_consumed(session: Session, order: Order) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# Both flags' compare-and-sets in one statement, built once: consumed (False -> True) and the reservation flag
+# (as this transaction read it -> False). Table columns: a plain statement, no ORM execution layer.
+_order_columns = Order.__table__.c
+_CONSUME = (
+    update(cast(Table, Order.__table__))
+    .where(
+        _order_columns.id == bindparam("b_order_id"),
+        _order_columns.stock_consumed.is_(False),
+        _order_columns.stock_reserved == bindparam("b_reserved"),
+    )
+    .values(stock_consumed=True, stock_reserved=False, updated_at=bindparam("updated_at"))
+)
+
+
+def _mark_consumed_and_released(session: Session, order: Order) -> bool | None:
+    """Mark the units taken and clear the reservation flag in one compare-and-set on both flags as read.
+
+    Returns whether a hold was released (the flag was set) when it matched; None when either flag had changed
+    since it was read (then the caller takes the two steps one by one, each its own compare-and-set).
+    """
+    reserved = bool(order.stock_reserved)
+    result = session.execute(_CONSUME, {"b_order_id": order.id, "b_reserved": reserved, "updated_at": utcnow()})
+    return reserved if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
 def consume(session: Session, order: Order) -> bool:
     """A paid order keeps its units for good, at most once. Returns False when a late payment finds them gone
     (nothing taken, stock_consumed stays False: the order is refunded instead)."""
-    if not _mark_consumed(session, order):
-        return True  # already taken for this order: never twice
-    if _clear_reservation_flag(session, order):
+    released = _mark_consumed_and_released(session, order)
+    if released is None:
+        if not _mark_consumed(session, order):
+            return True  # already taken for this order: never twice
+        released = _clear_reservation_flag(session, order)
+    if released:
         for item in _lines(order):
             if item.reserved_quantity:
                 session.execute(
@@ -217,6 +246,18 @@ def record_shortfall(session: Session, order: Order, *, actor: str) -> None:
         origin=RefundOrigin.SHORTFALL,
         requested_by=STOCK_REFUND_ACTOR,
     )
+    session.info.setdefault(_RECORDED_SHORTFALLS, set()).add(order.id)
+
+
+# The orders whose out-of-stock refund the session's transaction recorded (Session.info, kept by the session):
+# after the commit, only these have a refund to send now; one queued before is the CLI's (send-refunds, cron).
+_RECORDED_SHORTFALLS = "shopapp.stock.recorded_shortfalls"
+
+
+def take_recorded_shortfalls(session: Session) -> set[int]:
+    """The orders whose out-of-stock refund was recorded in this session since the last call (forgotten now)."""
+    recorded: set[int] = session.info.pop(_RECORDED_SHORTFALLS, set())
+    return recorded
 
 
 def send_shortfall_refunds(order_id: int | None = None) -> int:
@@ -238,8 +279,8 @@ def send_shortfall_refunds(order_id: int | None = None) -> int:
     )
     if order_id is not None:
         query = query.where(Refund.order_id == order_id)
-    # A plain read, not a write transaction: every paid webhook asks, and almost always nothing is due;
-    # on SQLite a write transaction would take the database's write lock just to find that out.
+    # A plain read, not a write transaction: the CLI asks on a schedule, and usually nothing is due; on SQLite
+    # a write transaction would take the database's write lock just to find that out.
     due = list(db.session.execute(query))
     db.session.commit()  # end the read before any call to Stripe
     sent = 0

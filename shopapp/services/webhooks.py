@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -160,6 +162,26 @@ PREPARERS: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
 # Table columns: a plain read that skips the ORM's execution layer (every duplicate delivery runs it).
 _events = PaymentEvent.__table__.c
 _OUTCOME_OF_EVENT = select(_events.outcome).where(_events.stripe_event_id == bindparam("event_id"))
+# Its outcome once applied, on the row _insert_event stored (error stays NULL, as stored).
+_RECORD_OUTCOME = (
+    update(cast(Table, PaymentEvent.__table__))
+    .where(_events.id == bindparam("b_id"))
+    .values(outcome=bindparam("outcome"), order_id=bindparam("order_id"), processed_at=bindparam("processed_at"))
+)
+
+
+@functools.cache
+def _insert_event(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id, built once per dialect: the new row's id,
+    or None when the event is stored already. A concurrent twin waits for the first one's commit (PostgreSQL's
+    unique index; SQLite's one writer), then inserts nothing and reads the stored row."""
+    table = cast(Table, PaymentEvent.__table__)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = {
+        name: bindparam(name, type_=table.c[name].type)
+        for name in ("stripe_event_id", "type", "payload", "received_at")
+    }
+    return insert(table).values(values).on_conflict_do_nothing(index_elements=["stripe_event_id"]).returning(table.c.id)
 
 
 def receive_webhook(payload: bytes, signature: str | None) -> WebhookResult:
@@ -234,25 +256,36 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
             raise WebhookProcessingError(str(error)) from error
     try:
         with write_transaction() as session:
-            row = session.scalar(select(PaymentEvent).where(PaymentEvent.stripe_event_id == event_id))
-            if row is not None and row.outcome != EventOutcome.FAILED and not replay:
-                log.info("Duplicate event %s (%s): already %s", event_id, event_type, row.outcome)
-                return WebhookResult(event_id, row.outcome, duplicate=True)
-            if row is None:
-                row = PaymentEvent(
-                    stripe_event_id=event_id,
-                    type=event_type,
-                    payload=raw if raw is not None else json.dumps(event),
-                    signature_valid=True,
-                )
-                session.add(row)
-                session.flush()  # a concurrent twin fails here on the unique event id
+            # Stored in one statement; the existing row is read only when the event is known already.
+            stored_id = session.scalar(
+                _insert_event(session.get_bind().dialect.name),
+                {
+                    "stripe_event_id": event_id,
+                    "type": event_type,
+                    "payload": raw if raw is not None else json.dumps(event),
+                    "received_at": utcnow(),
+                },
+            )
+            row = None
+            if stored_id is None:
+                row = session.scalar(select(PaymentEvent).where(PaymentEvent.stripe_event_id == event_id))
+                if row is None:  # deleted between the two statements: failed, and Stripe retries it
+                    raise RuntimeError(f"event {event_id} was stored and is gone")
+                if row.outcome != EventOutcome.FAILED and not replay:
+                    log.info("Duplicate event %s (%s): already %s", event_id, event_type, row.outcome)
+                    return WebhookResult(event_id, row.outcome, duplicate=True)
             if handler is None or not isinstance(obj, Mapping):
                 outcome, order_id = EventOutcome.IGNORED, None
             else:
                 outcome, order_id = handler(session, obj, actor)
-            row.outcome = outcome
-            row.order_id, row.processed_at, row.error = order_id, utcnow(), None
+            if row is None:
+                session.execute(
+                    _RECORD_OUTCOME,
+                    {"b_id": stored_id, "outcome": outcome, "order_id": order_id, "processed_at": utcnow()},
+                )
+            else:
+                row.outcome = outcome
+                row.order_id, row.processed_at, row.error = order_id, utcnow(), None
         log.info("Event %s (%s): %s", event_id, event_type, outcome)
     except IntegrityError:
         log.info("Duplicate event %s (%s) arrived concurrently", event_id, event_type)

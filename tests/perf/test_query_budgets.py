@@ -35,12 +35,13 @@ LOGGED_IN_SHOP_PAGE_RENDERED = 4
 # attempt's row (its key, before the call) and storing the session id on it (the sessions the shop created).
 # Issue 23 added what the session asks for: the active shipping rates and promotion codes (two reads).
 CHECKOUT_NEW_ORDER = {"sqlite": 21, "postgresql": 20}
-# A one-line order: dedupe read, event row + insert, order + items, the session's attempt (issue 20: only the
-# shop's own sessions pay), the paid fact's compare-and-set and its re-read, the succeeded refunds' sum and the
-# derived status's compare-and-set (orders.settle), timeline, the receipt queued in the outbox (one INSERT ...
-# SELECT of the shopper's address, issue 15), stock (consumed fact + reservation flag), event outcome, and the
-# after-commit look for a shortfall refund to send.
-WEBHOOK_FIRST_DELIVERY = 16
+# A one-line order: dedupe read, the event row stored (INSERT ... ON CONFLICT DO NOTHING RETURNING: the stored row
+# is read only for a known event), the order with its items (one joined SELECT), the session's attempt (issue 20:
+# only the shop's own sessions pay), the paid fact's compare-and-set (RETURNING the fact columns, no re-read), the
+# succeeded refunds' sum and the derived status's compare-and-set (orders.settle), timeline, the receipt queued in
+# the outbox (one INSERT ... SELECT of the shopper's address, issue 15), stock (consumed fact and reservation flag
+# in one compare-and-set), event outcome. No after-commit read: the transaction recorded no shortfall refund.
+WEBHOOK_FIRST_DELIVERY = 11
 WEBHOOK_DUPLICATE = 1  # the dedupe read: nothing else, and no write
 SUCCESS_PAGE_FINAL_ORDER = 3  # user, order, its items: no Stripe call and no write once the order is final
 # The products are read again only after the products feed moved on (issue 25; shopapp/database.py: on
