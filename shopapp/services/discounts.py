@@ -223,7 +223,9 @@ def delete_not_at_stripe(model: type[Coupon] | type[PromotionCode] | type[Shippi
     Stripe (checkouts may have used it: it stays, switched off) or a coupon that still has promotion codes."""
     id_column = next(s[1] for s in _SENDERS if s[0] is model)
     with write_transaction() as session:
-        row = session.get(model, row_id, with_for_update=True)
+        # FOR UPDATE OF this row's table only: a promotion code loads its coupon by an outer join, and PostgreSQL
+        # refuses to lock the nullable side of one (a 500 on deleting a code).
+        row = session.get(model, row_id, with_for_update={"of": model})
         if row is None:
             raise LookupError(row_id)
         name = str(row)
