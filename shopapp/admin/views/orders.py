@@ -9,6 +9,8 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_login import current_user
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy.orm import joinedload, lazyload
 
@@ -25,6 +27,7 @@ from shopapp.services import disputes, outbox, refunds, shipping, staff
 from shopapp.services.catalog import format_money
 from shopapp.services.ids import db_id, parse_ascii_int
 from shopapp.services.staff import order_search_condition
+from shopapp.templating import local_time
 
 
 class StatusEqualFilter(sqla_filters.FilterEqual):
@@ -70,6 +73,39 @@ def _cents_plain(view: Any, context: Any, model: Any, name: str) -> str:
 def _iso_time(view: Any, context: Any, model: Any, name: str) -> str:
     moment = getattr(model, name)
     return moment.isoformat(timespec="seconds") if moment is not None else ""
+
+
+def _id_cell(view: Any, context: Any, model: Order, name: str) -> Any:
+    return "" if model.id is None else model.id
+
+
+def _shopper_cell(view: Any, context: Any, model: Order, name: str) -> Any:
+    email = model.user.email if model.user is not None else None
+    return "" if email is None else email
+
+
+def _yes_no_cell(view: Any, context: Any, model: Order, name: str) -> str:
+    value = model.needs_review
+    return "" if value is None else ("Yes" if value else "No")
+
+
+def _time_cell(view: Any, context: Any, model: Order, name: str) -> str:
+    return local_time(getattr(model, name))
+
+
+# What Flask-Admin's generic path (column formatter, choices, the first matching type formatter of
+# StaffModelView.column_type_formatters) makes of each listed column, one function per column; a test compares
+# the two on every column.
+_LIST_CELLS = {
+    "id": _id_cell,
+    "user.email": _shopper_cell,
+    "status": _status,  # a Markup badge: never a key of the status choices, so shown as it is
+    "total_cents": money_column,
+    "refunded_cents": money_column,
+    "needs_review": _yes_no_cell,
+    "created_at": _time_cell,
+    "paid_at": _time_cell,
+}
 
 
 class OrderView(StaffModelView):
@@ -148,6 +184,18 @@ class OrderView(StaffModelView):
         # columns was tried in issue 25: SQLAlchemy then sets a loader per deferred column per row, more
         # Python work than reading the columns.)
         return super().get_query().options(joinedload(Order.user), lazyload(Order.items))
+
+    @pass_context
+    def get_list_value(self, context: Context, model: Any, name: str) -> Any:
+        """A list cell: the listed columns through one function each (_LIST_CELLS), the rest as Flask-Admin does.
+
+        The generic path looked up the column's formatter, its choices and then tried each type formatter with
+        isinstance, per cell: 400 cells a page, a tenth of the list's Python calls (issue 25).
+        """
+        cell = _LIST_CELLS.get(name)
+        if cell is None:
+            return super().get_list_value(context, model, name)
+        return cell(self, context, model, name)
 
     def get_export_name(self, export_type: str = "csv") -> str:
         return f"orders.{export_type}"
