@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import select
 import sqlite3
@@ -18,6 +19,8 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 from shopapp.extensions import db
+
+log = logging.getLogger("shopapp.database")
 
 # Session.connection(execution_options=WRITE) makes SQLite take the write lock at BEGIN,
 # so two writers never both read and then fail to upgrade their lock ("database is locked").
@@ -168,7 +171,8 @@ class ChangeFeed:
                     for _ in self._conn.notifies(timeout=0):
                         self._generation += 1
                     self._generation += 1
-            except Exception:  # the listening connection broke: nothing can be promised until it is back
+            except Exception as error:  # the listening connection broke: nothing promised until it is back
+                log.warning("Products change feed lost its connection (%s); reading products on every view", error)
                 self._drop()
                 return None
             return self._generation
@@ -182,7 +186,8 @@ class ChangeFeed:
             args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
             conn = psycopg.connect(*args, **{**kwargs, "autocommit": True, "application_name": "shop-change-feed"})
             conn.execute(f'LISTEN "{self._channel}"')
-        except Exception:
+        except Exception as error:  # the server is down or refuses: views read the products until it listens
+            log.warning("Products change feed cannot listen (%s); retrying in %.0f s", error, FEED_RETRY_SECONDS)
             self._retry_at = time.monotonic() + FEED_RETRY_SECONDS
             return False
         self._conn = conn
@@ -231,7 +236,8 @@ class SQLiteDataVersion:
                     # Autocommit (isolation_level None): each pragma sees the latest commit, no snapshot held.
                     self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
                 return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.Error:
+            except sqlite3.Error as error:  # the views read the products until the file can be read again
+                log.warning("SQLite data version unreadable (%s); reading products on this view", error)
                 self._conn = None
                 return None
 

@@ -570,22 +570,11 @@ def _apply_paid(
         charged_anyway = False
     if charged_anyway and isinstance(checkout_session.get("amount_total"), int) and order.paid_at is None:
         assert problem is not None
-        won = order_rules.record_payment(
-            session,
-            order,
-            session_id=session_id,
-            payment_intent=_payment_intent_id(checkout_session),
-            shipping_address=shipping.shipping_address_json(checkout_session),
-            charged=amounts.reported(terms, checkout_session).order_columns(),
-        )
-        if not won:
+        if not _record_payment(session, order, checkout_session, amounts.reported(terms, checkout_session)):
             return Outcome.NOOP
         order_rules.flag_for_review(session, order, problem, actor=actor)
         order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id} (flagged)", reread=False)
-        outbox.enqueue_order_receipt(order)
-        outbox.enqueue_new_order_notice(order, brand.order_address())
-        if not stock.consume(session, order):
-            stock.record_shortfall(session, order, actor=actor)
+        _announce_and_take_stock(session, order, actor)
         log.error("Order %s paid and flagged for review: %s", order.id, problem)
         return Outcome.FLAGGED
     if problem is not None:
@@ -598,28 +587,41 @@ def _apply_paid(
     assert isinstance(checked, amounts.Charged)
     if before_compare_and_set is not None:
         before_compare_and_set(order.id)
-    won = order_rules.record_payment(
-        session,
-        order,
-        session_id=session_id,
-        payment_intent=_payment_intent_id(checkout_session),
-        shipping_address=shipping.shipping_address_json(checkout_session),
-        charged=checked.order_columns(),
-    )
-    if not won:
+    if not _record_payment(session, order, checkout_session, checked):
         return Outcome.NOOP
     order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id}", reread=False)
-    # Side effects belong to the one caller that recorded the payment.
-    outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
-    # Issue 22 (storefront, kept separate from the payment rules): tell the owner, same transaction.
-    outbox.enqueue_new_order_notice(order, brand.order_address())
-    if not stock.consume(session, order):
-        # Never oversell: the order records the payment, is flagged, and a full refund is queued
-        # (sent to Stripe once this transaction has committed: after_commit).
-        stock.record_shortfall(session, order, actor=actor)
+    if not _announce_and_take_stock(session, order, actor):
         log.warning("Order %s paid late and out of stock: refund queued", order.id)
     log.info("Order %s PAID (%s)", order.id, actor)
     return Outcome.PAID
+
+
+def _record_payment(
+    session: Session, order: Order, checkout_session: Mapping[str, Any], charged: amounts.Charged
+) -> bool:
+    """The payment fact of `checkout_session` on `order` (compare-and-set); False if another finalizer won."""
+    return order_rules.record_payment(
+        session,
+        order,
+        session_id=str(checkout_session.get("id")),
+        payment_intent=_payment_intent_id(checkout_session),
+        shipping_address=shipping.shipping_address_json(checkout_session),
+        charged=charged.order_columns(),
+    )
+
+
+def _announce_and_take_stock(session: Session, order: Order, actor: str) -> bool:
+    """What follows a recorded payment, in its transaction (side effects belong to the one caller that recorded
+    it): the receipt and the owner's notice (outbox, sent after commit), and the stock. Returns False when the
+    stock ran out: then a shortfall is recorded (order flagged, a full refund queued, sent after the commit)."""
+    outbox.enqueue_order_receipt(order)  # same transaction: one receipt per order, sent after commit
+    # Issue 22 (storefront, kept separate from the payment rules): tell the owner, same transaction.
+    outbox.enqueue_new_order_notice(order, brand.order_address())
+    if stock.consume(session, order):
+        return True
+    # Never oversell: the order records the payment, is flagged, and a full refund is queued.
+    stock.record_shortfall(session, order, actor=actor)
+    return False
 
 
 def _apply_no_payment(session: Session, order: Order, checkout_session: Mapping[str, Any], actor: str) -> Outcome:
