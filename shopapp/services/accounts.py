@@ -16,6 +16,7 @@ from flask_login import UserMixin
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
+from shopapp.database import PlainRead
 from shopapp.extensions import db
 from shopapp.models import User
 from shopapp.models.user import new_session_token
@@ -143,16 +144,19 @@ class SignedInUser(UserMixin):
 
 # Built once: every logged-in request runs it. Table columns: no ORM execution layer for a plain row.
 _users = User.__table__.c
-_USER_BY_TOKEN = select(
-    _users.id, _users.email, _users.is_staff, _users.session_token, _users.totp_secret.is_not(None)
-).where(_users.session_token == bindparam("token"))
+_USER_BY_TOKEN = PlainRead(
+    select(_users.id, _users.email, _users.is_staff, _users.session_token, _users.totp_secret.is_not(None)).where(
+        _users.session_token == bindparam("token")
+    )
+)
 
 
 def load_user_by_session_token(token: str) -> SignedInUser | None:
     """The user whose current session token this is (Flask-Login's user loader)."""
     if not token:
         return None
-    row = db.session.execute(_USER_BY_TOKEN, {"token": token}).first()
+    # A plain read (no ORM Session): every logged-in request makes it (database.PlainRead).
+    row = _USER_BY_TOKEN.first(token=token)
     return SignedInUser(*row) if row is not None else None
 
 

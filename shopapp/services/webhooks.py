@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shopapp.extensions import db
+from shopapp.database import PlainRead
 from shopapp.gateway import GatewayError, WebhookPayloadError, WebhookSignatureError, get_gateway
 from shopapp.models import EventOutcome, PaymentEvent
 from shopapp.models.base import utcnow
@@ -161,7 +161,8 @@ PREPARERS: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
 
 # Table columns: a plain read that skips the ORM's execution layer (every duplicate delivery runs it).
 _events = PaymentEvent.__table__.c
-_OUTCOME_OF_EVENT = select(_events.outcome).where(_events.stripe_event_id == bindparam("event_id"))
+# A plain read (no ORM Session, database.PlainRead): every redelivery makes it.
+_OUTCOME_OF_EVENT = PlainRead(select(_events.outcome).where(_events.stripe_event_id == bindparam("event_id")))
 # Its outcome once applied, on the row _insert_event stored (error stays NULL, as stored).
 _RECORD_OUTCOME = (
     update(cast(Table, PaymentEvent.__table__))
@@ -238,7 +239,8 @@ def process_event(event: Mapping[str, Any], raw: str | None = None, *, replay: b
     if not replay:
         # Stripe redelivers often: answer a known duplicate from a plain read, without taking the
         # write lock (BEGIN IMMEDIATE on SQLite) that would queue it behind every real payment.
-        outcome = db.session.scalar(_OUTCOME_OF_EVENT, {"event_id": event_id})
+        known = _OUTCOME_OF_EVENT.first(event_id=event_id)
+        outcome = known[0] if known is not None else None
         if outcome is not None and outcome != EventOutcome.FAILED:
             # Debug, not info: a redelivery changes nothing (the stored event shows what happened), and
             # writing a log line was a tenth of answering one.

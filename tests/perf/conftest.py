@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event
 
+from shopapp.database import plain_read_sent
 from shopapp.extensions import db
 
 # Transaction control is not a query (our SQLite BEGIN goes straight to the driver, psycopg sends its own; both
@@ -70,8 +71,13 @@ def queries(app: Flask) -> Iterator[QueryLog]:
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         log.record(statement)
 
+    def plain(sender: Any, statement: str, **extra: Any) -> None:
+        log.record(statement)
+
     event.listen(engine, "before_cursor_execute", before)
+    plain_read_sent.connect(plain)  # reads sent past SQLAlchemy's events (database.PlainRead)
     yield log
+    plain_read_sent.disconnect(plain)
     event.remove(engine, "before_cursor_execute", before)
 
 

@@ -89,6 +89,11 @@ class Counter:
         if self.on:
             self.statements += 1
 
+    def plain(self, sender: Any, statement: str, **extra: Any) -> None:
+        """plain_read_sent receiver: reads sent past SQLAlchemy's events (database.PlainRead)."""
+        if self.on:
+            self.statements += 1
+
     def rendered(self, sender: Any, template: Any, context: Any, **extra: Any) -> None:
         """template_rendered receiver."""
         if self.on:
@@ -129,6 +134,7 @@ def build_app(db_url: str) -> tuple[Any, list[Target], Counter]:
     from bench.cookies import USER_AGENT, mint
     from bench.events import checkout_completed
     from shopapp import create_app
+    from shopapp.database import plain_read_sent
     from shopapp.extensions import db
     from shopapp.models import Order, OrderStatus, User
     from shopapp.services import accounts, bulk_seed, catalog
@@ -208,6 +214,7 @@ def build_app(db_url: str) -> tuple[Any, list[Target], Counter]:
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", counter.before)
+    plain_read_sent.connect(counter.plain, weak=False)
     template_rendered.connect(counter.rendered, app, weak=False)
     return app, targets, counter
 
