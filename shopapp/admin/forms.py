@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -19,11 +18,12 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Reg
 from wtforms.widgets import HiddenInput
 
 from shopapp import currencies
+from shopapp.forms import ShopForm
 from shopapp.services.ids import KEY_PART_LENGTH, random_key_part
 from shopapp.services.refunds import MAX_REASON_LENGTH
 
 
-class StaffForm(FlaskForm):
+class StaffForm(ShopForm):
     """Base of every admin form: Flask-WTF's CSRF token, the same one CSRFProtect checks on every POST.
 
     Flask-Admin's SecureForm signs a token of its own, which CSRFProtect refuses: with CSRF on (production)

@@ -4,10 +4,10 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, Field, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, ValidationError
 
+from shopapp.forms import ShopForm
 from shopapp.services import passwords
 from shopapp.services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
@@ -51,7 +51,7 @@ def local_part_length(form: Any, field: Field) -> None:
         )
 
 
-class SignupForm(FlaskForm):
+class SignupForm(ShopForm):
     """New account: email and a password typed twice."""
 
     email = EmailField(
@@ -70,7 +70,7 @@ class SignupForm(FlaskForm):
     submit = SubmitField(_l("Create account"))
 
 
-class LoginForm(FlaskForm):
+class LoginForm(ShopForm):
     """Email and password, with an optional remember-me cookie."""
 
     email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(), Length(max=254)])
@@ -79,13 +79,13 @@ class LoginForm(FlaskForm):
     submit = SubmitField(_l("Log in"))
 
 
-class LogoutForm(FlaskForm):
+class LogoutForm(ShopForm):
     """Log-out is a POST with a CSRF token."""
 
     submit = SubmitField(_l("Log out"))
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(ShopForm):
     """The current password, and a new one typed twice."""
 
     current_password = PasswordField(
@@ -107,14 +107,14 @@ class ChangePasswordForm(FlaskForm):
     submit = SubmitField(_l("Change password"))
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(ShopForm):
     """The address to send a reset link to."""
 
     email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(), Length(max=254)])
     submit = SubmitField(_l("Send me a reset link"))
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(ShopForm):
     """A new password, typed twice, from a reset link."""
 
     password = PasswordField(
@@ -132,7 +132,7 @@ class ResetPasswordForm(FlaskForm):
     submit = SubmitField(_l("Set new password"))
 
 
-class TwoFactorCodeForm(FlaskForm):
+class TwoFactorCodeForm(ShopForm):
     """A six-digit code from the authenticator app, or a recovery code."""
 
     code = StringField(
@@ -145,13 +145,13 @@ class TwoFactorCodeForm(FlaskForm):
     submit = SubmitField(_l("Continue"))
 
 
-class TwoFactorSetupForm(FlaskForm):
+class TwoFactorSetupForm(ShopForm):
     """Start enrolment (a POST with CSRF, so a link cannot replace a pending secret)."""
 
     submit = SubmitField(_l("Set up two-factor log-in"))
 
 
-class DeleteAccountForm(FlaskForm):
+class DeleteAccountForm(ShopForm):
     """Deleting the account: the password again, so an unlocked screen is not enough."""
 
     password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
