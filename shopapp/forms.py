@@ -14,8 +14,9 @@ from wtforms.i18n import messages_path
 
 
 @lru_cache(maxsize=32)
-def wtforms_translations(locale: str) -> support.Translations:
-    """WTForms' built-in messages ("This field is required.") in `locale` (a Babel identifier such as "de").
+def wtforms_translations(locale: str) -> support.NullTranslations:
+    """WTForms' built-in messages ("This field is required.") in `locale` (a Babel identifier such as "de"); a
+    NullTranslations (English as written) when WTForms has no catalogue for it.
 
     The same catalogue Flask-WTF loads (`babel.support.Translations.load` of WTForms' "wtforms" domain), read
     once per language per process: Flask-WTF reads and parses the .mo file again on every request that builds
