@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Request, abort, current_app, request
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -104,6 +106,32 @@ class ShopRequest(Request):
         self._max_content_length = value
 
 
+class SigningOnceSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, its signing serializer built once per set of keys, not per request.
+
+    Flask builds a new URLSafeTimedSerializer on every request (open and save), a sixth of opening a shopper's
+    session cookie and 2% of a logged-in page (py-spy, docs/PERFORMANCE.md round 7). The serializer holds only
+    the keys, salt and settings (each signature makes its own signer), so one is shared by all requests; it is
+    keyed by SECRET_KEY and SECRET_KEY_FALLBACKS, so a rotated key takes effect as in Flask.
+    """
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[Any, ...], URLSafeTimedSerializer] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        """Flask's serializer for the app's current keys (None without a SECRET_KEY, as Flask)."""
+        if not app.secret_key:
+            return None
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = super().get_signing_serializer(app)
+            if serializer is None:
+                return None
+            self._serializers = {keys: serializer}  # the newest key set only: an old one is never used again
+        return serializer
+
+
 class NulCharacter(BadRequest):
     """A NUL character in a query or form value: no field of the shop holds one (PostgreSQL refuses it in any
     query). shopapp.errors answers it with a message saying so, not a bare "bad request"."""
@@ -112,6 +140,7 @@ class NulCharacter(BadRequest):
 def init_security(app: Flask) -> None:
     """Refuse oversize bodies up front; add CSP, framing, sniffing and referrer headers (and HSTS when Secure)."""
     app.request_class = ShopRequest
+    app.session_interface = SigningOnceSessionInterface()
 
     # One hook for both checks (each hook call costs Flask a coroutine check and the proxies a lookup).
     @app.before_request
