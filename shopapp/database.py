@@ -91,6 +91,10 @@ def _configure_postgresql(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # Every connection leaves the pool in autocommit, so a read needs no BEGIN whoever takes it: the
+        # Session (whose "begin" above turns it off again for a write) or a PlainRead on the raw connection.
+        # Idle here (the pool rolled back at checkin): psycopg sets the flag locally, no round trip.
+        dbapi_connection.autocommit = True
         last_used = record.info.get("shop_last_used")
         if last_used is None:
             return  # just connected
@@ -103,10 +107,7 @@ def _configure_postgresql(engine: Engine) -> None:
         if time.monotonic() - last_used < IDLE_PING_SECONDS:
             return  # in use moments ago
         try:
-            autocommit = dbapi_connection.autocommit
-            dbapi_connection.autocommit = True
-            dbapi_connection.execute("SELECT 1")
-            dbapi_connection.autocommit = autocommit
+            dbapi_connection.execute("SELECT 1")  # in autocommit (above): no transaction left open
         except Exception as error:  # any failure: this connection is unusable
             raise exc.DisconnectionError(f"idle connection failed its ping: {type(error).__name__}") from error
 
@@ -500,11 +501,8 @@ class PlainRead:
         for name, processor in plan.binds.items():
             values[name] = processor(values[name])
         args: Any = tuple(values[name] for name in plan.positions) if plan.positions is not None else values
-        raw = engine.raw_connection()
+        raw = engine.raw_connection()  # in autocommit: _configure_postgresql's checkout, SQLite's _on_connect
         try:
-            if dialect.name == "postgresql":
-                # Idle here (the pool rolled back at checkin): psycopg sets the flag locally, no round trip.
-                raw.driver_connection.autocommit = True  # type: ignore[union-attr]
             cursor = raw.cursor()
             try:
                 plain_read_sent.send(self, statement=plan.sql)

@@ -120,15 +120,12 @@ class SigningOnceSessionInterface(SecureCookieSessionInterface):
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         """Flask's serializer for the app's current keys (None without a SECRET_KEY, as Flask)."""
-        if not app.secret_key:
-            return None
         keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
         serializer = self._serializers.get(keys)
         if serializer is None:
             serializer = super().get_signing_serializer(app)
-            if serializer is None:
-                return None
-            self._serializers = {keys: serializer}  # the newest key set only: an old one is never used again
+            if serializer is not None:  # the newest key set only: an old one is never used again
+                self._serializers = {keys: serializer}
         return serializer
 
 

@@ -142,7 +142,7 @@ class SignedInUser(UserMixin):
         return f"<SignedInUser {self.id} {self.email}>"
 
 
-# Built once: every logged-in request runs it. Table columns: no ORM execution layer for a plain row.
+# Every logged-in request runs it: a plain read (database.PlainRead), built once.
 _users = User.__table__.c
 _USER_BY_TOKEN = PlainRead(
     select(_users.id, _users.email, _users.is_staff, _users.session_token, _users.totp_secret.is_not(None)).where(
@@ -155,7 +155,6 @@ def load_user_by_session_token(token: str) -> SignedInUser | None:
     """The user whose current session token this is (Flask-Login's user loader)."""
     if not token:
         return None
-    # A plain read (no ORM Session): every logged-in request makes it (database.PlainRead).
     row = _USER_BY_TOKEN.first(token=token)
     return SignedInUser(*row) if row is not None else None
 

@@ -570,7 +570,7 @@ def _apply_paid(
         charged_anyway = False
     if charged_anyway and isinstance(checkout_session.get("amount_total"), int) and order.paid_at is None:
         assert problem is not None
-        if not _record_payment(session, order, checkout_session, amounts.reported(terms, checkout_session)):
+        if not _record_payment(session, order, session_id, checkout_session, amounts.reported(terms, checkout_session)):
             return Outcome.NOOP
         order_rules.flag_for_review(session, order, problem, actor=actor)
         order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id} (flagged)", reread=False)
@@ -587,7 +587,7 @@ def _apply_paid(
     assert isinstance(checked, amounts.Charged)
     if before_compare_and_set is not None:
         before_compare_and_set(order.id)
-    if not _record_payment(session, order, checkout_session, checked):
+    if not _record_payment(session, order, session_id, checkout_session, checked):
         return Outcome.NOOP
     order_rules.settle(session, order, actor=actor, note=f"Paid via {session_id}", reread=False)
     if not _announce_and_take_stock(session, order, actor):
@@ -597,13 +597,14 @@ def _apply_paid(
 
 
 def _record_payment(
-    session: Session, order: Order, checkout_session: Mapping[str, Any], charged: amounts.Charged
+    session: Session, order: Order, session_id: str, checkout_session: Mapping[str, Any], charged: amounts.Charged
 ) -> bool:
-    """The payment fact of `checkout_session` on `order` (compare-and-set); False if another finalizer won."""
+    """The payment fact of `checkout_session` (its id `session_id`) on `order` (compare-and-set); False if
+    another finalizer won."""
     return order_rules.record_payment(
         session,
         order,
-        session_id=str(checkout_session.get("id")),
+        session_id=session_id,
         payment_intent=_payment_intent_id(checkout_session),
         shipping_address=shipping.shipping_address_json(checkout_session),
         charged=charged.order_columns(),

@@ -159,9 +159,8 @@ PREPARERS: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
 }
 
 
-# Table columns: a plain read that skips the ORM's execution layer (every duplicate delivery runs it).
+# Every delivery runs it first: a plain read (database.PlainRead) of the table's columns.
 _events = PaymentEvent.__table__.c
-# A plain read (no ORM Session, database.PlainRead): every redelivery makes it.
 _OUTCOME_OF_EVENT = PlainRead(select(_events.outcome).where(_events.stripe_event_id == bindparam("event_id")))
 # Its outcome once applied, on the row _insert_event stored (error stays NULL, as stored).
 _RECORD_OUTCOME = (
