@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from shopapp.database import newest_first
 from shopapp.extensions import db
 from shopapp.gateway import GatewayError, GatewayRejected, SessionNotFound, get_gateway
 from shopapp.models import CheckoutAttempt, EventOutcome, Order, OrderStatus, User
@@ -221,15 +222,14 @@ def _plan_checkout(
     with write_transaction() as session:
         _lock_user(session, user_id)
         email = session.scalar(select(User.email).where(User.id == user_id)) or ""
+        # newest_first: the (user_id, id) index, not a walk down the primary key over everyone's newer orders
+        # when this shopper has many orders and none pending.
+        users_orders, newest = newest_first(Order.user_id, user_id, Order.id)
         current = session.scalar(
             select(Order)
             # An order already paid by a delayed method is settling on its own: never touch it.
-            .where(
-                Order.user_id == user_id,
-                Order.status == OrderStatus.PENDING,
-                Order.payment_processing.is_(False),
-            )
-            .order_by(Order.id.desc())
+            .where(users_orders, Order.status == OrderStatus.PENDING, Order.payment_processing.is_(False))
+            .order_by(*newest)
             .limit(1)
         )
         if current is not None:
