@@ -444,13 +444,16 @@ def newest_first(key: Any, value: Any, row_id: Any) -> tuple[ColumnElement[bool]
     (`key`, `row_id`), as ix_orders_user_id_id for orders.
 
     Why not `key = value ORDER BY row_id DESC`: PostgreSQL's planner assumes the rows of one `key` are spread
-    evenly over the primary key. For a `key` with many rows (a shopper with 1,000 orders) it expects to meet
-    LIMIT of them soon when walking the primary key backwards from the newest row of the whole table, and
-    picks that plan over the (`key`, `row_id`) index. When that shopper's orders are old, the walk reads
-    every newer order of everyone else (21,000 rows and 3 ms for the benchmark's 1,000-order shopper, growing
-    with the shop; docs/PERFORMANCE.md round 8). A range that admits one value is not turned into a constant
-    by the planner (an equality is, and is then dropped from ORDER BY), so ordering by `key` and `row_id`
-    can only be served without a sort by the (`key`, `row_id`) index, read backwards; SQLite picks the same.
+    evenly over the primary key. Planning with the value known (every call before psycopg prepares the
+    statement, and every call after on a connection whose first prepared calls were planned that way), for a
+    `key` with many rows (a shopper with 1,000 orders) it expects to meet LIMIT of them soon when walking the
+    primary key backwards from the newest row of the whole table, and may pick that plan over the index.
+    When that shopper's orders are old, the walk reads every newer order of everyone else (21,000 rows and
+    3-5 ms for the benchmark's 1,000-order shopper, growing with the shop; docs/PERFORMANCE.md round 8). A
+    range that admits one value is not turned into a constant by the planner (an equality is, and is then
+    dropped from ORDER BY), so ordering by `key` and `row_id` can only be served without a sort by the
+    (`key`, `row_id`) index, read backwards; SQLite picks the same index. Pinned by
+    tests/perf/test_query_plans.py.
     """
     return and_(key >= value, key <= value), (key.desc(), row_id.desc())
 
