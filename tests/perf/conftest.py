@@ -26,22 +26,25 @@ class QueryLog:
     """Statements captured while `capture()` was open."""
 
     statements: list[str] = field(default_factory=list)
+    parameters: list[Any] = field(default_factory=list)  # each statement's parameters (None for plain reads)
     _on: bool = False
 
     @contextmanager
     def capture(self) -> Iterator[QueryLog]:
         """Record the statements run inside the block (forgetting earlier ones)."""
         self.statements.clear()
+        self.parameters.clear()
         self._on = True
         try:
             yield self
         finally:
             self._on = False
 
-    def record(self, statement: str) -> None:
+    def record(self, statement: str, parameters: Any = None) -> None:
         """Called by the cursor event."""
         if self._on:
             self.statements.append(statement)
+            self.parameters.append(parameters)
 
     @property
     def queries(self) -> list[str]:
@@ -69,7 +72,7 @@ def queries(app: Flask) -> Iterator[QueryLog]:
     engine = db.engine
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        log.record(statement)
+        log.record(statement, parameters)
 
     def plain(sender: Any, statement: str, **extra: Any) -> None:
         log.record(statement)
